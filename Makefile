@@ -1,0 +1,110 @@
+# gc: build everything with `make`, run the unit tests with `make test`.
+#
+#   make              library, ./gc_train, ./gc_bench, ./gc_tests (CUDA backend when nvcc is found)
+#   make CUDA=0       CPU-only build
+#   make test         build and run ./gc_tests (non-zero exit on any failure)
+#   make sanitize     build the tests with AddressSanitizer + UBSan into build-san/ and run them
+#   make clean
+#
+# Debian packages needed beyond a fresh machine of this kind: libstb-dev (PNG
+# output). Run as root, the Makefile installs it; otherwise it names the command.
+
+NVCC_PATH := $(shell command -v nvcc 2>/dev/null)
+ifeq ($(NVCC_PATH),)
+  CUDA ?= 0
+else
+  CUDA ?= 1
+endif
+
+BUILD ?= build
+CXX ?= g++
+OPT ?= -O3 -march=native
+CXXFLAGS := -std=c++17 $(OPT) -g1 -Wall -Wextra -fopenmp -I. -MMD -MP
+LDFLAGS := -fopenmp
+LDLIBS := -lpthread
+
+ifeq ($(SANITIZE),1)
+  CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(CUDA),1)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC_PATH))
+  NVCC ?= $(NVCC_PATH)
+  CXXFLAGS += -DGC_CUDA -I$(CUDA_HOME)/include
+  NVCCFLAGS := -std=c++17 -O3 -DGC_CUDA -I. -MMD -MP \
+    -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -Xcompiler -fopenmp
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+  CU_SRCS := $(wildcard kernels/cuda/*.cu)
+else
+  CU_SRCS :=
+endif
+
+LIB_SRCS := $(wildcard runtime/*.cpp kernels/*.cpp kernels/cpu/*.cpp autograd/*.cpp model/*.cpp tools/lib/*.cpp)
+TEST_SRCS := $(wildcard tests/*.cpp)
+LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o) $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
+TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
+LIB := $(BUILD)/libgc.a
+
+STB_HEADER := /usr/include/stb/stb_image_write.h
+GTEST_LIB := /usr/lib/x86_64-linux-gnu/libgtest.a
+
+.PHONY: all test sanitize clean deps
+.DEFAULT_GOAL := all
+
+ifeq ($(BUILD),build)
+all: $(if $(wildcard tools/gc_train.cpp),gc_train) $(if $(wildcard tools/gc_bench.cpp),gc_bench) gc_tests
+else
+all: $(BUILD)/gc_tests
+endif
+
+# ---- Debian packages --------------------------------------------------------
+define need_package
+	@if [ -f $(1) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "gc: installing Debian package $(2) (for $(1))"; \
+	  (apt-get install -y -qq $(2) >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2))) \
+	  || { echo "gc: could not install $(2); run: apt-get update && apt-get install -y $(2)"; exit 1; }; \
+	else echo "gc: missing $(1); install it with: sudo apt-get install -y $(2)"; exit 1; fi
+endef
+
+$(STB_HEADER):
+	$(call need_package,$(STB_HEADER),libstb-dev)
+$(GTEST_LIB):
+	$(call need_package,$(GTEST_LIB),libgtest-dev)
+deps: $(STB_HEADER) $(GTEST_LIB)
+
+# ---- compile ------------------------------------------------------------------
+$(BUILD)/%.o: %.cpp | $(STB_HEADER)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# ---- programs -------------------------------------------------------------------
+gc_train: $(BUILD)/tools/gc_train.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+gc_bench: $(BUILD)/tools/gc_bench.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
+	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a $(LDLIBS)
+
+test: gc_tests
+	./gc_tests
+
+sanitize:
+	$(MAKE) BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
+
+clean:
+	rm -rf build build-san gc_train gc_bench gc_tests
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tools/gc_train.d $(BUILD)/tools/gc_bench.d

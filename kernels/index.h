@@ -1,0 +1,26 @@
+// index.h: the graph ops. Index tensors are i32. Deterministic: sums run over
+// CSR groups in a fixed order, never with float atomics.
+//
+// A CSR grouping of E edges by a node index (senders or receivers):
+//   order [E] i32: edge ids grouped by node (stable: ascending edge id inside a group)
+//   offsets [N + 1] i32: group n is order[offsets[n] .. offsets[n+1])
+// For receivers the edges are already sorted by receiver, so order is the identity.
+#pragma once
+
+#include "runtime/tensor.h"
+
+namespace gc::kernels {
+
+// out [E, C] = x [N, C] rows at index [E].
+void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index);
+// grad_x [N, C] (assigned) = for each node n, sum of grad_out rows order[offsets[n]..offsets[n+1]).
+void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets);
+
+// out [N, C] = for each node n, sum of x rows offsets[n]..offsets[n+1] (edges sorted
+// by receiver). Accumulates in f32 (f64 for f64); out may be f32 while x is bf16.
+// accumulate=true adds into out (edge chunks).
+void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate);
+// grad_x [E, C] = grad_out [N, C] row of each edge's receiver (assigned).
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets);
+
+}  // namespace gc::kernels

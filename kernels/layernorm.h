@@ -1,0 +1,16 @@
+// layernorm.h: LayerNorm over the last dim of x [R, C], population variance.
+// Statistics in f32 (f64 for f64): mean [R] and rstd = 1/sqrt(var + eps) [R] are
+// saved for backward in f32 (f64 for f64 x). gamma, beta [C] any float dtype.
+#pragma once
+
+#include "runtime/tensor.h"
+
+namespace gc::kernels {
+
+void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& gamma,
+                       const Tensor& beta, double eps);
+// grad_x assigned; grad_gamma and grad_beta accumulated (+=), f32 (f64 for f64).
+void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
+                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma);
+
+}  // namespace gc::kernels

@@ -1,0 +1,17 @@
+// reduce.h: reductions. Accumulate in f32 (f64 for f64 inputs) in a fixed order
+// that does not depend on the thread count, so results are bitwise repeatable.
+// Outputs are f32 (f64 for f64 inputs) unless stated; meta does nothing.
+#pragma once
+
+#include "runtime/tensor.h"
+
+namespace gc::kernels {
+
+void sum_all(Tensor& out, const Tensor& x);   // out [1]
+void mean_all(Tensor& out, const Tensor& x);  // out [1]
+// out [C] (+)= sum over rows of x [R, C]; accumulate=true adds into out.
+void sum_rows(Tensor& out, const Tensor& x, bool accumulate);
+// out [1] = sum of x^2 (for the global gradient norm).
+void sum_squares(Tensor& out, const Tensor& x);
+
+}  // namespace gc::kernels

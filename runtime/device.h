@@ -1,0 +1,26 @@
+// device.h: the three devices. cpu holds real data in host memory; cuda holds
+// real data in GPU memory (when built with CUDA and a GPU is present); meta holds
+// shapes only, on a simulated address space, so a dry run makes exactly the
+// allocator requests of a real run without touching memory.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace gc {
+
+enum class Device : unsigned char { cpu, cuda, meta };
+
+const char* device_name(Device device);
+// Throws std::invalid_argument naming the accepted names.
+Device device_from_name(const std::string& name);
+
+// True when the cuda device can be used; otherwise *why_not says why
+// ("built without CUDA", "no CUDA driver", "no GPU found", ...).
+bool cuda_available(std::string* why_not = nullptr);
+
+// Raw copies between devices (sizes in bytes). meta on either side is an error.
+void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+void device_memset_zero(void* dst, Device device, size_t bytes);
+
+}  // namespace gc

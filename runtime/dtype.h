@@ -1,0 +1,90 @@
+// dtype.h: the element types of gc tensors and the conversions between the
+// 16-bit floats and f32.
+//
+// Invariants: f32 -> bf16 rounds to nearest, ties to even, and NaN stays NaN
+// (quiet bit forced, sign kept); f32 -> f16 rounds to nearest even, produces
+// subnormals below 2^-14, overflows to inf, keeps NaN. Both widen exactly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace gc {
+
+enum class DType : uint8_t { f32, f64, bf16, f16, i32, i64 };
+
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);
+// Throws std::invalid_argument naming the accepted names.
+DType dtype_from_name(const std::string& name);
+bool dtype_is_floating(DType dtype);
+// Relative precision used by the tolerance table: FLT_EPSILON, 2^-10, 2^-7, DBL_EPSILON.
+double dtype_epsilon(DType dtype);
+
+inline uint32_t float_bits(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  return bits;
+}
+inline float bits_float(uint32_t bits) {
+  float value;
+  std::memcpy(&value, &bits, 4);
+  return value;
+}
+
+inline uint16_t f32_to_bf16(float value) {
+  uint32_t bits = float_bits(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
+  uint32_t rounding_bias = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding_bias) >> 16);
+}
+inline float bf16_to_f32(uint16_t bits) { return bits_float(static_cast<uint32_t>(bits) << 16); }
+
+uint16_t f32_to_f16(float value);
+float f16_to_f32(uint16_t bits);
+
+// Storage types of the 16-bit floats, distinct so templates can dispatch on them.
+struct bf16_t {
+  uint16_t bits;
+};
+struct f16_t {
+  uint16_t bits;
+};
+
+// Load/store any storage type as its compute type (f32 for the 16-bit floats).
+inline float to_compute(float v) { return v; }
+inline double to_compute(double v) { return v; }
+inline float to_compute(bf16_t v) { return bf16_to_f32(v.bits); }
+inline float to_compute(f16_t v) { return f16_to_f32(v.bits); }
+template <class T>
+inline T from_compute(float v);
+template <>
+inline float from_compute<float>(float v) { return v; }
+template <>
+inline double from_compute<double>(float v) { return v; }
+template <>
+inline bf16_t from_compute<bf16_t>(float v) { return bf16_t{f32_to_bf16(v)}; }
+template <>
+inline f16_t from_compute<f16_t>(float v) { return f16_t{f32_to_f16(v)}; }
+template <class T>
+inline T from_compute_d(double v) {
+  return from_compute<T>(static_cast<float>(v));
+}
+template <>
+inline double from_compute_d<double>(double v) { return v; }
+
+// Compute (accumulation) type of a storage type: f64 stays f64, everything else f32.
+template <class T>
+struct compute_type {
+  using type = float;
+};
+template <>
+struct compute_type<double> {
+  using type = double;
+};
+template <class T>
+using compute_t = typename compute_type<T>::type;
+
+}  // namespace gc

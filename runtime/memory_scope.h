@@ -1,0 +1,56 @@
+// memory_scope.h: memory categories and the RAII scopes that label allocations.
+//
+// Every allocation carries the category and label current on its thread when it
+// is made. Scopes nest: the innermost category wins; label components join with
+// '.' ("processor" > "7" > "edge_mlp" gives "processor.7.edge_mlp").
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace gc {
+
+enum class Category : unsigned char {
+  parameter,
+  gradient,
+  optimizer_state,
+  input,
+  activation,
+  temporary,
+  workspace,
+};
+constexpr int kNumCategories = 7;
+
+const char* category_name(Category category);
+
+class MemoryScope {
+ public:
+  explicit MemoryScope(Category category);           // category only
+  explicit MemoryScope(std::string_view name);        // appends a label component
+  MemoryScope(Category category, std::string_view name);
+  ~MemoryScope();
+  MemoryScope(const MemoryScope&) = delete;
+  MemoryScope& operator=(const MemoryScope&) = delete;
+
+  static Category current_category();
+  static const std::string& current_label();
+
+ private:
+  Category saved_category_;
+  size_t saved_label_length_;
+};
+
+// Replaces the whole label (not appended) for the scope's lifetime; used when
+// work recorded under one label runs later (backward, recompute).
+class LabelOverride {
+ public:
+  explicit LabelOverride(const std::string& label);
+  ~LabelOverride();
+  LabelOverride(const LabelOverride&) = delete;
+  LabelOverride& operator=(const LabelOverride&) = delete;
+
+ private:
+  std::string saved_label_;
+};
+
+}  // namespace gc

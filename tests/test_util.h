@@ -1,0 +1,117 @@
+// test_util.h: what every op test shares: the one tolerance formula with its
+// per-dtype table, seeded random tensors that are never all zero, and a
+// central finite-difference helper in f64.
+//
+//   |got - ref| <= atol + eps_dtype * rtol_scale * |ref|
+// eps_dtype: f32 FLT_EPSILON, f16 2^-10, bf16 2^-7, f64 DBL_EPSILON (dtype_epsilon()).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace gc::test {
+
+// Tolerance for comparing a result computed in `dtype` storage against an f64
+// (or f32) reference. `ops` is a rough count of rounding steps per output (the
+// reduction length of a dot product, for instance); error grows like sqrt(ops).
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+inline Tolerance tolerance_for(DType dtype, double ops = 1.0) {
+  const double eps = dtype_epsilon(dtype);
+  const double growth = std::sqrt(std::max(1.0, ops));
+  // Storage rounding of inputs and output costs ~2 eps; accumulation in f32 adds
+  // FLT_EPSILON * growth.
+  const double rtol = 4.0 * eps + 4.0 * FLT_EPSILON * growth;
+  return {rtol, rtol};
+}
+
+inline ::testing::AssertionResult all_close(const std::vector<double>& got, const std::vector<double>& ref,
+                                            Tolerance tol, const std::string& what = "") {
+  if (got.size() != ref.size())
+    return ::testing::AssertionFailure() << what << ": sizes differ " << got.size() << " vs " << ref.size();
+  size_t bad = 0, first = 0;
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(got[i] - ref[i]);
+    const double bound = tol.atol + tol.rtol * std::fabs(ref[i]);
+    if (!(err <= bound)) {
+      if (bad == 0) first = i;
+      ++bad;
+      worst = std::max(worst, err / bound);
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": " << bad << " of " << got.size()
+                                       << " elements out of tolerance (atol " << tol.atol << ", rtol " << tol.rtol
+                                       << "); first at " << first << ": got " << got[first] << ", ref " << ref[first]
+                                       << "; worst error/bound " << worst;
+}
+
+// Uniform values in [-scale, scale], never all zero, seeded.
+inline std::vector<double> random_values(size_t n, uint64_t seed, double scale = 1.0) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> dist(-scale, scale);
+  std::vector<double> v(n);
+  for (auto& x : v) x = dist(rng);
+  if (n > 0) v[0] = scale * 0.75;  // guarantees a non-zero element
+  return v;
+}
+
+inline Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double scale = 1.0,
+                            Device device = Device::cpu) {
+  return Tensor::from_doubles(random_values(static_cast<size_t>(shape_numel(shape)), seed, scale), shape, dtype,
+                              device);
+}
+
+// Values of `values` rounded through `dtype` (what a tensor of that dtype holds).
+inline std::vector<double> rounded_through(const std::vector<double>& values, DType dtype) {
+  return Tensor::from_doubles(values, {static_cast<int64_t>(values.size())}, dtype).to_doubles();
+}
+
+// Central finite difference of a scalar function of one f64 tensor's elements,
+// at up to `max_elements` evenly spaced elements. Returns {index, derivative}.
+inline std::vector<std::pair<int64_t, double>> finite_difference(Tensor& x, const std::function<double()>& f,
+                                                                 int64_t max_elements = 64, double h = 1e-6) {
+  std::vector<std::pair<int64_t, double>> out;
+  const int64_t n = x.numel();
+  const int64_t stride = std::max<int64_t>(1, n / max_elements);
+  double* data = x.data_as<double>();
+  for (int64_t i = 0; i < n; i += stride) {
+    const double saved = data[i];
+    data[i] = saved + h;
+    const double fp = f();
+    data[i] = saved - h;
+    const double fm = f();
+    data[i] = saved;
+    out.push_back({i, (fp - fm) / (2 * h)});
+  }
+  return out;
+}
+
+// Checks an analytic gradient against finite differences in f64.
+inline ::testing::AssertionResult gradient_matches(const Tensor& analytic, Tensor& x,
+                                                   const std::function<double()>& f, const std::string& what,
+                                                   int64_t max_elements = 64) {
+  auto fd = finite_difference(x, f, max_elements);
+  std::vector<double> a = analytic.to_doubles();
+  for (auto& [i, d] : fd) {
+    const double err = std::fabs(a[static_cast<size_t>(i)] - d);
+    if (err > 1e-6 + 1e-5 * std::fabs(d))
+      return ::testing::AssertionFailure() << what << ": gradient at " << i << " is " << a[static_cast<size_t>(i)]
+                                           << ", finite difference " << d;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+inline const char* dtype_param_name(DType d) { return dtype_name(d); }
+
+}  // namespace gc::test
