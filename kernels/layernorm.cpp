@@ -1,0 +1,95 @@
+// kernels/layernorm.cpp: LayerNorm entry points: validation and device dispatch.
+//
+// Every check runs on every device, meta included, so a dry run rejects exactly
+// what a real run rejects; meta then returns without touching data.
+#include "kernels/layernorm.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/layernorm.h"
+
+namespace gc::kernels {
+namespace {
+
+void require(bool condition, const char* op, const std::string& message) {
+  if (!condition) throw std::invalid_argument(std::string(op) + ": " + message);
+}
+
+bool is_float(DType dtype) { return dtype_is_floating(dtype); }
+
+// f32 statistics and parameter gradients, f64 when x is f64.
+DType stats_dtype(DType x_dtype) { return x_dtype == DType::f64 ? DType::f64 : DType::f32; }
+
+void require_same_device(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> others) {
+  for (const Tensor* t : others)
+    require(t->device() == reference.device(), op,
+            "tensors on different devices: " + reference.describe() + " and " + t->describe());
+}
+
+void require_defined(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
+  for (auto& [name, t] : tensors) require(t->defined(), op, std::string(name) + " is undefined");
+}
+
+// Checks shared by forward and backward: x [..., C] float with C > 0; gamma [C]
+// (and beta [C], same dtype as gamma); mean, rstd [R] in the statistics dtype.
+void check_common(const char* op, const Tensor& x, const Tensor& gamma, const Tensor* beta, const Tensor& mean,
+                  const Tensor& rstd) {
+  require(x.dim() >= 1 && is_float(x.dtype()), op, "x must be a float tensor [R, C]; got " + x.describe());
+  const int64_t cols = x.size(-1);
+  require(cols > 0, op, "x has an empty last dim: " + x.describe());
+  const int64_t rows = x.numel() / cols;
+  require(is_float(gamma.dtype()) && gamma.numel() == cols, op,
+          "gamma must be a float tensor of " + std::to_string(cols) + " elements; got " + gamma.describe() +
+              " for x " + x.describe());
+  if (beta)
+    require(beta->dtype() == gamma.dtype() && beta->numel() == cols, op,
+            "beta must match gamma " + gamma.describe() + "; got " + beta->describe());
+  const DType sd = stats_dtype(x.dtype());
+  for (const Tensor* s : {&mean, &rstd})
+    require(s->dtype() == sd && s->numel() == rows, op,
+            std::string("mean and rstd must be ") + dtype_name(sd) + " with " + std::to_string(rows) +
+                " elements for x " + x.describe() + "; got " + s->describe());
+}
+
+void require_like_x(const char* op, const char* name, const Tensor& t, const Tensor& x) {
+  require(t.dtype() == x.dtype() && t.shape() == x.shape(), op,
+          std::string(name) + " must have x's dtype and shape " + x.describe() + "; got " + t.describe());
+}
+
+}  // namespace
+
+void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& gamma,
+                       const Tensor& beta, double eps) {
+  const char* op = "layernorm_forward";
+  require_defined(op, {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"gamma", &gamma}, {"beta", &beta}});
+  check_common(op, x, gamma, &beta, mean, rstd);
+  require_like_x(op, "out", out, x);
+  require(eps >= 0 && std::isfinite(eps), op, "eps must be finite and >= 0; got " + std::to_string(eps));
+  require_same_device(op, x, {&out, &mean, &rstd, &gamma, &beta});
+  if (x.device() == Device::meta) return;
+  if (x.device() == Device::cuda) throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
+  cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
+}
+
+void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
+                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma) {
+  const char* op = "layernorm_backward";
+  require_defined(op, {{"grad_x", &grad_x}, {"grad_gamma", &grad_gamma}, {"grad_beta", &grad_beta},
+                       {"grad_out", &grad_out}, {"x", &x}, {"mean", &mean}, {"rstd", &rstd}, {"gamma", &gamma}});
+  check_common(op, x, gamma, nullptr, mean, rstd);
+  require_like_x(op, "grad_x", grad_x, x);
+  require_like_x(op, "grad_out", grad_out, x);
+  const DType sd = stats_dtype(x.dtype());
+  for (const Tensor* g : {&grad_gamma, &grad_beta})
+    require(g->dtype() == sd && g->numel() == gamma.numel(), op,
+            std::string("grad_gamma and grad_beta must be ") + dtype_name(sd) + " like gamma " + gamma.describe() +
+                "; got " + g->describe());
+  require_same_device(op, x, {&grad_x, &grad_gamma, &grad_beta, &grad_out, &mean, &rstd, &gamma});
+  if (x.device() == Device::meta) return;
+  if (x.device() == Device::cuda) throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
+  cpu::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma);
+}
+
+}  // namespace gc::kernels
