@@ -27,7 +27,8 @@ void concat_cols(Tensor& out, const std::vector<Tensor>& parts);
 // parts[i] [R, Ci] = columns of x [R, sum Ci] (the backward of concat_cols).
 void split_cols(std::vector<Tensor>& parts, const Tensor& x);
 
-// True when every element of x is finite (for loss scaling); false on meta.
+// True when every element of x is finite (for loss scaling). True on meta: a dry
+// run has no values and must follow the path of a clean step, never skip one.
 bool all_finite(const Tensor& x);
 
 }  // namespace gc::kernels

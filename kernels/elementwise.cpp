@@ -1,0 +1,146 @@
+// elementwise.cpp: validation and device dispatch of kernels/elementwise.h.
+//
+// Every op checks its operands completely before looking at the device, so a dry
+// run on meta rejects exactly what a real run would. On meta nothing else
+// happens (outputs belong to the caller, and these ops need no temporaries).
+#include "kernels/elementwise.h"
+
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/elementwise.h"
+
+namespace gc::kernels {
+namespace {
+
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::invalid_argument(std::string(op) + ": " + what);
+}
+
+void require_defined_float(const char* op, const char* name, const Tensor& t) {
+  if (!t.defined()) fail(op, std::string(name) + " is undefined");
+  if (!dtype_is_floating(t.dtype())) fail(op, std::string(name) + " must be a float tensor, got " + t.describe());
+}
+
+struct Operand {
+  const char* name;
+  const Tensor& tensor;
+};
+
+// Every operand defined and float, all on the first one's device, all with its numel.
+void check_operands(const char* op, std::initializer_list<Operand> operands) {
+  const Operand& first = *operands.begin();
+  for (const Operand& operand : operands) {
+    require_defined_float(op, operand.name, operand.tensor);
+    if (operand.tensor.device() != first.tensor.device())
+      fail(op, std::string(operand.name) + " is " + operand.tensor.describe() + " but " + first.name + " is " +
+                   first.tensor.describe() + ": tensors on different devices");
+    if (operand.tensor.numel() != first.tensor.numel())
+      fail(op, std::string(operand.name) + " is " + operand.tensor.describe() + " but " + first.name + " is " +
+                   first.tensor.describe() + ": element counts differ");
+  }
+}
+
+// True when the cpu kernel should run; false on meta (nothing to compute) and for
+// empty tensors; throws on cuda until that backend exists.
+bool runs_on_cpu(const char* op, const Tensor& t) {
+  switch (t.device()) {
+    case Device::meta: return false;
+    case Device::cuda: throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
+    case Device::cpu: return t.numel() > 0;
+  }
+  return false;
+}
+
+void check_columns(const char* op, const char* name, const Tensor& t) {
+  if (!t.defined()) fail(op, std::string(name) + " is undefined");
+  if (t.dim() != 2) fail(op, std::string(name) + " must be 2-D [rows, columns], got " + t.describe());
+}
+
+// Shared by concat_cols and split_cols: whole [R, sum Ci] against parts [R, Ci].
+void check_column_parts(const char* op, const Tensor& whole, const std::vector<Tensor>& parts) {
+  check_columns(op, "the concatenated tensor", whole);
+  if (parts.empty()) fail(op, "no parts");
+  int64_t total_columns = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Tensor& part = parts[i];
+    const std::string name = "part " + std::to_string(i);
+    check_columns(op, name.c_str(), part);
+    if (part.dtype() != whole.dtype() || part.device() != whole.device())
+      fail(op, name + " is " + part.describe() + " but the concatenated tensor is " + whole.describe());
+    if (part.size(0) != whole.size(0))
+      fail(op, name + " has " + std::to_string(part.size(0)) + " rows, the concatenated tensor " +
+                   whole.describe() + " has " + std::to_string(whole.size(0)));
+    total_columns += part.size(1);
+  }
+  if (total_columns != whole.size(1))
+    fail(op, "parts have " + std::to_string(total_columns) + " columns in all, the concatenated tensor " +
+                 whole.describe() + " has " + std::to_string(whole.size(1)));
+}
+
+}  // namespace
+
+void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
+  check_operands("add_forward", {{"out", out}, {"a", a}, {"b", b}});
+  if (runs_on_cpu("add_forward", out)) cpu::add_forward(out, a, b);
+}
+
+void mul_forward(Tensor& out, const Tensor& a, const Tensor& b) {
+  check_operands("mul_forward", {{"out", out}, {"a", a}, {"b", b}});
+  if (runs_on_cpu("mul_forward", out)) cpu::mul_forward(out, a, b);
+}
+
+void scale_forward(Tensor& out, const Tensor& x, double factor) {
+  check_operands("scale_forward", {{"out", out}, {"x", x}});
+  if (runs_on_cpu("scale_forward", out)) cpu::scale_forward(out, x, factor);
+}
+
+void accumulate(Tensor& acc, const Tensor& x) {
+  check_operands("accumulate", {{"acc", acc}, {"x", x}});
+  if (runs_on_cpu("accumulate", acc)) cpu::accumulate(acc, x);
+}
+
+void scale_inplace(Tensor& x, double factor) {
+  check_operands("scale_inplace", {{"x", x}});
+  if (runs_on_cpu("scale_inplace", x)) cpu::scale_inplace(x, factor);
+}
+
+void fill(Tensor& x, double value) {
+  check_operands("fill", {{"x", x}});
+  if (runs_on_cpu("fill", x)) cpu::fill(x, value);
+}
+
+void silu_forward(Tensor& out, const Tensor& x) {
+  check_operands("silu_forward", {{"out", out}, {"x", x}});
+  if (runs_on_cpu("silu_forward", out)) cpu::silu_forward(out, x);
+}
+
+void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
+  check_operands("silu_backward", {{"grad_x", grad_x}, {"grad_out", grad_out}, {"x", x}});
+  if (runs_on_cpu("silu_backward", grad_x)) cpu::silu_backward(grad_x, grad_out, x);
+}
+
+void cast(Tensor& out, const Tensor& x) {
+  check_operands("cast", {{"out", out}, {"x", x}});
+  if (runs_on_cpu("cast", out)) cpu::cast(out, x);
+}
+
+void concat_cols(Tensor& out, const std::vector<Tensor>& parts) {
+  check_column_parts("concat_cols", out, parts);
+  if (runs_on_cpu("concat_cols", out)) cpu::concat_cols(out, parts);
+}
+
+void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
+  check_column_parts("split_cols", x, parts);
+  if (runs_on_cpu("split_cols", x)) cpu::split_cols(parts, x);
+}
+
+bool all_finite(const Tensor& x) {
+  check_operands("all_finite", {{"x", x}});
+  // A dry run has no values; it must take the same path as a clean real step.
+  if (!runs_on_cpu("all_finite", x)) return true;
+  return cpu::all_finite(x);
+}
+
+}  // namespace gc::kernels
