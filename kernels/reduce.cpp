@@ -1,0 +1,71 @@
+// reduce.cpp: validation and device dispatch of kernels/reduce.h.
+//
+// The output dtype is part of the contract: f32 for f32/bf16/f16 inputs, f64 for
+// f64, so a reduction never rounds through a 16-bit type. An empty x sums to 0.
+#include "kernels/reduce.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/reduce.h"
+
+namespace gc::kernels {
+namespace {
+
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::invalid_argument(std::string(op) + ": " + what);
+}
+
+DType reduction_dtype(DType input) { return input == DType::f64 ? DType::f64 : DType::f32; }
+
+// x float; out defined on x's device with the reduction dtype and `out_numel` elements.
+void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t out_numel) {
+  if (!x.defined()) fail(op, "x is undefined");
+  if (!dtype_is_floating(x.dtype())) fail(op, "x must be a float tensor, got " + x.describe());
+  if (!out.defined()) fail(op, "out is undefined");
+  if (out.device() != x.device())
+    fail(op, "out is " + out.describe() + " but x is " + x.describe() + ": tensors on different devices");
+  const DType expected = reduction_dtype(x.dtype());
+  if (out.dtype() != expected)
+    fail(op, std::string("out must be ") + dtype_name(expected) + " for x " + x.describe() + ", got " +
+                 out.describe());
+  if (out.numel() != out_numel)
+    fail(op, "out must have " + std::to_string(out_numel) + " elements for x " + x.describe() + ", got " +
+                 out.describe());
+}
+
+// True when the cpu kernel should run; false on meta; throws on cuda for now.
+bool runs_on_cpu(const char* op, const Tensor& t) {
+  switch (t.device()) {
+    case Device::meta: return false;
+    case Device::cuda: throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
+    case Device::cpu: return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void sum_all(Tensor& out, const Tensor& x) {
+  check_reduction("sum_all", out, x, 1);
+  if (runs_on_cpu("sum_all", x)) cpu::sum_all(out, x);
+}
+
+void mean_all(Tensor& out, const Tensor& x) {
+  check_reduction("mean_all", out, x, 1);
+  if (x.numel() == 0) fail("mean_all", "the mean of an empty tensor " + x.describe() + " is undefined");
+  if (runs_on_cpu("mean_all", x)) cpu::mean_all(out, x);
+}
+
+void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
+  if (x.defined() && x.dim() != 2) fail("sum_rows", "x must be 2-D [rows, columns], got " + x.describe());
+  check_reduction("sum_rows", out, x, x.defined() ? x.size(1) : 0);
+  if (runs_on_cpu("sum_rows", x) && out.numel() > 0) cpu::sum_rows(out, x, accumulate);
+}
+
+void sum_squares(Tensor& out, const Tensor& x) {
+  check_reduction("sum_squares", out, x, 1);
+  if (runs_on_cpu("sum_squares", x)) cpu::sum_squares(out, x);
+}
+
+}  // namespace gc::kernels

@@ -1,0 +1,204 @@
+// test_reduce.cpp: kernels/reduce.h against f64 sums of the stored inputs, in every
+// float dtype at odd sizes; bitwise equal results for 1, 2 and 3 threads; the
+// accuracy of the pairwise order on a long sum; meta runs; bad operands.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cstring>
+
+#include "kernels/reduce.h"
+#include "tests/test_util.h"
+
+using namespace gc;
+using namespace gc::test;
+
+namespace {
+
+DType output_dtype(DType input) { return input == DType::f64 ? DType::f64 : DType::f32; }
+
+struct ReduceCase {
+  DType dtype;
+  Shape shape;  // [R, C]
+};
+
+std::vector<ReduceCase> reduce_cases() {
+  std::vector<ReduceCase> cases;
+  for (DType dtype : {DType::f32, DType::f64, DType::bf16, DType::f16})
+    for (Shape shape : {Shape{1, 1}, Shape{31, 1}, Shape{33, 31}, Shape{65, 65}, Shape{1000, 7}, Shape{7, 1000}})
+      cases.push_back({dtype, shape});
+  return cases;
+}
+
+std::string case_name(const ::testing::TestParamInfo<ReduceCase>& info) {
+  return std::string(dtype_name(info.param.dtype)) + "_" + std::to_string(info.param.shape[0]) + "x" +
+         std::to_string(info.param.shape[1]);
+}
+
+class ReduceTest : public ::testing::TestWithParam<ReduceCase> {
+ protected:
+  DType dtype() const { return GetParam().dtype; }
+  int64_t rows() const { return GetParam().shape[0]; }
+  int64_t cols() const { return GetParam().shape[1]; }
+  Tensor scalar_out() const { return Tensor::empty({1}, output_dtype(dtype())); }
+  Tolerance tolerance(int64_t terms) const { return tolerance_for(output_dtype(dtype()), static_cast<double>(terms)); }
+};
+
+TEST_P(ReduceTest, SumAllMeanAllSumSquares) {
+  Tensor x = random_tensor(GetParam().shape, dtype(), 1, 2.0);
+  const std::vector<double> v = x.to_doubles();
+  double sum = 0, squares = 0;
+  for (double e : v) sum += e, squares += e * e;
+  const double n = static_cast<double>(v.size());
+  Tensor out = scalar_out();
+  kernels::sum_all(out, x);
+  EXPECT_TRUE(all_close(out.to_doubles(), {sum}, tolerance(x.numel()), "sum_all"));
+  kernels::mean_all(out, x);
+  EXPECT_TRUE(all_close(out.to_doubles(), {sum / n}, tolerance(x.numel() + 1), "mean_all"));
+  kernels::sum_squares(out, x);
+  EXPECT_TRUE(all_close(out.to_doubles(), {squares}, tolerance(x.numel() + 1), "sum_squares"));
+}
+
+TEST_P(ReduceTest, SumRowsAssignsThenAccumulates) {
+  Tensor x = random_tensor(GetParam().shape, dtype(), 2, 2.0);
+  const std::vector<double> v = x.to_doubles();
+  std::vector<double> column_sums(static_cast<size_t>(cols()), 0.0);
+  for (int64_t r = 0; r < rows(); ++r)
+    for (int64_t c = 0; c < cols(); ++c) column_sums[static_cast<size_t>(c)] += v[static_cast<size_t>(r * cols() + c)];
+  Tensor out = random_tensor({cols()}, output_dtype(dtype()), 3);
+  kernels::sum_rows(out, x, /*accumulate=*/false);
+  EXPECT_TRUE(all_close(out.to_doubles(), column_sums, tolerance(rows()), "sum_rows"));
+  const std::vector<double> before = out.to_doubles();
+  Tensor x2 = random_tensor(GetParam().shape, dtype(), 4, 2.0);
+  const std::vector<double> v2 = x2.to_doubles();
+  std::vector<double> ref = before;
+  for (int64_t r = 0; r < rows(); ++r)
+    for (int64_t c = 0; c < cols(); ++c) ref[static_cast<size_t>(c)] += v2[static_cast<size_t>(r * cols() + c)];
+  kernels::sum_rows(out, x2, /*accumulate=*/true);
+  EXPECT_TRUE(all_close(out.to_doubles(), ref, tolerance(rows() + 1), "sum_rows accumulate"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Reduce, ReduceTest, ::testing::ValuesIn(reduce_cases()), case_name);
+
+// ---- determinism and accuracy ------------------------------------------------------
+
+// Runs `compute` with 1, 2 and 3 OpenMP threads and expects the same bytes each time.
+void expect_same_bits_for_thread_counts(const std::function<Tensor()>& compute, const std::string& what) {
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const Tensor single = compute();
+  for (int threads : {2, 3}) {
+    omp_set_num_threads(threads);
+    const Tensor multi = compute();
+    ASSERT_EQ(single.nbytes(), multi.nbytes());
+    EXPECT_EQ(std::memcmp(single.data(), multi.data(), single.nbytes()), 0) << what << " with " << threads
+                                                                             << " threads";
+  }
+  omp_set_num_threads(saved_threads);
+}
+
+TEST(ReduceDeterminism, BitwiseEqualForAnyThreadCount) {
+  for (DType dtype : {DType::f32, DType::bf16, DType::f64}) {
+    const std::string name = dtype_name(dtype);
+    Tensor x = random_tensor({300001}, dtype, 10);
+    auto scalar = [&](void (*op)(Tensor&, const Tensor&)) {
+      return [&, op] {
+        Tensor out = Tensor::empty({1}, output_dtype(dtype));
+        op(out, x);
+        return out;
+      };
+    };
+    expect_same_bits_for_thread_counts(scalar(kernels::sum_all), "sum_all " + name);
+    expect_same_bits_for_thread_counts(scalar(kernels::mean_all), "mean_all " + name);
+    expect_same_bits_for_thread_counts(scalar(kernels::sum_squares), "sum_squares " + name);
+    for (Shape shape : {Shape{5003, 130}, Shape{100003, 3}}) {
+      Tensor matrix = random_tensor(shape, dtype, 11);
+      expect_same_bits_for_thread_counts(
+          [&] {
+            Tensor out = Tensor::from_doubles(random_values(static_cast<size_t>(shape[1]), 12),
+                                              {shape[1]}, output_dtype(dtype));
+            kernels::sum_rows(out, matrix, /*accumulate=*/true);
+            return out;
+          },
+          "sum_rows " + name + shape_string(shape));
+    }
+  }
+}
+
+TEST(ReduceAccuracy, LongSumStaysNearTheExactValue) {
+  // A million equal terms: a sequential f32 sum drifts by about 1%; the pairwise
+  // order keeps the error at a few f32 roundings per level of its tree.
+  const int64_t n = 1000000;
+  Tensor x = Tensor::empty({n}, DType::f32);
+  for (int64_t i = 0; i < n; ++i) x.data_as<float>()[i] = 0.1f;
+  const double exact = static_cast<double>(n) * static_cast<double>(0.1f);
+  Tensor out = Tensor::empty({1}, DType::f32);
+  kernels::sum_all(out, x);
+  EXPECT_TRUE(all_close(out.to_doubles(), {exact}, tolerance_for(DType::f32, std::log2(static_cast<double>(n))),
+                        "sum of 1e6 x 0.1f"));
+  Tensor column = x.reshape({n, 1});
+  kernels::sum_rows(out, column, false);
+  EXPECT_TRUE(all_close(out.to_doubles(), {exact}, tolerance_for(DType::f32, std::log2(static_cast<double>(n))),
+                        "column sum of 1e6 x 0.1f"));
+}
+
+// ---- meta, empty and validation ---------------------------------------------------------
+
+TEST(ReduceMeta, EveryOpRunsAndAllocatesNothing) {
+  Tensor x = Tensor::empty({1000, 7}, DType::bf16, Device::meta);
+  Tensor out = Tensor::empty({1}, DType::f32, Device::meta);
+  Tensor columns = Tensor::empty({7}, DType::f32, Device::meta);
+  auto& allocator = allocator_for(Device::meta);
+  const AllocatorStats before = allocator.stats();
+  kernels::sum_all(out, x);
+  kernels::mean_all(out, x);
+  kernels::sum_squares(out, x);
+  kernels::sum_rows(columns, x, false);
+  kernels::sum_rows(columns, x, true);
+  const AllocatorStats after = allocator.stats();
+  EXPECT_EQ(after.allocated, before.allocated);
+  EXPECT_EQ(after.num_allocs, before.num_allocs);
+}
+
+TEST(ReduceEmpty, EmptyInputSumsToZero) {
+  Tensor x = Tensor::empty({0, 5}, DType::f32);
+  Tensor out = Tensor::from_doubles({7}, {1}, DType::f32);
+  kernels::sum_all(out, x);
+  EXPECT_EQ(out.item(), 0.0);
+  Tensor columns = Tensor::from_doubles(random_values(5, 20), {5}, DType::f32);
+  const std::vector<double> before = columns.to_doubles();
+  kernels::sum_rows(columns, x, true);
+  EXPECT_EQ(columns.to_doubles(), before);
+  kernels::sum_rows(columns, x, false);
+  EXPECT_EQ(columns.to_doubles(), std::vector<double>(5, 0.0));
+  EXPECT_THROW(kernels::mean_all(out, x), std::invalid_argument);
+}
+
+TEST(ReduceValidation, RejectsBadOperands) {
+  Tensor x = random_tensor({33, 31}, DType::bf16, 30);
+  Tensor wide = Tensor::empty({2}, DType::f32);
+  EXPECT_THROW(kernels::sum_all(wide, x), std::invalid_argument);
+  Tensor bf16_out = Tensor::empty({1}, DType::bf16);
+  EXPECT_THROW(kernels::sum_squares(bf16_out, x), std::invalid_argument);
+  Tensor f64_x = random_tensor({31}, DType::f64, 31);
+  Tensor f32_out = Tensor::empty({1}, DType::f32);
+  EXPECT_THROW(kernels::mean_all(f32_out, f64_x), std::invalid_argument);
+  Tensor columns = Tensor::empty({30}, DType::f32);
+  EXPECT_THROW(kernels::sum_rows(columns, x, false), std::invalid_argument);
+  Tensor flat = random_tensor({31}, DType::f32, 32);
+  Tensor one_column = Tensor::empty({1}, DType::f32);
+  EXPECT_THROW(kernels::sum_rows(one_column, flat, false), std::invalid_argument);
+  Tensor indices = Tensor::zeros({4}, DType::i32);
+  EXPECT_THROW(kernels::sum_all(f32_out, indices), std::invalid_argument);
+  Tensor meta_out = Tensor::empty({1}, DType::f32, Device::meta);
+  EXPECT_THROW(kernels::sum_all(meta_out, x), std::invalid_argument);
+  try {
+    kernels::sum_all(wide, x);
+    ADD_FAILURE() << "sum_all accepted a two-element output";
+  } catch (const std::invalid_argument& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("sum_all"), std::string::npos) << message;
+    EXPECT_NE(message.find(x.describe()), std::string::npos) << message;
+  }
+}
+
+}  // namespace
