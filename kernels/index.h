@@ -5,6 +5,11 @@
 //   order [E] i32: edge ids grouped by node (stable: ascending edge id inside a group)
 //   offsets [N + 1] i32: group n is order[offsets[n] .. offsets[n+1])
 // For receivers the edges are already sorted by receiver, so order is the identity.
+//
+// Float dtypes: the two row tensors of an op (x and out, grad_out and grad_x)
+// have the same dtype, or one is f32 and the other bf16/f16 (sums accumulate in
+// f32, f64 for f64, and round once when stored). Index values are range-checked
+// (std::invalid_argument) before any row is touched.
 #pragma once
 
 #include "runtime/tensor.h"
@@ -18,9 +23,15 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
 
 // out [N, C] = for each node n, sum of x rows offsets[n]..offsets[n+1] (edges sorted
 // by receiver). Accumulates in f32 (f64 for f64); out may be f32 while x is bf16.
-// accumulate=true adds into out (edge chunks).
+// accumulate=true adds into out (edge chunks): each sum starts from out's value,
+// so with an f32 out, chunks taken in edge order give the unchunked result bitwise.
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate);
 // grad_x [E, C] = grad_out [N, C] row of each edge's receiver (assigned).
 void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets);
+
+// Builds the CSR grouping of index [E] (values in [0, num_nodes)) into order [E]
+// and offsets [num_nodes + 1], all i32, by a stable counting sort. cpu only (a
+// host-side graph build step); on meta it checks shapes and does nothing.
+void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_nodes);
 
 }  // namespace gc::kernels

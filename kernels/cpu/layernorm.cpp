@@ -18,6 +18,8 @@ namespace {
 constexpr int kLanes = 8;             // interleaved partial sums of a row reduction
 constexpr int64_t kColumnTile = 32;   // columns of grad_gamma/grad_beta owned by one task
 constexpr int64_t kRowBlock = 256;    // rows summed before folding into the column total
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t kParallelMinElements = int64_t(1) << 14;
 
 // Calls f with a value of the storage type named by dtype (float types only).
 template <class F>
@@ -54,7 +56,7 @@ void forward_impl(T* out,              // [R, C]
   using Acc = compute_t<T>;
   const Acc inv_cols = Acc(1) / static_cast<Acc>(cols);
   const Acc eps_c = static_cast<Acc>(eps);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* outr = out + r * cols;
@@ -85,7 +87,7 @@ void backward_rows(T* grad_x,                  // [R, C]
                    int64_t rows, int64_t cols) {
   using Acc = compute_t<T>;
   const Acc inv_cols = Acc(1) / static_cast<Acc>(cols);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     const T* dyr = grad_out + r * cols;
@@ -120,7 +122,7 @@ void backward_params(compute_t<T>* grad_gamma,   // [C]
                      int64_t rows, int64_t cols) {
   using Acc = compute_t<T>;
   const int64_t tiles = (cols + kColumnTile - 1) / kColumnTile;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (rows * cols >= kParallelMinElements)
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int64_t c0 = tile * kColumnTile;
     const int64_t width = std::min(kColumnTile, cols - c0);

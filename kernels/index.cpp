@@ -1,0 +1,165 @@
+// kernels/index.cpp: graph op entry points: validation and device dispatch.
+//
+// Shape, dtype and device checks run on every device, meta included, so a dry run
+// rejects exactly what a real run rejects. Index values (gather indices, CSR
+// order and offsets) are checked on the cpu before any row is read: a bad index
+// is an std::invalid_argument, never an out-of-bounds access.
+#include "kernels/index.h"
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/index.h"
+
+namespace gc::kernels {
+namespace {
+
+void require(bool condition, const char* op, const std::string& message) {
+  if (!condition) throw std::invalid_argument(std::string(op) + ": " + message);
+}
+
+// Equal float dtypes, or f32 paired with a 16-bit float (the accumulation dtype).
+bool float_pair_allowed(DType a, DType b) {
+  if (!dtype_is_floating(a) || !dtype_is_floating(b)) return false;
+  if (a == b) return true;
+  auto is_half = [](DType d) { return d == DType::bf16 || d == DType::f16; };
+  return (a == DType::f32 && is_half(b)) || (b == DType::f32 && is_half(a));
+}
+
+void require_float_pair(const char* op, const Tensor& source, const Tensor& destination) {
+  require(float_pair_allowed(source.dtype(), destination.dtype()), op,
+          "dtypes must be equal floats, or f32 with bf16/f16; got " + source.describe() + " and " +
+              destination.describe());
+}
+
+// A 1-D i32 tensor of `count` elements.
+void require_index(const char* op, const char* name, const Tensor& t, int64_t count) {
+  require(t.dtype() == DType::i32 && t.dim() == 1 && t.numel() == count, op,
+          std::string(name) + " must be i32[" + std::to_string(count) + "]; got " + t.describe());
+}
+
+// rows [count, ...] with the trailing dims of like [*, ...].
+void require_rows_like(const char* op, const char* name, const Tensor& t, int64_t count, const char* like_name,
+                       const Tensor& like) {
+  Shape expected = like.shape();
+  expected[0] = count;
+  require(t.shape() == expected, op,
+          std::string(name) + " must have shape " + shape_string(expected) + " (" + like_name + " is " +
+              like.describe() + "); got " + t.describe());
+}
+
+void require_float_rows(const char* op, const char* name, const Tensor& t) {
+  require(t.defined() && t.dim() >= 1 && dtype_is_floating(t.dtype()), op,
+          std::string(name) + " must be a float tensor [rows, ...]; got " +
+              (t.defined() ? t.describe() : std::string("an undefined tensor")));
+}
+
+void require_fits_i32(const char* op, const char* what, int64_t count) {
+  require(count <= std::numeric_limits<int32_t>::max(), op,
+          std::string(what) + " count " + std::to_string(count) + " does not fit the i32 indices");
+}
+
+void require_defined(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
+  for (auto& [name, t] : tensors) require(t->defined(), op, std::string(name) + " is undefined");
+}
+
+void require_same_device(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> others) {
+  for (const Tensor* t : others)
+    require(t->device() == reference.device(), op,
+            "tensors on different devices: " + reference.describe() + " and " + t->describe());
+}
+
+// True when the op should run its cpu kernel; meta returns after validation.
+bool runs_on_cpu(const char* op, Device device) {
+  if (device == Device::meta) return false;
+  if (device == Device::cuda) throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
+  return true;
+}
+
+}  // namespace
+
+void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
+  const char* op = "gather_rows_forward";
+  require_defined(op, {{"out", &out}, {"x", &x}, {"index", &index}});
+  require_float_rows(op, "x", x);
+  require(index.dtype() == DType::i32 && index.dim() == 1, op, "index must be i32[E]; got " + index.describe());
+  const int64_t edges = index.numel();
+  require_rows_like(op, "out", out, edges, "x", x);
+  require_float_pair(op, x, out);
+  require_same_device(op, x, {&out, &index});
+  if (!runs_on_cpu(op, x.device())) return;
+  cpu::check_index_values(index, x.rows(), op, "index");
+  cpu::gather_rows_forward(out, x, index);
+}
+
+void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets) {
+  const char* op = "gather_rows_backward";
+  require_defined(op, {{"grad_x", &grad_x}, {"grad_out", &grad_out}, {"order", &order}, {"offsets", &offsets}});
+  require_float_rows(op, "grad_x", grad_x);
+  require_float_rows(op, "grad_out", grad_out);
+  const int64_t nodes = grad_x.rows(), edges = grad_out.rows();
+  require_fits_i32(op, "edge", edges);
+  require_rows_like(op, "grad_out", grad_out, edges, "grad_x", grad_x);
+  require_index(op, "order", order, edges);
+  require_index(op, "offsets", offsets, nodes + 1);
+  require_float_pair(op, grad_out, grad_x);
+  require_same_device(op, grad_x, {&grad_out, &order, &offsets});
+  if (!runs_on_cpu(op, grad_x.device())) return;
+  cpu::check_offsets(offsets, edges, op);
+  cpu::check_index_values(order, edges, op, "order");
+  cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
+}
+
+void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
+  const char* op = "segment_sum_forward";
+  require_defined(op, {{"out", &out}, {"x", &x}, {"offsets", &offsets}});
+  require_float_rows(op, "out", out);
+  require_float_rows(op, "x", x);
+  const int64_t nodes = out.rows(), edges = x.rows();
+  require_fits_i32(op, "edge", edges);
+  require_rows_like(op, "x", x, edges, "out", out);
+  require_index(op, "offsets", offsets, nodes + 1);
+  require_float_pair(op, x, out);
+  require_same_device(op, out, {&x, &offsets});
+  if (!runs_on_cpu(op, out.device())) return;
+  cpu::check_offsets(offsets, edges, op);
+  cpu::segment_sum_forward(out, x, offsets, accumulate);
+}
+
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
+  const char* op = "segment_sum_backward";
+  require_defined(op, {{"grad_x", &grad_x}, {"grad_out", &grad_out}, {"offsets", &offsets}});
+  require_float_rows(op, "grad_x", grad_x);
+  require_float_rows(op, "grad_out", grad_out);
+  const int64_t nodes = grad_out.rows(), edges = grad_x.rows();
+  require_fits_i32(op, "edge", edges);
+  require_rows_like(op, "grad_x", grad_x, edges, "grad_out", grad_out);
+  require_index(op, "offsets", offsets, nodes + 1);
+  require_float_pair(op, grad_out, grad_x);
+  require_same_device(op, grad_x, {&grad_out, &offsets});
+  if (!runs_on_cpu(op, grad_x.device())) return;
+  cpu::check_offsets(offsets, edges, op);
+  cpu::segment_sum_backward(grad_x, grad_out, offsets);
+}
+
+void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_nodes) {
+  const char* op = "build_csr";
+  require_defined(op, {{"order", &order}, {"offsets", &offsets}, {"index", &index}});
+  require(num_nodes >= 0, op, "num_nodes must be >= 0; got " + std::to_string(num_nodes));
+  require_fits_i32(op, "node", num_nodes);
+  require(index.dtype() == DType::i32 && index.dim() == 1, op, "index must be i32[E]; got " + index.describe());
+  const int64_t edges = index.numel();
+  require_fits_i32(op, "edge", edges);
+  require_index(op, "order", order, edges);
+  require_index(op, "offsets", offsets, num_nodes + 1);
+  require_same_device(op, index, {&order, &offsets});
+  require(index.device() != Device::cuda, op,
+          "builds graphs on the host: pass cpu tensors and copy them to the gpu; got " + index.describe());
+  if (index.device() == Device::meta) return;
+  cpu::check_index_values(index, num_nodes, op, "index");
+  cpu::build_csr(order, offsets, index, num_nodes);
+}
+
+}  // namespace gc::kernels
