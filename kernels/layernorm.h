@@ -1,6 +1,8 @@
 // layernorm.h: LayerNorm over the last dim of x [R, C], population variance.
 // Statistics in f32 (f64 for f64): mean [R] and rstd = 1/sqrt(var + eps) [R] are
-// saved for backward in f32 (f64 for f64 x). gamma, beta [C] any float dtype.
+// saved for backward in f32 (f64 for f64 x). gamma, beta [C] any float dtype (the
+// same for both). out, grad_out and grad_x have x's dtype and shape; x may have
+// more than 2 dims ([..., C]; R is the product of the leading dims).
 #pragma once
 
 #include "runtime/tensor.h"

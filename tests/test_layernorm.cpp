@@ -255,6 +255,22 @@ TEST(LayerNormDeterminism, BitwiseAcrossThreadCounts) {
   }
 }
 
+// x [3, 5, 7] normalizes each of its 15 rows of 7, exactly as x viewed as [15, 7].
+TEST(LayerNormShapes, LeadingDimsActAsRows) {
+  Tensor x = random_tensor({3, 5, 7}, DType::f32, 101), grad_out = random_tensor({3, 5, 7}, DType::f32, 102);
+  Tensor gamma = random_tensor({7}, DType::f32, 103), beta = random_tensor({7}, DType::f32, 104);
+  LayerNormResult got{Tensor::empty({3, 5, 7}, DType::f32), Tensor::empty({3, 5}, DType::f32),
+                      Tensor::empty({3, 5}, DType::f32)};
+  kernels::layernorm_forward(got.out, got.mean, got.rstd, x, gamma, beta, 1e-5);
+  LayerNormGrads grads = run_backward(grad_out, x, got, gamma);
+  LayerNormResult flat = run_forward(x.reshape({15, 7}), gamma, beta, 1e-5);
+  LayerNormGrads flat_grads = run_backward(grad_out.reshape({15, 7}), x.reshape({15, 7}), flat, gamma);
+  EXPECT_TRUE(bitwise_equal(got.out, flat.out));
+  EXPECT_TRUE(bitwise_equal(got.rstd, flat.rstd));
+  EXPECT_TRUE(bitwise_equal(grads.grad_x, flat_grads.grad_x));
+  EXPECT_TRUE(bitwise_equal(grads.grad_gamma, flat_grads.grad_gamma));
+}
+
 TEST(LayerNormMeta, RunsWithoutDataAndAllocatesNothing) {
   const Device meta = Device::meta;
   Tensor x = Tensor::empty({4096, 512}, DType::bf16, meta), grad_out = Tensor::empty({4096, 512}, DType::bf16, meta);
