@@ -28,6 +28,9 @@ std::vector<ElementwiseCase> elementwise_cases() {
   return cases;
 }
 
+// Readable parameters in failure messages.
+void PrintTo(const ElementwiseCase& c, std::ostream* os) { *os << dtype_name(c.dtype) << shape_string(c.shape); }
+
 std::string case_name(const ::testing::TestParamInfo<ElementwiseCase>& info) {
   std::string name = dtype_name(info.param.dtype);
   for (size_t i = 0; i < info.param.shape.size(); ++i)

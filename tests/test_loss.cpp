@@ -79,6 +79,11 @@ std::vector<LossCase> loss_cases() {
   return cases;
 }
 
+// Readable parameters in failure messages.
+void PrintTo(const LossCase& c, std::ostream* os) {
+  *os << dtype_name(c.dtype) << "[" << c.rows << ", " << c.cols << "]";
+}
+
 std::string case_name(const ::testing::TestParamInfo<LossCase>& info) {
   return std::string(dtype_name(info.param.dtype)) + "_" + std::to_string(info.param.rows) + "x" +
          std::to_string(info.param.cols);

@@ -29,6 +29,9 @@ std::vector<ReduceCase> reduce_cases() {
   return cases;
 }
 
+// Readable parameters in failure messages.
+void PrintTo(const ReduceCase& c, std::ostream* os) { *os << dtype_name(c.dtype) << shape_string(c.shape); }
+
 std::string case_name(const ::testing::TestParamInfo<ReduceCase>& info) {
   return std::string(dtype_name(info.param.dtype)) + "_" + std::to_string(info.param.shape[0]) + "x" +
          std::to_string(info.param.shape[1]);
