@@ -278,7 +278,10 @@ void save_swe_dataset(const SweDataset& d, const std::string& path) {
   h.update(d.values.data(), d.values.size() * sizeof(float));
   const uint64_t checksum = h.digest();
 
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  // Unique per process and call, so concurrent writers never share a temporary.
+  static std::atomic<unsigned> save_counter{0};
+  const std::string temporary =
+      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(save_counter++);
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(temporary, std::string("cannot create: ") + std::strerror(errno));
   try {
@@ -396,7 +399,8 @@ SweDataset load_or_generate_swe_dataset(const SweDatasetConfig& config, const st
                                         bool verbose, bool* loaded_from_cache) {
   config.validate();
   if (loaded_from_cache) *loaded_from_cache = false;
-  const std::string path = (std::filesystem::path(cache_dir) / swe_cache_file_name(config)).string();
+  const std::string folder = cache_dir.empty() ? std::string(".") : cache_dir;
+  const std::string path = (std::filesystem::path(folder) / swe_cache_file_name(config)).string();
   std::error_code exists_error;
   if (std::filesystem::exists(path, exists_error)) {
     try {
@@ -414,7 +418,7 @@ SweDataset load_or_generate_swe_dataset(const SweDatasetConfig& config, const st
                  config.frames_per_trajectory, config.truncation, path.c_str());
   SweDataset d = generate_swe_dataset(config, threads, verbose);
   try {
-    std::filesystem::create_directories(cache_dir);
+    std::filesystem::create_directories(folder);
     save_swe_dataset(d, path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "warning: could not cache the SWE data set: %s\n", e.what());

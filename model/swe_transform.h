@@ -37,7 +37,8 @@ class SphericalTransform {
   // >= 3T+1, nlat = nlon / 2 (T21 -> 32 x 64, T42 -> 64 x 128).
   explicit SphericalTransform(int truncation);
   // Any grid with nlon a power of two > 2T and an even nlat > T (so that the
-  // Gauss quadrature integrates products of two degree-T functions exactly).
+  // Gauss quadrature integrates products of two degree-T functions exactly);
+  // nlat = nlon = 0 selects the default grid.
   SphericalTransform(int truncation, int nlat, int nlon);
   // The default grid of a truncation, without building the tables.
   static void default_grid(int truncation, int& nlat, int& nlon);
