@@ -3,6 +3,7 @@
 // row_weight [R] f32: latitude (area) weights, mean 1. col_weight [C] f32: per
 // channel weight, already divided by the number of levels of its variable, so the
 // formula equals "sum over variables of W_var * mean over (lat, lon, level)".
+// (Both weights may be f64 instead, together, for f64 gradient checks.)
 // pred/target: any float dtype; loss f32 [1] (f64 when pred is f64); reduction
 // in a fixed order. meta does nothing.
 #pragma once
