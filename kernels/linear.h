@@ -1,25 +1,34 @@
 // linear.h: y = x W + b on tensors, through our GEMM (kernels/cpu/gemm.h) on the
-// cpu and cuBLAS on cuda. x [R, K], W [K, N], b [N] (may be undefined), y [R, N].
-// x, W may be f32/bf16/f16 (f64 for tests); accumulation is f32 (f64 for f64).
-// The GEMM's scratch comes from the caller as a workspace tensor of at least
-// linear_workspace_bytes(...) bytes, so every byte goes through the allocator.
+// cpu and cuBLAS on cuda. x [..., K] (R = product of the leading dims), W [K, N],
+// b [N] (may be undefined), y [..., N].
+// x, W may be f32/bf16/f16 (all f64 for tests); y may be any of f32/bf16/f16;
+// accumulation is f32 (f64 for f64), rounded to y's dtype once.
+// The GEMM's scratch comes from the caller as a workspace tensor (any dtype, cpu
+// or meta like the others) of at least the bytes named below, so every byte goes
+// through the allocator. Every check runs on every device, meta included; meta
+// then returns without touching data.
 #pragma once
 
 #include "runtime/tensor.h"
 
 namespace gc::kernels {
 
-// Bytes of workspace the GEMM needs for an [m, k] x [k, n] product on `device`
-// (0 on meta when the real device would need none; the same value meta and cpu).
+// Bytes of workspace the GEMM needs for an [m, k] x [k, n] product on `device`,
+// for any dtypes and transposes (meta returns what cpu would; 0 when nothing is needed).
+// The ops below need: linear_forward (m, n, k) = (R, N, K); linear_backward_input
+// (R, K, N); linear_backward_weight (K, N, R); matmul (rows of out, cols of out, inner).
 size_t gemm_workspace_bytes(Device device, int64_t m, int64_t n, int64_t k);
+// The largest of the three linear ops' needs, for one workspace shared by a layer.
+size_t linear_workspace_bytes(Device device, int64_t rows, int64_t in_features, int64_t out_features);
 
-// y = x W (+ b)
+// y = x W (+ b)                                   y [..., N], x [..., K], W [K, N], b [N]
 void linear_forward(Tensor& y, const Tensor& x, const Tensor& W, const Tensor& b, Tensor& workspace);
-// grad_x = grad_y W^T (assigned)
+// grad_x = grad_y W^T (assigned)                  grad_x [..., K], grad_y [..., N], W [K, N]
 void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace);
-// grad_W += x^T grad_y (accumulated, f32 or f64)
+// grad_W += x^T grad_y (accumulated, f32 or f64)  grad_W [K, N], x [..., K], grad_y [..., N]
 void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_y, Tensor& workspace);
-// general product out = op(a) op(b) (+ beta * out), for the ops that need it
+// general product out = op(a) op(b) (+ beta * out), for the ops that need it;
+// out [m, n], op(a) [m, k], op(b) [k, n], all 2-D; beta == 0 never reads out.
 void matmul(Tensor& out, const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, double beta,
             Tensor& workspace);
 

@@ -1,0 +1,65 @@
+// gemm.h: our own CPU GEMM (no BLAS) on raw row-major buffers.
+//
+//   C[m, n] = alpha * op(A) op(B) + beta * C + bias   (bias [n] added to every row)
+//
+// A and B may each be f32, bf16 or f16 (widened to f32 while packing), C f32, bf16
+// or f16; products accumulate in f32 and are rounded to C's dtype once, at the
+// end. When all of A, B, C (and bias) are f64 a simple all-f64 path runs instead
+// (for tests and references).
+//
+// Invariants callers rely on:
+//   - deterministic: every output element sums its k products in an order fixed by
+//     (m, n, k) alone, never by the thread count, so 1 and 2 threads agree bitwise;
+//   - no allocation: packing buffers live in the caller's workspace of at least
+//     gemm_cpu_workspace_bytes(m, n, k) bytes (any alignment). That figure depends
+//     only on (m, n, k) and omp_get_max_threads(), is a few MiB at most, and does not
+//     grow with k (a long reduction such as x^T grad_y needs no more than a short one);
+//   - beta == 0 never reads C (it may hold garbage or NaN).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/dtype.h"
+
+namespace gc::kernels::cpu {
+
+struct GemmProblem {
+  int64_t m = 0, n = 0, k = 0;
+  // op(A) [m, k]: A is [m, k] with row stride lda, or [k, m] when transpose_a.
+  const void* a = nullptr;
+  DType a_dtype = DType::f32;
+  int64_t lda = 0;
+  bool transpose_a = false;
+  // op(B) [k, n]: B is [k, n] with row stride ldb, or [n, k] when transpose_b.
+  const void* b = nullptr;
+  DType b_dtype = DType::f32;
+  int64_t ldb = 0;
+  bool transpose_b = false;
+  // C [m, n] with row stride ldc.
+  void* c = nullptr;
+  DType c_dtype = DType::f32;
+  int64_t ldc = 0;
+  double alpha = 1.0;
+  double beta = 0.0;
+  // Optional bias [n] (f32, bf16 or f16; f64 on the f64 path), added after alpha and beta.
+  const void* bias = nullptr;
+  DType bias_dtype = DType::f32;
+};
+
+// Workspace the f32-accumulating path needs for any dtypes and transposes of an
+// [m, k] x [k, n] product with the current omp_get_max_threads() (the f64 path
+// needs none, but the figure does not depend on dtypes).
+size_t gemm_cpu_workspace_bytes(int64_t m, int64_t n, int64_t k);
+
+// Throws std::invalid_argument on bad shapes, strides, dtypes, null pointers or a
+// workspace smaller than the problem needs (with fewer threads than
+// omp_get_max_threads() when only a smaller team's buffers fit; the result is
+// the same either way).
+void gemm_cpu(const GemmProblem& problem, void* workspace, size_t workspace_bytes);
+
+// Micro-tile of the compiled path, for tests that want sizes straddling it.
+int gemm_cpu_micro_rows();
+int gemm_cpu_micro_cols();
+
+}  // namespace gc::kernels::cpu
