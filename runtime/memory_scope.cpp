@@ -6,7 +6,10 @@ namespace gc {
 namespace {
 thread_local Category t_category = Category::temporary;
 thread_local std::string t_label;
+ScopeListener g_listener = nullptr;
 }  // namespace
+
+void set_scope_listener(ScopeListener listener) { g_listener = listener; }
 
 const char* category_name(Category category) {
   switch (category) {
@@ -31,6 +34,8 @@ MemoryScope::MemoryScope(std::string_view name)
   if (!name.empty()) {
     if (!t_label.empty()) t_label += '.';
     t_label += name;
+    named_ = true;
+    if (g_listener) g_listener(true, t_label);
   }
 }
 
@@ -39,6 +44,7 @@ MemoryScope::MemoryScope(Category category, std::string_view name) : MemoryScope
 }
 
 MemoryScope::~MemoryScope() {
+  if (named_ && g_listener) g_listener(false, t_label);
   t_category = saved_category_;
   t_label.resize(saved_label_length_);
 }

@@ -23,6 +23,12 @@ constexpr int kNumCategories = 7;
 
 const char* category_name(Category category);
 
+// Optional listener told when a named scope opens and closes (the trace uses it
+// to draw module spans); called with the full label. Not thread-aware: set it
+// from the main thread only.
+using ScopeListener = void (*)(bool enter, const std::string& label);
+void set_scope_listener(ScopeListener listener);
+
 class MemoryScope {
  public:
   explicit MemoryScope(Category category);           // category only
@@ -38,6 +44,7 @@ class MemoryScope {
  private:
   Category saved_category_;
   size_t saved_label_length_;
+  bool named_ = false;
 };
 
 // Replaces the whole label (not appended) for the scope's lifetime; used when

@@ -1,0 +1,498 @@
+// ops.cpp: forward and backward of every differentiable op, side by side.
+// Convention: input gradients of intermediate values are assigned through
+// ctx.add_grad (which sums when a value is used twice); parameter gradients are
+// accumulated in place into their f32 buffers (ctx.grad_buffer).
+#include "autograd/ops.h"
+
+#include <stdexcept>
+
+#include "autograd/precision.h"
+#include "kernels/elementwise.h"
+#include "kernels/index.h"
+#include "kernels/layernorm.h"
+#include "kernels/linear.h"
+#include "kernels/loss.h"
+#include "kernels/reduce.h"
+
+namespace gc {
+
+namespace {
+
+DType stats_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
+
+Tensor gemm_workspace(Device device, int64_t m, int64_t n, int64_t k) {
+  const size_t bytes = kernels::gemm_workspace_bytes(device, m, n, k);
+  if (bytes == 0) return Tensor();
+  MemoryScope category(Category::workspace);
+  return Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)}, DType::i32, device);
+}
+
+std::unique_ptr<Node> make_node(const char* op) {
+  return std::make_unique<Node>(op, MemoryScope::current_label());
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+std::string shapes(const Var& a, const Var& b) { return a.value().describe() + " and " + b.value().describe(); }
+
+}  // namespace
+
+double scalar_value(const Tensor& t) {
+  if (t.is_meta()) return 0.0;
+  return t.item(0);
+}
+
+// ---- linear ----------------------------------------------------------------------
+
+Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
+  require(x.value().dim() == 2 && W.value().dim() == 2 && w_row_start >= 0 &&
+              w_row_start + x.shape()[1] <= W.shape()[0],
+          "linear: x [R, K] and W [>= K, N] expected, got " + shapes(x, W));
+  require(!b.defined() || (b.value().dim() == 1 && b.shape()[0] == W.shape()[1]),
+          "linear: bias of " + std::to_string(W.shape()[1]) + " elements expected");
+  const int64_t rows = x.shape()[0], in = x.shape()[1], out_features = W.shape()[1];
+  const bool whole = (w_row_start == 0 && in == W.shape()[0]);
+  const DType compute = x.dtype();
+  Tensor w_full = (W.is_leaf() && W.dtype() != compute) ? compute_copy(W, compute) : W.value();
+  Tensor w = whole ? w_full : w_full.slice_rows(w_row_start, in);
+  Tensor y = Tensor::empty({rows, out_features}, compute, x.device());
+  {
+    Tensor ws = gemm_workspace(x.device(), rows, out_features, in);
+    Tensor bias = b.defined() ? b.value() : Tensor();
+    kernels::linear_forward(y, x.value(), w, bias, ws);
+  }
+  const bool record = should_record({&x, &W, &b});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("linear");
+  node->add_input(x);
+  node->add_input(W);
+  if (b.defined()) node->add_input(b);
+  node->add_output(out);
+  const bool need_x = x.requires_grad(), need_w = W.requires_grad();
+  node->save(need_w ? x.value() : Tensor());
+  node->save(need_x ? w : Tensor());
+  const bool has_bias = b.defined();
+  node->set_backward([need_x, need_w, has_bias, rows, in, out_features, whole, w_row_start](BackwardContext& ctx) {
+    const Tensor& grad_y = ctx.grad_output();  // [R, N]
+    if (need_x) {
+      const Tensor& w_used = ctx.saved(1);
+      Tensor grad_x = Tensor::empty({rows, in}, grad_y.dtype(), grad_y.device());
+      Tensor ws = gemm_workspace(grad_y.device(), rows, in, out_features);
+      kernels::linear_backward_input(grad_x, grad_y, w_used, ws);
+      ctx.add_grad(0, grad_x);
+    }
+    if (need_w) {
+      Tensor grad_w = whole ? ctx.grad_buffer(1) : ctx.grad_buffer(1).slice_rows(w_row_start, in);
+      Tensor ws = gemm_workspace(grad_y.device(), in, out_features, rows);
+      kernels::linear_backward_weight(grad_w, ctx.saved(0), grad_y, ws);
+    }
+    if (has_bias && ctx.needs_grad(2)) kernels::sum_rows(ctx.grad_buffer(2), grad_y, true);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+// ---- elementwise ---------------------------------------------------------------------
+
+Var add(const Var& a, const Var& b) {
+  require(a.shape() == b.shape(), "add: shapes differ: " + shapes(a, b));
+  Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
+  kernels::add_forward(y, a.value(), b.value());
+  const bool record = should_record({&a, &b});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("add");
+  node->add_input(a);
+  node->add_input(b);
+  node->add_output(out);
+  const DType b_dtype = b.dtype();
+  node->set_backward([b_dtype](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    if (ctx.needs_grad(0)) ctx.add_grad(0, g);
+    if (ctx.needs_grad(1)) {
+      if (g.dtype() == b_dtype) {
+        ctx.add_grad(1, g);
+      } else {
+        Tensor gb = Tensor::empty(g.shape(), b_dtype, g.device());
+        kernels::cast(gb, g);
+        ctx.add_grad(1, gb);
+      }
+    }
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var mul(const Var& a, const Var& b) {
+  require(a.shape() == b.shape(), "mul: shapes differ: " + shapes(a, b));
+  Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
+  kernels::mul_forward(y, a.value(), b.value());
+  const bool record = should_record({&a, &b});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("mul");
+  node->add_input(a);
+  node->add_input(b);
+  node->add_output(out);
+  node->save(b.requires_grad() ? a.value() : Tensor());
+  node->save(a.requires_grad() ? b.value() : Tensor());
+  const DType a_dtype = a.dtype(), b_dtype = b.dtype();
+  node->set_backward([a_dtype, b_dtype](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    if (ctx.needs_grad(0)) {
+      Tensor ga = Tensor::empty(g.shape(), a_dtype, g.device());
+      kernels::mul_forward(ga, g, ctx.saved(1));
+      ctx.add_grad(0, ga);
+    }
+    if (ctx.needs_grad(1)) {
+      Tensor gb = Tensor::empty(g.shape(), b_dtype, g.device());
+      kernels::mul_forward(gb, g, ctx.saved(0));
+      ctx.add_grad(1, gb);
+    }
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var scale(const Var& x, double factor) {
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  kernels::scale_forward(y, x.value(), factor);
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("scale");
+  node->add_input(x);
+  node->add_output(out);
+  node->set_backward([factor](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    Tensor gx = Tensor::empty(g.shape(), g.dtype(), g.device());
+    kernels::scale_forward(gx, g, factor);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var silu(const Var& x) {
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  kernels::silu_forward(y, x.value());
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("silu");
+  node->add_input(x);
+  node->add_output(out);
+  node->save(x.value());
+  node->set_backward([](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    const Tensor& xs = ctx.saved(0);
+    Tensor gx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
+    kernels::silu_backward(gx, g, xs);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+// ---- LayerNorm -------------------------------------------------------------------------
+
+Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
+  require(x.value().dim() == 2, "layernorm: x [R, C] expected, got " + x.value().describe());
+  const int64_t rows = x.shape()[0], cols = x.shape()[1];
+  require(gamma.value().numel() == cols && beta.value().numel() == cols,
+          "layernorm: gamma and beta of " + std::to_string(cols) + " elements expected");
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor mean = Tensor::empty({rows}, stats_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({rows}, stats_dtype(x.dtype()), x.device());
+  kernels::layernorm_forward(y, mean, rstd, x.value(), gamma.value(), beta.value(), eps);
+  const bool record = should_record({&x, &gamma, &beta});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("layernorm");
+  node->add_input(x);
+  node->add_input(gamma);
+  node->add_input(beta);
+  node->add_output(out);
+  node->save(x.value());
+  node->save(mean);
+  node->save(rstd);
+  node->save(gamma.value());
+  node->set_backward([cols](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    const Tensor& xs = ctx.saved(0);
+    Tensor gx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
+    const DType sd = stats_dtype(xs.dtype());
+    Tensor scratch_gamma, scratch_beta;
+    Tensor* gg = &scratch_gamma;
+    Tensor* gb = &scratch_beta;
+    if (ctx.needs_grad(1)) gg = &ctx.grad_buffer(1);
+    else scratch_gamma = Tensor::zeros({cols}, sd, xs.device());
+    if (ctx.needs_grad(2)) gb = &ctx.grad_buffer(2);
+    else scratch_beta = Tensor::zeros({cols}, sd, xs.device());
+    kernels::layernorm_backward(gx, *gg, *gb, g, xs, ctx.saved(1), ctx.saved(2), ctx.saved(3));
+    if (ctx.needs_grad(0)) ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+// ---- graph ops -------------------------------------------------------------------------------
+
+Var gather_rows(const Var& x, const IndexCsr& csr) {
+  require(x.value().dim() == 2, "gather_rows: x [N, C] expected, got " + x.value().describe());
+  require(csr.num_nodes == x.shape()[0], "gather_rows: index built for " + std::to_string(csr.num_nodes) +
+                                             " nodes, x has " + std::to_string(x.shape()[0]) + " rows");
+  const int64_t edges = csr.index.numel();
+  Tensor y = Tensor::empty({edges, x.shape()[1]}, x.dtype(), x.device());
+  kernels::gather_rows_forward(y, x.value(), csr.index);
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("gather_rows");
+  node->add_input(x);
+  node->add_output(out);
+  const Shape x_shape = x.shape();
+  const DType x_dtype = x.dtype();
+  Tensor order = csr.order, offsets = csr.offsets;
+  node->set_backward([x_shape, x_dtype, order, offsets](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    Tensor gx = Tensor::empty(x_shape, x_dtype, g.device());
+    kernels::gather_rows_backward(gx, g, order, offsets);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var segment_sum(const Var& x, const Tensor& offsets, DType out_dtype) {
+  require(x.value().dim() == 2, "segment_sum: x [E, C] expected, got " + x.value().describe());
+  const int64_t nodes = offsets.numel() - 1;
+  Tensor y = Tensor::empty({nodes, x.shape()[1]}, out_dtype, x.device());
+  kernels::segment_sum_forward(y, x.value(), offsets, false);
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("segment_sum");
+  node->add_input(x);
+  node->add_output(out);
+  const Shape x_shape = x.shape();
+  const DType x_dtype = x.dtype();
+  node->set_backward([x_shape, x_dtype, offsets](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    Tensor gx = Tensor::empty(x_shape, x_dtype, g.device());
+    kernels::segment_sum_backward(gx, g, offsets);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+// ---- shape ops -----------------------------------------------------------------------------------
+
+Var concat_cols(const std::vector<Var>& parts) {
+  require(!parts.empty(), "concat_cols: no parts");
+  int64_t cols = 0;
+  std::vector<Tensor> values;
+  std::vector<int64_t> widths;
+  std::vector<DType> dtypes;
+  for (const Var& p : parts) {
+    require(p.value().dim() == 2 && p.shape()[0] == parts[0].shape()[0],
+            "concat_cols: parts must be [R, Ci] with the same R, got " + shapes(parts[0], p));
+    cols += p.shape()[1];
+    values.push_back(p.value());
+    widths.push_back(p.shape()[1]);
+    dtypes.push_back(p.dtype());
+  }
+  Tensor y = Tensor::empty({parts[0].shape()[0], cols}, parts[0].dtype(), parts[0].device());
+  kernels::concat_cols(y, values);
+  bool record = false;
+  for (const Var& p : parts) record = record || should_record({&p});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("concat_cols");
+  for (const Var& p : parts) node->add_input(p);
+  node->add_output(out);
+  node->set_backward([widths, dtypes](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    std::vector<Tensor> grads;
+    for (size_t i = 0; i < widths.size(); ++i)
+      grads.push_back(Tensor::empty({g.shape()[0], widths[i]}, g.dtype(), g.device()));
+    kernels::split_cols(grads, g);
+    for (size_t i = 0; i < widths.size(); ++i) {
+      if (!ctx.needs_grad(i)) continue;
+      if (dtypes[i] == g.dtype()) {
+        ctx.add_grad(i, grads[i]);
+      } else {
+        Tensor cast_grad = Tensor::empty(grads[i].shape(), dtypes[i], g.device());
+        kernels::cast(cast_grad, grads[i]);
+        ctx.add_grad(i, cast_grad);
+      }
+    }
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+std::vector<Var> split_cols(const Var& x, const std::vector<int64_t>& widths) {
+  int64_t total = 0;
+  for (int64_t w : widths) total += w;
+  require(x.value().dim() == 2 && total == x.shape()[1],
+          "split_cols: widths sum to " + std::to_string(total) + " but x is " + x.value().describe());
+  std::vector<Tensor> parts;
+  for (int64_t w : widths) parts.push_back(Tensor::empty({x.shape()[0], w}, x.dtype(), x.device()));
+  kernels::split_cols(parts, x.value());
+  const bool record = should_record({&x});
+  std::vector<Var> outs;
+  for (Tensor& p : parts) outs.push_back(Var::make_output(p, record));
+  if (!record) return outs;
+  auto node = make_node("split_cols");
+  node->add_input(x);
+  for (Var& o : outs) node->add_output(o);
+  const Shape x_shape = x.shape();
+  node->set_backward([x_shape, n = widths.size()](BackwardContext& ctx) {
+    std::vector<Tensor> grads;
+    for (size_t i = 0; i < n; ++i) grads.push_back(ctx.grad_output(i));
+    Tensor gx = Tensor::empty(x_shape, grads[0].dtype(), grads[0].device());
+    kernels::concat_cols(gx, grads);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return outs;
+}
+
+Var cast(const Var& x, DType dtype) {
+  Tensor y = Tensor::empty(x.shape(), dtype, x.device());
+  kernels::cast(y, x.value());
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("cast");
+  node->add_input(x);
+  node->add_output(out);
+  const DType x_dtype = x.dtype();
+  node->set_backward([x_dtype](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    Tensor gx = Tensor::empty(g.shape(), x_dtype, g.device());
+    kernels::cast(gx, g);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var concat_rows(const std::vector<Var>& parts) {
+  require(!parts.empty(), "concat_rows: no parts");
+  int64_t rows = 0;
+  std::vector<int64_t> counts;
+  for (const Var& p : parts) {
+    require(p.value().dim() == 2 && p.shape()[1] == parts[0].shape()[1] && p.dtype() == parts[0].dtype(),
+            "concat_rows: parts must be [Ri, C] of one dtype, got " + shapes(parts[0], p));
+    counts.push_back(p.shape()[0]);
+    rows += p.shape()[0];
+  }
+  Tensor y = Tensor::empty({rows, parts[0].shape()[1]}, parts[0].dtype(), parts[0].device());
+  int64_t start = 0;
+  for (const Var& p : parts) {
+    Tensor region = y.slice_rows(start, p.shape()[0]);
+    region.copy_from(p.value());
+    start += p.shape()[0];
+  }
+  bool record = false;
+  for (const Var& p : parts) record = record || should_record({&p});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("concat_rows");
+  for (const Var& p : parts) node->add_input(p);
+  node->add_output(out);
+  node->set_backward([counts](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    int64_t first = 0;
+    for (size_t i = 0; i < counts.size(); ++i) {
+      if (ctx.needs_grad(i)) ctx.add_grad(i, g.slice_rows(first, counts[i]).clone());
+      first += counts[i];
+    }
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var slice_rows(const Var& x, int64_t start, int64_t count) {
+  Tensor y = x.value().slice_rows(start, count).clone();
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("slice_rows");
+  node->add_input(x);
+  node->add_output(out);
+  const Shape x_shape = x.shape();
+  node->set_backward([x_shape, start, count](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    Tensor gx = Tensor::zeros(x_shape, g.dtype(), g.device());
+    Tensor region = gx.slice_rows(start, count);
+    region.copy_from(g);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+// ---- reductions and the loss ---------------------------------------------------------------------
+
+namespace {
+Var reduce_all(const Var& x, bool mean) {
+  Tensor y = Tensor::empty({1}, stats_dtype(x.dtype()), x.device());
+  if (mean) kernels::mean_all(y, x.value());
+  else kernels::sum_all(y, x.value());
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node(mean ? "mean_all" : "sum_all");
+  node->add_input(x);
+  node->add_output(out);
+  const Shape x_shape = x.shape();
+  const DType x_dtype = x.dtype();
+  const double n = static_cast<double>(x.value().numel());
+  node->set_backward([x_shape, x_dtype, mean, n](BackwardContext& ctx) {
+    const double g = scalar_value(ctx.grad_output());
+    Tensor gx = Tensor::empty(x_shape, x_dtype, ctx.grad_output().device());
+    kernels::fill(gx, mean ? g / n : g);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+}  // namespace
+
+Var sum_all(const Var& x) { return reduce_all(x, false); }
+Var mean_all(const Var& x) { return reduce_all(x, true); }
+
+Var weighted_mse(const Var& pred, const Tensor& target, const Tensor& row_weight, const Tensor& col_weight) {
+  require(pred.shape() == target.shape(), "weighted_mse: prediction " + pred.value().describe() + " vs target " +
+                                              target.describe());
+  Tensor loss = Tensor::empty({1}, stats_dtype(pred.dtype()), pred.device());
+  kernels::weighted_mse_forward(loss, pred.value(), target, row_weight, col_weight);
+  const bool record = should_record({&pred});
+  Var out = Var::make_output(loss, record);
+  if (!record) return out;
+  auto node = make_node("weighted_mse");
+  node->add_input(pred);
+  node->add_output(out);
+  node->save(pred.value());
+  node->save(target);
+  node->save(row_weight);
+  node->save(col_weight);
+  node->set_backward([](BackwardContext& ctx) {
+    const Tensor& p = ctx.saved(0);
+    Tensor gp = Tensor::empty(p.shape(), p.dtype(), p.device());
+    kernels::weighted_mse_backward(gp, scalar_value(ctx.grad_output()), p, ctx.saved(1), ctx.saved(2),
+                                   ctx.saved(3));
+    ctx.add_grad(0, gp);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+}  // namespace gc

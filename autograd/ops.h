@@ -1,0 +1,59 @@
+// ops.h: differentiable ops on Vars. Each op allocates its outputs (and its
+// workspace) through the allocator, calls the kernel (a no-op on meta), and,
+// when something requires grad, records a node that saves exactly what its
+// backward reads. Forward and backward of an op sit side by side in ops.cpp.
+//
+// Precision: outputs take the dtype of the first input unless stated. A
+// parameter (f32 master) used by linear with a lower-precision input is read
+// through its compute-dtype copy (precision.h); its gradient stays f32.
+#pragma once
+
+#include <vector>
+
+#include "autograd/tape.h"
+
+namespace gc {
+
+// y [R, N] = x [R, K] W[w_row_start : w_row_start + K, :] + b [N]; b may be an
+// undefined Var. A row block of W lets a layer whose input is a concatenation
+// [a, b, c] be computed as a Wa + b Wb + c Wc without building the concatenation
+// (the concat trick); the gradient lands in the same block of W's gradient.
+Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start = 0);
+Var add(const Var& a, const Var& b);
+Var mul(const Var& a, const Var& b);
+Var scale(const Var& x, double factor);
+Var silu(const Var& x);
+// LayerNorm over the last dim; statistics in f32.
+Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps = 1e-5);
+
+// Rows of a node set picked by an edge index, with the grouping of edges by that
+// index that the backward's deterministic scatter-sum needs.
+struct IndexCsr {
+  Tensor index;    // [E] i32: node of each edge
+  Tensor order;    // [E] i32: edge ids grouped by node
+  Tensor offsets;  // [N + 1] i32
+  int64_t num_nodes = 0;
+};
+// out [E, C] = x [N, C] rows at csr.index
+Var gather_rows(const Var& x, const IndexCsr& csr);
+// out [N, C] = per-node sums of x [E, C], edges sorted by receiver; offsets [N + 1] i32.
+// out_dtype: the accumulation/storage dtype of the result (f32 for the encoder).
+Var segment_sum(const Var& x, const Tensor& offsets, DType out_dtype);
+
+Var concat_cols(const std::vector<Var>& parts);
+std::vector<Var> split_cols(const Var& x, const std::vector<int64_t>& widths);
+Var cast(const Var& x, DType dtype);
+// Rows of the parts one after another (same columns and dtype).
+Var concat_rows(const std::vector<Var>& parts);
+// Rows [start, start + count) of x, as a differentiable copy.
+Var slice_rows(const Var& x, int64_t start, int64_t count);
+
+Var sum_all(const Var& x);   // [1], f32 (f64 for f64)
+Var mean_all(const Var& x);  // [1]
+// GraphCast loss (kernels/loss.h); target, row_weight [R] f32, col_weight [C] f32 are data.
+Var weighted_mse(const Var& pred, const Tensor& target, const Tensor& row_weight, const Tensor& col_weight);
+
+// Reads a one-element tensor on the host (0 on meta, where there is no value).
+double scalar_value(const Tensor& t);
+
+}  // namespace gc

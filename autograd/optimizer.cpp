@@ -1,0 +1,54 @@
+// optimizer.cpp: AdamW and the global gradient norm.
+#include "autograd/optimizer.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "kernels/reduce.h"
+
+namespace gc {
+
+AdamW::AdamW(std::vector<Var> params, kernels::AdamWSettings settings)
+    : params_(std::move(params)), settings_(settings) {
+  MemoryScope category(Category::optimizer_state);
+  for (const Var& p : params_) {
+    const DType d = p.dtype() == DType::f64 ? DType::f64 : DType::f32;
+    LabelOverride label(p.name() + ".adam");
+    m_.push_back(Tensor::zeros(p.shape(), d, p.device()));
+    v_.push_back(Tensor::zeros(p.shape(), d, p.device()));
+  }
+}
+
+double AdamW::grad_norm() const {
+  double total = 0;
+  MemoryScope category(Category::temporary);
+  for (const Var& p : params_) {
+    if (!p.grad().defined()) continue;
+    Tensor sq = Tensor::empty({1}, p.grad().dtype() == DType::f64 ? DType::f64 : DType::f32, p.device());
+    kernels::sum_squares(sq, p.grad());
+    total += scalar_value(sq);
+  }
+  return std::sqrt(total);
+}
+
+void AdamW::step(double lr, double grad_scale) {
+  ++step_;
+  kernels::AdamWSettings s = settings_;
+  s.lr = lr;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Var& p = params_[i];
+    if (!p.grad().defined()) continue;
+    kernels::adamw_step(p.mutable_value(), p.grad(), m_[i], v_[i], s, step_, grad_scale);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (Var& p : params_) p.zero_grad();
+}
+
+double clip_factor(double grad_norm, double max_norm) {
+  if (!(grad_norm > max_norm) || !std::isfinite(grad_norm)) return 1.0;
+  return max_norm / grad_norm;
+}
+
+}  // namespace gc

@@ -1,0 +1,33 @@
+// precision.cpp: the per-step cache of compute-dtype weight copies.
+#include "autograd/precision.h"
+
+#include <map>
+#include <utility>
+
+#include "kernels/elementwise.h"
+
+namespace gc {
+
+namespace {
+std::map<std::pair<const GradSlot*, DType>, Tensor>& cache() {
+  static std::map<std::pair<const GradSlot*, DType>, Tensor> instance;
+  return instance;
+}
+}  // namespace
+
+Tensor compute_copy(const Var& param, DType dtype) {
+  if (param.dtype() == dtype) return param.value();
+  auto key = std::make_pair(param.slot().get(), dtype);
+  auto it = cache().find(key);
+  if (it != cache().end()) return it->second;
+  MemoryScope category(Category::parameter);
+  LabelOverride label((param.name().empty() ? std::string("weight") : param.name()) + "." + dtype_name(dtype));
+  Tensor copy = Tensor::empty(param.shape(), dtype, param.device());
+  kernels::cast(copy, param.value());
+  cache().emplace(key, copy);
+  return copy;
+}
+
+void release_compute_copies() { cache().clear(); }
+
+}  // namespace gc

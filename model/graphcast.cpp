@@ -1,0 +1,431 @@
+// graphcast.cpp: geometry upload, parameters, and the encoder / processor /
+// decoder forward passes. With the concat trick an edge MLP's first layer is
+// e W_e + (V_s W_s)[sender] + (V_r W_r)[receiver] + b: the node-side products are
+// computed once per node and gathered, and the [edges, 3L] concatenation is never
+// allocated.
+#include "model/graphcast.h"
+
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+#include "kernels/elementwise.h"
+
+namespace gc::model {
+
+// ---- geometry --------------------------------------------------------------------
+
+GraphCastGeometry build_geometry(const Grid& grid, int mesh_level) {
+  if (mesh_level < 0 || mesh_level > 7) throw std::invalid_argument("mesh level must be 0..7, got " + std::to_string(mesh_level));
+  GraphCastGeometry g;
+  g.grid = grid;
+  std::vector<Mesh> hierarchy = build_mesh_hierarchy(mesh_level);
+  g.finest_mesh = hierarchy.back();
+  const std::vector<Vec3> grid_pos = grid_positions(grid);
+  g.mesh = build_multimesh(hierarchy);
+  g.g2m = build_grid2mesh(grid_pos, g.finest_mesh);
+  g.m2g = build_mesh2grid(grid_pos, g.finest_mesh);
+  SphereNodes grid_nodes = grid_sphere_nodes(grid);
+  SphereNodes mesh_nodes = mesh_sphere_nodes(g.finest_mesh);
+  g.grid_structural = node_structural_features(grid_nodes);
+  g.mesh_structural = node_structural_features(mesh_nodes);
+  g.g2m_features = edge_features(g.g2m, grid_nodes, mesh_nodes);
+  g.mesh_features = edge_features(g.mesh, mesh_nodes, mesh_nodes);
+  g.m2g_features = edge_features(g.m2g, mesh_nodes, grid_nodes);
+  return g;
+}
+
+namespace {
+
+Tensor upload_i32(const std::vector<int32_t>& host, Device device) {
+  return Tensor::from_host(host.data(), {static_cast<int64_t>(host.size())}, DType::i32, device);
+}
+
+// The graph replicated `batch` times: sample b's senders/receivers are offset by
+// b * num_senders / b * num_receivers, so edges stay sorted by receiver.
+DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features, int batch, Device device,
+                         const std::string& name) {
+  MemoryScope scope(Category::input, "graph." + name);
+  const int64_t edges = graph.num_edges();
+  Graph replicated;
+  replicated.num_senders = graph.num_senders * batch;
+  replicated.num_receivers = graph.num_receivers * batch;
+  replicated.senders.reserve(static_cast<size_t>(edges * batch));
+  replicated.receivers.reserve(static_cast<size_t>(edges * batch));
+  for (int b = 0; b < batch; ++b) {
+    for (int64_t e = 0; e < edges; ++e) {
+      replicated.senders.push_back(static_cast<int32_t>(graph.senders[static_cast<size_t>(e)] + b * graph.num_senders));
+      replicated.receivers.push_back(
+          static_cast<int32_t>(graph.receivers[static_cast<size_t>(e)] + b * graph.num_receivers));
+    }
+  }
+  DeviceGraph d;
+  const SenderCsr sender_csr = replicated.sender_csr();
+  const std::vector<int32_t> receiver_offsets = replicated.receiver_offsets();
+  std::vector<int32_t> identity(replicated.senders.size());
+  for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int32_t>(i);
+  d.senders.index = upload_i32(replicated.senders, device);
+  d.senders.order = upload_i32(sender_csr.order, device);
+  d.senders.offsets = upload_i32(sender_csr.offsets, device);
+  d.senders.num_nodes = replicated.num_senders;
+  d.receivers.index = upload_i32(replicated.receivers, device);
+  d.receivers.order = upload_i32(identity, device);
+  d.receivers.offsets = upload_i32(receiver_offsets, device);
+  d.receivers.num_nodes = replicated.num_receivers;
+  d.receiver_offsets = d.receivers.offsets;
+  std::vector<float> feats;
+  feats.reserve(features.size() * static_cast<size_t>(batch));
+  for (int b = 0; b < batch; ++b) feats.insert(feats.end(), features.begin(), features.end());
+  d.edge_features = Tensor::from_host(feats.data(), {edges * batch, 4}, DType::f32, device);
+  return d;
+}
+
+Tensor upload_rows_as(const std::vector<float>& host, int64_t cols, int batch, DType dtype, Device device) {
+  const int64_t rows = static_cast<int64_t>(host.size()) / cols;
+  Tensor f32 = Tensor::empty({rows * batch, cols}, DType::f32, device);
+  if (device != Device::meta) {
+    std::vector<float> rep;
+    rep.reserve(host.size() * static_cast<size_t>(batch));
+    for (int b = 0; b < batch; ++b) rep.insert(rep.end(), host.begin(), host.end());
+    device_copy(f32.data(), device, rep.data(), Device::cpu, rep.size() * sizeof(float));
+  }
+  if (dtype == DType::f32) return f32;
+  Tensor out = Tensor::empty(f32.shape(), dtype, device);
+  kernels::cast(out, f32);
+  return out;
+}
+
+}  // namespace
+
+DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCastConfig& config, Device device) {
+  DeviceGeometry d;
+  d.batch = config.batch;
+  d.grid_nodes = geometry.num_grid_nodes();
+  d.mesh_nodes = geometry.num_mesh_nodes();
+  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m");
+  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh");
+  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g");
+  MemoryScope scope(Category::input, "graph.nodes");
+  d.grid_structural = upload_rows_as(geometry.grid_structural, 3, config.batch, config.compute_dtype, device);
+  // Mesh node input: zeros in the data channels, then the 3 structural features.
+  std::vector<float> mesh_input(static_cast<size_t>(d.mesh_nodes * config.in_channels), 0.0f);
+  for (int64_t n = 0; n < d.mesh_nodes; ++n)
+    for (int64_t c = 0; c < 3; ++c)
+      mesh_input[static_cast<size_t>(n * config.in_channels + config.in_channels - 3 + c)] =
+          geometry.mesh_structural[static_cast<size_t>(n * 3 + c)];
+  d.mesh_input = upload_rows_as(mesh_input, config.in_channels, config.batch, config.compute_dtype, device);
+  return d;
+}
+
+// ---- parameters -------------------------------------------------------------------
+
+std::vector<Var> Mlp::parameters() const {
+  std::vector<Var> p = {w0, b0, w1, b1};
+  if (layernorm) {
+    p.push_back(gamma);
+    p.push_back(beta);
+  }
+  return p;
+}
+
+int64_t Mlp::parameter_count() const {
+  int64_t n = 0;
+  for (const Var& v : parameters()) n += v.value().numel();
+  return n;
+}
+
+GraphCastNet::GraphCastNet(const GraphCastConfig& config, Device device, uint64_t seed)
+    : config_(config), device_(device), seed_(seed) {
+  if (config.latent < 1 || config.layers < 1 || config.in_channels < 4 || config.out_channels < 1)
+    throw std::invalid_argument("GraphCast: latent, layers, out-channels must be >= 1 and in-channels >= 4");
+  const int64_t L = config.latent, in = config.in_channels;
+  grid_embed_ = make_mlp("encoder.grid_embed", in, L, L, true);
+  mesh_embed_ = make_mlp("encoder.mesh_embed", in, L, L, true);
+  g2m_edge_embed_ = make_mlp("encoder.g2m_edge_embed", 4, L, L, true);
+  g2m_edge_mlp_ = make_mlp("encoder.g2m_edge_mlp", 3 * L, L, L, true);
+  g2m_mesh_node_mlp_ = make_mlp("encoder.mesh_node_mlp", 2 * L, L, L, true);
+  g2m_grid_node_mlp_ = make_mlp("encoder.grid_node_mlp", L, L, L, true);
+  mesh_edge_embed_ = make_mlp("processor.mesh_edge_embed", 4, L, L, true);
+  for (int l = 0; l < config.layers; ++l) {
+    processor_edge_mlps_.push_back(make_mlp("processor." + std::to_string(l) + ".edge_mlp", 3 * L, L, L, true));
+    processor_node_mlps_.push_back(make_mlp("processor." + std::to_string(l) + ".node_mlp", 2 * L, L, L, true));
+  }
+  m2g_edge_embed_ = make_mlp("decoder.m2g_edge_embed", 4, L, L, true);
+  m2g_edge_mlp_ = make_mlp("decoder.m2g_edge_mlp", 3 * L, L, L, true);
+  m2g_grid_node_mlp_ = make_mlp("decoder.grid_node_mlp", 2 * L, L, L, true);
+  // The reference computes a mesh-node update here whose result is unused; its
+  // weights exist in the published checkpoints, so they exist here (never run).
+  m2g_mesh_node_mlp_unused_ = make_mlp("decoder.mesh_node_mlp", L, L, L, true);
+  output_mlp_ = make_mlp("decoder.output_mlp", L, L, config.out_channels, false);
+}
+
+Mlp GraphCastNet::make_mlp(const std::string& name, int64_t in, int64_t hidden, int64_t out, bool layernorm) {
+  MemoryScope scope(Category::parameter, name);
+  Mlp m;
+  m.name = name;
+  m.in = in;
+  m.hidden = hidden;
+  m.out = out;
+  m.layernorm = layernorm;
+  const uint64_t mlp_seed = seed_ * 1000003ull + (next_param_seed_++);
+  auto weight = [&](const std::string& pname, int64_t fan_in, int64_t fan_out, uint64_t salt) {
+    MemoryScope label(pname);
+    Tensor t = Tensor::empty({fan_in, fan_out}, DType::f32, device_);
+    if (device_ != Device::meta) {
+      std::mt19937_64 rng(mlp_seed * 31 + salt);
+      std::normal_distribution<double> normal(0.0, 1.0);
+      const double stddev = 1.0 / std::sqrt(static_cast<double>(fan_in));
+      std::vector<float> host(static_cast<size_t>(fan_in * fan_out));
+      for (float& v : host) {
+        double z;
+        do z = normal(rng);
+        while (std::fabs(z) > 2.0);
+        v = static_cast<float>(z * stddev);
+      }
+      device_copy(t.data(), device_, host.data(), Device::cpu, host.size() * sizeof(float));
+    }
+    return Var(t, true, name + "." + pname);
+  };
+  auto constant = [&](const std::string& pname, int64_t n, double value) {
+    MemoryScope label(pname);
+    Tensor t = Tensor::empty({n}, DType::f32, device_);
+    kernels::fill(t, value);
+    return Var(t, true, name + "." + pname);
+  };
+  m.w0 = weight("linear0.weight", in, hidden, 1);
+  m.b0 = constant("linear0.bias", hidden, 0.0);
+  m.w1 = weight("linear1.weight", hidden, out, 2);
+  m.b1 = constant("linear1.bias", out, 0.0);
+  if (layernorm) {
+    m.gamma = constant("layernorm.gamma", out, 1.0);
+    m.beta = constant("layernorm.beta", out, 0.0);
+  }
+  return m;
+}
+
+std::vector<Var> GraphCastNet::parameters() const {
+  std::vector<Var> p;
+  auto add = [&](const Mlp& m) {
+    for (const Var& v : m.parameters()) p.push_back(v);
+  };
+  for (const Mlp* m : {&grid_embed_, &mesh_embed_, &g2m_edge_embed_, &g2m_edge_mlp_, &g2m_mesh_node_mlp_,
+                       &g2m_grid_node_mlp_, &mesh_edge_embed_})
+    add(*m);
+  for (int l = 0; l < config_.layers; ++l) {
+    add(processor_edge_mlps_[static_cast<size_t>(l)]);
+    add(processor_node_mlps_[static_cast<size_t>(l)]);
+  }
+  for (const Mlp* m : {&m2g_edge_embed_, &m2g_edge_mlp_, &m2g_grid_node_mlp_, &m2g_mesh_node_mlp_unused_, &output_mlp_})
+    add(*m);
+  return p;
+}
+
+ParameterCounts GraphCastNet::parameter_counts() const {
+  ParameterCounts c;
+  for (const Mlp* m : {&grid_embed_, &mesh_embed_, &g2m_edge_embed_, &g2m_edge_mlp_, &g2m_mesh_node_mlp_,
+                       &g2m_grid_node_mlp_})
+    c.encoder += m->parameter_count();
+  c.processor += mesh_edge_embed_.parameter_count();
+  for (int l = 0; l < config_.layers; ++l)
+    c.processor += processor_edge_mlps_[static_cast<size_t>(l)].parameter_count() +
+                   processor_node_mlps_[static_cast<size_t>(l)].parameter_count();
+  for (const Mlp* m : {&m2g_edge_embed_, &m2g_edge_mlp_, &m2g_grid_node_mlp_, &m2g_mesh_node_mlp_unused_, &output_mlp_})
+    c.decoder += m->parameter_count();
+  return c;
+}
+
+// ---- building blocks --------------------------------------------------------------------
+
+Var GraphCastNet::finish_mlp(const Mlp& mlp, const Var& first_linear_output) const {
+  Var h;
+  {
+    MemoryScope scope("silu");
+    h = silu(first_linear_output);
+  }
+  {
+    MemoryScope scope("linear1");
+    h = linear(h, mlp.w1, mlp.b1);
+  }
+  if (mlp.layernorm) {
+    MemoryScope scope("layernorm");
+    h = layernorm(h, mlp.gamma, mlp.beta, 1e-5);
+  }
+  return h;
+}
+
+Var GraphCastNet::apply_mlp(const Mlp& mlp, const Var& x) const {
+  MemoryScope scope(mlp.name.substr(mlp.name.rfind('.') + 1));
+  Var h;
+  {
+    MemoryScope s("linear0");
+    h = linear(x, mlp.w0, mlp.b0);
+  }
+  return finish_mlp(mlp, h);
+}
+
+Var GraphCastNet::edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& senders_latent,
+                                   const Var& receivers_latent, const DeviceGraph& graph) const {
+  MemoryScope scope(mlp.name.substr(mlp.name.rfind('.') + 1));
+  const int64_t L = config_.latent;
+  Var h;
+  if (config_.concat_trick) {
+    MemoryScope s("linear0");
+    Var sender_part, receiver_part;
+    {
+      MemoryScope node_side("sender_projection");
+      sender_part = gather_rows(linear(senders_latent, mlp.w0, Var(), L), graph.senders);
+    }
+    {
+      MemoryScope node_side("receiver_projection");
+      receiver_part = gather_rows(linear(receivers_latent, mlp.w0, Var(), 2 * L), graph.receivers);
+    }
+    h = add(add(linear(edges, mlp.w0, mlp.b0, 0), sender_part), receiver_part);
+  } else {
+    MemoryScope s("linear0");
+    Var cat = concat_cols({edges, gather_rows(senders_latent, graph.senders), gather_rows(receivers_latent, graph.receivers)});
+    h = linear(cat, mlp.w0, mlp.b0);
+  }
+  return finish_mlp(mlp, h);
+}
+
+Var GraphCastNet::node_mlp_forward(const Mlp& mlp, const Var& nodes, const Var& aggregated) const {
+  MemoryScope scope(mlp.name.substr(mlp.name.rfind('.') + 1));
+  const int64_t L = config_.latent;
+  Var agg = aggregated.dtype() == nodes.dtype() ? aggregated : cast(aggregated, nodes.dtype());
+  Var h;
+  {
+    MemoryScope s("linear0");
+    if (config_.concat_trick) h = add(linear(nodes, mlp.w0, mlp.b0, 0), linear(agg, mlp.w0, Var(), L));
+    else h = linear(concat_cols({nodes, agg}), mlp.w0, mlp.b0);
+  }
+  return finish_mlp(mlp, h);
+}
+
+
+Var GraphCastNet::bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& senders_latent,
+                                      const Var& receivers_latent, const DeviceGraph& graph,
+                                      DType aggregate_dtype) const {
+  // One pass over all edges; chunking (remat of edge blocks) lives in the planner issue.
+  Var features = cast(Var(graph.edge_features), config_.compute_dtype);
+  Var edges = apply_mlp(edge_embed, features);
+  Var messages = edge_mlp_forward(edge_mlp, edges, senders_latent, receivers_latent, graph);
+  MemoryScope scope("aggregate");
+  return segment_sum(messages, graph.receiver_offsets, aggregate_dtype);
+}
+
+// ---- stages ------------------------------------------------------------------------------
+
+std::vector<Var> GraphCastNet::encoder(const Var& grid_data, const DeviceGeometry& geometry) const {
+  MemoryScope scope("encoder");
+  Var grid_input = concat_cols({grid_data, Var(geometry.grid_structural)});
+  Var v_grid = apply_mlp(grid_embed_, grid_input);
+  grid_input = Var();
+  Var v_mesh = apply_mlp(mesh_embed_, Var(geometry.mesh_input));
+  // The encoder's edge->node sum accumulates in f32 (GRAPHCAST.md section 4).
+  Var aggregated = bipartite_aggregate(g2m_edge_embed_, g2m_edge_mlp_, v_grid, v_mesh, geometry.g2m, DType::f32);
+  Var mesh_update = node_mlp_forward(g2m_mesh_node_mlp_, v_mesh, aggregated);
+  aggregated = Var();
+  Var grid_update = apply_mlp(g2m_grid_node_mlp_, v_grid);
+  v_mesh = add(v_mesh, mesh_update);
+  v_grid = add(v_grid, grid_update);
+  Var e_mesh;
+  {
+    LabelOverride processor_scope("processor");
+    e_mesh = apply_mlp(mesh_edge_embed_, cast(Var(geometry.mesh.edge_features), config_.compute_dtype));
+  }
+  return {v_grid, v_mesh, e_mesh};
+}
+
+std::vector<Var> GraphCastNet::processor_step(int layer, const std::vector<Var>& state,
+                                              const DeviceGeometry& geometry) const {
+  MemoryScope scope("processor." + std::to_string(layer));
+  const Var& v_mesh = state[1];
+  const Var& e_mesh = state[2];
+  Var edge_update = edge_mlp_forward(processor_edge_mlps_[static_cast<size_t>(layer)], e_mesh, v_mesh, v_mesh,
+                                     geometry.mesh);
+  Var aggregated;
+  {
+    MemoryScope s("aggregate");
+    aggregated = segment_sum(edge_update, geometry.mesh.receiver_offsets, config_.compute_dtype);
+  }
+  Var node_update = node_mlp_forward(processor_node_mlps_[static_cast<size_t>(layer)], v_mesh, aggregated);
+  aggregated = Var();
+  return {state[0], add(v_mesh, node_update), add(e_mesh, edge_update)};
+}
+
+Var GraphCastNet::decoder(const std::vector<Var>& state, const DeviceGeometry& geometry) const {
+  MemoryScope scope("decoder");
+  const Var& v_grid = state[0];
+  const Var& v_mesh = state[1];
+  Var aggregated = bipartite_aggregate(m2g_edge_embed_, m2g_edge_mlp_, v_mesh, v_grid, geometry.m2g,
+                                       config_.compute_dtype);
+  Var grid_update = node_mlp_forward(m2g_grid_node_mlp_, v_grid, aggregated);
+  aggregated = Var();
+  Var v = add(v_grid, grid_update);
+  grid_update = Var();
+  Var out = apply_mlp(output_mlp_, v);
+  // The prediction leaves the network in f32 (de-normalization and the residual add in f32).
+  return out.dtype() == DType::f32 ? out : cast(out, DType::f32);
+}
+
+std::vector<Var> GraphCastNet::run_stage(int stage, const std::vector<Var>& state,
+                                         const DeviceGeometry& geometry) const {
+  if (stage == 0) return encoder(state[0], geometry);
+  if (stage <= config_.layers) return processor_step(stage - 1, state, geometry);
+  return {decoder(state, geometry)};
+}
+
+Var GraphCastNet::forward(const Var& grid_data, const DeviceGeometry& geometry,
+                          const std::vector<StagePlan>& plan) const {
+  const int64_t expected_rows = geometry.grid_nodes * geometry.batch;
+  if (grid_data.value().dim() != 2 || grid_data.shape()[0] != expected_rows ||
+      grid_data.shape()[1] != config_.in_channels - 3)
+    throw std::invalid_argument("GraphCast forward: grid data [" + std::to_string(expected_rows) + ", " +
+                                std::to_string(config_.in_channels - 3) + "] expected, got " +
+                                grid_data.value().describe());
+  std::vector<StagePlan> segments = plan.empty() ? plan_none(config_.layers) : plan;
+  std::vector<Var> state = {grid_data};
+  int expected_first = 0;
+  for (const StagePlan& seg : segments) {
+    if (seg.first_stage != expected_first || seg.last_stage < seg.first_stage || seg.last_stage > config_.layers + 1)
+      throw std::invalid_argument("GraphCast forward: the plan's segments must cover stages 0.." +
+                                  std::to_string(config_.layers + 1) + " in order");
+    expected_first = seg.last_stage + 1;
+    auto run = [this, seg, &geometry](const std::vector<Var>& in) {
+      std::vector<Var> s = in;
+      for (int stage = seg.first_stage; stage <= seg.last_stage; ++stage) s = run_stage(stage, s, geometry);
+      return s;
+    };
+    if (seg.checkpoint) {
+      std::string label = seg.first_stage == 0 ? "encoder" : seg.first_stage > config_.layers ? "decoder"
+                          : "processor." + std::to_string(seg.first_stage - 1);
+      if (seg.last_stage != seg.first_stage) label += "-" + std::to_string(seg.last_stage);
+      state = checkpoint("checkpoint." + label, run, state);
+    } else {
+      state = run(state);
+    }
+  }
+  if (expected_first != config_.layers + 2)
+    throw std::invalid_argument("GraphCast forward: the plan stops before the decoder");
+  return state[0];
+}
+
+// ---- fixed plans ---------------------------------------------------------------------------
+
+std::vector<StagePlan> plan_none(int layers) { return {{0, layers + 1, false}}; }
+
+std::vector<StagePlan> plan_every(int layers, int k) {
+  if (k < 1) throw std::invalid_argument("every:K needs K >= 1");
+  std::vector<StagePlan> p = {{0, 0, false}};
+  for (int first = 1; first <= layers; first += k) p.push_back({first, std::min(layers, first + k - 1), true});
+  p.push_back({layers + 1, layers + 1, false});
+  return p;
+}
+
+std::vector<StagePlan> plan_all(int layers) {
+  std::vector<StagePlan> p;
+  for (int s = 0; s <= layers + 1; ++s) p.push_back({s, s, true});
+  return p;
+}
+
+}  // namespace gc::model

@@ -1,0 +1,148 @@
+// graphcast.h: the GraphCast network (GRAPHCAST.md section 4) on gc's autograd.
+//
+// Encoder (grid2mesh, one interaction step), processor (`layers` interaction
+// steps on the multimesh, unshared weights), decoder (mesh2grid, one step, then
+// an output MLP without LayerNorm). Every module runs inside a MemoryScope
+// labelled with its path ("processor.7.edge_mlp.linear0"), so each byte is
+// attributed to the module that asked for it.
+//
+// Stages for rematerialization: 0 = encoder (+ the mesh edge embedding),
+// 1..layers = processor steps, layers + 1 = decoder. A forward plan lists
+// segments of consecutive stages and whether each is checkpointed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "model/features.h"
+#include "model/graphs.h"
+#include "model/grid.h"
+#include "model/mesh.h"
+
+namespace gc::model {
+
+struct GraphCastConfig {
+  int64_t latent = 512;
+  int layers = 16;
+  int mesh_level = 6;
+  int64_t in_channels = 474;   // grid node input width, the 3 structural features included
+  int64_t out_channels = 227;
+  DType compute_dtype = DType::f32;
+  bool concat_trick = true;
+  int edge_chunks = 1;         // encoder/decoder edge sets processed in this many chunks
+  int batch = 1;
+};
+
+// Host-side geometry: the grid, the mesh hierarchy, the three graphs and their
+// features (built once, copied to the device per batch size).
+struct GraphCastGeometry {
+  Grid grid;
+  Mesh finest_mesh;
+  Graph g2m, mesh, m2g;
+  std::vector<float> grid_structural;  // [grid nodes, 3]
+  std::vector<float> mesh_structural;  // [mesh nodes, 3]
+  std::vector<float> g2m_features, mesh_features, m2g_features;  // [edges, 4]
+  int64_t num_grid_nodes() const { return grid.num_nodes(); }
+  int64_t num_mesh_nodes() const { return static_cast<int64_t>(finest_mesh.vertices.size()); }
+};
+GraphCastGeometry build_geometry(const Grid& grid, int mesh_level);
+
+// One graph on the device, replicated `batch` times (block diagonal).
+struct DeviceGraph {
+  IndexCsr senders;         // gather of sender rows, with the sender grouping
+  IndexCsr receivers;       // gather of receiver rows (edges sorted by receiver)
+  Tensor receiver_offsets;  // [receivers + 1] i32
+  Tensor edge_features;     // [edges, 4] f32
+  int64_t num_edges() const { return senders.index.numel(); }
+};
+
+struct DeviceGeometry {
+  DeviceGraph g2m, mesh, m2g;
+  Tensor grid_structural;  // [batch * grid nodes, 3] compute dtype
+  Tensor mesh_input;       // [batch * mesh nodes, in_channels] compute dtype: zeros + structural
+  int64_t grid_nodes = 0, mesh_nodes = 0;  // per sample
+  int batch = 1;
+};
+// Category `input`, labelled "graph.*".
+DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCastConfig& config, Device device);
+
+// Linear -> SiLU -> Linear (-> LayerNorm).
+struct Mlp {
+  std::string name;
+  Var w0, b0, w1, b1, gamma, beta;
+  bool layernorm = true;
+  int64_t in = 0, hidden = 0, out = 0;
+  std::vector<Var> parameters() const;
+  int64_t parameter_count() const;
+};
+
+struct StagePlan {
+  int first_stage = 0, last_stage = 0;  // inclusive
+  bool checkpoint = false;
+};
+
+struct ParameterCounts {
+  int64_t encoder = 0, processor = 0, decoder = 0;
+  int64_t total() const { return encoder + processor + decoder; }
+};
+
+class GraphCastNet {
+ public:
+  // Parameters: truncated normal (2 std) with std 1/sqrt(fan_in), biases 0,
+  // LayerNorm gamma 1 / beta 0; f32 masters, category `parameter`. On meta the
+  // values are not initialized (there are none).
+  GraphCastNet(const GraphCastConfig& config, Device device, uint64_t seed);
+
+  // grid_data [batch * grid nodes, in_channels - 3] in the compute dtype -> the
+  // normalized residual prediction [batch * grid nodes, out_channels].
+  // plan: segments covering stages 0..layers+1 (empty: one plain segment).
+  Var forward(const Var& grid_data, const DeviceGeometry& geometry, const std::vector<StagePlan>& plan = {}) const;
+
+  std::vector<Var> parameters() const;
+  ParameterCounts parameter_counts() const;
+  const GraphCastConfig& config() const { return config_; }
+  int num_stages() const { return config_.layers + 2; }
+
+  // State passed between stages: {grid latents, mesh latents, mesh edge latents}
+  // (stage 0 takes {grid input} instead).
+  std::vector<Var> run_stage(int stage, const std::vector<Var>& state, const DeviceGeometry& geometry) const;
+
+ private:
+  Mlp make_mlp(const std::string& name, int64_t in, int64_t hidden, int64_t out, bool layernorm);
+  Var apply_mlp(const Mlp& mlp, const Var& x) const;
+  // The rest of an MLP after its first linear: SiLU -> Linear (-> LayerNorm).
+  Var finish_mlp(const Mlp& mlp, const Var& first_linear_output) const;
+  // e' = edge MLP([e, v_sender, v_receiver]) over all edges (or one edge range).
+  Var edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& senders_latent, const Var& receivers_latent,
+                       const DeviceGraph& graph) const;
+  // v' = node MLP([v, aggregated]).
+  Var node_mlp_forward(const Mlp& mlp, const Var& nodes, const Var& aggregated) const;
+  std::vector<Var> encoder(const Var& grid_data, const DeviceGeometry& geometry) const;
+  std::vector<Var> processor_step(int layer, const std::vector<Var>& state, const DeviceGeometry& geometry) const;
+  Var decoder(const std::vector<Var>& state, const DeviceGeometry& geometry) const;
+  // Bipartite interaction aggregated into receivers, edge set processed in chunks.
+  Var bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& senders_latent,
+                          const Var& receivers_latent, const DeviceGraph& graph, DType aggregate_dtype) const;
+
+  GraphCastConfig config_;
+  Device device_;
+  uint64_t seed_;
+  uint64_t next_param_seed_ = 0;
+  // encoder
+  Mlp grid_embed_, mesh_embed_, g2m_edge_embed_, g2m_edge_mlp_, g2m_mesh_node_mlp_, g2m_grid_node_mlp_;
+  // processor
+  Mlp mesh_edge_embed_;
+  std::vector<Mlp> processor_edge_mlps_, processor_node_mlps_;
+  // decoder
+  Mlp m2g_edge_embed_, m2g_edge_mlp_, m2g_grid_node_mlp_, m2g_mesh_node_mlp_unused_, output_mlp_;
+};
+
+// Plans for the fixed policies. every_k: processor layers grouped by k per
+// checkpoint (encoder and decoder plain); all: every stage its own checkpoint.
+std::vector<StagePlan> plan_none(int layers);
+std::vector<StagePlan> plan_every(int layers, int k);
+std::vector<StagePlan> plan_all(int layers);
+
+}  // namespace gc::model
