@@ -75,8 +75,7 @@ constexpr int64_t kWholeKMax = 3072;                // whole-k driver up to this
 constexpr int64_t kWholeBBytes = int64_t(3) << 20;  // packed B budget of the whole-k driver
 constexpr int64_t kWholeNCMax = 768;                // C columns per pass of the whole-k driver
 constexpr int64_t kOuterNC = 512;                   // C columns per pass of the k-outer driver
-constexpr int64_t kOuterRowsMax = kMR * 40;         // rows of A packed per slice by the k-outer driver
-constexpr int64_t kOuterUnitPanels = 4;             // a k-outer work unit: 4 x 4 micro-tiles
+constexpr int64_t kOuterRowsMax = kMR * 40;         // rows of C one thread of the k-outer driver owns at a time
 constexpr int64_t kPanelFloats = kMR * kKC;         // one packed A micro-panel, either layout
 constexpr size_t kAlignBytes = 64;
 
@@ -285,23 +284,29 @@ void finish_rows(const GemmProblem& g, const float* acc, int64_t ld_acc, int64_t
 }
 
 // ---- workspace layout -----------------------------------------------------------
-// Shared: [bias, f32: nc] [packed B] and, for the k-outer driver, [packed A slice]
-// [f32 C tile]; then per thread (whole-k driver): [packed A block] [f32 C tile].
+// Shared: [bias, f32: n] and, for the whole-k driver, [packed B, all of k]. Then per
+// thread: [packed A] [f32 C tile] and, for the k-outer driver, [packed B slice].
 // Every piece is 64-byte aligned.
 struct Layout {
   bool whole_k = true;
-  int64_t nc = 0;          // C columns per pass (multiple of kNR)
-  int64_t outer_rows = 0;  // k-outer: rows of A packed per slice
+  int64_t nc = 0;         // C columns per pass (multiple of kNR)
+  int64_t unit_rows = 0;  // k-outer: rows of C per work unit
+  int64_t units = 0;      // k-outer: work units (a multiple of the thread count)
   size_t bias_bytes = 0, b_bytes = 0, a_bytes = 0, tile_bytes = 0;
-  size_t shared_bytes() const { return bias_bytes + b_bytes + (whole_k ? 0 : a_bytes + tile_bytes); }
-  size_t per_thread_bytes() const { return whole_k ? a_bytes + tile_bytes : 0; }
-  size_t total_bytes(int threads) const {
+  int threads = 1;
+  size_t shared_bytes() const { return bias_bytes + (whole_k ? b_bytes : 0); }
+  size_t per_thread_bytes() const { return a_bytes + tile_bytes + (whole_k ? 0 : b_bytes); }
+  size_t total_bytes() const {
     return kAlignBytes + shared_bytes() + static_cast<size_t>(threads) * per_thread_bytes();
   }
 };
 
-Layout make_layout(int64_t m, int64_t n, int64_t k) {
+// The k-outer driver's units depend on the thread count (each thread owns whole
+// rows of C for the entire reduction, so no thread ever waits for another); which
+// thread computes a row never changes how it is computed.
+Layout make_layout(int64_t m, int64_t n, int64_t k, int threads) {
   Layout l;
+  l.threads = threads;
   const int64_t n_padded = round_up(n, kNR);
   l.whole_k = k <= kWholeKMax;
   if (l.whole_k) {
@@ -313,14 +318,13 @@ Layout make_layout(int64_t m, int64_t n, int64_t k) {
     l.tile_bytes = float_bytes(block_rows * l.nc);
   } else {
     l.nc = std::min(n_padded, kOuterNC);
-    // Equal row chunks of at most kOuterRowsMax rows, so m = 512 is one chunk, not 504 + 8.
-    const int64_t chunks = ceil_div(m, kOuterRowsMax);
-    l.outer_rows = round_up(ceil_div(m, chunks), kMR);
+    l.units = round_up(ceil_div(m, kOuterRowsMax), threads);
+    l.unit_rows = round_up(ceil_div(m, l.units), kMR);
     l.b_bytes = float_bytes(kKC * l.nc);
-    l.tile_bytes = float_bytes(l.outer_rows * l.nc);
-    l.a_bytes = float_bytes(ceil_div(l.outer_rows, kMR) * kPanelFloats);
+    l.tile_bytes = float_bytes(l.unit_rows * l.nc);
+    l.a_bytes = float_bytes(ceil_div(l.unit_rows, kMR) * kPanelFloats);
   }
-  l.bias_bytes = float_bytes(l.nc);
+  l.bias_bytes = float_bytes(n_padded);
   return l;
 }
 
@@ -328,10 +332,6 @@ float* carve(char*& cursor, size_t bytes) {
   float* p = reinterpret_cast<float*>(cursor);
   cursor += bytes;
   return p;
-}
-
-void widen_bias(const GemmProblem& g, int64_t j0, int64_t cols, float* out) {
-  if (g.bias) widen_run(g.bias, g.bias_dtype, j0, out, cols);
 }
 
 // ---- drivers ------------------------------------------------------------------------
@@ -342,13 +342,13 @@ void run_whole_k(const GemmProblem& g, const Layout& l, char* base, int threads)
   float* bias = carve(cursor, l.bias_bytes);
   float* packed_b = carve(cursor, l.b_bytes);
   char* thread_base = cursor;
+  if (g.bias) widen_run(g.bias, g.bias_dtype, 0, bias, g.n);
   const int64_t k_slices = ceil_div(g.k, kKC);
   const int64_t row_blocks = ceil_div(g.m, kMC);
 
   for (int64_t j0 = 0; j0 < g.n; j0 += l.nc) {
     const int64_t nc = std::min(l.nc, g.n - j0);
     const int64_t b_panels = ceil_div(nc, kNR);
-    widen_bias(g, j0, nc, bias);
 #pragma omp parallel num_threads(threads)
     {
       // Slice s of packed B starts at s * kKC * l.nc; within it, panel q at q * kc * kNR.
@@ -371,7 +371,7 @@ void run_whole_k(const GemmProblem& g, const Layout& l, char* base, int threads)
             pack_a_panel(g, i0 + ir, std::min<int64_t>(kMR, mc - ir), p0, kc, packed_a + (ir / kMR) * kPanelFloats);
           const float* b = packed_b + s * kKC * l.nc;
           if (direct) {
-            const Epilogue e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias : nullptr} : Epilogue{alpha, 1.0f, nullptr};
+            const Epilogue e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias + j0 : nullptr} : Epilogue{alpha, 1.0f, nullptr};
             macro_kernel(g.transpose_a, mc, nc, kc, packed_a, b, static_cast<float*>(g.c) + i0 * g.ldc + j0, g.ldc, e);
           } else {
             macro_kernel(g.transpose_a, mc, nc, kc, packed_a, b, tile, l.nc, Epilogue{1.0f, s == 0 ? 0.0f : 1.0f, nullptr});
@@ -388,55 +388,44 @@ void run_k_outer(const GemmProblem& g, const Layout& l, char* base, int threads)
   const float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
   char* cursor = base;
   float* bias = carve(cursor, l.bias_bytes);
-  float* packed_b = carve(cursor, l.b_bytes);
-  float* packed_a = carve(cursor, l.a_bytes);
-  float* shared_tile = carve(cursor, l.tile_bytes);
+  char* thread_base = cursor;
+  if (g.bias) widen_run(g.bias, g.bias_dtype, 0, bias, g.n);
   const int64_t k_slices = ceil_div(g.k, kKC);
 
-  for (int64_t j0 = 0; j0 < g.n; j0 += l.nc) {
-    const int64_t nc = std::min(l.nc, g.n - j0);
-    const int64_t b_panels = ceil_div(nc, kNR);
-    widen_bias(g, j0, nc, bias);
-    for (int64_t i0 = 0; i0 < g.m; i0 += l.outer_rows) {
-      const int64_t rows = std::min(l.outer_rows, g.m - i0);
-      const int64_t a_panels = ceil_div(rows, kMR);
-      const int64_t unit_rows = ceil_div(a_panels, kOuterUnitPanels);
-      const int64_t unit_cols = ceil_div(b_panels, kOuterUnitPanels);
-      float* c = direct ? static_cast<float*>(g.c) + i0 * g.ldc + j0 : shared_tile;
-      const int64_t ldc = direct ? g.ldc : l.nc;
 #pragma omp parallel num_threads(threads)
-      {
+  {
+    char* mine = thread_base + static_cast<size_t>(omp_get_thread_num()) * l.per_thread_bytes();
+    float* packed_a = carve(mine, l.a_bytes);
+    float* tile = carve(mine, l.tile_bytes);
+    float* packed_b = carve(mine, l.b_bytes);
+#pragma omp for schedule(static)
+    for (int64_t unit = 0; unit < l.units; ++unit) {
+      const int64_t i0 = unit * l.unit_rows, rows = std::min(l.unit_rows, g.m - i0);
+      if (rows <= 0) continue;
+      for (int64_t j0 = 0; j0 < g.n; j0 += l.nc) {
+        const int64_t nc = std::min(l.nc, g.n - j0);
+        float* c = direct ? static_cast<float*>(g.c) + i0 * g.ldc + j0 : tile;
+        const int64_t ldc = direct ? g.ldc : l.nc;
         for (int64_t s = 0; s < k_slices; ++s) {
           const int64_t p0 = s * kKC, kc = std::min(kKC, g.k - p0);
-#pragma omp for schedule(static)
-          for (int64_t unit = 0; unit < a_panels + b_panels; ++unit) {
-            if (unit < a_panels)
-              pack_a_panel(g, i0 + unit * kMR, std::min<int64_t>(kMR, rows - unit * kMR), p0, kc,
-                           packed_a + unit * kPanelFloats);
-            else
-              pack_b_panel(g, p0, kc, j0 + (unit - a_panels) * kNR, std::min<int64_t>(kNR, nc - (unit - a_panels) * kNR),
-                           packed_b + (unit - a_panels) * kc * kNR);
-          }
+          for (int64_t ir = 0; ir < rows; ir += kMR)
+            pack_a_panel(g, i0 + ir, std::min<int64_t>(kMR, rows - ir), p0, kc, packed_a + (ir / kMR) * kPanelFloats);
+          for (int64_t jr = 0; jr < nc; jr += kNR)
+            pack_b_panel(g, p0, kc, j0 + jr, std::min<int64_t>(kNR, nc - jr), packed_b + (jr / kNR) * kc * kNR);
           Epilogue e{1.0f, s == 0 ? 0.0f : 1.0f, nullptr};
-          if (direct) e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias : nullptr} : Epilogue{alpha, 1.0f, nullptr};
-#pragma omp for schedule(dynamic, 1)
-          for (int64_t unit = 0; unit < unit_rows * unit_cols; ++unit) {
-            const int64_t ir = (unit / unit_cols) * kOuterUnitPanels * kMR;
-            const int64_t jr = (unit % unit_cols) * kOuterUnitPanels * kNR;
-            const int64_t mc = std::min(kOuterUnitPanels * kMR, rows - ir);
-            const int64_t ncols = std::min(kOuterUnitPanels * kNR, nc - jr);
-            const Epilogue unit_e{e.alpha, e.beta, e.bias ? e.bias + jr : nullptr};
-            macro_kernel(g.transpose_a, mc, ncols, kc, packed_a + (ir / kMR) * kPanelFloats,
-                         packed_b + (jr / kNR) * kc * kNR, c + ir * ldc + jr, ldc, unit_e);
-          }
+          if (direct) e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias + j0 : nullptr} : Epilogue{alpha, 1.0f, nullptr};
+          macro_kernel(g.transpose_a, rows, nc, kc, packed_a, packed_b, c, ldc, e);
         }
-        if (!direct) {
-#pragma omp for schedule(static)
-          for (int64_t r = 0; r < rows; ++r) finish_rows(g, shared_tile + r * l.nc, l.nc, i0 + r, 1, j0, nc);
-        }
+        if (!direct) finish_rows(g, tile, l.nc, i0, rows, j0, nc);
       }
     }
   }
+}
+
+// Below about a million multiply-adds, starting a team costs more than it saves
+// (and far more when other processes hold the cores).
+bool parallel_worth_it(const GemmProblem& g) {
+  return static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k) >= double(1 << 20);
 }
 
 // Simple all-f64 path: one row per iteration, k summed in order.
@@ -446,7 +435,7 @@ void run_f64(const GemmProblem& g) {
   const double* bias = static_cast<const double*>(g.bias);
   double* c = static_cast<double*>(g.c);
   constexpr int64_t kChunk = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth_it(g))
   for (int64_t i = 0; i < g.m; ++i) {
     for (int64_t j0 = 0; j0 < g.n; j0 += kChunk) {
       const int64_t count = std::min(kChunk, g.n - j0);
@@ -498,7 +487,7 @@ int gemm_cpu_micro_cols() { return kNR; }
 
 size_t gemm_cpu_workspace_bytes(int64_t m, int64_t n, int64_t k) {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
-  return make_layout(m, n, k).total_bytes(std::max(1, omp_get_max_threads()));
+  return make_layout(m, n, k, std::max(1, omp_get_max_threads())).total_bytes();
 }
 
 void gemm_cpu(const GemmProblem& g, void* workspace, size_t workspace_bytes) {
@@ -512,20 +501,19 @@ void gemm_cpu(const GemmProblem& g, void* workspace, size_t workspace_bytes) {
     finish_rows(g, nullptr, 0, 0, g.m, 0, g.n);
     return;
   }
-  const Layout layout = make_layout(g.m, g.n, g.k);
   // As many threads as the workspace has buffers for: the result does not depend on it.
-  const int max_threads = std::max(1, omp_get_max_threads());
-  int threads = max_threads;
-  while (threads > 1 && layout.total_bytes(threads) > workspace_bytes) --threads;
-  if (!workspace || layout.total_bytes(threads) > workspace_bytes)
+  Layout layout = make_layout(g.m, g.n, g.k, parallel_worth_it(g) ? std::max(1, omp_get_max_threads()) : 1);
+  while (layout.threads > 1 && layout.total_bytes() > workspace_bytes)
+    layout = make_layout(g.m, g.n, g.k, layout.threads - 1);
+  if (!workspace || layout.total_bytes() > workspace_bytes)
     throw std::invalid_argument("gemm_cpu: workspace of " + std::to_string(workspace_bytes) + " bytes, need " +
-                                std::to_string(layout.total_bytes(1)) + " for m=" + std::to_string(g.m) +
+                                std::to_string(layout.total_bytes()) + " for m=" + std::to_string(g.m) +
                                 " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k));
   char* base = reinterpret_cast<char*>(round_up(reinterpret_cast<intptr_t>(workspace), kAlignBytes));
   if (layout.whole_k)
-    run_whole_k(g, layout, base, threads);
+    run_whole_k(g, layout, base, layout.threads);
   else
-    run_k_outer(g, layout, base, threads);
+    run_k_outer(g, layout, base, layout.threads);
 }
 
 }  // namespace gc::kernels::cpu
