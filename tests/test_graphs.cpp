@@ -164,9 +164,9 @@ struct SmallConfig {
   int mesh_level;
 };
 
-class GraphsSmall : public ::testing::TestWithParam<SmallConfig> {};
+class GraphsBruteForce : public ::testing::TestWithParam<SmallConfig> {};
 
-TEST_P(GraphsSmall, MatchBruteForce) {
+TEST_P(GraphsBruteForce, SmallConfigs) {
   const Grid grid = make_equiangular_grid(GetParam().spacing_deg);
   const std::vector<Vec3> positions = grid_positions(grid);
   const Mesh mesh = build_mesh_hierarchy(GetParam().mesh_level).back();
@@ -207,7 +207,7 @@ TEST_P(GraphsSmall, MatchBruteForce) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Configs, GraphsSmall,
+INSTANTIATE_TEST_SUITE_P(Geometry, GraphsBruteForce,
                          ::testing::Values(SmallConfig{10.0, 2}, SmallConfig{5.0, 3}, SmallConfig{7.5, 1},
                                            SmallConfig{30.0, 0}),
                          [](const ::testing::TestParamInfo<SmallConfig>& info) {
