@@ -72,6 +72,8 @@ class Value {
   const std::vector<std::pair<std::string, Value>>& as_object() const;
 
   // Object member: found, or appended as null (a null value becomes an empty object first).
+  // Lookup is linear (objects here are configs and headers, not big maps); like
+  // std::vector, appending a member invalidates references to earlier members.
   Value& operator[](const std::string& key);
   // Object member or nullptr (also nullptr when this is not an object).
   const Value* find(const std::string& key) const;
