@@ -19,7 +19,7 @@ endif
 BUILD ?= build
 CXX ?= g++
 OPT ?= -O3 -march=native
-CXXFLAGS := -std=c++17 $(OPT) -g1 -Wall -Wextra -fopenmp -I. -MMD -MP
+CXXFLAGS := -std=c++17 $(OPT) -fno-math-errno -g1 -Wall -Wextra -fopenmp -I. -MMD -MP
 LDFLAGS := -fopenmp
 LDLIBS := -lpthread
 

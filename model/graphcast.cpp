@@ -170,25 +170,28 @@ Mlp GraphCastNet::make_mlp(const std::string& name, int64_t in, int64_t hidden, 
   const uint64_t mlp_seed = seed_ * 1000003ull + (next_param_seed_++);
   auto weight = [&](const std::string& pname, int64_t fan_in, int64_t fan_out, uint64_t salt) {
     MemoryScope label(pname);
-    Tensor t = Tensor::empty({fan_in, fan_out}, DType::f32, device_);
-    if (device_ != Device::meta) {
+    // One allocation on every device (meta and cpu make identical requests).
+    Tensor t;
+    if (device_ == Device::meta) {
+      t = Tensor::empty({fan_in, fan_out}, master_dtype(), device_);
+    } else {
       std::mt19937_64 rng(mlp_seed * 31 + salt);
       std::normal_distribution<double> normal(0.0, 1.0);
       const double stddev = 1.0 / std::sqrt(static_cast<double>(fan_in));
-      std::vector<float> host(static_cast<size_t>(fan_in * fan_out));
-      for (float& v : host) {
+      std::vector<double> host(static_cast<size_t>(fan_in * fan_out));
+      for (double& v : host) {
         double z;
         do z = normal(rng);
         while (std::fabs(z) > 2.0);
-        v = static_cast<float>(z * stddev);
+        v = static_cast<double>(static_cast<float>(z * stddev));  // the same values in f32 and f64
       }
-      device_copy(t.data(), device_, host.data(), Device::cpu, host.size() * sizeof(float));
+      t = Tensor::from_doubles(host, {fan_in, fan_out}, master_dtype(), device_);
     }
     return Var(t, true, name + "." + pname);
   };
   auto constant = [&](const std::string& pname, int64_t n, double value) {
     MemoryScope label(pname);
-    Tensor t = Tensor::empty({n}, DType::f32, device_);
+    Tensor t = Tensor::empty({n}, master_dtype(), device_);
     kernels::fill(t, value);
     return Var(t, true, name + "." + pname);
   };
@@ -322,7 +325,7 @@ std::vector<Var> GraphCastNet::encoder(const Var& grid_data, const DeviceGeometr
   grid_input = Var();
   Var v_mesh = apply_mlp(mesh_embed_, Var(geometry.mesh_input));
   // The encoder's edge->node sum accumulates in f32 (GRAPHCAST.md section 4).
-  Var aggregated = bipartite_aggregate(g2m_edge_embed_, g2m_edge_mlp_, v_grid, v_mesh, geometry.g2m, DType::f32);
+  Var aggregated = bipartite_aggregate(g2m_edge_embed_, g2m_edge_mlp_, v_grid, v_mesh, geometry.g2m, master_dtype());
   Var mesh_update = node_mlp_forward(g2m_mesh_node_mlp_, v_mesh, aggregated);
   aggregated = Var();
   Var grid_update = apply_mlp(g2m_grid_node_mlp_, v_grid);
@@ -365,7 +368,7 @@ Var GraphCastNet::decoder(const std::vector<Var>& state, const DeviceGeometry& g
   grid_update = Var();
   Var out = apply_mlp(output_mlp_, v);
   // The prediction leaves the network in f32 (de-normalization and the residual add in f32).
-  return out.dtype() == DType::f32 ? out : cast(out, DType::f32);
+  return out.dtype() == master_dtype() ? out : cast(out, master_dtype());
 }
 
 std::vector<Var> GraphCastNet::run_stage(int stage, const std::vector<Var>& state,

@@ -104,6 +104,8 @@ class GraphCastNet {
   ParameterCounts parameter_counts() const;
   const GraphCastConfig& config() const { return config_; }
   int num_stages() const { return config_.layers + 2; }
+  // f32 master weights (f64 when the compute dtype is f64, for gradient checks).
+  DType master_dtype() const { return config_.compute_dtype == DType::f64 ? DType::f64 : DType::f32; }
 
   // State passed between stages: {grid latents, mesh latents, mesh edge latents}
   // (stage 0 takes {grid input} instead).

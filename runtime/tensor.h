@@ -59,7 +59,11 @@ class Tensor {
   int64_t size(int64_t d) const;  // negative d counts from the end
   int64_t numel() const { return shape_numel(shape_); }
   int64_t rows() const { return shape_.empty() ? 1 : shape_[0]; }
-  int64_t cols() const { return shape_.empty() ? 1 : numel() / shape_[0]; }  // product of trailing dims
+  int64_t cols() const {  // product of the trailing dims
+    int64_t n = 1;
+    for (size_t i = 1; i < shape_.size(); ++i) n *= shape_[i];
+    return n;
+  }
   DType dtype() const { return dtype_; }
   Device device() const { return device_; }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
