@@ -436,6 +436,7 @@ int draw_colorbar(Canvas& canvas, int x, int y, int w, int h, double vmin, doubl
                   const std::string& label, int text_scale) {
   check_value_range("draw_colorbar", vmin, vmax);
   if (w < 1 || h < 1) throw std::invalid_argument("draw_colorbar: empty rectangle");
+  Canvas::text_height(text_scale);  // validates the scale before anything is drawn
   const int s = text_scale;
   for (int row = 0; row < h; ++row) {
     const double t = h > 1 ? 1.0 - static_cast<double>(row) / (h - 1) : 0.5;

@@ -1,7 +1,7 @@
 // plot.h: a small raster plotting library that writes PNG files (through stb):
-// an RGB Canvas with clipped primitives and an embedded 5x7 bitmap font, colour
-// maps, lat-lon field maps with colour bars, line charts (loss curves) and
-// stacked area charts (the memory timeline by category).
+// an RGB Canvas with clipped primitives and an embedded 5x7 bitmap font (plus a
+// descender row), colour maps, lat-lon field maps with colour bars, line charts
+// (loss curves) and stacked area charts (the memory timeline by category).
 //
 // Pixel coordinates are integers, origin top-left, y growing down. Every drawing
 // call clips to the canvas, so drawing partly or wholly outside it is harmless;
