@@ -43,8 +43,48 @@ Tensor upload_i32(const std::vector<int32_t>& host, Device device) {
 
 // The graph replicated `batch` times: sample b's senders/receivers are offset by
 // b * num_senders / b * num_receivers, so edges stay sorted by receiver.
+// Index tensors of `chunks` receiver ranges with balanced edge counts.
+std::vector<EdgeChunk> make_chunks(const Graph& g, const std::vector<int32_t>& receiver_offsets, int chunks,
+                                   const DeviceGraph& whole, Device device) {
+  std::vector<EdgeChunk> out;
+  const int64_t edges = g.num_edges();
+  int64_t receiver = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const int64_t target_end = edges * (c + 1) / chunks;
+    int64_t end_receiver = receiver;
+    while (end_receiver < g.num_receivers && receiver_offsets[static_cast<size_t>(end_receiver + 1)] <= target_end) ++end_receiver;
+    if (c == chunks - 1) end_receiver = g.num_receivers;
+    if (end_receiver == receiver && receiver < g.num_receivers) ++end_receiver;  // never an empty range mid-way
+    EdgeChunk ch;
+    ch.first_receiver = receiver;
+    ch.receivers = end_receiver - receiver;
+    ch.first_edge = receiver_offsets[static_cast<size_t>(receiver)];
+    ch.edges = receiver_offsets[static_cast<size_t>(end_receiver)] - ch.first_edge;
+    std::vector<int32_t> senders(g.senders.begin() + ch.first_edge, g.senders.begin() + ch.first_edge + ch.edges);
+    std::vector<int32_t> receivers(g.receivers.begin() + ch.first_edge, g.receivers.begin() + ch.first_edge + ch.edges);
+    Graph local = make_graph(g.num_senders, g.num_receivers, senders, receivers);
+    const SenderCsr csr = local.sender_csr();
+    std::vector<int32_t> identity(static_cast<size_t>(ch.edges)), local_offsets;
+    for (int64_t e = 0; e < ch.edges; ++e) identity[static_cast<size_t>(e)] = static_cast<int32_t>(e);
+    for (int64_t r = receiver; r <= end_receiver; ++r)
+      local_offsets.push_back(receiver_offsets[static_cast<size_t>(r)] - static_cast<int32_t>(ch.first_edge));
+    ch.senders.index = whole.senders.index.slice_rows(ch.first_edge, ch.edges);
+    ch.senders.order = upload_i32(csr.order, device);
+    ch.senders.offsets = upload_i32(csr.offsets, device);
+    ch.senders.num_nodes = g.num_senders;
+    ch.receivers_csr.index = whole.receivers.index.slice_rows(ch.first_edge, ch.edges);
+    ch.receivers_csr.order = upload_i32(identity, device);
+    ch.receivers_csr.offsets = upload_i32(local.receiver_offsets(), device);
+    ch.receivers_csr.num_nodes = g.num_receivers;
+    ch.segment_offsets = upload_i32(local_offsets, device);
+    out.push_back(std::move(ch));
+    receiver = end_receiver;
+  }
+  return out;
+}
+
 DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features, int batch, Device device,
-                         const std::string& name) {
+                         const std::string& name, int chunks) {
   MemoryScope scope(Category::input, "graph." + name);
   const int64_t edges = graph.num_edges();
   Graph replicated;
@@ -77,6 +117,13 @@ DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features,
   feats.reserve(features.size() * static_cast<size_t>(batch));
   for (int b = 0; b < batch; ++b) feats.insert(feats.end(), features.begin(), features.end());
   d.edge_features = Tensor::from_host(feats.data(), {edges * batch, 4}, DType::f32, device);
+  if (chunks > 1) {
+    if (chunks > replicated.num_receivers)
+      throw std::invalid_argument("--edge-chunks " + std::to_string(chunks) + " exceeds the " +
+                                  std::to_string(replicated.num_receivers) + " receivers of the " + name + " graph");
+    MemoryScope chunk_scope("chunks");
+    d.chunks = make_chunks(replicated, receiver_offsets, chunks, d, device);
+  }
   return d;
 }
 
@@ -102,9 +149,9 @@ DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCas
   d.batch = config.batch;
   d.grid_nodes = geometry.num_grid_nodes();
   d.mesh_nodes = geometry.num_mesh_nodes();
-  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m");
-  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh");
-  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g");
+  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m", config.edge_chunks);
+  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh", 1);
+  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g", config.edge_chunks);
   MemoryScope scope(Category::input, "graph.nodes");
   d.grid_structural = upload_rows_as(geometry.grid_structural, 3, config.batch, config.compute_dtype, device);
   // Mesh node input: zeros in the data channels, then the 3 structural features.
@@ -305,15 +352,69 @@ Var GraphCastNet::node_mlp_forward(const Mlp& mlp, const Var& nodes, const Var& 
 }
 
 
+Var GraphCastNet::chunk_messages(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& sender_side,
+                                 const Var& receiver_side, const DeviceGraph& graph, const EdgeChunk& chunk,
+                                 DType aggregate_dtype) const {
+  const int64_t L = config_.latent;
+  Var features = cast(Var(graph.edge_features.slice_rows(chunk.first_edge, chunk.edges)), config_.compute_dtype);
+  Var edges = apply_mlp(edge_embed, features);
+  MemoryScope scope(edge_mlp.name.substr(edge_mlp.name.rfind('.') + 1));
+  Var h;
+  {
+    MemoryScope s("linear0");
+    if (config_.concat_trick) {
+      // sender_side / receiver_side are the node projections V_s W_s, V_r W_r.
+      h = add(add(linear(edges, edge_mlp.w0, edge_mlp.b0, 0), gather_rows(sender_side, chunk.senders)),
+              gather_rows(receiver_side, chunk.receivers_csr));
+    } else {
+      h = linear(concat_cols({edges, gather_rows(sender_side, chunk.senders), gather_rows(receiver_side, chunk.receivers_csr)}),
+                 edge_mlp.w0, edge_mlp.b0);
+    }
+  }
+  (void)L;
+  Var messages = finish_mlp(edge_mlp, h);
+  MemoryScope s("aggregate");
+  return segment_sum(messages, chunk.segment_offsets, aggregate_dtype);
+}
+
 Var GraphCastNet::bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& senders_latent,
                                       const Var& receivers_latent, const DeviceGraph& graph,
                                       DType aggregate_dtype) const {
-  // One pass over all edges; chunking (remat of edge blocks) lives in the planner issue.
-  Var features = cast(Var(graph.edge_features), config_.compute_dtype);
-  Var edges = apply_mlp(edge_embed, features);
-  Var messages = edge_mlp_forward(edge_mlp, edges, senders_latent, receivers_latent, graph);
+  if (graph.chunks.empty()) {
+    Var features = cast(Var(graph.edge_features), config_.compute_dtype);
+    Var edges = apply_mlp(edge_embed, features);
+    Var messages = edge_mlp_forward(edge_mlp, edges, senders_latent, receivers_latent, graph);
+    MemoryScope scope("aggregate");
+    return segment_sum(messages, graph.receiver_offsets, aggregate_dtype);
+  }
+  // Edge chunking: each receiver range's messages are computed in a checkpointed
+  // segment that keeps only its inputs, so at most one chunk's edge activations
+  // are alive at a time, in forward and in backward.
+  const int64_t L = config_.latent;
+  Var sender_side = senders_latent, receiver_side = receivers_latent;
+  if (config_.concat_trick) {
+    MemoryScope scope(edge_mlp.name.substr(edge_mlp.name.rfind('.') + 1));
+    MemoryScope s("linear0");
+    {
+      MemoryScope p("sender_projection");
+      sender_side = linear(senders_latent, edge_mlp.w0, Var(), L);
+    }
+    {
+      MemoryScope p("receiver_projection");
+      receiver_side = linear(receivers_latent, edge_mlp.w0, Var(), 2 * L);
+    }
+  }
+  std::vector<Var> parts;
+  for (size_t c = 0; c < graph.chunks.size(); ++c) {
+    const EdgeChunk& chunk = graph.chunks[c];
+    auto fn = [this, &edge_embed, &edge_mlp, &graph, &chunk, aggregate_dtype](const std::vector<Var>& in) {
+      return std::vector<Var>{chunk_messages(edge_embed, edge_mlp, in[0], in[1], graph, chunk, aggregate_dtype)};
+    };
+    MemoryScope scope("edge_chunk." + std::to_string(c));
+    parts.push_back(checkpoint("", fn, {sender_side, receiver_side})[0]);
+  }
   MemoryScope scope("aggregate");
-  return segment_sum(messages, graph.receiver_offsets, aggregate_dtype);
+  return parts.size() == 1 ? parts[0] : concat_rows(parts);
 }
 
 // ---- stages ------------------------------------------------------------------------------
@@ -378,6 +479,45 @@ std::vector<Var> GraphCastNet::run_stage(int stage, const std::vector<Var>& stat
   return {decoder(state, geometry)};
 }
 
+std::vector<Var> GraphCastNet::run_plan(const std::vector<StagePlan>& plan, const std::vector<Var>& state_in,
+                                        const DeviceGeometry& geometry) const {
+  std::vector<Var> state = state_in;
+  for (const StagePlan& item : plan) {
+    // By value: the checkpoint keeps this function until backward, after the plan is gone.
+    auto run = [this, item, &geometry](const std::vector<Var>& in) {
+      if (!item.inner.empty()) return run_plan(item.inner, in, geometry);
+      std::vector<Var> s = in;
+      for (int stage = item.first_stage; stage <= item.last_stage; ++stage) s = run_stage(stage, s, geometry);
+      return s;
+    };
+    if (item.checkpoint) {
+      std::string label = item.first_stage == 0 ? "encoder" : item.first_stage > config_.layers ? "decoder"
+                          : "processor." + std::to_string(item.first_stage - 1);
+      if (item.last_stage != item.first_stage) label += "-" + std::to_string(item.last_stage);
+      state = checkpoint("checkpoint." + label, run, state);
+    } else {
+      state = run(state);
+    }
+  }
+  return state;
+}
+
+namespace {
+void check_plan(const std::vector<StagePlan>& plan, int first, int last, int layers) {
+  int expected = first;
+  for (const StagePlan& item : plan) {
+    if (item.first_stage != expected || item.last_stage < item.first_stage || item.last_stage > last)
+      throw std::invalid_argument("GraphCast forward: a plan's items must cover stages " + std::to_string(first) + ".." +
+                                  std::to_string(last) + " in order (stages 0.." + std::to_string(layers + 1) + ")");
+    if (!item.inner.empty()) check_plan(item.inner, item.first_stage, item.last_stage, layers);
+    expected = item.last_stage + 1;
+  }
+  if (expected != last + 1)
+    throw std::invalid_argument("GraphCast forward: the plan stops at stage " + std::to_string(expected - 1) +
+                                " before stage " + std::to_string(last));
+}
+}  // namespace
+
 Var GraphCastNet::forward(const Var& grid_data, const DeviceGeometry& geometry,
                           const std::vector<StagePlan>& plan) const {
   const int64_t expected_rows = geometry.grid_nodes * geometry.batch;
@@ -386,48 +526,26 @@ Var GraphCastNet::forward(const Var& grid_data, const DeviceGeometry& geometry,
     throw std::invalid_argument("GraphCast forward: grid data [" + std::to_string(expected_rows) + ", " +
                                 std::to_string(config_.in_channels - 3) + "] expected, got " +
                                 grid_data.value().describe());
-  std::vector<StagePlan> segments = plan.empty() ? plan_none(config_.layers) : plan;
-  std::vector<Var> state = {grid_data};
-  int expected_first = 0;
-  for (const StagePlan& seg : segments) {
-    if (seg.first_stage != expected_first || seg.last_stage < seg.first_stage || seg.last_stage > config_.layers + 1)
-      throw std::invalid_argument("GraphCast forward: the plan's segments must cover stages 0.." +
-                                  std::to_string(config_.layers + 1) + " in order");
-    expected_first = seg.last_stage + 1;
-    auto run = [this, seg, &geometry](const std::vector<Var>& in) {
-      std::vector<Var> s = in;
-      for (int stage = seg.first_stage; stage <= seg.last_stage; ++stage) s = run_stage(stage, s, geometry);
-      return s;
-    };
-    if (seg.checkpoint) {
-      std::string label = seg.first_stage == 0 ? "encoder" : seg.first_stage > config_.layers ? "decoder"
-                          : "processor." + std::to_string(seg.first_stage - 1);
-      if (seg.last_stage != seg.first_stage) label += "-" + std::to_string(seg.last_stage);
-      state = checkpoint("checkpoint." + label, run, state);
-    } else {
-      state = run(state);
-    }
-  }
-  if (expected_first != config_.layers + 2)
-    throw std::invalid_argument("GraphCast forward: the plan stops before the decoder");
-  return state[0];
+  const std::vector<StagePlan> items = plan.empty() ? plan_none(config_.layers) : plan;
+  check_plan(items, 0, config_.layers + 1, config_.layers);
+  return run_plan(items, {grid_data}, geometry)[0];
 }
 
 // ---- fixed plans ---------------------------------------------------------------------------
 
-std::vector<StagePlan> plan_none(int layers) { return {{0, layers + 1, false}}; }
+std::vector<StagePlan> plan_none(int layers) { return {{0, layers + 1, false, {}}}; }
 
 std::vector<StagePlan> plan_every(int layers, int k) {
   if (k < 1) throw std::invalid_argument("every:K needs K >= 1");
-  std::vector<StagePlan> p = {{0, 0, false}};
-  for (int first = 1; first <= layers; first += k) p.push_back({first, std::min(layers, first + k - 1), true});
-  p.push_back({layers + 1, layers + 1, false});
+  std::vector<StagePlan> p = {{0, 0, false, {}}};
+  for (int first = 1; first <= layers; first += k) p.push_back({first, std::min(layers, first + k - 1), true, {}});
+  p.push_back({layers + 1, layers + 1, false, {}});
   return p;
 }
 
 std::vector<StagePlan> plan_all(int layers) {
   std::vector<StagePlan> p;
-  for (int s = 0; s <= layers + 1; ++s) p.push_back({s, s, true});
+  for (int s = 0; s <= layers + 1; ++s) p.push_back({s, s, true, {}});
   return p;
 }
 

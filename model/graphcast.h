@@ -50,11 +50,22 @@ struct GraphCastGeometry {
 GraphCastGeometry build_geometry(const Grid& grid, int mesh_level);
 
 // One graph on the device, replicated `batch` times (block diagonal).
+// A contiguous range of receivers and their edges (edges are sorted by
+// receiver), with index tensors local to the range, for edge chunking.
+struct EdgeChunk {
+  int64_t first_receiver = 0, receivers = 0;
+  int64_t first_edge = 0, edges = 0;
+  IndexCsr senders;         // index [edges] into the sender set, CSR over all senders
+  IndexCsr receivers_csr;   // index [edges] into the receiver set, CSR over all receivers
+  Tensor segment_offsets;   // [receivers + 1] i32, local edge offsets of the range's receivers
+};
+
 struct DeviceGraph {
   IndexCsr senders;         // gather of sender rows, with the sender grouping
   IndexCsr receivers;       // gather of receiver rows (edges sorted by receiver)
   Tensor receiver_offsets;  // [receivers + 1] i32
   Tensor edge_features;     // [edges, 4] f32
+  std::vector<EdgeChunk> chunks;  // only when edge chunking is asked for (encoder and decoder graphs)
   int64_t num_edges() const { return senders.index.numel(); }
 };
 
@@ -78,9 +89,15 @@ struct Mlp {
   int64_t parameter_count() const;
 };
 
+// One item of a rematerialization plan. checkpoint=false: stages run recording
+// (their tapes are kept). checkpoint=true: the stages run without keeping their
+// intermediates, only the item's input is kept, and inside backward they are
+// recomputed following `inner` (a plan for the same stages; empty = plain), so
+// plans nest exactly like the optimal schedules of the planner.
 struct StagePlan {
   int first_stage = 0, last_stage = 0;  // inclusive
   bool checkpoint = false;
+  std::vector<StagePlan> inner;
 };
 
 struct ParameterCounts {
@@ -121,6 +138,11 @@ class GraphCastNet {
                        const DeviceGraph& graph) const;
   // v' = node MLP([v, aggregated]).
   Var node_mlp_forward(const Mlp& mlp, const Var& nodes, const Var& aggregated) const;
+  std::vector<Var> run_plan(const std::vector<StagePlan>& plan, const std::vector<Var>& state,
+                           const DeviceGeometry& geometry) const;
+  // Aggregated messages of one edge chunk: [chunk receivers, L].
+  Var chunk_messages(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& sender_side, const Var& receiver_side,
+                     const DeviceGraph& graph, const EdgeChunk& chunk, DType aggregate_dtype) const;
   std::vector<Var> encoder(const Var& grid_data, const DeviceGeometry& geometry) const;
   std::vector<Var> processor_step(int layer, const std::vector<Var>& state, const DeviceGeometry& geometry) const;
   Var decoder(const std::vector<Var>& state, const DeviceGeometry& geometry) const;
