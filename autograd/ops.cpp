@@ -39,6 +39,11 @@ std::string shapes(const Var& a, const Var& b) { return a.value().describe() + "
 
 }  // namespace
 
+double& linear_flops() {
+  static double flops = 0;
+  return flops;
+}
+
 double scalar_value(const Tensor& t) {
   if (t.is_meta()) return 0.0;
   return t.item(0);
@@ -63,6 +68,7 @@ Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
     Tensor bias = b.defined() ? b.value() : Tensor();
     kernels::linear_forward(y, x.value(), w, bias, ws);
   }
+  linear_flops() += 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out_features);
   const bool record = should_record({&x, &W, &b});
   Var out = Var::make_output(y, record);
   if (!record) return out;
@@ -82,12 +88,14 @@ Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
       Tensor grad_x = Tensor::empty({rows, in}, grad_y.dtype(), grad_y.device());
       Tensor ws = gemm_workspace(grad_y.device(), rows, in, out_features);
       kernels::linear_backward_input(grad_x, grad_y, w_used, ws);
+      linear_flops() += 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out_features);
       ctx.add_grad(0, grad_x);
     }
     if (need_w) {
       Tensor grad_w = whole ? ctx.grad_buffer(1) : ctx.grad_buffer(1).slice_rows(w_row_start, in);
       Tensor ws = gemm_workspace(grad_y.device(), in, out_features, rows);
       kernels::linear_backward_weight(grad_w, ctx.saved(0), grad_y, ws);
+      linear_flops() += 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out_features);
     }
     if (has_bias && ctx.needs_grad(2)) kernels::sum_rows(ctx.grad_buffer(2), grad_y, true);
   });

@@ -53,6 +53,11 @@ Var mean_all(const Var& x);  // [1]
 // GraphCast loss (kernels/loss.h); target, row_weight [R] f32, col_weight [C] f32 are data.
 Var weighted_mse(const Var& pred, const Tensor& target, const Tensor& row_weight, const Tensor& col_weight);
 
+// Multiply-add work done by linear layers since start (2 flops per multiply-add),
+// forward and backward; counted on every device, meta included, so a dry run
+// knows the FLOPs of a step.
+double& linear_flops();
+
 // Reads a one-element tensor on the host (0 on meta, where there is no value).
 double scalar_value(const Tensor& t);
 
