@@ -47,7 +47,7 @@ void write_loss_png(const Trainer& trainer, const std::string& path) {
   text.title = "Training loss (" + o.preset + ", " + std::to_string(history.size()) + " steps, last " +
                plot::format_number(history.back().loss) + ")";
   text.x_label = "step";
-  text.y_label = "loss (weighted MSE of normalized fields, log scale)";
+  text.y_label = "loss (normalized MSE, log scale)";
   plot::Canvas canvas(1200, 700);
   plot::line_chart(canvas, plot::Rect{0, 0, canvas.width(), canvas.height()}, series, text, true);
   canvas.save_png(path);
@@ -56,8 +56,9 @@ void write_loss_png(const Trainer& trainer, const std::string& path) {
 // One chart per variable: model, persistence and climatology RMSE against lead.
 void write_rmse_png(const EvalResult& eval, const std::string& path) {
   const size_t variables = eval.variables.size();
-  const int chart_w = 640, chart_h = 480;
-  plot::Canvas canvas(chart_w * static_cast<int>(variables), chart_h);
+  // Stacked vertically at a size where the chart library uses its large text.
+  const int chart_w = 1200, chart_h = 700;
+  plot::Canvas canvas(chart_w, chart_h * static_cast<int>(variables));
   for (size_t v = 0; v < variables; ++v) {
     std::vector<plot::Series> series{{"model", plot::category_colour(0), {}, eval.rmse_model[v]},
                                      {"persistence", plot::category_colour(1), {}, eval.rmse_persistence[v]},
@@ -66,10 +67,10 @@ void write_rmse_png(const EvalResult& eval, const std::string& path) {
       for (int hours : eval.lead_hours) s.x.push_back(hours);
     const int channel = static_cast<int>(v);
     plot::ChartText text;
-    text.title = "RMSE of " + eval.variables[v] + " (" + std::to_string(eval.cases) + " cases)";
+    text.title = "RMSE of " + eval.variables[v] + " by lead (" + std::to_string(eval.cases) + " held-out cases)";
     text.x_label = "lead (hours)";
-    text.y_label = std::string("RMSE (") + model::swe_channel_unit(channel) + ")";
-    plot::line_chart(canvas, plot::Rect{chart_w * channel, 0, chart_w, chart_h}, series, text);
+    text.y_label = std::string("latitude-weighted RMSE (") + model::swe_channel_unit(channel) + ")";
+    plot::line_chart(canvas, plot::Rect{0, chart_h * channel, chart_w, chart_h}, series, text);
   }
   canvas.save_png(path);
 }
@@ -101,9 +102,10 @@ int draw_forecast(plot::Canvas& canvas, const std::vector<LeadMaps>& leads, int 
   const plot::ValueRange error_range = plot::symmetric_range(errors.data(), errors.size());
 
   canvas.text(margin, margin, title, plot::colour::text, 3);
-  canvas.text(margin, margin + plot::Canvas::text_height(3) + 10,
-              "columns: truth | prediction | error = prediction - truth; colour scales shared by all leads",
-              plot::colour::axis, scale);
+  const std::string subtitle =
+      "columns: truth | prediction | error = prediction - truth; colour scales shared by all leads; "
+      "RMSE latitude-weighted";
+  canvas.text(margin, margin + plot::Canvas::text_height(3) + 10, subtitle, plot::colour::axis, scale);
 
   const int x_truth = margin + row_label_w, x_prediction = x_truth + panel_w + gap;
   const int maps_top = margin + title_h + panel_title_h;
@@ -135,7 +137,8 @@ int draw_forecast(plot::Canvas& canvas, const std::vector<LeadMaps>& leads, int 
     plot::draw_field(canvas, x_error, y, panel_w, panel_h, m.error.data(), nlat, nlon, error_range.min,
                      error_range.max, plot::Map::diverging);
   }
-  const int text_right = margin + plot::Canvas::text_width(title, 3);
+  const int text_right =
+      margin + std::max(plot::Canvas::text_width(title, 3), plot::Canvas::text_width(subtitle, scale));
   return std::max({error_bar_right, x_error + panel_w, text_right});
 }
 
@@ -181,7 +184,7 @@ void write_forecast_pngs(Trainer& trainer, const std::string& out_dir) {
       maps.push_back(std::move(m));
     }
     const std::string variable = model::swe_channel_name(c), unit = model::swe_channel_unit(c);
-    const std::string title = "Forecast of " + variable + " (" + unit + "), test trajectory " +
+    const std::string title = "Forecast of " + variable + " (" + unit + "), held-out test trajectory " +
                               std::to_string(trajectory) + " from frame " + std::to_string(start_frame) + ", after " +
                               std::to_string(trainer.completed_steps()) + " training steps";
     const int margin = 24;

@@ -9,9 +9,10 @@
 //   - times are written as integer nanoseconds (ts in microseconds with three
 //     decimals), rounded from one clock (the traced allocator's now_us), so a
 //     child's [ts, ts + dur] lies within its parent's exactly, not just nearly;
-//   - counters are coalesced into time buckets, keeping in each bucket the
-//     sample with the most allocated bytes and the bucket's last sample: no
-//     peak is lost and the state after every bucket is exact.
+//   - counters are coalesced into buckets (of time; of event number on meta),
+//     keeping in each bucket the sample with the most allocated bytes and the
+//     bucket's last sample: no peak is lost and the state after every bucket
+//     is exact.
 #include "tools/lib/trace.h"
 
 #include <algorithm>
@@ -46,6 +47,11 @@ struct MemorySample {
   std::array<int64_t, kNumCategories> category{};
 };
 
+// Module and tape spans beyond this many are not recorded (explicit TraceSpans
+// always are): ~120 bytes of JSON each, this keeps a long run's file near 30 MB.
+constexpr size_t kMaxDetailSpans = 250000;
+constexpr size_t kSkippedSpan = static_cast<size_t>(-1);
+
 struct Recorder {
   bool recording = false;
   Device device = Device::cpu;
@@ -54,7 +60,9 @@ struct Recorder {
   double origin_us = 0;
   MemorySample initial;  // the state when recording began
   std::vector<Span> spans;        // in begin order
-  std::vector<size_t> open_spans;  // indices into spans, innermost last
+  std::vector<size_t> open_spans;  // indices into spans (or kSkippedSpan), innermost last
+  size_t detail_spans = 0;
+  double detail_limit_us = -1;  // when the first detail span was dropped
 };
 Recorder g_recorder;
 
@@ -62,7 +70,13 @@ bool on_recording_thread() {
   return g_recorder.recording && std::this_thread::get_id() == g_recorder.thread;
 }
 
-void open_span(std::string category, const std::string& name) {
+void open_span(std::string category, const std::string& name, bool detail) {
+  if (detail && g_recorder.detail_spans >= kMaxDetailSpans) {
+    if (g_recorder.detail_limit_us < 0) g_recorder.detail_limit_us = g_recorder.allocator->now_us();
+    g_recorder.open_spans.push_back(kSkippedSpan);
+    return;
+  }
+  g_recorder.detail_spans += detail ? 1 : 0;
   Span span;
   span.begin_us = g_recorder.allocator->now_us();
   span.name = name;
@@ -74,8 +88,9 @@ void open_span(std::string category, const std::string& name) {
 // Ends that arrive with no open span belong to scopes opened before recording.
 void close_span() {
   if (g_recorder.open_spans.empty()) return;
-  g_recorder.spans[g_recorder.open_spans.back()].end_us = g_recorder.allocator->now_us();
+  const size_t index = g_recorder.open_spans.back();
   g_recorder.open_spans.pop_back();
+  if (index != kSkippedSpan) g_recorder.spans[index].end_us = g_recorder.allocator->now_us();
 }
 
 // A module scope is forward work unless it opens inside backward, recompute or
@@ -87,16 +102,18 @@ void on_scope(bool enter, const std::string& label) {
     return;
   }
   std::string category = "forward";
-  if (!g_recorder.open_spans.empty()) {
-    const std::string& parent = g_recorder.spans[g_recorder.open_spans.back()].category;
+  for (auto it = g_recorder.open_spans.rbegin(); it != g_recorder.open_spans.rend(); ++it) {
+    if (*it == kSkippedSpan) continue;
+    const std::string& parent = g_recorder.spans[*it].category;
     if (parent != "step") category = parent;
+    break;
   }
-  open_span(std::move(category), label);
+  open_span(std::move(category), label, true);
 }
 
 struct TraceTapeObserver : TapeObserver {
   void begin(const std::string& phase, const std::string& label) override {
-    if (on_recording_thread()) open_span(phase, label);
+    if (on_recording_thread()) open_span(phase, label, true);
   }
   void end() override {
     if (on_recording_thread()) close_span();
@@ -115,23 +132,29 @@ MemorySample sample_of(const AllocEvent& e, size_t index) {
   return s;
 }
 
-// The counter samples: the initial state, then per time bucket the sample with
-// the most allocated bytes (first of equals) and the bucket's last one, in
-// time order. Buckets are at least 50 us and at most ~10k over the run, so a
-// run of 10^6 events writes at most ~20k samples.
-std::vector<MemorySample> coalesce(const std::vector<AllocEvent>& events, const MemorySample& initial) {
+// The counter samples: the initial state, then per bucket the sample with the
+// most allocated bytes (first of equals) and the bucket's last one, in order.
+// Buckets span at least 50 us and are at most 10^4 over the run, so a run of
+// 10^6 events writes at most ~2 * 10^4 samples. A meta run is bucketed by
+// event number instead (its clock measures only the bookkeeping), and keeps
+// every event when it has few.
+std::vector<MemorySample> coalesce(const std::vector<AllocEvent>& events, const MemorySample& initial,
+                                   bool by_event_number) {
   std::vector<MemorySample> samples{initial};
   if (events.empty()) return samples;
+  constexpr double kMaxBuckets = 10000;
   const double start_us = initial.time_us;
-  const double duration_us = events.back().time_us - start_us;
-  const double bucket_us = std::max(50.0, duration_us / 10000.0);
+  const double bucket_us = std::max(50.0, (events.back().time_us - start_us) / kMaxBuckets);
+  const size_t bucket_events = std::max<size_t>(1, static_cast<size_t>(std::ceil(events.size() / kMaxBuckets)));
+  auto bucket_of = [&](size_t i) {
+    return by_event_number ? static_cast<int64_t>(i / bucket_events)
+                           : static_cast<int64_t>(std::floor((events[i].time_us - start_us) / bucket_us));
+  };
   size_t i = 0;
   while (i < events.size()) {
-    const int64_t bucket = static_cast<int64_t>(std::floor((events[i].time_us - start_us) / bucket_us));
+    const int64_t bucket = bucket_of(i);
     size_t best = i, last = i;
-    for (++i; i < events.size() &&
-              static_cast<int64_t>(std::floor((events[i].time_us - start_us) / bucket_us)) == bucket;
-         ++i) {
+    for (++i; i < events.size() && bucket_of(i) == bucket; ++i) {
       if (events[i].allocated_after > events[best].allocated_after) best = i;
       last = i;
     }
@@ -272,6 +295,14 @@ void write_trace_json(const std::string& path, Device device, const std::vector<
     write_spans(w, spans, origin_us);
     write_counters(w, samples, origin_us);
     write_instants(w, events, labels, origin_us);
+    if (g_recorder.detail_limit_us >= 0) {
+      w.begin("i", kComputeTid);
+      std::fputs(",\"ts\":", f);
+      put_us(f, to_ns(g_recorder.detail_limit_us - origin_us));
+      std::fprintf(f, ",\"s\":\"t\",\"name\":\"span limit reached\",\"args\":{\"note\":\"from here on only "
+                      "step, forward, backward and optimizer spans are recorded (limit %zu module spans)\"}}",
+                   kMaxDetailSpans);
+    }
     std::fputs("\n]}\n", f);
   });
 }
@@ -322,7 +353,7 @@ void write_timeline_png(const std::string& path, Device device, const std::vecto
   plot::StackedAreaOptions options;
   options.text.title = std::string("GraphCast memory timeline (") + device_name(device) + ", peak " +
                        plot::format_bytes_short(static_cast<double>(peak_allocated)) + " allocated)";
-  options.text.x_label = by_index ? "allocator event number (meta dry run: no time is measured)"
+  options.text.x_label = by_index ? "allocator event number (meta dry run: the order of events, not time)"
                                   : "time since the trace started (ms)";
   options.text.y_label = "allocated bytes, stacked by category";
   options.format_y = [](double v) { return plot::format_bytes_short(v); };
@@ -376,7 +407,7 @@ void trace_end(Device device, const std::string& json_path, const std::string& p
   std::vector<AllocEvent> events = allocator.trace();
   const std::vector<std::string> labels = allocator.trace_labels();
   allocator.clear_trace();
-  const std::vector<MemorySample> samples = coalesce(events, g_recorder.initial);
+  const std::vector<MemorySample> samples = coalesce(events, g_recorder.initial, device == Device::meta);
 
   // The label of the allocation that first reached the peak.
   std::string peak_label;
@@ -397,7 +428,7 @@ void trace_end(Device device, const std::string& json_path, const std::string& p
 }
 
 TraceSpan::TraceSpan(const char* category, const std::string& name) : active_(on_recording_thread()) {
-  if (active_) open_span(category, name);
+  if (active_) open_span(category, name, false);
 }
 
 TraceSpan::~TraceSpan() {
