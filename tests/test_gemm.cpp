@@ -106,6 +106,7 @@ std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes() {
       {20, 800, 65},    // C wider than one column pass
       {31, 33, 3100},   // k-outer driver: a long reduction
       {600, 40, 3100},  // k-outer driver with two row chunks
+      {40, 530, 3100},  // k-outer driver with two column passes
   };
 }
 
@@ -180,6 +181,41 @@ TEST(Gemm, EmptyReductionScalesAndAddsBias) {
     Case c{5, 7, 0, false, false, DType::f32, DType::f32, c_dtype};
     c.beta = -2.0, c.bias = true;
     EXPECT_TRUE(check_case(c, 14));
+  }
+}
+
+// Operands inside wider buffers (row strides beyond their widths): the padding of C
+// keeps its values and the product matches the reference on the sub-matrices.
+TEST(Gemm, LeadingDimensions) {
+  const int64_t m = 17, n = 33, k = 300, pad = 5;
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    const int64_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
+    Tensor a = test::random_tensor({a_rows, a_cols + pad}, DType::bf16, 40 + t);
+    Tensor b = test::random_tensor({b_rows, b_cols + pad}, DType::f32, 50 + t);
+    Tensor c = test::random_tensor({m, n + pad}, DType::f32, 60 + t);
+    const std::vector<double> av = a.to_doubles(), bv = b.to_doubles(), before = c.to_doubles();
+    GemmProblem g;
+    g.m = m, g.n = n, g.k = k;
+    g.a = a.data(), g.a_dtype = DType::bf16, g.lda = a_cols + pad, g.transpose_a = ta;
+    g.b = b.data(), g.b_dtype = DType::f32, g.ldb = b_cols + pad, g.transpose_b = tb;
+    g.c = c.data(), g.ldc = n + pad, g.beta = 1.0;
+    Tensor workspace = workspace_for(m, n, k);
+    gemm_cpu(g, workspace.data(), workspace.nbytes());
+    std::vector<double> got, ref;
+    const std::vector<double> after = c.to_doubles();
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = before[i * (n + pad) + j];
+        for (int64_t p = 0; p < k; ++p)
+          sum += av[ta ? p * g.lda + i : i * g.lda + p] * bv[tb ? j * g.ldb + p : p * g.ldb + j];
+        ref.push_back(sum);
+        got.push_back(after[i * (n + pad) + j]);
+      }
+      for (int64_t j = n; j < n + pad; ++j)
+        ASSERT_EQ(before[i * (n + pad) + j], after[i * (n + pad) + j]) << "padding of C written at " << i << ", " << j;
+    }
+    EXPECT_TRUE(test::all_close(got, ref, test::tolerance_for(DType::f32, k), "strides, case " + std::to_string(t)));
   }
 }
 

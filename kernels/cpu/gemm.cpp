@@ -5,9 +5,10 @@
 //   - whole-k (k <= kWholeKMax, every GraphCast forward and grad_x): B is packed
 //     once for all of k; each thread takes blocks of kMC rows and runs the k loop
 //     inside, so its block of C (or its f32 tile, for a bf16/f16 C) stays in L2;
-//   - k-outer (long reductions such as grad_W = x^T grad_y): the classic loop
-//     order; for each kKC slice of k the threads pack a slice of A and B together,
-//     then share the tiles of C. Its buffers do not grow with k.
+//   - k-outer (long reductions such as grad_W = x^T grad_y): each thread owns
+//     whole rows of C for all of k and packs its own kKC slices of A and B (so no
+//     thread ever waits at a barrier), prefetching the next slice while it
+//     computes. Its buffers do not grow with k.
 // Determinism: the k loop is split at fixed kKC boundaries and every micro-tile
 // sums its slice in index order, whatever the thread count; threads only decide
 // who computes a tile, never how.
@@ -102,7 +103,8 @@ void widen_run(const void* source, DType dtype, int64_t offset, float* out, int6
       int64_t i = 0;
 #if defined(__AVX512F__)
       for (; i + 16 <= count; i += 16)
-        _mm512_storeu_ps(out + i, _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i))));
+        _mm512_storeu_ps(out + i,
+                         _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i))));
 #elif defined(__F16C__)
       for (; i + 8 <= count; i += 8)
         _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
@@ -425,13 +427,10 @@ void run_whole_k(const GemmProblem& g, const Layout& l, char* base, int threads)
           const int64_t p0 = s * kKC, kc = std::min(kKC, g.k - p0);
           for (int64_t ir = 0; ir < mc; ir += kMR)
             pack_a_panel(g, i0 + ir, std::min<int64_t>(kMR, mc - ir), p0, kc, packed_a + (ir / kMR) * kPanelFloats);
-          const float* b = packed_b + s * kKC * l.nc;
-          if (direct) {
-            const Epilogue e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias + j0 : nullptr} : Epilogue{alpha, 1.0f, nullptr};
-            macro_kernel(g.transpose_a, mc, nc, kc, packed_a, b, static_cast<float*>(g.c) + i0 * g.ldc + j0, g.ldc, e);
-          } else {
-            macro_kernel(g.transpose_a, mc, nc, kc, packed_a, b, tile, l.nc, Epilogue{1.0f, s == 0 ? 0.0f : 1.0f, nullptr});
-          }
+          Epilogue e{1.0f, s == 0 ? 0.0f : 1.0f, nullptr};  // the f32 tile: plain sums
+          if (direct) e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias + j0 : nullptr} : Epilogue{alpha, 1.0f, nullptr};
+          float* c = direct ? static_cast<float*>(g.c) + i0 * g.ldc + j0 : tile;
+          macro_kernel(g.transpose_a, mc, nc, kc, packed_a, packed_b + s * kKC * l.nc, c, direct ? g.ldc : l.nc, e);
         }
         if (!direct) finish_rows(g, tile, l.nc, i0, mc, j0, nc);
       }
