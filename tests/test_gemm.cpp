@@ -102,7 +102,7 @@ std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes() {
   return {
       {1, 1, 1},        {3, 17, 31},       {33, 65, 129},          {129, 33, 17},   {65, 1, 33},
       {17, 129, 3},     {31, 227, 4},      {kMR - 1, kNR + 1, 5},  {kMR + 1, kNR - 1, 7},
-      {2 * kMR, 2 * kNR, 9},  {257, 40, 300},  {33, 31, 513},     // several row blocks; three k slices
+      {2 * kMR, 2 * kNR, 9},  {kMR, kNR + kNR / 2, 11},  {257, 40, 300},  {33, 31, 513},     // several row blocks; three k slices
       {20, 800, 65},    // C wider than one column pass
       {31, 33, 3100},   // k-outer driver: a long reduction
       {600, 40, 3100},  // k-outer driver with two row chunks

@@ -213,34 +213,36 @@ struct Epilogue {
   const float* bias;  // [columns of this tile] or null
 };
 
-template <bool kAColumns>
+// kVecs vectors of each B row are used: a narrow tail panel (nr <= kVecWidth)
+// skips the FMAs of its zero padding.
+template <bool kAColumns, int kVecs>
 void micro_tile(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int64_t mr,
                 int64_t nr, const Epilogue& e) {
-  Vec acc[kMR][kVecsPerRow];
+  Vec acc[kMR][kVecs];
 #pragma GCC unroll 16
   for (int r = 0; r < kMR; ++r)
 #pragma GCC unroll 8
-    for (int v = 0; v < kVecsPerRow; ++v) acc[r][v] = vec_zero();
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = vec_zero();
 
   for (int64_t p = 0; p < kc; ++p) {
-    Vec bv[kVecsPerRow];
+    Vec bv[kVecs];
 #pragma GCC unroll 8
-    for (int v = 0; v < kVecsPerRow; ++v) bv[v] = vec_load(b + p * kNR + v * kVecWidth);
+    for (int v = 0; v < kVecs; ++v) bv[v] = vec_load(b + p * kNR + v * kVecWidth);
 #pragma GCC unroll 16
     for (int r = 0; r < kMR; ++r) {
       const Vec ar = vec_broadcast(kAColumns ? a[p * kMR + r] : a[r * kKC + p]);
 #pragma GCC unroll 8
-      for (int v = 0; v < kVecsPerRow; ++v) acc[r][v] = vec_fma(ar, bv[v], acc[r][v]);
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = vec_fma(ar, bv[v], acc[r][v]);
     }
   }
 
   const Vec alpha = vec_broadcast(e.alpha);
   const Vec beta = vec_broadcast(e.beta);
-  if (mr == kMR && nr == kNR) {
+  if (mr == kMR && nr == kVecs * kVecWidth) {
 #pragma GCC unroll 16
     for (int r = 0; r < kMR; ++r)
 #pragma GCC unroll 8
-      for (int v = 0; v < kVecsPerRow; ++v) {
+      for (int v = 0; v < kVecs; ++v) {
         float* out = c + r * ldc + v * kVecWidth;
         Vec value = vec_mul(alpha, acc[r][v]);
         if (e.beta != 0.0f) value = vec_add(value, vec_mul(beta, vec_load(out)));
@@ -249,11 +251,11 @@ void micro_tile(int64_t kc, const float* __restrict a, const float* __restrict b
       }
     return;
   }
-  float tile[kMR * kNR];
+  float tile[kMR * kNR];  // row stride kNR whatever kVecs
 #pragma GCC unroll 16
   for (int r = 0; r < kMR; ++r)
 #pragma GCC unroll 8
-    for (int v = 0; v < kVecsPerRow; ++v) vec_store(tile + r * kNR + v * kVecWidth, acc[r][v]);
+    for (int v = 0; v < kVecs; ++v) vec_store(tile + r * kNR + v * kVecWidth, acc[r][v]);
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float value = e.alpha * tile[r * kNR + j];
@@ -309,10 +311,18 @@ void macro_kernel(bool a_columns, int64_t mc, int64_t nc, int64_t kc, const floa
       const float* a = a_panels + (ir / kMR) * kPanelFloats;
       if (next_a) next_a->issue(a_quota);
       if (next_b) next_b->issue(b_quota);
-      if (a_columns)
-        micro_tile<true>(kc, a, b, c + ir * ldc + jr, ldc, mr, nr, tile_e);
-      else
-        micro_tile<false>(kc, a, b, c + ir * ldc + jr, ldc, mr, nr, tile_e);
+      float* out = c + ir * ldc + jr;
+      if (nr > kVecWidth || kVecsPerRow == 1) {
+        if (a_columns)
+          micro_tile<true, kVecsPerRow>(kc, a, b, out, ldc, mr, nr, tile_e);
+        else
+          micro_tile<false, kVecsPerRow>(kc, a, b, out, ldc, mr, nr, tile_e);
+      } else {
+        if (a_columns)
+          micro_tile<true, 1>(kc, a, b, out, ldc, mr, nr, tile_e);
+        else
+          micro_tile<false, 1>(kc, a, b, out, ldc, mr, nr, tile_e);
+      }
     }
   }
 }
