@@ -54,7 +54,10 @@ Tensor host_filled(const Shape& shape, DType dtype, Device device, Fill fill) {
 }  // namespace
 
 Trainer::Trainer(const TrainOptions& options) : options_(options) {}
-Trainer::~Trainer() { release_compute_copies(); }
+Trainer::~Trainer() {
+  release_compute_copies();
+  if (limit_set_) allocator_for(options_.device).set_limit(previous_limit_);
+}
 
 double Trainer::learning_rate(int step) const {
   const int warmup = std::max(0, options_.warmup_steps);
@@ -68,6 +71,13 @@ double Trainer::learning_rate(int step) const {
 void Trainer::setup() {
   const auto start = std::chrono::steady_clock::now();
   const Device device = options_.device;
+  if (options_.mem_limit > 0) {
+    // The limit covers everything the run allocates: parameters, graphs and data included.
+    CachingAllocator& alloc = allocator_for(device);
+    previous_limit_ = alloc.limit();
+    limit_set_ = true;
+    alloc.set_limit(options_.mem_limit);
+  }
   if (device == Device::cuda) {
     std::string why;
     if (!cuda_available(&why)) throw std::runtime_error("--device cuda: " + why);
@@ -336,15 +346,15 @@ StepRecord Trainer::train_step(int step) {
   return rec;
 }
 
-void Trainer::train() {
+void Trainer::train(int stop_after_step) {
   CachingAllocator& alloc = allocator_for(options_.device);
-  if (options_.mem_limit > 0) alloc.set_limit(options_.mem_limit);
   alloc.set_peak_snapshot(true, 10);
   alloc.reset_peak();
   const bool tty = !options_.quiet && isatty(fileno(stderr));
   const auto start = std::chrono::steady_clock::now();
   int last_printed_percent = -1;
-  for (int step = start_step_; step < options_.steps; ++step) {
+  const int end_step = stop_after_step > 0 ? std::min(stop_after_step, options_.steps) : options_.steps;
+  for (int step = start_step_; step < end_step; ++step) {
     StepRecord rec = train_step(step);
     history_.push_back(rec);
     completed_steps_ = step + 1;

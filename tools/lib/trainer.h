@@ -46,7 +46,9 @@ class Trainer {
   void use_geometry(const model::GraphCastGeometry& geometry) { prebuilt_geometry_ = &geometry; }
   // Saves a checkpoint into this directory every `every` steps during train().
   void checkpoint_every(const std::string& out_dir, int every) { checkpoint_dir_ = out_dir; checkpoint_every_ = every; }
-  void train();               // runs the steps (throws OutOfMemory)
+  // Runs the steps from the current one to --steps, or only up to step
+  // `stop_after_step` (the schedule stays that of --steps). Throws OutOfMemory.
+  void train(int stop_after_step = -1);
   EvalResult evaluate();      // demo data only
   // Forecast of one case (demo data): trajectory, start frame t (inputs t-1, t),
   // `leads` autoregressive steps; returns [lead][grid * channels] in physical units.
@@ -110,6 +112,8 @@ class Trainer {
   const model::GraphCastGeometry* prebuilt_geometry_ = nullptr;
   std::string checkpoint_dir_;
   int checkpoint_every_ = 0;
+  int64_t previous_limit_ = 0;
+  bool limit_set_ = false;
   int clean_steps_ = 0, skipped_steps_ = 0;
 };
 

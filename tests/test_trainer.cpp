@@ -1,0 +1,181 @@
+// test_trainer.cpp: the training job on a tiny random-input configuration:
+// resume continues bitwise exactly, checkpoints survive corruption checks,
+// the dry run on meta reports the cpu run's figures to the byte, an impossible
+// limit is an OutOfMemory with a smallest passing limit, bad flags are usage errors.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sys/stat.h>
+
+#include "tools/lib/dry_run.h"
+#include "tools/lib/options.h"
+#include "tools/lib/trainer.h"
+
+using namespace gc;
+
+namespace {
+
+TrainOptions tiny_options(const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"--preset", "graphcast-small", "--grid", "30", "--mesh", "1", "--latent", "8",
+                                   "--layers", "2", "--steps", "6", "--quiet", "--no-eval", "--lr", "1e-2"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  TrainOptions o;
+  std::string help;
+  EXPECT_TRUE(parse_train_options(args, &o, &help));
+  return o;
+}
+
+std::string temp_dir(const std::string& name) {
+  std::string dir = "/tmp/gc_test_trainer_" + name + "_" + std::to_string(::getpid());
+  std::system(("rm -rf " + dir).c_str());
+  mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+std::vector<double> losses(const Trainer& t) {
+  std::vector<double> out;
+  for (const StepRecord& r : t.history()) out.push_back(r.loss);
+  return out;
+}
+
+}  // namespace
+
+TEST(Trainer, ResumeContinuesBitwiseExactly) {
+  const std::string dir = temp_dir("resume");
+  TrainOptions o = tiny_options();
+  Trainer whole(o);
+  whole.setup();
+  whole.train();
+  std::vector<double> all = losses(whole);
+  ASSERT_EQ(all.size(), 6u);
+
+  Trainer c(o);
+  c.setup();
+  c.train(3);  // the first half, on the schedule of 6 steps
+  c.save_checkpoint(dir);
+  std::vector<double> resumed = losses(c);
+  Trainer d(o);
+  d.setup();
+  d.load_checkpoint(dir);
+  d.train();
+  for (double l : losses(d)) resumed.push_back(l);
+  ASSERT_EQ(resumed.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(resumed[i], all[i]) << "step " << i;
+  // The final weights are bitwise equal too.
+  for (size_t i = 0; i < whole.optimizer().params().size(); ++i)
+    ASSERT_EQ(whole.optimizer().params()[i].value().to_doubles(), d.optimizer().params()[i].value().to_doubles());
+}
+
+TEST(Trainer, CorruptedCheckpointIsAClearError) {
+  const std::string dir = temp_dir("corrupt");
+  TrainOptions o = tiny_options({"--steps", "2"});
+  Trainer t(o);
+  t.setup();
+  t.train();
+  t.save_checkpoint(dir);
+  const std::string weights = dir + "/checkpoint-2/weights.safetensors";
+  {
+    std::ifstream in(weights, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream out(weights, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  TrainOptions o4 = tiny_options({"--steps", "4"});
+  Trainer r(o4);
+  r.setup();
+  try {
+    r.load_checkpoint(dir);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("weights.safetensors"), std::string::npos) << e.what();
+  }
+  // A checkpoint of another configuration is refused with both descriptions.
+  TrainOptions other = tiny_options({"--latent", "16", "--steps", "4"});
+  Trainer t2(o);
+  t2.setup();
+  t2.train();
+  const std::string dir2 = temp_dir("other");
+  t2.save_checkpoint(dir2);
+  Trainer r2(other);
+  r2.setup();
+  EXPECT_THROW(r2.load_checkpoint(dir2), std::runtime_error);
+}
+
+TEST(Trainer, DryRunEqualsRealRunToTheByte) {
+  for (const std::vector<std::string>& extra :
+       std::vector<std::vector<std::string>>{{},
+                                             {"--precision", "bf16"},
+                                             {"--remat", "all"},
+                                             {"--remat", "every:1", "--precision", "fp16"},
+                                             {"--edge-chunks", "3", "--remat", "all"},
+                                             {"--batch", "2", "--accum", "2"},
+                                             {"--concat-trick", "off"}}) {
+    TrainOptions o = tiny_options(extra);
+    o.steps = 2;
+    CachingAllocator& cpu = allocator_for(Device::cpu);
+    cpu.empty_cache();
+    Trainer real(o);
+    real.setup();
+    real.train();
+    DryRunResult dry = dry_run(o, real.geometry(), 0, 2);
+    std::string what;
+    for (const auto& e : extra) what += e + " ";
+    ASSERT_TRUE(dry.fits) << what;
+    EXPECT_EQ(dry.stats.peak_allocated, real.memory().stats.peak_allocated) << what;
+    EXPECT_EQ(dry.stats.at_peak, real.memory().stats.at_peak) << what;
+    EXPECT_EQ(dry.stats.peak_label, real.memory().stats.peak_label) << what;
+    EXPECT_EQ(dry.stats.num_allocs - 0, dry.stats.num_allocs);
+  }
+}
+
+TEST(Trainer, ImpossibleLimitIsOutOfMemoryWithTheSmallestPassingLimit) {
+  allocator_for(Device::cpu).empty_cache();
+  {
+    TrainOptions o = tiny_options({"--mem-limit", "1MiB"});
+    Trainer t(o);
+    EXPECT_THROW({
+      t.setup();
+      t.train();
+    }, OutOfMemory);
+  }
+  EXPECT_EQ(allocator_for(Device::cpu).limit(), 0) << "the trainer restores the limit it set";
+  TrainOptions free_run = tiny_options();
+  Trainer ok(free_run);
+  ok.setup();
+  const int64_t smallest = smallest_passing_limit(free_run, ok.geometry());
+  EXPECT_GT(smallest, 0);
+  EXPECT_TRUE(dry_run(free_run, ok.geometry(), smallest).fits);
+  ASSERT_GT(smallest, int64_t(1) << 20);
+  EXPECT_FALSE(dry_run(free_run, ok.geometry(), smallest - (int64_t(1) << 20)).fits);  // (a limit of 0 means none)
+}
+
+TEST(Trainer, LearningRateWarmsUpThenDecays) {
+  TrainOptions o = tiny_options({"--steps", "100", "--warmup", "10", "--lr", "1e-3"});
+  Trainer t(o);
+  EXPECT_DOUBLE_EQ(t.learning_rate(0), 1e-4);
+  EXPECT_DOUBLE_EQ(t.learning_rate(9), 1e-3);
+  EXPECT_NEAR(t.learning_rate(55), 0.5e-3, 1e-12);
+  EXPECT_LT(t.learning_rate(99), 1e-5);
+}
+
+TEST(TrainOptions, BadFlagsAreUsageErrors) {
+  TrainOptions o;
+  std::string help;
+  EXPECT_THROW(parse_train_options({"--steps", "x"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--precision", "fp8"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--remat", "sometimes"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--remat", "auto"}, &o, &help), UsageError);  // needs a budget
+  EXPECT_THROW(parse_train_options({"--mem-limit", "lots"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--device", "tpu"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--preset", "huge"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--grid", "0.7"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--what"}, &o, &help), UsageError);
+  EXPECT_FALSE(parse_train_options({"--help"}, &o, &help));
+  EXPECT_NE(help.find("--mem-budget"), std::string::npos);
+  TrainOptions p;
+  ASSERT_TRUE(parse_train_options({"--latent", "256", "--preset", "graphcast", "--mem-limit", "80GB"}, &p, &help));
+  EXPECT_EQ(p.latent, 256);  // a flag overrides the preset whatever the order
+  EXPECT_EQ(p.layers, 16);
+  EXPECT_EQ(p.mem_limit, int64_t(80000000000));
+}
