@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     write_outputs(trainer, options.no_eval ? nullptr : &eval);
   } catch (const OutOfMemory& oom) {
     std::fprintf(stderr, "\n");
+    finish_trace_if_asked(trainer);  // before the dry runs below, which must not land in the trace
     int64_t smallest = 0;
     try {
       smallest = smallest_passing_limit(trainer.options(), trainer.geometry());
@@ -50,7 +51,6 @@ int main(int argc, char** argv) {
       smallest = 0;
     }
     std::fprintf(stderr, "gc_train: %s", oom_explanation(oom, smallest).c_str());
-    finish_trace_if_asked(trainer);
     return 3;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "gc_train: %s\n", e.what());
