@@ -274,6 +274,29 @@ TEST(Gemm, WorkspaceDoesNotGrowWithTheReduction) {
   EXPECT_EQ(0u, gemm_cpu_workspace_bytes(0, 5, 5));
 }
 
+// Guard bytes around an exactly sized workspace (at an odd address) stay untouched,
+// with one thread (its buffers end the workspace) and with two.
+TEST(Gemm, StaysInsideItsWorkspace) {
+  const Case cases[] = {{257, 227, 600, false, true, DType::bf16, DType::f32, DType::f16},
+                        {300, 530, 3100, true, false, DType::f32, DType::f32, DType::bf16}};
+  for (int threads : {1, 2})
+    for (const Case& c : cases) {
+      ThreadCount team(threads);
+      Operands o = make_operands(c, 41);
+      const size_t bytes = gemm_cpu_workspace_bytes(c.m, c.n, c.k), guard = 256, start = guard + 3;
+      std::vector<unsigned char> buffer(start + bytes + guard, 0xa5);
+      GemmProblem g;
+      g.m = c.m, g.n = c.n, g.k = c.k;
+      g.a = o.a.data(), g.a_dtype = c.a_dtype, g.lda = c.transpose_a ? c.m : c.k, g.transpose_a = c.transpose_a;
+      g.b = o.b.data(), g.b_dtype = c.b_dtype, g.ldb = c.transpose_b ? c.k : c.n, g.transpose_b = c.transpose_b;
+      g.c = o.c.data(), g.c_dtype = c.c_dtype, g.ldc = c.n;
+      gemm_cpu(g, buffer.data() + start, bytes);
+      for (size_t i = 0; i < start; ++i) ASSERT_EQ(0xa5, buffer[i]) << case_name(c) << ": wrote before, at " << i;
+      for (size_t i = start + bytes; i < buffer.size(); ++i)
+        ASSERT_EQ(0xa5, buffer[i]) << case_name(c) << ": wrote past the end, at " << i - start - bytes;
+    }
+}
+
 TEST(Gemm, RejectsBadInput) {
   Case c{33, 31, 65, false, false};
   Operands o = make_operands(c, 31);
