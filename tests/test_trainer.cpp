@@ -4,6 +4,7 @@
 // limit is an OutOfMemory with a smallest passing limit, bad flags are usage errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sys/stat.h>
@@ -178,4 +179,54 @@ TEST(TrainOptions, BadFlagsAreUsageErrors) {
   EXPECT_EQ(p.latent, 256);  // a flag overrides the preset whatever the order
   EXPECT_EQ(p.layers, 16);
   EXPECT_EQ(p.mem_limit, int64_t(80000000000));
+}
+
+namespace {
+TrainOptions tiny_demo_options(const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--mesh", "1", "--latent", "8", "--layers", "2", "--steps", "3", "--quiet",
+                                   "--no-eval", "--data-trajectories", "4", "--data-frames", "8", "--data-cache",
+                                   "/tmp/gc_test_data_cache"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  TrainOptions o;
+  std::string help;
+  EXPECT_TRUE(parse_train_options(args, &o, &help));
+  return o;
+}
+}  // namespace
+
+TEST(Trainer, RolloutCheckpointsGiveIdenticalLossesAndDryRunEqualsReal) {
+  std::vector<std::vector<double>> curves;
+  for (const char* remat : {"none", "all", "every:2"}) {
+    TrainOptions o = tiny_demo_options({"--rollout", "3", "--remat", remat});
+    Trainer t(o);
+    t.setup();
+    t.train();
+    curves.push_back(losses(t));
+    DryRunResult dry = dry_run(o, t.geometry(), 0, 3);
+    EXPECT_EQ(dry.stats.peak_allocated, t.memory().stats.peak_allocated) << remat;
+    EXPECT_EQ(dry.stats.at_peak, t.memory().stats.at_peak) << remat;
+  }
+  EXPECT_EQ(curves[0], curves[1]);
+  EXPECT_EQ(curves[0], curves[2]);
+}
+
+TEST(Trainer, DemoEvaluationAndForecastOnTinyData) {
+  TrainOptions o = tiny_demo_options({"--steps", "2"});
+  o.no_eval = false;
+  Trainer t(o);
+  t.setup();
+  t.train();
+  EvalResult e = t.evaluate();
+  ASSERT_FALSE(e.lead_hours.empty());
+  EXPECT_EQ(e.lead_hours.front(), 6);
+  ASSERT_EQ(e.variables.size(), 3u);
+  for (size_t v = 0; v < 3; ++v)
+    for (size_t k = 0; k < e.lead_hours.size(); ++k) {
+      EXPECT_GT(e.rmse_persistence[v][k], 0.0);
+      EXPECT_GT(e.rmse_climatology[v][k], 0.0);
+      EXPECT_TRUE(std::isfinite(e.rmse_model[v][k]));
+    }
+  auto fc = t.forecast(t.data()->first_trajectory(model::SweSplit::test), 1, 2);
+  ASSERT_EQ(fc.size(), 2u);
+  EXPECT_EQ(fc[0].size(), t.data()->frame_elements());
 }

@@ -86,6 +86,12 @@ void Trainer::setup() {
   if (options_.has_data()) {
     model::SweDatasetConfig dc;
     dc.truncation = options_.data_truncation;
+    if (options_.data_trajectories > 0) {
+      dc.train_trajectories = options_.data_trajectories;
+      dc.validation_trajectories = std::max(2, options_.data_trajectories / 8);
+      dc.test_trajectories = std::max(2, options_.data_trajectories / 8);
+    }
+    if (options_.data_frames > 0) dc.frames_per_trajectory = options_.data_frames;
     const std::string cache = options_.data_cache.empty() ? std::string("runs/data-cache") : options_.data_cache;
     make_dirs(cache);
     data_ = std::make_unique<model::SweDataset>(
@@ -281,8 +287,18 @@ Var Trainer::loss_of(const Batch& batch) {
   Var previous(batch.previous_normalized);
   Var input(batch.input);
   Var total;
+  // With remat on, each autoregressive step is a checkpoint of its own too:
+  // only its input survives the forward; the step is recomputed in backward.
+  const bool checkpoint_steps = options_.rollout > 1 && options_.remat != "none";
+  auto step_fn = [this](const std::vector<Var>& in) {
+    return std::vector<Var>{net_->forward(in[0], device_geometry_, plan_)};
+  };
   for (int k = 0; k < options_.rollout; ++k) {
-    Var y = net_->forward(input, device_geometry_, plan_);
+    Var y;
+    {
+      MemoryScope step_scope(options_.rollout > 1 ? "rollout." + std::to_string(k) : std::string());
+      y = checkpoint_steps ? checkpoint("", step_fn, {input})[0] : net_->forward(input, device_geometry_, plan_);
+    }
     MemoryScope scope("loss");
     state = add(state, y);
     Var l = weighted_mse(state, batch.targets[static_cast<size_t>(k)], row_weight_, col_weight_);

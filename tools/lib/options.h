@@ -1,0 +1,67 @@
+// options.h: gc_train's command line (DESIGN.md "Programs and their contracts").
+// A preset fills every field; flags given on the command line override it
+// whatever their order. Bad input throws UsageError with a message that names
+// the flag; the program prints it and exits 2.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/device.h"
+#include "runtime/dtype.h"
+
+namespace gc {
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainOptions {
+  std::string preset = "demo";
+  // model
+  double grid_deg = 0;        // 0: the data set's grid (demo: Gaussian T21)
+  int mesh_level = 3;
+  int64_t latent = 64;
+  int layers = 4;
+  int64_t in_channels = 0;    // grid node input width incl. 3 structural; 0: from the data
+  int64_t out_channels = 0;   // 0: from the data
+  bool concat_trick = true;
+  // training
+  int steps = 0;              // 0: the preset's
+  int batch = 1;
+  int accum = 1;
+  double lr = 1e-3;
+  int warmup_steps = -1;      // -1: the preset's
+  int rollout = 1;
+  uint64_t seed = 0;
+  double clip_norm = 32.0;
+  double weight_decay = 0.1;
+  // memory
+  std::string precision = "fp32";
+  std::string remat = "none";  // none | every:K | all | auto
+  int64_t mem_budget = 0;
+  int64_t mem_limit = 0;
+  int edge_chunks = 1;
+  // device and output
+  Device device = Device::cpu;
+  std::string out_dir;        // "" : runs/<preset>
+  std::string trace_path, trace_png, report_path, resume_path;
+  bool no_eval = false;
+  bool quiet = false;
+  int data_truncation = 21;   // demo data: spectral truncation (21 or 42)
+  std::string data_cache;     // "" : runs/data-cache
+  int data_trajectories = 0;  // training trajectories of the demo data (0: the data set's default)
+  int data_frames = 0;        // frames per trajectory (0: default)
+
+  DType compute_dtype() const;
+  bool has_data() const { return preset == "demo"; }
+};
+
+// Parses argv (without argv[0]). Returns false when --help was asked (text in *help).
+bool parse_train_options(const std::vector<std::string>& args, TrainOptions* options, std::string* help);
+std::string train_usage();
+
+}  // namespace gc
