@@ -4,9 +4,10 @@
 // GraphCast-shaped chain against the fixed every:K policies.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <functional>
 #include <limits>
 #include <random>
 #include <stdexcept>
