@@ -6,8 +6,8 @@
 // i+1 of the paper). Boundary activation a(j), j = 0..n: a(0) is the chain
 // input, a(j) the output of stage j-1; delta(j) is the gradient of a(j) and has
 // the same size. Stage i run *recording* keeps its tape (tape_bytes, which
-// includes its output a(i+1)) until its backward; run *without tape* it keeps
-// only its output. forward_temp_bytes / backward_temp_bytes are transient
+// includes its output a(i+1) but not its input a(i), which the item before
+// holds) until its backward; run *without tape* it keeps only its output. forward_temp_bytes / backward_temp_bytes are transient
 // bytes on top of what is live during the stage's forward / backward.
 // delta(n) (the loss gradient) is counted as live through the whole step: make
 // the loss the last stage so that it is a few bytes.
