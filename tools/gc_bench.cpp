@@ -71,13 +71,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void print_gemm_usage() {
-  std::printf(
+void print_gemm_usage(std::FILE* out) {
+  std::fprintf(out,
       "usage: gc_bench gemm [--json] [--repeats N] [--threads N] [--op NAME] [--dtype NAME]\n"
       "  GFLOP/s (2*m*n*k / best time) of the cpu GEMM, C[m,n] = op(A)[m,k] op(B)[k,n], on\n"
       "  GraphCast's shapes: forward x W, grad_x = grad_y W^T, grad_W = x^T grad_y.\n"
       "  --json        one JSON object per line (keys op, m, k, n, trans_a, trans_b, dtype,\n"
-      "                out_dtype, ms, gflops) instead of a table\n"
+      "                out_dtype, threads, ms, gflops) instead of a table\n"
       "  --repeats N   timed runs per shape after one warm-up; the best counts (default 5)\n"
       "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
       "  --op NAME     only the shapes of forward, grad_x or grad_W\n"
@@ -105,11 +105,11 @@ int run_gemm(int argc, char** argv) {
     } else if (arg == "--dtype" && i + 1 < argc) {
       only_dtype = argv[++i];
     } else if (arg == "--help" || arg == "-h") {
-      print_gemm_usage();
+      print_gemm_usage(stdout);
       return 0;
     } else {
       std::fprintf(stderr, "gc_bench gemm: unknown option '%s'\n", arg.c_str());
-      print_gemm_usage();
+      print_gemm_usage(stderr);
       return 2;
     }
   }
