@@ -148,7 +148,9 @@ TEST(Trace, JsonHasMetadataNestedSlicesCountersAndInstants) {
       TraceSpan backward_span("backward", "backward");
       backward(loss);
     }
-    // A large request makes (and empty_cache frees) a segment of its own.
+    // A large request makes (and empty_cache frees) a segment of its own; earlier
+    // tests may have left a cached block that would serve it, so drop the cache first.
+    cpu.empty_cache();
     {
       MemoryScope scope(Category::workspace, "big_buffer");
       Tensor big = Tensor::empty({3 << 20}, DType::f32);
