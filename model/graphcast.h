@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "autograd/remat_planner.h"
 #include "model/features.h"
 #include "model/graphs.h"
 #include "model/grid.h"
@@ -89,16 +90,12 @@ struct Mlp {
   int64_t parameter_count() const;
 };
 
-// One item of a rematerialization plan. checkpoint=false: stages run recording
-// (their tapes are kept). checkpoint=true: the stages run without keeping their
-// intermediates, only the item's input is kept, and inside backward they are
-// recomputed following `inner` (a plan for the same stages; empty = plain), so
-// plans nest exactly like the optimal schedules of the planner.
-struct StagePlan {
-  int first_stage = 0, last_stage = 0;  // inclusive
-  bool checkpoint = false;
-  std::vector<StagePlan> inner;
-};
+// One item of a rematerialization plan (autograd/remat_planner.h): checkpoint=false:
+// stages run recording (tapes kept); checkpoint=true: the stages run without
+// keeping intermediates, only the item's input is kept, and inside backward they
+// are recomputed following `inner` (empty = plain), so plans nest exactly like
+// the planner's optimal schedules.
+using StagePlan = RematPlanItem;
 
 struct ParameterCounts {
   int64_t encoder = 0, processor = 0, decoder = 0;
@@ -168,5 +165,12 @@ class GraphCastNet {
 std::vector<StagePlan> plan_none(int layers);
 std::vector<StagePlan> plan_every(int layers, int k);
 std::vector<StagePlan> plan_all(int layers);
+
+// The network as a chain of stages for the planner, measured on the meta device:
+// for each stage, the bytes of its output state and of its tape (exact, from the
+// allocator), its transient bytes in forward and backward, and its linear-layer
+// FLOPs in forward and in backward (recomputation of edge chunks included).
+// `net` and `geometry` must be on meta.
+Chain measure_chain(const GraphCastNet& net, const DeviceGeometry& geometry);
 
 }  // namespace gc::model

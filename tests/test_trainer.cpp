@@ -230,3 +230,42 @@ TEST(Trainer, DemoEvaluationAndForecastOnTinyData) {
   ASSERT_EQ(fc.size(), 2u);
   EXPECT_EQ(fc[0].size(), t.data()->frame_elements());
 }
+
+TEST(Trainer, RematAutoFitsTheBudgetAndTheMeasuredPeakEqualsThePrediction) {
+  // The unconstrained peak first, then a budget below it.
+  const std::vector<std::string> bigger = {"--grid", "10", "--mesh", "2", "--latent", "32", "--steps", "2"};
+  TrainOptions free_run = tiny_options(bigger);
+  int64_t unconstrained = 0;
+  std::vector<double> base_losses;
+  {
+    // Allocator figures are the device's: one trainer alive at a time.
+    Trainer base(free_run);
+    base.setup();
+    base.train();
+    unconstrained = base.memory().stats.peak_reserved;
+    base_losses = losses(base);
+  }
+  const int64_t budget = unconstrained - (int64_t(2) << 20);
+  std::vector<std::string> args = bigger;
+  for (const char* a : {"--remat", "auto", "--mem-budget"}) args.push_back(a);
+  args.push_back(std::to_string(budget));
+  TrainOptions o = tiny_options(args);
+  allocator_for(Device::cpu).empty_cache();
+  Trainer t(o);
+  t.setup();
+  t.train();
+  ASSERT_FALSE(t.auto_plan().description.empty());
+  EXPECT_LE(t.auto_plan().predicted_peak_reserved, budget);
+  EXPECT_EQ(t.memory().stats.peak_allocated, t.auto_plan().predicted_peak_allocated);
+  // Gradients, hence losses, are those of the plain run.
+  EXPECT_EQ(losses(t), base_losses);
+  // An impossible budget is a usage error naming the smallest one.
+  TrainOptions tiny_budget = tiny_options({"--remat", "auto", "--mem-budget", "64KiB"});
+  Trainer u(tiny_budget);
+  try {
+    u.setup();
+    FAIL() << "expected a usage error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("smallest budget"), std::string::npos) << e.what();
+  }
+}

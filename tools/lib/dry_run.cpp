@@ -3,7 +3,8 @@
 
 namespace gc {
 
-DryRunResult dry_run(const TrainOptions& base, const model::GraphCastGeometry& geometry, int64_t limit, int steps) {
+DryRunResult dry_run(const TrainOptions& base, const model::GraphCastGeometry& geometry, int64_t limit, int steps,
+                     const std::vector<model::StagePlan>* plan, int edge_chunks) {
   TrainOptions o = base;
   o.device = Device::meta;
   o.mem_limit = limit;
@@ -20,6 +21,7 @@ DryRunResult dry_run(const TrainOptions& base, const model::GraphCastGeometry& g
   try {
     Trainer t(o);
     t.use_geometry(geometry);
+    if (plan) t.use_plan(*plan, edge_chunks);
     t.setup();
     t.train();
     result.fits = true;

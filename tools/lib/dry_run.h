@@ -15,8 +15,9 @@ struct DryRunResult {
 
 // `steps` training steps of `options` on meta under `limit` reserved bytes
 // (0: none). Reuses the host geometry.
+// A plan given here replaces the one of --remat (with its edge chunk count).
 DryRunResult dry_run(const TrainOptions& options, const model::GraphCastGeometry& geometry, int64_t limit,
-                     int steps = 2);
+                     int steps = 2, const std::vector<model::StagePlan>* plan = nullptr, int edge_chunks = 1);
 
 // The smallest --mem-limit (to 1 MiB) under which the dry run passes; 0 if it
 // does not pass even without a limit.

@@ -19,6 +19,7 @@
 
 #include "autograd/precision.h"
 #include "kernels/elementwise.h"
+#include "tools/lib/remat_auto.h"
 #include "tools/lib/safetensors.h"
 #include "tools/lib/trace.h"
 
@@ -113,6 +114,13 @@ void Trainer::setup() {
   const auto graph_start = std::chrono::steady_clock::now();
   geometry_ = prebuilt_geometry_ ? *prebuilt_geometry_ : model::build_geometry(grid, options_.mesh_level);
   graph_seconds_ = seconds_since(graph_start);
+  if (options_.remat == "auto" && !has_explicit_plan_) {
+    // The planner's dry runs happen before anything of this run is allocated.
+    AutoPlan chosen = plan_auto(options_, geometry_, !options_.quiet);
+    use_plan(chosen.plan, chosen.edge_chunks);
+    auto_plan_ = {chosen.description, chosen.edge_chunks, chosen.budget, chosen.predicted_peak_allocated,
+                  chosen.predicted_peak_reserved, chosen.predicted_overhead};
+  }
 
   config_.latent = options_.latent;
   config_.layers = options_.layers;
@@ -159,7 +167,8 @@ void Trainer::setup() {
   }
   // Rematerialization plan of the fixed policies (auto: see the planner).
   const std::string& r = options_.remat;
-  if (r == "none") plan_ = model::plan_none(options_.layers);
+  if (has_explicit_plan_) plan_ = explicit_plan_;
+  else if (r == "none") plan_ = model::plan_none(options_.layers);
   else if (r == "all") plan_ = model::plan_all(options_.layers);
   else if (r.rfind("every:", 0) == 0) plan_ = model::plan_every(options_.layers, std::stoi(r.substr(6)));
   else throw UsageError("--remat " + r + " is not available yet");

@@ -44,6 +44,21 @@ class Trainer {
   void setup();               // grid, graphs, model, optimizer, data
   // Reuses graphs built by another trainer of the same grid and mesh (dry runs).
   void use_geometry(const model::GraphCastGeometry& geometry) { prebuilt_geometry_ = &geometry; }
+  // Uses this rematerialization plan (and edge chunk count) instead of the
+  // one --remat names; set before setup(). Dry runs of --remat auto use it.
+  void use_plan(const std::vector<model::StagePlan>& plan, int edge_chunks) {
+    explicit_plan_ = plan;
+    has_explicit_plan_ = true;
+    options_.edge_chunks = edge_chunks;
+  }
+  // What --remat auto chose (empty description otherwise).
+  struct AutoPlanInfo {
+    std::string description;
+    int edge_chunks = 1;
+    int64_t budget = 0, predicted_peak_allocated = 0, predicted_peak_reserved = 0;
+    double predicted_overhead = 0;
+  };
+  const AutoPlanInfo& auto_plan() const { return auto_plan_; }
   // Saves a checkpoint into this directory every `every` steps during train().
   void checkpoint_every(const std::string& out_dir, int every) { checkpoint_dir_ = out_dir; checkpoint_every_ = every; }
   // Runs the steps from the current one to --steps, or only up to step
@@ -112,6 +127,9 @@ class Trainer {
   const model::GraphCastGeometry* prebuilt_geometry_ = nullptr;
   std::string checkpoint_dir_;
   int checkpoint_every_ = 0;
+  std::vector<model::StagePlan> explicit_plan_;
+  bool has_explicit_plan_ = false;
+  AutoPlanInfo auto_plan_;
   int64_t previous_limit_ = 0;
   bool limit_set_ = false;
   int clean_steps_ = 0, skipped_steps_ = 0;
