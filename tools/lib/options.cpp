@@ -79,7 +79,8 @@ void apply_preset(const std::string& name, TrainOptions* o) {
     o->layers = 4;
     o->in_channels = 0;
     o->out_channels = 0;
-    o->steps = 1500;
+    o->steps = 3000;
+    o->rollout = 2;  // two autoregressive steps per sample: long leads stay skilful
     o->lr = 2e-3;
     o->warmup_steps = 100;
     o->weight_decay = 0.0;
@@ -87,6 +88,7 @@ void apply_preset(const std::string& name, TrainOptions* o) {
   }
   o->latent = 512;
   o->layers = 16;
+  o->rollout = 1;
   o->steps = 1;
   o->lr = 1e-3;
   o->warmup_steps = 0;
