@@ -10,6 +10,8 @@
 #include <string>
 
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/backend.h"
+#include "kernels/cuda/elementwise.h"
 
 namespace gc::kernels {
 namespace {
@@ -42,16 +44,10 @@ void check_operands(const char* op, std::initializer_list<Operand> operands) {
   }
 }
 
-// True when the cpu kernel should run; false on meta (nothing to compute) and for
-// empty tensors; throws on cuda until that backend exists.
-bool runs_on_cpu(const char* op, const Tensor& t) {
-  switch (t.device()) {
-    case Device::meta: return false;
-    case Device::cuda: throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
-    case Device::cpu: return t.numel() > 0;
-  }
-  return false;
-}
+// Where a validated op runs: on its device's kernels, and nowhere on meta
+// (nothing to compute) or for empty tensors.
+bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu && t.numel() > 0; }
+bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda && t.numel() > 0; }
 
 void check_columns(const char* op, const char* name, const Tensor& t) {
   if (!t.defined()) fail(op, std::string(name) + " is undefined");
@@ -83,64 +79,76 @@ void check_column_parts(const char* op, const Tensor& whole, const std::vector<T
 
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   check_operands("add_forward", {{"out", out}, {"a", a}, {"b", b}});
-  if (runs_on_cpu("add_forward", out)) cpu::add_forward(out, a, b);
+  if (runs_on_cuda(out)) GC_CUDA_RUN("add_forward", cuda::add_forward(out, a, b));
+  else if (runs_on_cpu(out)) cpu::add_forward(out, a, b);
 }
 
 void mul_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   check_operands("mul_forward", {{"out", out}, {"a", a}, {"b", b}});
-  if (runs_on_cpu("mul_forward", out)) cpu::mul_forward(out, a, b);
+  if (runs_on_cuda(out)) GC_CUDA_RUN("mul_forward", cuda::mul_forward(out, a, b));
+  else if (runs_on_cpu(out)) cpu::mul_forward(out, a, b);
 }
 
 void scale_forward(Tensor& out, const Tensor& x, double factor) {
   check_operands("scale_forward", {{"out", out}, {"x", x}});
-  if (runs_on_cpu("scale_forward", out)) cpu::scale_forward(out, x, factor);
+  if (runs_on_cuda(out)) GC_CUDA_RUN("scale_forward", cuda::scale_forward(out, x, factor));
+  else if (runs_on_cpu(out)) cpu::scale_forward(out, x, factor);
 }
 
 void accumulate(Tensor& acc, const Tensor& x) {
   check_operands("accumulate", {{"acc", acc}, {"x", x}});
-  if (runs_on_cpu("accumulate", acc)) cpu::accumulate(acc, x);
+  if (runs_on_cuda(acc)) GC_CUDA_RUN("accumulate", cuda::accumulate(acc, x));
+  else if (runs_on_cpu(acc)) cpu::accumulate(acc, x);
 }
 
 void scale_inplace(Tensor& x, double factor) {
   check_operands("scale_inplace", {{"x", x}});
-  if (runs_on_cpu("scale_inplace", x)) cpu::scale_inplace(x, factor);
+  if (runs_on_cuda(x)) GC_CUDA_RUN("scale_inplace", cuda::scale_inplace(x, factor));
+  else if (runs_on_cpu(x)) cpu::scale_inplace(x, factor);
 }
 
 void fill(Tensor& x, double value) {
   check_operands("fill", {{"x", x}});
-  if (runs_on_cpu("fill", x)) cpu::fill(x, value);
+  if (runs_on_cuda(x)) GC_CUDA_RUN("fill", cuda::fill(x, value));
+  else if (runs_on_cpu(x)) cpu::fill(x, value);
 }
 
 void silu_forward(Tensor& out, const Tensor& x) {
   check_operands("silu_forward", {{"out", out}, {"x", x}});
-  if (runs_on_cpu("silu_forward", out)) cpu::silu_forward(out, x);
+  if (runs_on_cuda(out)) GC_CUDA_RUN("silu_forward", cuda::silu_forward(out, x));
+  else if (runs_on_cpu(out)) cpu::silu_forward(out, x);
 }
 
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
   check_operands("silu_backward", {{"grad_x", grad_x}, {"grad_out", grad_out}, {"x", x}});
-  if (runs_on_cpu("silu_backward", grad_x)) cpu::silu_backward(grad_x, grad_out, x);
+  if (runs_on_cuda(grad_x)) GC_CUDA_RUN("silu_backward", cuda::silu_backward(grad_x, grad_out, x));
+  else if (runs_on_cpu(grad_x)) cpu::silu_backward(grad_x, grad_out, x);
 }
 
 void cast(Tensor& out, const Tensor& x) {
   check_operands("cast", {{"out", out}, {"x", x}});
-  if (runs_on_cpu("cast", out)) cpu::cast(out, x);
+  if (runs_on_cuda(out)) GC_CUDA_RUN("cast", cuda::cast(out, x));
+  else if (runs_on_cpu(out)) cpu::cast(out, x);
 }
 
 void concat_cols(Tensor& out, const std::vector<Tensor>& parts) {
   check_column_parts("concat_cols", out, parts);
-  if (runs_on_cpu("concat_cols", out)) cpu::concat_cols(out, parts);
+  if (runs_on_cuda(out)) GC_CUDA_RUN("concat_cols", cuda::concat_cols(out, parts));
+  else if (runs_on_cpu(out)) cpu::concat_cols(out, parts);
 }
 
 void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
   check_column_parts("split_cols", x, parts);
-  if (runs_on_cpu("split_cols", x)) cpu::split_cols(parts, x);
+  if (runs_on_cuda(x)) GC_CUDA_RUN("split_cols", cuda::split_cols(parts, x));
+  else if (runs_on_cpu(x)) cpu::split_cols(parts, x);
 }
 
 bool all_finite(const Tensor& x) {
   check_operands("all_finite", {{"x", x}});
-  // A dry run has no values; it must take the same path as a clean real step.
-  if (!runs_on_cpu("all_finite", x)) return true;
-  return cpu::all_finite(x);
+  bool finite = true;  // a dry run has no values; it must take the same path as a clean real step
+  if (runs_on_cuda(x)) GC_CUDA_RUN("all_finite", finite = cuda::all_finite(x));
+  else if (runs_on_cpu(x)) finite = cpu::all_finite(x);
+  return finite;
 }
 
 }  // namespace gc::kernels

@@ -2,8 +2,8 @@
 //
 // Shape, dtype and device checks run on every device, meta included, so a dry run
 // rejects exactly what a real run rejects. Index values (gather indices, CSR
-// order and offsets) are checked on the cpu before any row is read: a bad index
-// is an std::invalid_argument, never an out-of-bounds access.
+// order and offsets) are checked on the tensors' device before any row is read: a
+// bad index is an std::invalid_argument, never an out-of-bounds access.
 #include "kernels/index.h"
 
 #include <cstdint>
@@ -12,6 +12,8 @@
 #include <string>
 
 #include "kernels/cpu/index.h"
+#include "kernels/cuda/backend.h"
+#include "kernels/cuda/index.h"
 
 namespace gc::kernels {
 namespace {
@@ -71,12 +73,10 @@ void require_same_device(const char* op, const Tensor& reference, std::initializ
             "tensors on different devices: " + reference.describe() + " and " + t->describe());
 }
 
-// True when the op should run its cpu kernel; meta returns after validation.
-bool runs_on_cpu(const char* op, Device device) {
-  if (device == Device::meta) return false;
-  if (device == Device::cuda) throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
-  return true;
-}
+// Where a validated op runs: on its device's kernels (after the index values are
+// range-checked on that device); nowhere on meta.
+bool runs_on_cpu(Device device) { return device == Device::cpu; }
+bool runs_on_cuda(Device device) { return device == Device::cuda; }
 
 }  // namespace
 
@@ -89,9 +89,13 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
   require_rows_like(op, "out", out, edges, "x", x);
   require_float_pair(op, x, out);
   require_same_device(op, x, {&out, &index});
-  if (!runs_on_cpu(op, x.device())) return;
-  cpu::check_index_values(index, x.rows(), op, "index");
-  cpu::gather_rows_forward(out, x, index);
+  if (runs_on_cuda(x.device())) {
+    GC_CUDA_RUN(op, cuda::check_index_values(index, x.rows(), op, "index"));
+    GC_CUDA_RUN(op, cuda::gather_rows_forward(out, x, index));
+  } else if (runs_on_cpu(x.device())) {
+    cpu::check_index_values(index, x.rows(), op, "index");
+    cpu::gather_rows_forward(out, x, index);
+  }
 }
 
 void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets) {
@@ -106,10 +110,15 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_index(op, "offsets", offsets, nodes + 1);
   require_float_pair(op, grad_out, grad_x);
   require_same_device(op, grad_x, {&grad_out, &order, &offsets});
-  if (!runs_on_cpu(op, grad_x.device())) return;
-  cpu::check_offsets(offsets, edges, op);
-  cpu::check_index_values(order, edges, op, "order");
-  cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
+  if (runs_on_cuda(grad_x.device())) {
+    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op));
+    GC_CUDA_RUN(op, cuda::check_index_values(order, edges, op, "order"));
+    GC_CUDA_RUN(op, cuda::gather_rows_backward(grad_x, grad_out, order, offsets));
+  } else if (runs_on_cpu(grad_x.device())) {
+    cpu::check_offsets(offsets, edges, op);
+    cpu::check_index_values(order, edges, op, "order");
+    cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
+  }
 }
 
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
@@ -123,9 +132,13 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
   require_index(op, "offsets", offsets, nodes + 1);
   require_float_pair(op, x, out);
   require_same_device(op, out, {&x, &offsets});
-  if (!runs_on_cpu(op, out.device())) return;
-  cpu::check_offsets(offsets, edges, op);
-  cpu::segment_sum_forward(out, x, offsets, accumulate);
+  if (runs_on_cuda(out.device())) {
+    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op));
+    GC_CUDA_RUN(op, cuda::segment_sum_forward(out, x, offsets, accumulate));
+  } else if (runs_on_cpu(out.device())) {
+    cpu::check_offsets(offsets, edges, op);
+    cpu::segment_sum_forward(out, x, offsets, accumulate);
+  }
 }
 
 void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
@@ -139,9 +152,13 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_index(op, "offsets", offsets, nodes + 1);
   require_float_pair(op, grad_out, grad_x);
   require_same_device(op, grad_x, {&grad_out, &offsets});
-  if (!runs_on_cpu(op, grad_x.device())) return;
-  cpu::check_offsets(offsets, edges, op);
-  cpu::segment_sum_backward(grad_x, grad_out, offsets);
+  if (runs_on_cuda(grad_x.device())) {
+    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op));
+    GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets));
+  } else if (runs_on_cpu(grad_x.device())) {
+    cpu::check_offsets(offsets, edges, op);
+    cpu::segment_sum_backward(grad_x, grad_out, offsets);
+  }
 }
 
 void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_nodes) {

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "kernels/cpu/layernorm.h"
+#include "kernels/cuda/backend.h"
+#include "kernels/cuda/layernorm.h"
 
 namespace gc::kernels {
 namespace {
@@ -69,8 +71,8 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
   require(eps >= 0 && std::isfinite(eps), op, "eps must be finite and >= 0; got " + std::to_string(eps));
   require_same_device(op, x, {&out, &mean, &rstd, &gamma, &beta});
   if (x.device() == Device::meta) return;
-  if (x.device() == Device::cuda) throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
-  cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
+  if (x.device() == Device::cuda) GC_CUDA_RUN(op, cuda::layernorm_forward(out, mean, rstd, x, gamma, beta, eps));
+  else cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
 }
 
 void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
@@ -88,8 +90,10 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
                 "; got " + g->describe());
   require_same_device(op, x, {&grad_x, &grad_gamma, &grad_beta, &grad_out, &mean, &rstd, &gamma});
   if (x.device() == Device::meta) return;
-  if (x.device() == Device::cuda) throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
-  cpu::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma);
+  if (x.device() == Device::cuda)
+    GC_CUDA_RUN(op, cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma));
+  else
+    cpu::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma);
 }
 
 }  // namespace gc::kernels

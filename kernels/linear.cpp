@@ -1,5 +1,5 @@
 // kernels/linear.cpp: the linear layer's three products and the general matmul:
-// validation and device dispatch onto the cpu GEMM.
+// validation and device dispatch onto the cpu GEMM or cuBLAS (kernels/cuda/linear.h).
 //
 // Every check runs on every device, meta included (the workspace size too), so a
 // dry run rejects exactly what a real run rejects; meta then returns without
@@ -13,6 +13,8 @@
 #include <string>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cuda/backend.h"
+#include "kernels/cuda/linear.h"
 
 namespace gc::kernels {
 namespace {
@@ -81,13 +83,17 @@ void require_workspace(const char* op, const Tensor& workspace, Device device, i
             "workspace on " + std::string(device_name(workspace.device())) + ", tensors on " + device_name(device));
 }
 
-// Hands a validated product to the device: meta does nothing, cuda is not built yet.
+// Hands a validated product to the device: meta does nothing, cpu runs our GEMM,
+// cuda cuBLAS (which rejects the dtype mixes it cannot multiply).
 void run(const char* op, Device device, cpu::GemmProblem& g, const Tensor& workspace) {
   if (device == Device::meta) return;
-  if (device == Device::cuda) throw std::runtime_error("linear: the cuda backend is not built yet");
   void* ws = workspace.defined() && workspace.nbytes() > 0 ? workspace.data() : nullptr;
+  const size_t ws_bytes = workspace.defined() ? workspace.nbytes() : 0;
   try {
-    cpu::gemm_cpu(g, ws, workspace.defined() ? workspace.nbytes() : 0);
+    if (device == Device::cuda)
+      GC_CUDA_RUN(op, cuda::gemm(g, ws, ws_bytes));
+    else
+      cpu::gemm_cpu(g, ws, ws_bytes);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string(op) + ": " + e.what());
   }
@@ -101,8 +107,9 @@ size_t gemm_workspace_bytes(Device device, int64_t m, int64_t n, int64_t k) {
   if (m < 0 || n < 0 || k < 0)
     throw std::invalid_argument("gemm_workspace_bytes: negative size m=" + std::to_string(m) +
                                 " n=" + std::to_string(n) + " k=" + std::to_string(k));
-  // cuBLAS's workspace will be sized with the cuda backend; until then cuda needs none.
-  if (device == Device::cuda) return 0;
+  // cuBLAS takes one fixed workspace whatever the product (kernels/cuda/linear.h).
+  // meta still returns the cpu figure: a dry run models the cpu until it can model cuda.
+  if (device == Device::cuda) return cuda::kCublasWorkspaceBytes;
   return cpu::gemm_cpu_workspace_bytes(m, n, k);
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "kernels/cpu/loss.h"
+#include "kernels/cuda/backend.h"
+#include "kernels/cuda/loss.h"
 
 namespace gc::kernels {
 namespace {
@@ -48,15 +50,9 @@ void check_loss_inputs(const char* op, const Tensor& pred, const Tensor& target,
       fail(op, "pred is " + pred.describe() + " but " + t->describe() + " is on another device");
 }
 
-// True when the cpu kernel should run; false on meta; throws on cuda for now.
-bool runs_on_cpu(const char* op, const Tensor& t) {
-  switch (t.device()) {
-    case Device::meta: return false;
-    case Device::cuda: throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
-    case Device::cpu: return true;
-  }
-  return false;
-}
+// Where a validated op runs: on its device's kernels, nowhere on meta.
+bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu; }
+bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
 
 }  // namespace
 
@@ -69,7 +65,8 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
   if (loss.dtype() != loss_dtype || loss.numel() != 1 || loss.device() != pred.device())
     fail(op, std::string("loss must be ") + dtype_name(loss_dtype) + "[1] on " + device_name(pred.device()) +
                  " for pred " + pred.describe() + ", got " + loss.describe());
-  if (runs_on_cpu(op, pred)) cpu::weighted_mse_forward(loss, pred, target, row_weight, col_weight);
+  if (runs_on_cuda(pred)) GC_CUDA_RUN(op, cuda::weighted_mse_forward(loss, pred, target, row_weight, col_weight));
+  else if (runs_on_cpu(pred)) cpu::weighted_mse_forward(loss, pred, target, row_weight, col_weight);
 }
 
 void weighted_mse_backward(Tensor& grad_pred, double grad_loss, const Tensor& pred, const Tensor& target,
@@ -79,7 +76,10 @@ void weighted_mse_backward(Tensor& grad_pred, double grad_loss, const Tensor& pr
   if (!grad_pred.defined()) fail(op, "grad_pred is undefined");
   if (grad_pred.shape() != pred.shape() || grad_pred.dtype() != pred.dtype() || grad_pred.device() != pred.device())
     fail(op, "grad_pred " + grad_pred.describe() + " must match pred " + pred.describe());
-  if (runs_on_cpu(op, pred) && pred.numel() > 0)
+  if (pred.numel() == 0) return;
+  if (runs_on_cuda(pred))
+    GC_CUDA_RUN(op, cuda::weighted_mse_backward(grad_pred, grad_loss, pred, target, row_weight, col_weight));
+  else if (runs_on_cpu(pred))
     cpu::weighted_mse_backward(grad_pred, grad_loss, pred, target, row_weight, col_weight);
 }
 

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "kernels/cpu/optim.h"
+#include "kernels/cuda/backend.h"
+#include "kernels/cuda/optim.h"
 
 namespace gc::kernels {
 namespace {
@@ -51,7 +53,9 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
   check_settings(settings, step, grad_scale);
   switch (param.device()) {
     case Device::meta: return;
-    case Device::cuda: throw std::runtime_error(std::string(kOp) + ": the cuda backend is not built yet");
+    case Device::cuda:
+      if (param.numel() > 0) GC_CUDA_RUN(kOp, cuda::adamw_step(param, grad, m, v, settings, step, grad_scale));
+      return;
     case Device::cpu:
       if (param.numel() > 0) cpu::adamw_step(param, grad, m, v, settings, step, grad_scale);
       return;

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "kernels/cpu/reduce.h"
+#include "kernels/cuda/backend.h"
+#include "kernels/cuda/reduce.h"
 
 namespace gc::kernels {
 namespace {
@@ -34,38 +36,38 @@ void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t
                  out.describe());
 }
 
-// True when the cpu kernel should run; false on meta; throws on cuda for now.
-bool runs_on_cpu(const char* op, const Tensor& t) {
-  switch (t.device()) {
-    case Device::meta: return false;
-    case Device::cuda: throw std::runtime_error(std::string(op) + ": the cuda backend is not built yet");
-    case Device::cpu: return true;
-  }
-  return false;
-}
+// Where a validated reduction runs: on its device's kernels, nowhere on meta.
+// An empty x still runs (it writes 0).
+bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu; }
+bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
 
 }  // namespace
 
 void sum_all(Tensor& out, const Tensor& x) {
   check_reduction("sum_all", out, x, 1);
-  if (runs_on_cpu("sum_all", x)) cpu::sum_all(out, x);
+  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_all", cuda::sum_all(out, x));
+  else if (runs_on_cpu(x)) cpu::sum_all(out, x);
 }
 
 void mean_all(Tensor& out, const Tensor& x) {
   check_reduction("mean_all", out, x, 1);
   if (x.numel() == 0) fail("mean_all", "the mean of an empty tensor " + x.describe() + " is undefined");
-  if (runs_on_cpu("mean_all", x)) cpu::mean_all(out, x);
+  if (runs_on_cuda(x)) GC_CUDA_RUN("mean_all", cuda::mean_all(out, x));
+  else if (runs_on_cpu(x)) cpu::mean_all(out, x);
 }
 
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
   if (x.defined() && x.dim() != 2) fail("sum_rows", "x must be 2-D [rows, columns], got " + x.describe());
   check_reduction("sum_rows", out, x, x.defined() ? x.size(1) : 0);
-  if (runs_on_cpu("sum_rows", x) && out.numel() > 0) cpu::sum_rows(out, x, accumulate);
+  if (out.numel() == 0) return;
+  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_rows", cuda::sum_rows(out, x, accumulate));
+  else if (runs_on_cpu(x)) cpu::sum_rows(out, x, accumulate);
 }
 
 void sum_squares(Tensor& out, const Tensor& x) {
   check_reduction("sum_squares", out, x, 1);
-  if (runs_on_cpu("sum_squares", x)) cpu::sum_squares(out, x);
+  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_squares", cuda::sum_squares(out, x));
+  else if (runs_on_cpu(x)) cpu::sum_squares(out, x);
 }
 
 }  // namespace gc::kernels

@@ -418,12 +418,17 @@ TEST(IndexValidation, RejectsBadIndicesAndShapesWithTheOpName) {
   expect_invalid([&] { kernels::build_csr(order, offsets, i32_tensor({0, 2, 1}), 4); }, "i32[5]");
 }
 
-TEST(IndexCuda, SaysTheBackendIsNotBuilt) {
+// The cuda backend in full is tested by test_cuda_ops.cpp; here, the dispatch.
+TEST(IndexCuda, GathersLikeTheCpuAndRangeChecksOnTheDevice) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;
-  Tensor x = random_tensor({4, 3}, DType::f32, 81, 1.0, Device::cuda);
-  Tensor out = Tensor::empty({2, 3}, DType::f32, Device::cuda);
-  EXPECT_THROW(kernels::gather_rows_forward(out, x, i32_tensor({0, 3}, Device::cuda)), std::runtime_error);
+  Tensor x = random_tensor({4, 3}, DType::f32, 81);
+  Tensor out = Tensor::empty({2, 3}, DType::f32), gpu_out = Tensor::empty({2, 3}, DType::f32, Device::cuda);
+  kernels::gather_rows_forward(out, x, i32_tensor({0, 3}));
+  kernels::gather_rows_forward(gpu_out, x.to(Device::cuda), i32_tensor({0, 3}, Device::cuda));
+  EXPECT_EQ(gpu_out.to_doubles(), out.to_doubles());
+  EXPECT_THROW(kernels::gather_rows_forward(gpu_out, x.to(Device::cuda), i32_tensor({0, 4}, Device::cuda)),
+               std::invalid_argument);
 }
 
 }  // namespace

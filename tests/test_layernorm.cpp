@@ -316,14 +316,22 @@ TEST(LayerNormValidation, RejectsBadArgumentsWithTheOpName) {
   EXPECT_THROW(kernels::layernorm_forward(on_meta, mean, rstd, x, gamma, beta, 1e-5), std::invalid_argument);
 }
 
-TEST(LayerNormCuda, SaysTheBackendIsNotBuilt) {
+// The cuda backend in full is tested by test_cuda_ops.cpp; here, the dispatch.
+TEST(LayerNormCuda, ForwardMatchesTheCpu) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;
   const Device cuda = Device::cuda;
-  Tensor x = random_tensor({3, 5}, DType::f32, 91, 1.0, cuda), gamma = random_tensor({5}, DType::f32, 92, 1.0, cuda);
-  Tensor out = Tensor::empty({3, 5}, DType::f32, cuda), mean = Tensor::empty({3}, DType::f32, cuda),
-         rstd = Tensor::empty({3}, DType::f32, cuda);
-  EXPECT_THROW(kernels::layernorm_forward(out, mean, rstd, x, gamma, gamma, 1e-5), std::runtime_error);
+  Tensor x = random_tensor({3, 5}, DType::f32, 91), gamma = random_tensor({5}, DType::f32, 92);
+  Tensor out = Tensor::empty({3, 5}, DType::f32), mean = Tensor::empty({3}, DType::f32),
+         rstd = Tensor::empty({3}, DType::f32);
+  kernels::layernorm_forward(out, mean, rstd, x, gamma, gamma, 1e-5);
+  Tensor gpu_out = Tensor::empty({3, 5}, DType::f32, cuda), gpu_mean = Tensor::empty({3}, DType::f32, cuda),
+         gpu_rstd = Tensor::empty({3}, DType::f32, cuda);
+  kernels::layernorm_forward(gpu_out, gpu_mean, gpu_rstd, x.to(cuda), gamma.to(cuda), gamma.to(cuda), 1e-5);
+  const auto tol = tolerance_for(DType::f32, 5);
+  EXPECT_TRUE(all_close(gpu_out.to_doubles(), out.to_doubles(), tol, "out"));
+  EXPECT_TRUE(all_close(gpu_mean.to_doubles(), mean.to_doubles(), tol, "mean"));
+  EXPECT_TRUE(all_close(gpu_rstd.to_doubles(), rstd.to_doubles(), tol, "rstd"));
 }
 
 }  // namespace

@@ -1,0 +1,261 @@
+// kernels/cuda/elementwise.cu: element-by-element ops on the gpu, in three layers
+// (kernel, launcher, exported entry), mirroring kernels/cpu/elementwise.cpp.
+//
+// Every output element is one expression of the same-index input elements, so the
+// result never depends on the launch shape. SiLU forward and backward are single
+// passes (sigmoid recomputed in place), so no activation but x is ever stored.
+#include "kernels/cuda/elementwise.h"
+
+#include "kernels/cuda/common.h"
+
+namespace gc::cuda {
+namespace {
+
+// ---- element functors (C is the compute type) ----------------------------------------
+
+struct AddOp {
+  template <class C>
+  __device__ C operator()(C a, C b) const { return a + b; }
+};
+struct MulOp {
+  template <class C>
+  __device__ C operator()(C a, C b) const { return a * b; }
+};
+struct ScaleOp {
+  double factor;
+  template <class C>
+  __device__ C operator()(C v) const { return static_cast<C>(factor) * v; }
+};
+
+template <class C>
+__device__ __forceinline__ C sigmoid(C v) {
+  return C(1) / (C(1) + exp_compute(-v));
+}
+struct SiluOp {
+  template <class C>
+  __device__ C operator()(C v) const { return v * sigmoid(v); }
+};
+// grad_x = grad_out * (s + x s (1 - s)), the derivative of x s(x).
+struct SiluBackwardOp {
+  template <class C>
+  __device__ C operator()(C grad_out, C v) const {
+    const C s = sigmoid(v);
+    return grad_out * (s * (C(1) + v * (C(1) - s)));
+  }
+};
+
+__device__ __forceinline__ bool is_finite_value(float v) { return isfinite(v); }
+__device__ __forceinline__ bool is_finite_value(double v) { return isfinite(v); }
+__device__ __forceinline__ bool is_finite_value(bf16_t v) { return (v.bits & 0x7f80u) != 0x7f80u; }
+__device__ __forceinline__ bool is_finite_value(f16_t v) { return (v.bits & 0x7c00u) != 0x7c00u; }
+
+// Set by all_finite_kernel when it meets a non-finite value; one stream, one user at a time.
+__device__ unsigned int g_non_finite;
+
+// ---- kernels ------------------------------------------------------------------------------
+
+template <class Op, class O, class A, class B>
+__global__ void binary_kernel(O* out, const A* a, const B* b, int64_t n, Op op) {  // out, a, b [n]
+  using C = common_compute_t<O, A, B>;
+  for (int64_t i = global_thread(); i < n; i += total_threads())
+    out[i] = to_storage<O>(op(static_cast<C>(load_value(a[i])), static_cast<C>(load_value(b[i]))));
+}
+
+template <class Op, class O, class X>
+__global__ void unary_kernel(O* out, const X* x, int64_t n, Op op) {  // out, x [n]
+  using C = common_compute_t<O, X>;
+  for (int64_t i = global_thread(); i < n; i += total_threads())
+    out[i] = to_storage<O>(op(static_cast<C>(load_value(x[i]))));
+}
+
+template <class GX, class GO, class X>
+__global__ void silu_backward_kernel(GX* grad_x, const GO* grad_out, const X* x, int64_t n) {  // all [n]
+  using C = common_compute_t<GX, GO, X>;
+  const SiluBackwardOp op;
+  for (int64_t i = global_thread(); i < n; i += total_threads())
+    grad_x[i] = to_storage<GX>(op(static_cast<C>(load_value(grad_out[i])), static_cast<C>(load_value(x[i]))));
+}
+
+template <class O, class X>
+__global__ void cast_kernel(O* out, const X* x, int64_t n) {  // out, x [n]
+  for (int64_t i = global_thread(); i < n; i += total_threads()) {
+    if constexpr (std::is_same_v<X, double>)
+      out[i] = round_double_to<O>(x[i]);
+    else
+      out[i] = to_storage<O>(load_value(x[i]));  // widening is exact: one rounding at most
+  }
+}
+
+template <class T>
+__global__ void fill_kernel(T* x, int64_t n, double value) {  // x [n]
+  const T stored = round_double_to<T>(value);
+  for (int64_t i = global_thread(); i < n; i += total_threads()) x[i] = stored;
+}
+
+__global__ void reset_non_finite_kernel() { g_non_finite = 0; }
+
+template <class T>
+__global__ void all_finite_kernel(const T* x, int64_t n) {  // x [n]
+  bool finite = true;
+  for (int64_t i = global_thread(); i < n; i += total_threads()) finite = finite && is_finite_value(x[i]);
+  if (!finite) atomicOr(&g_non_finite, 1u);
+}
+
+// ---- launchers ------------------------------------------------------------------------------
+
+template <class Op>
+void launch_binary(const char* op_name, Op op, Tensor& out, const Tensor& a, const Tensor& b) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  visit_float_dtypes(op_name, out.dtype(), a.dtype(), b.dtype(), [&](auto o_tag, auto a_tag, auto b_tag) {
+    using O = decltype(o_tag);
+    using A = decltype(a_tag);
+    using B = decltype(b_tag);
+    binary_kernel<<<element_blocks(n), kThreadsPerBlock>>>(out.data_as<O>(), a.data_as<A>(), b.data_as<B>(), n, op);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class Op>
+void launch_unary(const char* op_name, Op op, Tensor& out, const Tensor& x) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  visit_float_dtypes(op_name, out.dtype(), x.dtype(), [&](auto o_tag, auto x_tag) {
+    using O = decltype(o_tag);
+    using X = decltype(x_tag);
+    unary_kernel<<<element_blocks(n), kThreadsPerBlock>>>(out.data_as<O>(), x.data_as<X>(), n, op);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+// Copies a [rows, part_columns] block between row-major matrices of different
+// widths (the column ranges of concat_cols and split_cols), as one 2-D copy on
+// the default stream.
+void copy_column_block(void* destination, size_t destination_row_bytes, const void* source, size_t source_row_bytes,
+                       size_t part_row_bytes, int64_t rows) {
+  if (part_row_bytes == 0 || rows == 0) return;
+  GC_CUDA_CHECK(cudaMemcpy2DAsync(destination, destination_row_bytes, source, source_row_bytes, part_row_bytes,
+                                  static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, /*default stream*/ 0));
+}
+
+}  // namespace
+
+// ---- exported entries ------------------------------------------------------------------------
+
+void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
+  require_on_cuda("add_forward", {&out, &a, &b});
+  launch_binary("add_forward", AddOp{}, out, a, b);
+}
+
+void mul_forward(Tensor& out, const Tensor& a, const Tensor& b) {
+  require_on_cuda("mul_forward", {&out, &a, &b});
+  launch_binary("mul_forward", MulOp{}, out, a, b);
+}
+
+void scale_forward(Tensor& out, const Tensor& x, double factor) {
+  require_on_cuda("scale_forward", {&out, &x});
+  launch_unary("scale_forward", ScaleOp{factor}, out, x);
+}
+
+void accumulate(Tensor& acc, const Tensor& x) {
+  require_on_cuda("accumulate", {&acc, &x});
+  launch_binary("accumulate", AddOp{}, acc, acc, x);
+}
+
+void scale_inplace(Tensor& x, double factor) { scale_forward(x, x, factor); }
+
+void fill(Tensor& x, double value) {
+  require_on_cuda("fill", {&x});
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  visit_float_dtype("fill", x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    fill_kernel<<<element_blocks(n), kThreadsPerBlock>>>(x.data_as<T>(), n, value);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+void silu_forward(Tensor& out, const Tensor& x) {
+  require_on_cuda("silu_forward", {&out, &x});
+  launch_unary("silu_forward", SiluOp{}, out, x);
+}
+
+void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
+  require_on_cuda("silu_backward", {&grad_x, &grad_out, &x});
+  const int64_t n = grad_x.numel();
+  if (n == 0) return;
+  visit_float_dtypes("silu_backward", grad_x.dtype(), grad_out.dtype(), x.dtype(),
+                     [&](auto gx_tag, auto go_tag, auto x_tag) {
+                       using GX = decltype(gx_tag);
+                       using GO = decltype(go_tag);
+                       using X = decltype(x_tag);
+                       silu_backward_kernel<<<element_blocks(n), kThreadsPerBlock>>>(
+                           grad_x.data_as<GX>(), grad_out.data_as<GO>(), x.data_as<X>(), n);
+                     });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+void cast(Tensor& out, const Tensor& x) {
+  require_on_cuda("cast", {&out, &x});
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  visit_float_dtypes("cast", out.dtype(), x.dtype(), [&](auto o_tag, auto x_tag) {
+    using O = decltype(o_tag);
+    using X = decltype(x_tag);
+    cast_kernel<<<element_blocks(n), kThreadsPerBlock>>>(out.data_as<O>(), x.data_as<X>(), n);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+void concat_cols(Tensor& out, const std::vector<Tensor>& parts) {
+  require_on_cuda("concat_cols", {&out});
+  for (const Tensor& part : parts) require_on_cuda("concat_cols", {&part});
+  const int64_t rows = out.size(0);
+  const size_t element_bytes = dtype_size(out.dtype());
+  const size_t out_row_bytes = static_cast<size_t>(out.size(1)) * element_bytes;
+  if (rows == 0 || out_row_bytes == 0) return;
+  auto* out_bytes = static_cast<unsigned char*>(out.data());  // [R, sum Ci]
+  size_t column_offset_bytes = 0;
+  for (const Tensor& part : parts) {
+    const size_t part_row_bytes = static_cast<size_t>(part.size(1)) * element_bytes;
+    if (part_row_bytes == 0) continue;  // an empty part may have no storage
+    copy_column_block(out_bytes + column_offset_bytes, out_row_bytes, part.data(), part_row_bytes, part_row_bytes,
+                      rows);
+    column_offset_bytes += part_row_bytes;
+  }
+}
+
+void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
+  require_on_cuda("split_cols", {&x});
+  for (const Tensor& part : parts) require_on_cuda("split_cols", {&part});
+  const int64_t rows = x.size(0);
+  const size_t element_bytes = dtype_size(x.dtype());
+  const size_t x_row_bytes = static_cast<size_t>(x.size(1)) * element_bytes;
+  if (rows == 0 || x_row_bytes == 0) return;
+  const auto* x_bytes = static_cast<const unsigned char*>(x.data());  // [R, sum Ci]
+  size_t column_offset_bytes = 0;
+  for (Tensor& part : parts) {
+    const size_t part_row_bytes = static_cast<size_t>(part.size(1)) * element_bytes;
+    if (part_row_bytes == 0) continue;
+    copy_column_block(part.data(), part_row_bytes, x_bytes + column_offset_bytes, x_row_bytes, part_row_bytes, rows);
+    column_offset_bytes += part_row_bytes;
+  }
+}
+
+bool all_finite(const Tensor& x) {
+  require_on_cuda("all_finite", {&x});
+  const int64_t n = x.numel();
+  if (n == 0) return true;
+  reset_non_finite_kernel<<<1, 1>>>();
+  GC_CUDA_CHECK(cudaGetLastError());
+  visit_float_dtype("all_finite", x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    all_finite_kernel<<<element_blocks(n), kThreadsPerBlock>>>(x.data_as<T>(), n);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+  unsigned int non_finite = 0;
+  GC_CUDA_CHECK(cudaMemcpyFromSymbol(&non_finite, g_non_finite, sizeof(non_finite)));
+  return non_finite == 0;
+}
+
+}  // namespace gc::cuda

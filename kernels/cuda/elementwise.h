@@ -1,0 +1,30 @@
+// kernels/cuda/elementwise.h: the cuda bodies of kernels/elementwise.h, called by
+// kernels/elementwise.cpp after it has validated shapes and dtypes (plain C++:
+// g++ and nvcc both read this header; the definitions are in elementwise.cu).
+//
+// Same arithmetic as kernels/cpu/elementwise.cpp: each operand loaded in its
+// compute type (f32, f64 as soon as one operand is f64), one rounding into the
+// output's storage type. Outputs may alias inputs element for element.
+#pragma once
+
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace gc::cuda {
+
+void add_forward(Tensor& out, const Tensor& a, const Tensor& b);      // out, a, b [n]
+void mul_forward(Tensor& out, const Tensor& a, const Tensor& b);      // out, a, b [n]
+void scale_forward(Tensor& out, const Tensor& x, double factor);      // out, x [n]
+void accumulate(Tensor& acc, const Tensor& x);                         // acc, x [n]
+void scale_inplace(Tensor& x, double factor);                          // x [n]
+void fill(Tensor& x, double value);                                    // x [n]
+void silu_forward(Tensor& out, const Tensor& x);                       // out, x [n]
+void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x);  // all [n]
+void cast(Tensor& out, const Tensor& x);                               // out, x [n]
+void concat_cols(Tensor& out, const std::vector<Tensor>& parts);       // out [R, sum Ci], parts [R, Ci]
+void split_cols(std::vector<Tensor>& parts, const Tensor& x);          // parts [R, Ci], x [R, sum Ci]
+// Synchronizes with the device (the answer is needed on the host).
+bool all_finite(const Tensor& x);                                      // x [n]
+
+}  // namespace gc::cuda

@@ -1,0 +1,262 @@
+// kernels/cuda/index.cu: gather and segment sums over CSR groups on the gpu,
+// mirroring kernels/cpu/index.cpp, plus the device-side range checks.
+//
+// One warp owns one output row. A group sum starts from zero (or from out's value
+// when accumulating) and adds the group's rows in CSR order, one column per lane,
+// exactly the cpu's order: the sums are bitwise the cpu's, and repeatable. Lanes
+// hold kColumnsPerLane accumulators so each pass over a group's edges serves
+// 32 * kColumnsPerLane columns.
+//
+// The range checks write a small verdict into a device variable of this file
+// (integer atomics only: the smallest bad position wins, whatever the timing) and
+// copy it back, so an error names the same position and value as on the cpu.
+#include "kernels/cuda/index.h"
+
+#include "kernels/cuda/common.h"
+
+namespace gc::cuda {
+namespace {
+
+constexpr int kColumnsPerLane = 4;
+constexpr unsigned long long kNoBadPosition = ~0ull;
+
+struct IndexVerdict {
+  // Smallest bad position: (position << 32) | value bits for index values,
+  // the position alone for offsets; kNoBadPosition when none.
+  unsigned long long first_bad;
+  int32_t first_value;  // offsets[0]
+  int32_t last_value;   // offsets[N]
+};
+__device__ IndexVerdict g_verdict;
+
+__global__ void reset_verdict_kernel() {
+  g_verdict.first_bad = kNoBadPosition;
+  g_verdict.first_value = 0;
+  g_verdict.last_value = 0;
+}
+
+__global__ void find_bad_index_kernel(const int32_t* values, int64_t count, int64_t limit) {  // values [count]
+  for (int64_t i = global_thread(); i < count; i += total_threads()) {
+    const int32_t v = values[i];
+    if (v < 0 || v >= limit)
+      atomicMin(&g_verdict.first_bad, static_cast<unsigned long long>(i) << 32 | static_cast<uint32_t>(v));
+  }
+}
+
+__global__ void find_offsets_decrease_kernel(const int32_t* offsets, int64_t count) {  // offsets [count]
+  if (global_thread() == 0) {
+    g_verdict.first_value = offsets[0];
+    g_verdict.last_value = offsets[count - 1];
+  }
+  for (int64_t i = global_thread() + 1; i < count; i += total_threads())
+    if (offsets[i] < offsets[i - 1]) atomicMin(&g_verdict.first_bad, static_cast<unsigned long long>(i));
+}
+
+IndexVerdict read_verdict() {
+  IndexVerdict verdict;
+  GC_CUDA_CHECK(cudaMemcpyFromSymbol(&verdict, g_verdict, sizeof(verdict)));
+  return verdict;
+}
+
+int32_t read_element(const Tensor& t, int64_t i) {
+  int32_t value = 0;
+  GC_CUDA_CHECK(cudaMemcpy(&value, t.data_as<int32_t>() + i, sizeof(value), cudaMemcpyDeviceToHost));
+  return value;
+}
+
+// A same-dtype row copy keeps the bits (NaN payloads included); otherwise one rounding.
+template <class S, class D>
+__device__ __forceinline__ D convert_element(S value) {
+  if constexpr (std::is_same_v<S, D>)
+    return value;
+  else
+    return to_storage<D>(load_value(value));
+}
+
+template <class S, class D>
+__global__ void gather_rows_kernel(D* out,                // [E, C]
+                                   const S* x,            // [N, C]
+                                   const int32_t* index,  // [E]
+                                   int64_t edges, int64_t cols) {
+  for (int64_t e = global_warp(); e < edges; e += total_warps()) {
+    const S* source = x + static_cast<int64_t>(index[e]) * cols;
+    D* destination = out + e * cols;
+    for (int64_t c = lane_id(); c < cols; c += 32) destination[c] = convert_element<S, D>(source[c]);
+  }
+}
+
+// out[n] (+)= sum of in rows order[i] (i when order is null) for i in group n.
+template <class S, class D>
+__global__ void sum_groups_kernel(D* out,                  // [N, C]
+                                  const S* in,             // [E, C]
+                                  const int32_t* order,    // [E] or null for the identity
+                                  const int32_t* offsets,  // [N + 1]
+                                  int64_t nodes, int64_t cols, bool accumulate) {
+  using Acc = compute_t<S>;
+  constexpr int64_t kPassColumns = 32 * kColumnsPerLane;
+  const int lane = lane_id();
+  for (int64_t n = global_warp(); n < nodes; n += total_warps()) {
+    const int64_t begin = offsets[n], end = offsets[n + 1];
+    D* out_row = out + n * cols;
+    for (int64_t c0 = 0; c0 < cols; c0 += kPassColumns) {
+      Acc acc[kColumnsPerLane];
+#pragma unroll
+      for (int j = 0; j < kColumnsPerLane; ++j) {
+        const int64_t c = c0 + lane + 32 * j;
+        acc[j] = (accumulate && c < cols) ? static_cast<Acc>(load_value(out_row[c])) : Acc(0);
+      }
+      for (int64_t i = begin; i < end; ++i) {
+        const S* row = in + (order ? static_cast<int64_t>(order[i]) : i) * cols;
+#pragma unroll
+        for (int j = 0; j < kColumnsPerLane; ++j) {
+          const int64_t c = c0 + lane + 32 * j;
+          if (c < cols) acc[j] += static_cast<Acc>(load_value(row[c]));
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kColumnsPerLane; ++j) {
+        const int64_t c = c0 + lane + 32 * j;
+        if (c < cols) out_row[c] = to_storage<D>(acc[j]);
+      }
+    }
+  }
+}
+
+// grad_x rows of group n = grad_out row n.
+template <class S, class D>
+__global__ void broadcast_groups_kernel(D* grad_x,               // [E, C]
+                                        const S* grad_out,       // [N, C]
+                                        const int32_t* offsets,  // [N + 1]
+                                        int64_t nodes, int64_t cols) {
+  for (int64_t n = global_warp(); n < nodes; n += total_warps()) {
+    const S* source = grad_out + n * cols;
+    for (int64_t e = offsets[n]; e < offsets[n + 1]; ++e) {
+      D* destination = grad_x + e * cols;
+      for (int64_t c = lane_id(); c < cols; c += 32) destination[c] = convert_element<S, D>(source[c]);
+    }
+  }
+}
+
+// Calls visit(S{}, D{}) for a (source, destination) pair: equal float dtypes, or
+// f32 with a 16-bit float either way round (validated by kernels/index.cpp).
+template <class Visit>
+void visit_float_pair(const char* op, DType source, DType destination, Visit&& visit) {
+  auto is_half = [](DType d) { return d == DType::bf16 || d == DType::f16; };
+  const bool allowed = source == destination || (source == DType::f32 && is_half(destination)) ||
+                       (destination == DType::f32 && is_half(source));
+  if (!allowed)
+    throw std::invalid_argument(std::string(op) + ": unsupported dtype pair " + dtype_name(source) + " -> " +
+                                dtype_name(destination));
+  visit_float_dtypes(op, source, destination, [&](auto s, auto d) {
+    using S = decltype(s);
+    using D = decltype(d);
+    // Only the allowed pairs are instantiated: f64 never pairs with another dtype,
+    // two different 16-bit floats never pair.
+    constexpr bool same = std::is_same_v<S, D>;
+    constexpr bool with_f32 = std::is_same_v<S, float> || std::is_same_v<D, float>;
+    constexpr bool with_f64 = std::is_same_v<S, double> || std::is_same_v<D, double>;
+    if constexpr (same || (with_f32 && !with_f64)) visit(s, d);
+  });
+}
+
+void launch_sum_groups(const char* op, Tensor& out, const Tensor& in, const int32_t* order, const Tensor& offsets,
+                       bool accumulate) {
+  const int64_t nodes = out.rows(), cols = out.cols();
+  if (out.numel() == 0) return;
+  visit_float_pair(op, in.dtype(), out.dtype(), [&](auto s, auto d) {
+    using S = decltype(s);
+    using D = decltype(d);
+    const S* rows = in.numel() ? in.data_as<S>() : nullptr;  // E may be 0
+    sum_groups_kernel<S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(out.data_as<D>(), rows, order,
+                                                                     offsets.data_as<int32_t>(), nodes, cols,
+                                                                     accumulate);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void check_index_values(const Tensor& index, int64_t limit, const char* op, const char* name) {
+  require_on_cuda(op, {&index});
+  const int64_t count = index.numel();
+  if (count == 0) return;
+  if (count > (int64_t(1) << 32))
+    throw std::invalid_argument(std::string(op) + ": " + name + " " + index.describe() + " is too long to check");
+  reset_verdict_kernel<<<1, 1>>>();
+  GC_CUDA_CHECK(cudaGetLastError());
+  find_bad_index_kernel<<<element_blocks(count), kThreadsPerBlock>>>(index.data_as<int32_t>(), count, limit);
+  GC_CUDA_CHECK(cudaGetLastError());
+  const IndexVerdict verdict = read_verdict();
+  if (verdict.first_bad == kNoBadPosition) return;
+  const int64_t position = static_cast<int64_t>(verdict.first_bad >> 32);
+  const int32_t value = static_cast<int32_t>(static_cast<uint32_t>(verdict.first_bad & 0xffffffffu));
+  throw std::invalid_argument(std::string(op) + ": " + name + " value " + std::to_string(value) + " at " +
+                              std::to_string(position) + " outside [0, " + std::to_string(limit) + ") in " +
+                              index.describe());
+}
+
+void check_offsets(const Tensor& offsets, int64_t total, const char* op) {
+  require_on_cuda(op, {&offsets});
+  const int64_t count = offsets.numel();  // N + 1 >= 1, validated by the caller
+  auto fail = [&](const std::string& why) {
+    throw std::invalid_argument(std::string(op) + ": offsets " + offsets.describe() + " " + why);
+  };
+  if (count == 0) fail("must hold at least one value");
+  reset_verdict_kernel<<<1, 1>>>();
+  GC_CUDA_CHECK(cudaGetLastError());
+  find_offsets_decrease_kernel<<<element_blocks(count), kThreadsPerBlock>>>(offsets.data_as<int32_t>(), count);
+  GC_CUDA_CHECK(cudaGetLastError());
+  const IndexVerdict verdict = read_verdict();
+  if (verdict.first_value != 0) fail("must start at 0; starts at " + std::to_string(verdict.first_value));
+  if (verdict.first_bad != kNoBadPosition) {
+    const int64_t i = static_cast<int64_t>(verdict.first_bad);
+    fail("decrease at " + std::to_string(i) + " (" + std::to_string(read_element(offsets, i - 1)) + " then " +
+         std::to_string(read_element(offsets, i)) + ")");
+  }
+  if (verdict.last_value != total)
+    fail("must end at the edge count " + std::to_string(total) + "; ends at " + std::to_string(verdict.last_value));
+}
+
+void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
+  const char* op = "gather_rows_forward";
+  require_on_cuda(op, {&out, &x, &index});
+  if (out.numel() == 0) return;
+  const int64_t edges = out.rows(), cols = out.cols();
+  visit_float_pair(op, x.dtype(), out.dtype(), [&](auto s, auto d) {
+    using S = decltype(s);
+    using D = decltype(d);
+    gather_rows_kernel<S, D><<<row_blocks(edges), kThreadsPerBlock>>>(out.data_as<D>(), x.data_as<S>(),
+                                                                      index.data_as<int32_t>(), edges, cols);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets) {
+  const char* op = "gather_rows_backward";
+  require_on_cuda(op, {&grad_x, &grad_out, &order, &offsets});
+  const int32_t* order_ids = order.numel() ? order.data_as<int32_t>() : nullptr;
+  // A null order means the identity; with E = 0 no group has an edge, so it is never read.
+  launch_sum_groups(op, grad_x, grad_out, order_ids, offsets, false);
+}
+
+void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
+  const char* op = "segment_sum_forward";
+  require_on_cuda(op, {&out, &x, &offsets});
+  launch_sum_groups(op, out, x, nullptr, offsets, accumulate);
+}
+
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
+  const char* op = "segment_sum_backward";
+  require_on_cuda(op, {&grad_x, &grad_out, &offsets});
+  if (grad_x.numel() == 0) return;
+  const int64_t nodes = grad_out.rows(), cols = grad_x.cols();
+  visit_float_pair(op, grad_out.dtype(), grad_x.dtype(), [&](auto s, auto d) {
+    using S = decltype(s);
+    using D = decltype(d);
+    broadcast_groups_kernel<S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(
+        grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(), nodes, cols);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace gc::cuda

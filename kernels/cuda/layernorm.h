@@ -1,0 +1,19 @@
+// kernels/cuda/layernorm.h: the cuda bodies of kernels/layernorm.h, called by
+// kernels/layernorm.cpp after validation (plain C++; definitions in layernorm.cu).
+// x, out, grad_out, grad_x share one float dtype; gamma and beta share one;
+// mean, rstd, grad_gamma, grad_beta are f32 (f64 when x is f64).
+#pragma once
+
+#include "runtime/tensor.h"
+
+namespace gc::cuda {
+
+// out [R, C], mean [R], rstd [R]; x [R, C]; gamma, beta [C].
+void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& gamma,
+                       const Tensor& beta, double eps);
+// grad_x [R, C] (assigned), grad_gamma, grad_beta [C] (+=); grad_out, x [R, C];
+// mean, rstd [R]; gamma [C].
+void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
+                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma);
+
+}  // namespace gc::cuda

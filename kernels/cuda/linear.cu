@@ -1,0 +1,156 @@
+// kernels/cuda/linear.cu: row-major GEMM through cuBLAS (cublasGemmEx_64), plus
+// the epilogue kernel for the bias.
+//
+// cuBLAS is column-major; a row-major C [m, n] with row stride ldc is the
+// column-major C^T [n, m] with leading dimension ldc, so C = op(A) op(B) is asked
+// as C^T = op(B)^T op(A)^T: operands swapped, each keeping its own transpose flag.
+//
+// One cuBLAS handle, created on first use, on the default stream (gc's one
+// stream), with f32 accumulation and no TF32 (CUBLAS_COMPUTE_32F), reductions
+// kept in the accumulator type (no split-K reduction in bf16) and atomics off, so
+// a product is bitwise repeatable on one GPU model. Its workspace is set before
+// every product to the caller's tensor; kernels run in stream order, so the
+// allocator may hand that memory out again as soon as the call returns.
+#include "kernels/cuda/linear.h"
+
+#include <cublas_v2.h>
+
+#include "kernels/cuda/common.h"
+#include "kernels/cuda/cublas_check.h"
+
+namespace gc::cuda {
+namespace {
+
+using kernels::cpu::GemmProblem;
+
+cublasHandle_t create_cublas_handle() {
+  cublasHandle_t handle = nullptr;
+  GC_CUBLAS_CHECK(cublasCreate(&handle));
+  GC_CUBLAS_CHECK(cublasSetStream(handle, /*default stream*/ 0));
+  GC_CUBLAS_CHECK(cublasSetMathMode(
+      handle, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+  GC_CUBLAS_CHECK(cublasSetAtomicsMode(handle, CUBLAS_ATOMICS_NOT_ALLOWED));
+  return handle;
+}
+
+// Never destroyed: a static destructor could run after the CUDA runtime has shut down.
+cublasHandle_t cublas_handle() {
+  static const cublasHandle_t handle = create_cublas_handle();
+  return handle;
+}
+
+cudaDataType cuda_data_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return CUDA_R_32F;
+    case DType::f64: return CUDA_R_64F;
+    case DType::bf16: return CUDA_R_16BF;
+    case DType::f16: return CUDA_R_16F;
+    default: throw std::invalid_argument(std::string("gemm: no cuBLAS type for ") + dtype_name(dtype));
+  }
+}
+
+void require(bool condition, const std::string& message) {
+  if (!condition) throw std::invalid_argument("gemm on cuda: " + message);
+}
+
+std::string dtypes_of(const GemmProblem& p) {
+  std::string s = std::string("A ") + dtype_name(p.a_dtype) + ", B " + dtype_name(p.b_dtype) + ", C " +
+                  dtype_name(p.c_dtype);
+  if (p.bias) s += std::string(", bias ") + dtype_name(p.bias_dtype);
+  return s;
+}
+
+void check_dtypes(const GemmProblem& p) {
+  if (p.c_dtype == DType::f64 || p.a_dtype == DType::f64 || p.b_dtype == DType::f64) {
+    require(p.a_dtype == DType::f64 && p.b_dtype == DType::f64 && p.c_dtype == DType::f64 &&
+                (!p.bias || p.bias_dtype == DType::f64),
+            "f64 products need every operand f64; got " + dtypes_of(p));
+    return;
+  }
+  auto is_compute = [](DType d) { return d == DType::f32 || d == DType::bf16 || d == DType::f16; };
+  require(is_compute(p.a_dtype) && is_compute(p.b_dtype) && is_compute(p.c_dtype) &&
+              (!p.bias || is_compute(p.bias_dtype)),
+          "dtypes must be f32, bf16 or f16; got " + dtypes_of(p));
+  require(p.a_dtype == p.b_dtype,
+          "cuBLAS multiplies A and B of one dtype; got " + dtypes_of(p) +
+              " (cast one operand first; autograd passes a compute-dtype copy of f32 weights)");
+  require(p.c_dtype == p.a_dtype || p.c_dtype == DType::f32,
+          "C must have the inputs' dtype or be f32 (the accumulator); got " + dtypes_of(p));
+}
+
+// C [m, n] (row stride ldc) = (scale_by_beta ? beta C : C) + bias, rounded once.
+// After cuBLAS: scale_by_beta false, bias added. With k = 0 (no product): scale_by_beta
+// true; beta == 0 never reads C, as in cuBLAS.
+template <class CT, class BT>
+__global__ void gemm_epilogue_kernel(CT* c, const BT* bias, int64_t m, int64_t n, int64_t ldc, bool scale_by_beta,
+                                     double beta) {
+  using Acc = common_compute_t<CT, BT>;
+  const Acc beta_c = static_cast<Acc>(beta);
+  for (int64_t r = global_warp(); r < m; r += total_warps()) {
+    CT* row = c + r * ldc;
+    for (int64_t j = lane_id(); j < n; j += 32) {
+      Acc value = 0;
+      if (!scale_by_beta)
+        value = static_cast<Acc>(load_value(row[j]));
+      else if (beta != 0.0)
+        value = beta_c * static_cast<Acc>(load_value(row[j]));
+      if (bias) value += static_cast<Acc>(load_value(bias[j]));
+      row[j] = to_storage<CT>(value);
+    }
+  }
+}
+
+void launch_epilogue(const GemmProblem& p, bool scale_by_beta) {
+  visit_float_dtype("gemm", p.c_dtype, [&](auto c_tag) {
+    using CT = decltype(c_tag);
+    // Without a bias the bias type is irrelevant: use C's.
+    visit_float_dtype("gemm", p.bias ? p.bias_dtype : p.c_dtype, [&](auto b_tag) {
+      using BT = decltype(b_tag);
+      constexpr bool f64_c = std::is_same_v<CT, double>, f64_bias = std::is_same_v<BT, double>;
+      if constexpr (f64_c == f64_bias)  // validated: f64 pairs only with f64
+        gemm_epilogue_kernel<CT, BT><<<row_blocks(p.m), kThreadsPerBlock>>>(
+            static_cast<CT*>(p.c), static_cast<const BT*>(p.bias), p.m, p.n, p.ldc, scale_by_beta, p.beta);
+    });
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
+  check_dtypes(p);
+  require(p.m >= 0 && p.n >= 0 && p.k >= 0,
+          "negative size m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) + " k=" + std::to_string(p.k));
+  if (p.m == 0 || p.n == 0) return;
+  require(p.c != nullptr, "C is null for a non-empty product");
+  require(p.ldc >= p.n, "ldc " + std::to_string(p.ldc) + " < n " + std::to_string(p.n));
+  if (p.k == 0) {  // no product: C = beta C + bias
+    launch_epilogue(p, true);
+    return;
+  }
+  require(p.a != nullptr && p.b != nullptr, "A or B is null for a non-empty product");
+  require(p.lda >= (p.transpose_a ? p.m : p.k) && p.ldb >= (p.transpose_b ? p.k : p.n),
+          "row strides too small: lda " + std::to_string(p.lda) + ", ldb " + std::to_string(p.ldb));
+  require(workspace != nullptr && workspace_bytes >= kCublasWorkspaceBytes,
+          "workspace of " + std::to_string(workspace_bytes) + " bytes, need " +
+              std::to_string(kCublasWorkspaceBytes) + " (kernels::gemm_workspace_bytes on cuda)");
+
+  cublasHandle_t handle = cublas_handle();
+  GC_CUBLAS_CHECK(cublasSetWorkspace(handle, workspace, kCublasWorkspaceBytes));
+  const cublasOperation_t op_b = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (p.c_dtype == DType::f64) {
+    const double alpha = p.alpha, beta = p.beta;
+    GC_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, p.n, p.m, p.k, &alpha, p.b, CUDA_R_64F, p.ldb, p.a,
+                                    CUDA_R_64F, p.lda, &beta, p.c, CUDA_R_64F, p.ldc, CUBLAS_COMPUTE_64F,
+                                    CUBLAS_GEMM_DEFAULT));
+  } else {
+    const float alpha = static_cast<float>(p.alpha), beta = static_cast<float>(p.beta);
+    GC_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, p.n, p.m, p.k, &alpha, p.b, cuda_data_type(p.b_dtype), p.ldb,
+                                    p.a, cuda_data_type(p.a_dtype), p.lda, &beta, p.c, cuda_data_type(p.c_dtype),
+                                    p.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+  if (p.bias) launch_epilogue(p, false);
+}
+
+}  // namespace gc::cuda

@@ -1,0 +1,33 @@
+// kernels/cuda/linear.h: GEMM on the gpu through cuBLAS, for kernels/linear.cpp
+// (plain C++: g++ and nvcc both read this header; definitions in linear.cu).
+//
+// The problem is described by the cpu GEMM's struct (kernels/cpu/gemm.h: pointers,
+// dtypes, row strides, transposes, alpha, beta, optional bias; nothing cpu-specific).
+// Supported dtypes, those cublasGemmEx multiplies with f32 accumulation:
+//   A, B bf16 (or both f16) with C of that dtype or f32; A, B, C f32; all f64.
+// A and B of different dtypes are rejected (std::invalid_argument): autograd
+// multiplies x by a compute-dtype copy of the f32 weights, so they match. The bias
+// (f32, bf16 or f16; f64 with f64) is added by our own kernel after the product:
+// for a 16-bit C this rounds twice (product, then sum), where the cpu rounds once.
+#pragma once
+
+#include <cstddef>
+
+#include "kernels/cpu/gemm.h"
+
+namespace gc::cuda {
+
+// The cuBLAS workspace, a fixed size whatever the product: NVIDIA's recommended
+// 32 MiB for Hopper (more than Ampere needs). kernels::gemm_workspace_bytes
+// returns exactly this for Device::cuda, so the caller allocates it through the
+// caching allocator (category workspace) and every cuBLAS scratch byte is counted;
+// a meta run that models cuda must use the same figure.
+constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+
+// C = alpha op(A) op(B) + beta C (+ bias), row-major as in kernels/cpu/gemm.h.
+// workspace: device memory of at least kCublasWorkspaceBytes. Throws
+// std::invalid_argument on unsupported dtypes or a short workspace, gc::CudaError
+// when cuBLAS fails.
+void gemm(const kernels::cpu::GemmProblem& problem, void* workspace, size_t workspace_bytes);
+
+}  // namespace gc::cuda

@@ -1,0 +1,69 @@
+// kernels/cuda/reduce_common.h: the fixed-order sums every cuda reduction uses
+// (reduce.cu, loss.cu; nvcc only).
+//
+// Invariant: the order of every floating-point addition depends only on the
+// number of items, never on timing: no atomics, no dependence on which block
+// finishes first. A whole-range sum cuts the items into kSumBlocks contiguous
+// chunks (a partition fixed by the count alone); block b sums chunk b (thread t
+// takes items t, t + kSumThreads, ... in sequence, then a fixed tree over the
+// threads) into partial b; one block then sums the partials by the same tree.
+// The partials live in a fixed-size device array of this translation unit:
+// kernels run on one stream, so one reduction's two passes finish before the
+// next reduction starts.
+#pragma once
+
+#include "kernels/cuda/common.h"
+
+namespace gc::cuda {
+namespace {
+
+constexpr int kSumBlocks = 1024;
+constexpr int kSumThreads = 256;
+
+// Partials of the running sum, stored as double (exact for f32 partials too).
+__device__ double g_sum_partials[kSumBlocks];
+
+// Pass 1. Item: __device__ Acc operator()(int64_t i) const, for i in [0, num_items).
+template <class Acc, class Item>
+__global__ void __launch_bounds__(kSumThreads) partial_sums_kernel(int64_t num_items, Item item) {
+  __shared__ Acc warp_totals[32];
+  const int64_t per_block = (num_items + kSumBlocks - 1) / kSumBlocks;
+  const int64_t begin = min(num_items, static_cast<int64_t>(blockIdx.x) * per_block);
+  const int64_t end = min(num_items, begin + per_block);
+  Acc sum = 0;
+#pragma unroll 4
+  for (int64_t i = begin + threadIdx.x; i < end; i += kSumThreads) sum += item(i);
+  const Acc total = block_sum(sum, warp_totals);
+  if (threadIdx.x == 0) g_sum_partials[blockIdx.x] = static_cast<double>(total);
+}
+
+// Pass 2, one block. Finish: __device__ void operator()(Acc total) const.
+template <class Acc, class Finish>
+__global__ void __launch_bounds__(kSumThreads) finish_sum_kernel(Finish finish) {
+  __shared__ Acc warp_totals[32];
+  Acc sum = 0;
+  for (int b = threadIdx.x; b < kSumBlocks; b += kSumThreads) sum += static_cast<Acc>(g_sum_partials[b]);
+  const Acc total = block_sum(sum, warp_totals);
+  if (threadIdx.x == 0) finish(total);
+}
+
+// Sums item(i) over [0, num_items) in the fixed order above and hands the total
+// to finish on the device. num_items may be 0 (the total is then 0).
+template <class Acc, class Item, class Finish>
+void launch_fixed_order_sum(int64_t num_items, Item item, Finish finish) {
+  partial_sums_kernel<Acc><<<kSumBlocks, kSumThreads>>>(num_items, item);
+  GC_CUDA_CHECK(cudaGetLastError());
+  finish_sum_kernel<Acc><<<1, kSumThreads>>>(finish);
+  GC_CUDA_CHECK(cudaGetLastError());
+}
+
+// Writes total / divisor into out[0] (divisor 1 for a plain sum: exact).
+template <class Acc>
+struct StoreQuotient {
+  Acc* out;  // [1]
+  Acc divisor;
+  __device__ void operator()(Acc total) const { out[0] = total / divisor; }
+};
+
+}  // namespace
+}  // namespace gc::cuda
