@@ -71,6 +71,22 @@ __device__ __forceinline__ float f16_bits_to_f32(uint16_t h) {
   return __uint_as_float(sign | (exponent + 127 - 15) << 23 | (mantissa << 13));
 }
 
+// f64 <-> f32 as the host (x86 SSE) converts them: a NaN keeps its sign and the
+// top of its payload and becomes quiet, where the gpu's own conversion would
+// return its canonical NaN. Other values convert in hardware (round to nearest).
+__device__ __forceinline__ float f64_to_f32_nearest(double value) {
+  if (!isnan(value)) return static_cast<float>(value);
+  const unsigned long long bits = static_cast<unsigned long long>(__double_as_longlong(value));
+  return __uint_as_float((static_cast<uint32_t>(bits >> 32) & 0x80000000u) | 0x7fc00000u |
+                         (static_cast<uint32_t>(bits >> 29) & 0x003fffffu));
+}
+__device__ __forceinline__ double f32_to_f64_exact(float value) {
+  if (!isnan(value)) return static_cast<double>(value);
+  const unsigned long long bits = __float_as_uint(value);
+  return __longlong_as_double(static_cast<long long>(((bits & 0x80000000ull) << 32) | 0x7ff8000000000000ull |
+                                                     ((bits & 0x003fffffull) << 29)));
+}
+
 // A storage value in its compute type (f32, f64 for f64); widening is exact.
 __device__ __forceinline__ float load_value(float v) { return v; }
 __device__ __forceinline__ double load_value(double v) { return v; }
@@ -81,20 +97,28 @@ __device__ __forceinline__ float load_value(f16_t v) { return f16_bits_to_f32(v.
 // double goes through f32 unless T is double.
 template <class T, class C>
 __device__ __forceinline__ T to_storage(C value) {
-  if constexpr (std::is_same_v<T, double>) {
-    return static_cast<double>(value);
-  } else if constexpr (std::is_same_v<T, float>) {
-    return static_cast<float>(value);
-  } else if constexpr (std::is_same_v<T, bf16_t>) {
-    return bf16_t{f32_to_bf16_bits(static_cast<float>(value))};
+  if constexpr (std::is_same_v<T, C>) {
+    return value;
+  } else if constexpr (std::is_same_v<T, double>) {
+    return f32_to_f64_exact(value);
   } else {
-    return f16_t{f32_to_f16_bits(static_cast<float>(value))};
+    float narrowed;
+    if constexpr (std::is_same_v<C, double>)
+      narrowed = f64_to_f32_nearest(value);
+    else
+      narrowed = value;
+    if constexpr (std::is_same_v<T, float>)
+      return narrowed;
+    else if constexpr (std::is_same_v<T, bf16_t>)
+      return bf16_t{f32_to_bf16_bits(narrowed)};
+    else
+      return f16_t{f32_to_f16_bits(narrowed)};
   }
 }
 
 // cpu::f64_to_f32_round_to_odd: truncate toward zero, and mark an inexact result odd.
 __device__ __forceinline__ float f64_to_f32_round_to_odd(double value) {
-  if (isnan(value) || isinf(value)) return static_cast<float>(value);
+  if (isnan(value) || isinf(value)) return f64_to_f32_nearest(value);
   const float truncated = __double2float_rz(value);
   if (static_cast<double>(truncated) == value) return truncated;
   return __uint_as_float(__float_as_uint(truncated) | 1u);
@@ -106,7 +130,7 @@ __device__ __forceinline__ T round_double_to(double value) {
   if constexpr (std::is_same_v<T, double>) {
     return value;
   } else if constexpr (std::is_same_v<T, float>) {
-    return static_cast<float>(value);
+    return f64_to_f32_nearest(value);
   } else {
     return to_storage<T>(f64_to_f32_round_to_odd(value));
   }

@@ -5,18 +5,27 @@
 // mean, again (from cache) for the centred variance, and once more to write the
 // output and the statistics. grad_x is one kernel, one warp per row, with both
 // row sums in one pass. The parameter gradients are a column reduction over all
-// rows: one block owns kColumnTile columns and walks every row, its kRowLanes row
-// lanes taking rows lane, lane + kRowLanes, ... and then combining by a fixed
-// tree, so grad_gamma and grad_beta are bitwise repeatable without atomics.
+// rows, the two-pass column sums of column_sums.h (row groups, fixed trees), so
+// grad_gamma and grad_beta are bitwise repeatable without atomics.
 #include "kernels/cuda/layernorm.h"
 
+#include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/common.h"
 
 namespace gc::cuda {
 namespace {
 
-constexpr int kColumnTile = 32;
-constexpr int kRowLanes = 32;
+// Partials of the parameter gradients (column_sums.h): two sums, gamma and beta.
+__device__ double g_column_partials[column_partial_slots(2)];
+
+double* column_partials() {
+  static double* const address = [] {
+    void* symbol = nullptr;
+    GC_CUDA_CHECK(cudaGetSymbolAddress(&symbol, g_column_partials));
+    return static_cast<double*>(symbol);
+  }();
+  return address;
+}
 
 template <class T, class P>
 __global__ void layernorm_forward_kernel(T* out,              // [R, C]
@@ -86,45 +95,32 @@ __global__ void layernorm_backward_rows_kernel(T* grad_x,                  // [R
   }
 }
 
-// grad_gamma[c] += sum_r grad_out[r, c] * xhat[r, c]; grad_beta[c] += sum_r grad_out[r, c].
+// Terms of grad_gamma[c] += sum_r grad_out[r, c] * xhat[r, c] and grad_beta[c] += sum_r grad_out[r, c].
 template <class T>
-__global__ void __launch_bounds__(kColumnTile * kRowLanes)
-    layernorm_backward_params_kernel(compute_t<T>* grad_gamma,   // [C]
-                                     compute_t<T>* grad_beta,    // [C]
-                                     const T* grad_out,          // [R, C]
-                                     const T* x,                 // [R, C]
-                                     const compute_t<T>* mean,   // [R]
-                                     const compute_t<T>* rstd,   // [R]
-                                     int64_t rows, int64_t cols) {
+struct ParameterGradientTerms {
   using Acc = compute_t<T>;
-  __shared__ Acc gamma_totals[kRowLanes][kColumnTile + 1];
-  __shared__ Acc beta_totals[kRowLanes][kColumnTile + 1];
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kColumnTile + tx;
-  Acc sum_gamma = 0, sum_beta = 0;
-  if (c < cols) {
-#pragma unroll 4
-    for (int64_t r = ty; r < rows; r += kRowLanes) {
-      const Acc dy = static_cast<Acc>(load_value(grad_out[r * cols + c]));
-      sum_gamma += dy * ((static_cast<Acc>(load_value(x[r * cols + c])) - mean[r]) * rstd[r]);
-      sum_beta += dy;
-    }
+  const T* grad_out;   // [R, C]
+  const T* x;          // [R, C]
+  const Acc* mean;     // [R]
+  const Acc* rstd;     // [R]
+  int64_t cols;
+  __device__ void operator()(int64_t r, int64_t c, Acc (&terms)[2]) const {
+    const int64_t i = r * cols + c;
+    const Acc dy = static_cast<Acc>(load_value(grad_out[i]));
+    terms[0] = dy * ((static_cast<Acc>(load_value(x[i])) - mean[r]) * rstd[r]);
+    terms[1] = dy;
   }
-  gamma_totals[ty][tx] = sum_gamma;
-  beta_totals[ty][tx] = sum_beta;
-  __syncthreads();
-  for (int stride = kRowLanes / 2; stride > 0; stride >>= 1) {
-    if (ty < stride) {
-      gamma_totals[ty][tx] += gamma_totals[ty + stride][tx];
-      beta_totals[ty][tx] += beta_totals[ty + stride][tx];
-    }
-    __syncthreads();
+};
+
+template <class Acc>
+struct AccumulateParameterGradients {
+  Acc* grad_gamma;  // [C]
+  Acc* grad_beta;   // [C]
+  __device__ void operator()(int64_t c, const Acc (&totals)[2]) const {
+    grad_gamma[c] += totals[0];
+    grad_beta[c] += totals[1];
   }
-  if (ty == 0 && c < cols) {
-    grad_gamma[c] += gamma_totals[0][tx];
-    grad_beta[c] += beta_totals[0][tx];
-  }
-}
+};
 
 }  // namespace
 
@@ -165,13 +161,11 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   visit_float_dtype(op, x.dtype(), [&](auto x_tag) {
     using T = decltype(x_tag);
     using Acc = compute_t<T>;
-    const dim3 block(kColumnTile, kRowLanes);
-    const unsigned tiles = static_cast<unsigned>((cols + kColumnTile - 1) / kColumnTile);
-    layernorm_backward_params_kernel<T><<<tiles, block>>>(grad_gamma.data_as<Acc>(), grad_beta.data_as<Acc>(),
-                                                          grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
-                                                          rstd.data_as<Acc>(), rows, cols);
+    const ParameterGradientTerms<T> terms{grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
+                                          rstd.data_as<Acc>(), cols};
+    launch_column_sums<2, Acc>(column_partials(), rows, cols, terms,
+                               AccumulateParameterGradients<Acc>{grad_gamma.data_as<Acc>(), grad_beta.data_as<Acc>()});
   });
-  GC_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace gc::cuda

@@ -1,20 +1,26 @@
 // kernels/cuda/reduce.cu: sums over whole tensors and over rows on the gpu, in
-// the fixed orders of reduce_common.h (whole tensors) and below (rows).
-//
-// sum_rows: one block owns a tile of kColumnTile columns and all rows; its
-// kRowLanes row lanes take rows lane, lane + kRowLanes, ... in sequence, and the
-// lane totals are combined by a fixed tree. No partial crosses blocks, so there
-// are no atomics and no scratch, and the bits depend on (R, C) alone.
+// the fixed orders of reduce_common.h (whole tensors) and column_sums.h (rows):
+// no atomics, so the bits depend on the shapes alone.
 #include "kernels/cuda/reduce.h"
 
+#include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/reduce_common.h"
 
 namespace gc::cuda {
 namespace {
 
-constexpr int kColumnTile = 32;
-constexpr int kRowLanes = 32;
+// Partials of sum_rows (column_sums.h): one sum.
+__device__ double g_column_partials[column_partial_slots(1)];
+
+double* column_partials() {
+  static double* const address = [] {
+    void* symbol = nullptr;
+    GC_CUDA_CHECK(cudaGetSymbolAddress(&symbol, g_column_partials));
+    return static_cast<double*>(symbol);
+  }();
+  return address;
+}
 
 template <class T, class Acc>
 struct ValueItem {
@@ -32,26 +38,22 @@ struct SquareItem {
 };
 
 template <class T, class Acc>
-__global__ void __launch_bounds__(kColumnTile * kRowLanes)
-    column_sums_kernel(Acc* out,       // [C]
-                       const T* x,     // [R, C]
-                       int64_t rows, int64_t cols, bool accumulate) {
-  __shared__ Acc lane_totals[kRowLanes][kColumnTile + 1];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kColumnTile + threadIdx.x;
-  Acc sum = 0;
-  if (c < cols) {
-#pragma unroll 4
-    for (int64_t r = threadIdx.y; r < rows; r += kRowLanes) sum += static_cast<Acc>(load_value(x[r * cols + c]));
+struct RowValueTerm {
+  const T* x;  // [R, C]
+  int64_t cols;
+  __device__ void operator()(int64_t r, int64_t c, Acc (&terms)[1]) const {
+    terms[0] = static_cast<Acc>(load_value(x[r * cols + c]));
   }
-  lane_totals[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  for (int stride = kRowLanes / 2; stride > 0; stride >>= 1) {
-    if (static_cast<int>(threadIdx.y) < stride)
-      lane_totals[threadIdx.y][threadIdx.x] += lane_totals[threadIdx.y + stride][threadIdx.x];
-    __syncthreads();
+};
+
+template <class Acc>
+struct StoreColumnTotal {
+  Acc* out;  // [C]
+  bool accumulate;
+  __device__ void operator()(int64_t c, const Acc (&totals)[1]) const {
+    out[c] = accumulate ? out[c] + totals[0] : totals[0];
   }
-  if (threadIdx.y == 0 && c < cols) out[c] = accumulate ? out[c] + lane_totals[0][threadIdx.x] : lane_totals[0][threadIdx.x];
-}
+};
 
 // out [1] = (sum of Item over x) / divisor.
 template <template <class, class> class Item>
@@ -89,12 +91,9 @@ void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
   visit_float_dtype("sum_rows", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using Acc = compute_t<T>;
-    const dim3 block(kColumnTile, kRowLanes);
-    const unsigned tiles = static_cast<unsigned>((cols + kColumnTile - 1) / kColumnTile);
-    column_sums_kernel<T, Acc><<<tiles, block>>>(out.data_as<Acc>(), rows ? x.data_as<T>() : nullptr, rows, cols,
-                                                 accumulate);
+    const RowValueTerm<T, Acc> term{rows ? x.data_as<T>() : nullptr, cols};
+    launch_column_sums<1, Acc>(column_partials(), rows, cols, term, StoreColumnTotal<Acc>{out.data_as<Acc>(), accumulate});
   });
-  GC_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace gc::cuda

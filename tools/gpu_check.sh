@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# gpu_check.sh: the checks of the cuda backend that need a GPU, in one run
+# (about 5 minutes on one H100; every step has its own time limit):
+#   1. build everything (make -j16) and run ./gc_tests; the cuda tests must run, not skip;
+#   2. train the demo on the GPU for a few hundred steps (the loss must fall);
+#   3. time training steps of graphcast-small in bf16 with --remat none and all, and of
+#      graphcast in bf16 with --remat all when its dry run fits in the GPU's memory;
+#   4. check that each real run's peak_allocated and peak_reserved equal its meta dry
+#      run to the byte, and print one table: configuration, ms/step, peak GB
+#      measured vs predicted, achieved TFLOP/s (from the report's flops_per_step).
+# Usage: tools/gpu_check.sh [OUT_DIR]   (default runs/gpu_check). Exits non-zero when
+# any step fails or any peak differs from its prediction, after printing the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/gpu_check}
+mkdir -p "$out"
+steps=5                        # timed steps per configuration
+failures=0
+
+say() { printf '\n== %s (%ds elapsed)\n' "$*" "$SECONDS"; }
+fail() { echo "gpu_check: FAILED: $*" >&2; failures=$((failures + 1)); }
+die() { echo "gpu_check: $*" >&2; exit 1; }
+
+# json FILE EXPR: a value of a report, EXPR a Python expression over r (the report).
+json() { python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print($2)" "$1"; }
+gb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }
+
+command -v python3 >/dev/null || die "python3 is needed to read the reports"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi -L
+  gpu_bytes=$(($(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1) * 1048576))
+else
+  echo "nvidia-smi not found; assuming an 80 GB GPU"
+  gpu_bytes=80000000000
+fi
+
+say "build (make -j16)"
+timeout 300 make -j16 >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; die "the build failed (log: $out/build.log)"; }
+grep -in "warning" "$out/build.log" && fail "the build has warnings (log: $out/build.log)"
+
+say "unit tests (./gc_tests)"
+if ! timeout 300 ./gc_tests --gtest_brief=1 >"$out/tests.log" 2>&1; then
+  tail -40 "$out/tests.log"
+  fail "./gc_tests failed (log: $out/tests.log)"
+fi
+if grep -q "no cuda device" "$out/tests.log"; then
+  grep -m1 "no cuda device" "$out/tests.log"
+  die "the cuda tests skipped: this machine's GPU is not usable by gc"
+fi
+tail -3 "$out/tests.log"
+
+say "demo on the GPU (300 steps)"
+if timeout 300 ./gc_train --device cuda --steps 300 --no-eval --quiet --out "$out/demo" \
+    --report "$out/demo.json" >"$out/demo.log" 2>&1; then
+  first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
+  last=$(json "$out/demo.json" 'r["train"]["loss_last"]')
+  echo "loss $first -> $last, $(json "$out/demo.json" 'round(r["timing"]["step_ms_median"], 2)') ms/step"
+  python3 -c "import math, sys; f, l = map(float, sys.argv[1:]); sys.exit(0 if math.isfinite(l) and l < f else 1)" \
+    "$first" "$last" || fail "the demo's loss did not fall ($first -> $last)"
+else
+  tail -20 "$out/demo.log"
+  fail "the demo failed on the GPU (log: $out/demo.log)"
+fi
+
+rows=()
+# measure NAME PRESET REMAT: meta dry run, then the real run, same flags; one table row.
+measure() {
+  local name=$1 preset=$2 remat=$3
+  local flags=(--preset "$preset" --precision bf16 --remat "$remat" --steps "$steps" --no-eval --quiet)
+  say "$name: dry run on meta"
+  if ! timeout 300 ./gc_train "${flags[@]}" --device meta --out "$out/$name.meta" --report "$out/$name.meta.json" \
+      >"$out/$name.meta.log" 2>&1; then
+    tail -20 "$out/$name.meta.log"
+    fail "$name: the dry run failed (log: $out/$name.meta.log)"
+    rows+=("$name|dry run failed|||||")
+    return
+  fi
+  local predicted_allocated predicted_reserved
+  predicted_allocated=$(json "$out/$name.meta.json" 'r["memory"]["peak_allocated"]')
+  predicted_reserved=$(json "$out/$name.meta.json" 'r["memory"]["peak_reserved"]')
+  # Leave 2 GB for the CUDA context and cuBLAS, which live outside gc's allocator.
+  if ((predicted_reserved + 2000000000 > gpu_bytes)); then
+    echo "$name: predicted peak reserved $predicted_reserved B does not fit in $gpu_bytes B; skipped"
+    rows+=("$name|skipped: does not fit||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")||")
+    return
+  fi
+  say "$name: $steps steps on the GPU"
+  if ! timeout 300 ./gc_train "${flags[@]}" --device cuda --out "$out/$name.cuda" --report "$out/$name.cuda.json" \
+      >"$out/$name.cuda.log" 2>&1; then
+    tail -20 "$out/$name.cuda.log"
+    fail "$name: the run failed on the GPU (log: $out/$name.cuda.log)"
+    rows+=("$name|failed|||||")
+    return
+  fi
+  local r=$out/$name.cuda.json measured_allocated measured_reserved ms tflops verdict
+  measured_allocated=$(json "$r" 'r["memory"]["peak_allocated"]')
+  measured_reserved=$(json "$r" 'r["memory"]["peak_reserved"]')
+  ms=$(json "$r" "format(r['timing']['step_ms_median'], '.1f')")
+  # FLOPs counted by the trainer (the report's flops_per_step), not 6 x params x rows.
+  tflops=$(json "$r" "format(r['timing']['flops_per_step'] / (r['timing']['step_ms_median'] * 1e-3) / 1e12, '.1f')
+           if r['timing'].get('flops_per_step') and r['timing']['step_ms_median'] > 0 else 'n/a'")
+  if [[ $measured_allocated == "$predicted_allocated" && $measured_reserved == "$predicted_reserved" ]]; then
+    verdict="equal"
+  else
+    verdict="DIFFER: allocated $((measured_allocated - predicted_allocated)) B, reserved $((measured_reserved - predicted_reserved)) B"
+    fail "$name: measured peaks differ from the dry run ($verdict)"
+  fi
+  rows+=("$name|$ms|$(gb "$measured_allocated") / $(gb "$measured_reserved")|$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|$tflops|$verdict")
+}
+
+measure graphcast-small.bf16.remat-none graphcast-small none
+measure graphcast-small.bf16.remat-all graphcast-small all
+measure graphcast.bf16.remat-all graphcast all
+
+say "summary"
+{
+  echo "configuration|ms/step|peak GB measured (alloc / reserved)|peak GB predicted (alloc / reserved)|TFLOP/s|measured vs predicted"
+  for row in "${rows[@]}"; do echo "$row"; done
+} | python3 -c '
+import sys
+rows = [line.rstrip("\n").split("|") for line in sys.stdin]
+widths = [max(len(row[i]) if i < len(row) else 0 for row in rows) for i in range(len(rows[0]))]
+for row in rows:
+    print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+'
+echo
+echo "GPU: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo unknown);" \
+  "bf16, $steps steps each, median step time; GB = 1e9 bytes; reports and logs in $out"
+if ((failures > 0)); then
+  echo "gpu_check: $failures check(s) failed" >&2
+  exit 1
+fi
+echo "gpu_check: all checks passed"
