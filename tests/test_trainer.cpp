@@ -266,6 +266,6 @@ TEST(Trainer, RematAutoFitsTheBudgetAndTheMeasuredPeakEqualsThePrediction) {
     u.setup();
     FAIL() << "expected a usage error";
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("smallest budget"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("smallest peak reached in dry runs"), std::string::npos) << e.what();
   }
 }

@@ -83,8 +83,12 @@ AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geomet
     const std::vector<model::StagePlan> all_plan = normalized(model::plan_all(o.layers));
     const DryRunResult all = dry_run(o, geometry, 0, 2, &all_plan, chunks);
     const int64_t fixed = all.stats.peak_reserved - simulate_plan_peak(chain, all_plan);
-    smallest_estimate = std::min(smallest_estimate, fixed + smallest_feasible_budget(chain));
-    if (smallest_estimate == fixed + smallest_feasible_budget(chain)) smallest_chunks = chunks;
+    // The smallest peak actually reached in a dry run (every stage checkpointed):
+    // a verified figure for the error message, unlike the chain model's estimate.
+    if (all.fits && all.stats.peak_reserved < smallest_estimate) {
+      smallest_estimate = all.stats.peak_reserved;
+      smallest_chunks = chunks;
+    }
     int64_t chain_budget = budget - fixed;
     for (int attempt = 0; attempt < 8 && chain_budget > 0; ++attempt) {
       const RematSolution solution = solve_remat(chain, chain_budget);
@@ -116,9 +120,11 @@ AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geomet
   }
   if (best.plan.empty()) {
     throw UsageError("--mem-budget " + format_bytes(budget) + " is too small for this configuration: the smallest "
-                     "budget the planner can meet is about " + format_bytes(smallest_estimate) + " (" +
-                     std::to_string(smallest_estimate) + " B, with --edge-chunks " + std::to_string(smallest_chunks) +
-                     "); also consider --precision bf16 or a smaller --batch");
+                     "peak reached in dry runs is " + format_bytes(smallest_estimate) + " (" +
+                     std::to_string(smallest_estimate) + " B, every stage checkpointed, --edge-chunks " +
+                     std::to_string(smallest_chunks) + "), so the smallest budget is at most that" +
+                     (o.precision == "fp32" ? "; also consider --precision bf16" : "") +
+                     (o.batch > 1 ? "; or a smaller --batch with --accum" : ""));
   }
   if (verbose)
     std::fprintf(stderr, "remat auto: chose %d edge chunk(s), predicted peak %s reserved / %s allocated, recompute +%.1f%%\n",

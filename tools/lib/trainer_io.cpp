@@ -109,6 +109,13 @@ json::Value Trainer::report(const EvalResult* eval) const {
   }
   plan["segments"] = segments;
   plan["edge_chunks"] = options_.edge_chunks;
+  if (!auto_plan_.description.empty()) {
+    plan["budget"] = auto_plan_.budget;
+    plan["description"] = auto_plan_.description;
+    plan["predicted_peak_allocated"] = auto_plan_.predicted_peak_allocated;
+    plan["predicted_peak_reserved"] = auto_plan_.predicted_peak_reserved;
+    plan["predicted_recompute_overhead"] = auto_plan_.predicted_overhead;
+  }
   mem["plan"] = plan;
   json::Value top = json::Value::array();
   for (const LiveBlock& b : memory_.top_live) {
