@@ -107,8 +107,9 @@ size_t gemm_workspace_bytes(Device device, int64_t m, int64_t n, int64_t k) {
   if (m < 0 || n < 0 || k < 0)
     throw std::invalid_argument("gemm_workspace_bytes: negative size m=" + std::to_string(m) +
                                 " n=" + std::to_string(n) + " k=" + std::to_string(k));
-  // cuBLAS takes one fixed workspace whatever the product (kernels/cuda/linear.h).
-  // meta still returns the cpu figure: a dry run models the cpu until it can model cuda.
+  // cuBLAS takes one fixed workspace whatever the product (kernels/cuda/linear.h);
+  // a dry run reproduces the device it stands for (meta_target()).
+  if (device == Device::meta) device = meta_target();
   if (device == Device::cuda) return cuda::kCublasWorkspaceBytes;
   return cpu::gemm_cpu_workspace_bytes(m, n, k);
 }

@@ -23,6 +23,16 @@ Device device_from_name(const std::string& name) {
   throw std::invalid_argument("unknown device '" + name + "' (expected cpu, cuda or meta)");
 }
 
+namespace {
+Device g_meta_target = Device::cpu;
+}
+
+void set_meta_target(Device target) {
+  if (target == Device::meta) throw std::invalid_argument("the meta device cannot model itself: cpu or cuda");
+  g_meta_target = target;
+}
+Device meta_target() { return g_meta_target; }
+
 #ifdef GC_CUDA
 void cuda_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void cuda_memset_zero(void* dst, size_t bytes);

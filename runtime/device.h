@@ -19,6 +19,12 @@ Device device_from_name(const std::string& name);
 // ("built without CUDA", "no CUDA driver", "no GPU found", ...).
 bool cuda_available(std::string* why_not = nullptr);
 
+// The device whose allocation behaviour a meta dry run reproduces: library
+// workspaces differ (the cpu GEMM's packing buffers vs cuBLAS's fixed workspace),
+// everything else is the same policy. cpu or cuda; default cpu.
+void set_meta_target(Device target);
+Device meta_target();
+
 // Raw copies between devices (sizes in bytes). meta on either side is an error.
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void device_memset_zero(void* dst, Device device, size_t bytes);

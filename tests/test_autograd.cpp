@@ -356,6 +356,7 @@ RingData ring_data(Device d, int64_t nodes) {
 }  // namespace
 
 TEST(Autograd, CompositeGnnTrainsAndMetaPeakEqualsCpu) {
+  set_meta_target(Device::cpu);
   auto train = [](Device d, int steps, double* first, double* last) {
     auto& alloc = allocator_for(d);
     alloc.empty_cache();

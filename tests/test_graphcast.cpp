@@ -37,6 +37,7 @@ struct TinyRun {
   DeviceGeometry geometry;
   Tensor input, probe;
   TinyRun(const GraphCastConfig& c, Device device, uint64_t seed = 3) : config(c) {
+    set_meta_target(Device::cpu);  // meta stands for the cpu these tests compare with
     net = std::make_unique<GraphCastNet>(c, device, seed);
     geometry = upload_geometry(tiny_geometry(), c, device);
     const int64_t rows = tiny_geometry().num_grid_nodes() * c.batch;

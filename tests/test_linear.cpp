@@ -147,6 +147,9 @@ TEST(Linear, MatmulTransposesAndBeta) {
 
 TEST(Linear, MetaChecksThenDoesNothing) {
   const int64_t rows = 70000;  // real sizes cost nothing on meta
+  set_meta_target(Device::cuda);  // a dry run for a GPU needs cuBLAS's workspace
+  EXPECT_EQ(gemm_workspace_bytes(Device::meta, rows, 512, 1536), gemm_workspace_bytes(Device::cuda, rows, 512, 1536));
+  set_meta_target(Device::cpu);
   EXPECT_EQ(gemm_workspace_bytes(Device::meta, rows, 512, 1536), gemm_workspace_bytes(Device::cpu, rows, 512, 1536));
   EXPECT_EQ(gemm_workspace_bytes(Device::meta, 1536, 512, rows), gemm_workspace_bytes(Device::cpu, 1536, 512, rows));
   Tensor x = Tensor::empty({rows, 1536}, DType::bf16, Device::meta);

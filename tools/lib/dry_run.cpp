@@ -6,6 +6,8 @@ namespace gc {
 DryRunResult dry_run(const TrainOptions& base, const model::GraphCastGeometry& geometry, int64_t limit, int steps,
                      const std::vector<model::StagePlan>* plan, int edge_chunks) {
   TrainOptions o = base;
+  // A dry run stands for the device of the run it predicts.
+  if (base.device != Device::meta) o.meta_target = base.device;
   o.device = Device::meta;
   o.mem_limit = limit;
   o.quiet = true;

@@ -52,6 +52,8 @@ memory
   --edge-chunks N       process encoder/decoder edges in N chunks
 device
   --device D            cpu | cuda | meta (meta: dry run, no data, exact memory figures)
+  --meta-target D       the device a meta dry run predicts: cuda (default) or cpu; they differ
+                        only in library workspaces (cuBLAS's 32 MiB vs the cpu GEMM's buffers)
 output
   --out DIR             checkpoints, metrics.jsonl, pictures (default runs/<preset>)
   --trace FILE.json     Chrome trace (ui.perfetto.dev, chrome://tracing)
@@ -212,6 +214,10 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
       } catch (const std::invalid_argument& e) {
         throw UsageError(std::string("--device: ") + e.what());
       }
+    } else if (flag == "--meta-target") {
+      const std::string v = next();
+      if (v != "cpu" && v != "cuda") throw UsageError("--meta-target must be cpu or cuda, got '" + v + "'");
+      o->meta_target = device_from_name(v);
     } else if (flag == "--out") o->out_dir = next();
     else if (flag == "--trace") o->trace_path = next();
     else if (flag == "--trace-png") o->trace_png = next();

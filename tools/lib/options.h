@@ -47,6 +47,7 @@ struct TrainOptions {
   int edge_chunks = 1;
   // device and output
   Device device = Device::cpu;
+  Device meta_target = Device::cuda;  // which device a --device meta run predicts
   std::string out_dir;        // "" : runs/<preset>
   std::string trace_path, trace_png, report_path, resume_path;
   bool no_eval = false;

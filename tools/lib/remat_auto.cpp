@@ -32,6 +32,7 @@ Chain measure(const TrainOptions& o, const model::GraphCastGeometry& geometry, i
   const int64_t saved_limit = meta.limit();
   meta.set_limit(0);
   Chain chain;
+  if (o.device != Device::meta) set_meta_target(o.device);
   {
     model::GraphCastConfig c = config_of(o, edge_chunks);
     model::GraphCastNet net(c, Device::meta, o.seed);

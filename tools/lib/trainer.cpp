@@ -72,6 +72,7 @@ double Trainer::learning_rate(int step) const {
 void Trainer::setup() {
   const auto start = std::chrono::steady_clock::now();
   const Device device = options_.device;
+  if (device == Device::meta) set_meta_target(options_.meta_target);
   if (options_.mem_limit > 0) {
     // The limit covers everything the run allocates: parameters, graphs and data included.
     CachingAllocator& alloc = allocator_for(device);

@@ -1,0 +1,20 @@
+// memory_report.h: the end-of-run memory table and the out-of-memory
+// explanation, as text for people.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/allocator.h"
+
+namespace gc {
+
+// Bytes per category at the peak, reserved vs allocated, the largest live
+// tensors at the peak, and parameters vs activations in one line.
+std::string memory_table(Device device, const AllocatorStats& stats, const std::vector<LiveBlock>& largest);
+
+// What was being allocated, the live bytes per category, the limit, and (when
+// known, > 0) the smallest limit that would have passed.
+std::string oom_explanation(const OutOfMemory& oom, int64_t smallest_passing_limit);
+
+}  // namespace gc
