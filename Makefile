@@ -101,7 +101,7 @@ test: gc_tests
 	./gc_tests
 
 sanitize:
-	$(MAKE) BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
+	$(MAKE) -j2 BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
 
 clean:
