@@ -111,13 +111,21 @@ CachingAllocator::~CachingAllocator() {
     std::fprintf(stderr, "gc: %s allocator destroyed with %lld bytes outstanding in %zu blocks:\n%s",
                  device_name(device_), static_cast<long long>(stats_.allocated), live_.size(), report.c_str());
   }
-  // Free blocks and segments; live blocks are leaked on purpose (their owners may
-  // still point at them during static destruction).
+  // Whole free segments go back to the backend with their bookkeeping. A segment
+  // that still holds live blocks is left alone (its owners may still point at it
+  // during static destruction), and so are its free blocks.
+  std::set<Segment*> busy;
+  for (Block* b : live_) busy.insert(b->segment);
   for (Pool* pool : {&small_pool_, &large_pool_}) {
     for (Block* b : *pool) {
+      if (busy.count(b->segment)) continue;
       if (!b->prev && !b->next) backend_->release(b->segment->address, b->segment->size);
+      delete b;
     }
+    pool->clear();
   }
+  for (Segment* segment : segments_)
+    if (!busy.count(segment)) delete segment;
 }
 
 double CachingAllocator::now_us() const {
