@@ -37,6 +37,14 @@ Var Var::make_output(Tensor value, bool requires_grad) {
   return v;
 }
 
+Var Var::with_slot(Tensor value, std::shared_ptr<GradSlot> slot) {
+  Var v;
+  v.impl_ = std::make_shared<Impl>();
+  v.impl_->slot = std::move(slot);
+  v.impl_->value = std::move(value);
+  return v;
+}
+
 // ---- gradient accumulation ----------------------------------------------------
 
 namespace {
@@ -84,6 +92,8 @@ void BackwardContext::add_grad(size_t input, const Tensor& g) { add_to_slot(*nod
 Tensor& BackwardContext::grad_buffer(size_t input) { return writable_grad(*node_.inputs_.at(input)); }
 
 const Tensor& BackwardContext::saved(size_t i) const { return node_.saved_.at(i); }
+
+const std::shared_ptr<GradSlot>& BackwardContext::input_slot(size_t input) const { return node_.inputs_.at(input); }
 
 // ---- nodes and tapes ------------------------------------------------------------
 
@@ -212,11 +222,12 @@ std::vector<Var> checkpoint(const std::string& label, const SegmentFn& fn, const
     recorded.push_back(v);
   }
   const std::string scope_label = MemoryScope::current_label();
-  std::vector<bool> input_requires;
-  for (const Var& in : inputs) input_requires.push_back(in.requires_grad());
-  node->set_backward([fn, scope_label, full_label, input_requires, n = inputs.size()](BackwardContext& ctx) {
+  node->set_backward([fn, scope_label, full_label, n = inputs.size()](BackwardContext& ctx) {
+    // The recomputation's inputs share the outer inputs' gradient slots, so every
+    // contribution lands there in the order the plain tape would add it: gradients
+    // are bitwise those of the run without this checkpoint.
     std::vector<Var> fresh_inputs;
-    for (size_t i = 0; i < n; ++i) fresh_inputs.push_back(Var::make_output(ctx.saved(i), input_requires[i]));
+    for (size_t i = 0; i < n; ++i) fresh_inputs.push_back(Var::with_slot(ctx.saved(i), ctx.input_slot(i)));
     Tape sub;
     std::vector<Var> outs;
     {
@@ -239,9 +250,6 @@ std::vector<Var> checkpoint(const std::string& label, const SegmentFn& fn, const
       LabelOverride label(scope_label);
       sub.run_backward(seeds);
     }
-    for (size_t i = 0; i < n; ++i)
-      if (fresh_inputs[i].requires_grad() && fresh_inputs[i].grad().defined())
-        ctx.add_grad(i, fresh_inputs[i].grad());
   });
   record_node(std::move(node));
   return recorded;

@@ -57,6 +57,9 @@ class Var {
 
   // An op output: value with a fresh non-leaf slot.
   static Var make_output(Tensor value, bool requires_grad);
+  // A value bound to an existing gradient slot (a checkpoint's recomputation
+  // sends its input gradients straight into the inputs' own slots).
+  static Var with_slot(Tensor value, std::shared_ptr<GradSlot> slot);
 
  private:
   struct Impl {
@@ -79,6 +82,7 @@ class BackwardContext {
   // kernels that accumulate in place (grad_W += x^T dy). f32 for parameters.
   Tensor& grad_buffer(size_t input);
   const Tensor& saved(size_t i) const;
+  const std::shared_ptr<GradSlot>& input_slot(size_t input) const;
 
  private:
   Node& node_;

@@ -117,12 +117,10 @@ DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features,
   feats.reserve(features.size() * static_cast<size_t>(batch));
   for (int b = 0; b < batch; ++b) feats.insert(feats.end(), features.begin(), features.end());
   d.edge_features = Tensor::from_host(feats.data(), {edges * batch, 4}, DType::f32, device);
-  if (chunks > 1) {
-    if (chunks > replicated.num_receivers)
-      throw std::invalid_argument("--edge-chunks " + std::to_string(chunks) + " exceeds the " +
-                                  std::to_string(replicated.num_receivers) + " receivers of the " + name + " graph");
-    MemoryScope chunk_scope("chunks");
-    d.chunks = make_chunks(replicated, receiver_offsets, chunks, d, device);
+  if (chunks > 0) {
+    MemoryScope chunk_scope("blocks");
+    d.chunks = make_chunks(replicated, receiver_offsets, static_cast<int>(std::min<int64_t>(chunks, replicated.num_receivers)),
+                           d, device);
   }
   return d;
 }
@@ -149,9 +147,17 @@ DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCas
   d.batch = config.batch;
   d.grid_nodes = geometry.num_grid_nodes();
   d.mesh_nodes = geometry.num_mesh_nodes();
-  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m", config.edge_chunks);
-  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh", 1);
-  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g", config.edge_chunks);
+  // The encoder and decoder edge sets are always computed in the same fixed
+  // blocks; --edge-chunks only groups blocks into checkpointed segments, so the
+  // arithmetic (hence every gradient bit) does not depend on the chunking.
+  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m", kEdgeBlocks);
+  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh", 0);
+  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g", kEdgeBlocks);
+  for (const DeviceGraph* g : {&d.g2m, &d.m2g})
+    if (config.edge_chunks < 1 || config.edge_chunks > static_cast<int>(g->chunks.size()))
+      throw std::invalid_argument("--edge-chunks must be 1.." + std::to_string(g->chunks.size()) +
+                                  ": the encoder and decoder edge sets are computed in " +
+                                  std::to_string(g->chunks.size()) + " fixed blocks, which chunks group");
   MemoryScope scope(Category::input, "graph.nodes");
   d.grid_structural = upload_rows_as(geometry.grid_structural, 3, config.batch, config.compute_dtype, device);
   // Mesh node input: zeros in the data channels, then the 3 structural features.
@@ -387,9 +393,10 @@ Var GraphCastNet::bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp
     MemoryScope scope("aggregate");
     return segment_sum(messages, graph.receiver_offsets, aggregate_dtype);
   }
-  // Edge chunking: each receiver range's messages are computed in a checkpointed
-  // segment that keeps only its inputs, so at most one chunk's edge activations
-  // are alive at a time, in forward and in backward.
+  // Edge chunking: the fixed edge blocks are grouped into --edge-chunks
+  // checkpointed segments, each keeping only its inputs (the node projections),
+  // so at most one segment's edge activations are alive at a time. Without
+  // chunking the blocks run plainly, with the same arithmetic.
   const int64_t L = config_.latent;
   Var sender_side = senders_latent, receiver_side = receivers_latent;
   if (config_.concat_trick) {
@@ -404,14 +411,30 @@ Var GraphCastNet::bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp
       receiver_side = linear(receivers_latent, edge_mlp.w0, Var(), 2 * L);
     }
   }
+  const int blocks = static_cast<int>(graph.chunks.size());
+  const int groups = config_.edge_chunks;
+  auto run_blocks = [this, &edge_embed, &edge_mlp, &graph, aggregate_dtype](int first, int last,
+                                                                             const std::vector<Var>& in) {
+    std::vector<Var> parts;
+    for (int b = first; b < last; ++b) {
+      MemoryScope scope("edge_block." + std::to_string(b));
+      parts.push_back(chunk_messages(edge_embed, edge_mlp, in[0], in[1], graph,
+                                     graph.chunks[static_cast<size_t>(b)], aggregate_dtype));
+    }
+    return parts.size() == 1 ? parts[0] : concat_rows(parts);
+  };
   std::vector<Var> parts;
-  for (size_t c = 0; c < graph.chunks.size(); ++c) {
-    const EdgeChunk& chunk = graph.chunks[c];
-    auto fn = [this, &edge_embed, &edge_mlp, &graph, &chunk, aggregate_dtype](const std::vector<Var>& in) {
-      return std::vector<Var>{chunk_messages(edge_embed, edge_mlp, in[0], in[1], graph, chunk, aggregate_dtype)};
-    };
-    MemoryScope scope("edge_chunk." + std::to_string(c));
-    parts.push_back(checkpoint("", fn, {sender_side, receiver_side})[0]);
+  if (groups == 1) {
+    parts.push_back(run_blocks(0, blocks, {sender_side, receiver_side}));
+  } else {
+    for (int c = 0; c < groups; ++c) {
+      const int first = c * blocks / groups, last = (c + 1) * blocks / groups;
+      auto fn = [run_blocks, first, last](const std::vector<Var>& in) {
+        return std::vector<Var>{run_blocks(first, last, in)};
+      };
+      MemoryScope scope("edge_chunk." + std::to_string(c));
+      parts.push_back(checkpoint("", fn, {sender_side, receiver_side})[0]);
+    }
   }
   MemoryScope scope("aggregate");
   return parts.size() == 1 ? parts[0] : concat_rows(parts);

@@ -24,6 +24,10 @@
 
 namespace gc::model {
 
+// The encoder and decoder edge sets are computed in this many receiver ranges
+// (fewer when a graph has fewer receivers); --edge-chunks groups them.
+constexpr int kEdgeBlocks = 32;
+
 struct GraphCastConfig {
   int64_t latent = 512;
   int layers = 16;
@@ -32,7 +36,7 @@ struct GraphCastConfig {
   int64_t out_channels = 227;
   DType compute_dtype = DType::f32;
   bool concat_trick = true;
-  int edge_chunks = 1;         // encoder/decoder edge sets processed in this many chunks
+  int edge_chunks = 1;         // checkpointed groups of the encoder/decoder edge blocks (1..kEdgeBlocks)
   int batch = 1;
 };
 

@@ -49,7 +49,8 @@ memory
   --remat POLICY        none | every:K | all | auto
   --mem-budget SIZE     budget for --remat auto (512MiB, 24GB, 1.5GiB; GB = 1e9)
   --mem-limit SIZE      cap on reserved bytes; exceeding it is an out-of-memory error
-  --edge-chunks N       process encoder/decoder edges in N chunks
+  --edge-chunks N       process encoder/decoder edges in N checkpointed chunks (1..32; the
+                        edges are always computed in 32 fixed blocks, so results do not change)
 device
   --device D            cpu | cuda | meta (meta: dry run, no data, exact memory figures)
   --meta-target D       the device a meta dry run predicts: cuda (default) or cpu; they differ
@@ -207,7 +208,12 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
       if (!ok) throw UsageError("--remat must be none, every:K, all or auto, got '" + r + "'");
     } else if (flag == "--mem-budget") o->mem_budget = parse_size(flag, next());
     else if (flag == "--mem-limit") o->mem_limit = parse_size(flag, next());
-    else if (flag == "--edge-chunks") o->edge_chunks = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--edge-chunks") {
+      o->edge_chunks = static_cast<int>(parse_int(flag, next(), 1));
+      if (o->edge_chunks > 32)
+        throw UsageError("--edge-chunks must be 1..32: the encoder and decoder edges are computed in 32 fixed blocks, "
+                         "which chunks group");
+    }
     else if (flag == "--device") {
       try {
         o->device = device_from_name(next());

@@ -65,9 +65,10 @@ std::vector<model::StagePlan> normalized(const std::vector<model::StagePlan>& pl
 AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geometry, bool verbose) {
   const int64_t budget = o.mem_budget;
   if (budget <= 0) throw UsageError("--remat auto needs --mem-budget SIZE");
-  std::vector<int> candidates = {1, 2, 4, 8, 16, 32, 64};
+  std::vector<int> candidates = {1, 2, 4, 8, 16, 32};
   if (o.edge_chunks > 1) candidates = {o.edge_chunks};
-  const int64_t max_chunks = std::min(geometry.num_mesh_nodes(), geometry.num_grid_nodes()) * o.batch;
+  const int64_t max_chunks =
+      std::min<int64_t>(model::kEdgeBlocks, std::min(geometry.num_mesh_nodes(), geometry.num_grid_nodes()) * o.batch);
   AutoPlan best;
   double best_cost = std::numeric_limits<double>::infinity();
   double baseline_cost = 0;
