@@ -2,7 +2,10 @@
 //
 // Every op checks its operands completely before looking at the device, so a dry
 // run on meta rejects exactly what a real run would. On meta nothing else
-// happens (outputs belong to the caller, and these ops need no temporaries).
+// happens (outputs belong to the caller, and these ops need no temporaries),
+// except that all_finite allocates the cuda kernel's flag on cuda and on meta
+// standing for cuda alike (kernels/cuda/scratch.h), so the dry run requests what
+// the real run requests.
 #include "kernels/elementwise.h"
 
 #include <initializer_list>
@@ -12,6 +15,7 @@
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::kernels {
 namespace {
@@ -146,7 +150,8 @@ void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
 bool all_finite(const Tensor& x) {
   check_operands("all_finite", {{"x", x}});
   bool finite = true;  // a dry run has no values; it must take the same path as a clean real step
-  if (runs_on_cuda(x)) GC_CUDA_RUN("all_finite", finite = cuda::all_finite(x));
+  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::all_finite_scratch_bytes(x.numel()));
+  if (runs_on_cuda(x)) GC_CUDA_RUN("all_finite", finite = cuda::all_finite(x, scratch));
   else if (runs_on_cpu(x)) finite = cpu::all_finite(x);
   return finite;
 }

@@ -14,6 +14,7 @@
 #include "kernels/cpu/index.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/index.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::kernels {
 namespace {
@@ -89,8 +90,9 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
   require_rows_like(op, "out", out, edges, "x", x);
   require_float_pair(op, x, out);
   require_same_device(op, x, {&out, &index});
+  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::index_check_scratch_bytes());
   if (runs_on_cuda(x.device())) {
-    GC_CUDA_RUN(op, cuda::check_index_values(index, x.rows(), op, "index"));
+    GC_CUDA_RUN(op, cuda::check_index_values(index, x.rows(), op, "index", scratch));
     GC_CUDA_RUN(op, cuda::gather_rows_forward(out, x, index));
   } else if (runs_on_cpu(x.device())) {
     cpu::check_index_values(index, x.rows(), op, "index");
@@ -110,9 +112,10 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_index(op, "offsets", offsets, nodes + 1);
   require_float_pair(op, grad_out, grad_x);
   require_same_device(op, grad_x, {&grad_out, &order, &offsets});
+  const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
   if (runs_on_cuda(grad_x.device())) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op));
-    GC_CUDA_RUN(op, cuda::check_index_values(order, edges, op, "order"));
+    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
+    GC_CUDA_RUN(op, cuda::check_index_values(order, edges, op, "order", scratch));
     GC_CUDA_RUN(op, cuda::gather_rows_backward(grad_x, grad_out, order, offsets));
   } else if (runs_on_cpu(grad_x.device())) {
     cpu::check_offsets(offsets, edges, op);
@@ -132,8 +135,9 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
   require_index(op, "offsets", offsets, nodes + 1);
   require_float_pair(op, x, out);
   require_same_device(op, out, {&x, &offsets});
+  const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
   if (runs_on_cuda(out.device())) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op));
+    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     GC_CUDA_RUN(op, cuda::segment_sum_forward(out, x, offsets, accumulate));
   } else if (runs_on_cpu(out.device())) {
     cpu::check_offsets(offsets, edges, op);
@@ -152,8 +156,9 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_index(op, "offsets", offsets, nodes + 1);
   require_float_pair(op, grad_out, grad_x);
   require_same_device(op, grad_x, {&grad_out, &offsets});
+  const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
   if (runs_on_cuda(grad_x.device())) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op));
+    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets));
   } else if (runs_on_cpu(grad_x.device())) {
     cpu::check_offsets(offsets, edges, op);

@@ -1,7 +1,10 @@
 // kernels/layernorm.cpp: LayerNorm entry points: validation and device dispatch.
 //
 // Every check runs on every device, meta included, so a dry run rejects exactly
-// what a real run rejects; meta then returns without touching data.
+// what a real run rejects; meta then returns without touching data. The cuda
+// backward's column partial sums come from a scratch tensor allocated here, on cuda
+// and on meta standing for cuda alike (kernels/cuda/scratch.h), so the dry run
+// requests what the real run requests.
 #include "kernels/layernorm.h"
 
 #include <cmath>
@@ -11,6 +14,7 @@
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/layernorm.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::kernels {
 namespace {
@@ -89,9 +93,13 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
             std::string("grad_gamma and grad_beta must be ") + dtype_name(sd) + " like gamma " + gamma.describe() +
                 "; got " + g->describe());
   require_same_device(op, x, {&grad_x, &grad_gamma, &grad_beta, &grad_out, &mean, &rstd, &gamma});
+  const int64_t cols = x.size(-1);
+  const Tensor scratch =
+      cuda::allocate_scratch(x.device(), cuda::layernorm_backward_scratch_bytes(x.numel() / cols, cols));
   if (x.device() == Device::meta) return;
   if (x.device() == Device::cuda)
-    GC_CUDA_RUN(op, cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma));
+    GC_CUDA_RUN(op,
+                cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma, scratch));
   else
     cpu::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma);
 }

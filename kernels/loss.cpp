@@ -2,7 +2,9 @@
 //
 // pred and target [R, C] (any float dtypes, R > 0); row_weight [R] and
 // col_weight [C] both f32 (f64 is accepted too, for f64 gradient checks); loss
-// [1] f32, f64 when pred is f64; grad_pred has pred's shape and dtype.
+// [1] f32, f64 when pred is f64; grad_pred has pred's shape and dtype. The cuda
+// forward's partial sums come from a scratch tensor allocated here, on cuda and on
+// meta standing for cuda alike (kernels/cuda/scratch.h).
 #include "kernels/loss.h"
 
 #include <stdexcept>
@@ -11,6 +13,7 @@
 #include "kernels/cpu/loss.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/loss.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::kernels {
 namespace {
@@ -65,7 +68,9 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
   if (loss.dtype() != loss_dtype || loss.numel() != 1 || loss.device() != pred.device())
     fail(op, std::string("loss must be ") + dtype_name(loss_dtype) + "[1] on " + device_name(pred.device()) +
                  " for pred " + pred.describe() + ", got " + loss.describe());
-  if (runs_on_cuda(pred)) GC_CUDA_RUN(op, cuda::weighted_mse_forward(loss, pred, target, row_weight, col_weight));
+  const Tensor scratch = cuda::allocate_scratch(pred.device(), cuda::whole_sum_scratch_bytes());
+  if (runs_on_cuda(pred))
+    GC_CUDA_RUN(op, cuda::weighted_mse_forward(loss, pred, target, row_weight, col_weight, scratch));
   else if (runs_on_cpu(pred)) cpu::weighted_mse_forward(loss, pred, target, row_weight, col_weight);
 }
 

@@ -2,6 +2,9 @@
 //
 // The output dtype is part of the contract: f32 for f32/bf16/f16 inputs, f64 for
 // f64, so a reduction never rounds through a 16-bit type. An empty x sums to 0.
+// The cuda kernels' partial sums come from a scratch tensor allocated here, on
+// cuda and on meta standing for cuda alike (kernels/cuda/scratch.h), so a dry run
+// requests what the real run requests.
 #include "kernels/reduce.h"
 
 #include <stdexcept>
@@ -10,6 +13,7 @@
 #include "kernels/cpu/reduce.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/reduce.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::kernels {
 namespace {
@@ -45,14 +49,16 @@ bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
 
 void sum_all(Tensor& out, const Tensor& x) {
   check_reduction("sum_all", out, x, 1);
-  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_all", cuda::sum_all(out, x));
+  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::whole_sum_scratch_bytes());
+  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_all", cuda::sum_all(out, x, scratch));
   else if (runs_on_cpu(x)) cpu::sum_all(out, x);
 }
 
 void mean_all(Tensor& out, const Tensor& x) {
   check_reduction("mean_all", out, x, 1);
   if (x.numel() == 0) fail("mean_all", "the mean of an empty tensor " + x.describe() + " is undefined");
-  if (runs_on_cuda(x)) GC_CUDA_RUN("mean_all", cuda::mean_all(out, x));
+  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::whole_sum_scratch_bytes());
+  if (runs_on_cuda(x)) GC_CUDA_RUN("mean_all", cuda::mean_all(out, x, scratch));
   else if (runs_on_cpu(x)) cpu::mean_all(out, x);
 }
 
@@ -60,13 +66,15 @@ void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
   if (x.defined() && x.dim() != 2) fail("sum_rows", "x must be 2-D [rows, columns], got " + x.describe());
   check_reduction("sum_rows", out, x, x.defined() ? x.size(1) : 0);
   if (out.numel() == 0) return;
-  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_rows", cuda::sum_rows(out, x, accumulate));
+  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::sum_rows_scratch_bytes(x.size(1)));
+  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_rows", cuda::sum_rows(out, x, accumulate, scratch));
   else if (runs_on_cpu(x)) cpu::sum_rows(out, x, accumulate);
 }
 
 void sum_squares(Tensor& out, const Tensor& x) {
   check_reduction("sum_squares", out, x, 1);
-  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_squares", cuda::sum_squares(out, x));
+  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::whole_sum_scratch_bytes());
+  if (runs_on_cuda(x)) GC_CUDA_RUN("sum_squares", cuda::sum_squares(out, x, scratch));
   else if (runs_on_cpu(x)) cpu::sum_squares(out, x);
 }
 

@@ -4,7 +4,8 @@
 // ops, casts, copies, CSR group sums, the loss gradient), and within the one
 // tolerance formula of test_util.h elsewhere (reductions and GEMMs in another
 // order, expf, fused multiply-adds). Determinism: ops run twice on the gpu give
-// the same bits. A tiny GraphCast trains one step on both devices.
+// the same bits. A tiny GraphCast trains one step on both devices, and its dry
+// run on meta standing for cuda allocates what the gpu step allocates.
 //
 // Without a usable GPU every test here skips and says why; only the checks that
 // need no device (the cuBLAS workspace figure) run.
@@ -645,6 +646,48 @@ TEST_F(CudaTest, TinyGraphCastGradientsMatchTheCpuAndRematIsBitwise) {
       EXPECT_TRUE(close(gpu.grads[i], cpu.grads[i], grad_tol, "parameter " + std::to_string(i)));
       EXPECT_TRUE(bitwise_equal(gpu_remat.grads[i], gpu.grads[i], "remat all vs none, parameter " + std::to_string(i)));
     }
+  }
+}
+
+// The dry run's promise on the gpu: a training step on meta standing for cuda
+// (cuBLAS workspaces and the kernels' scratch included) allocates what the same
+// step allocates on the gpu, to the byte, at the peak and after.
+TEST_F(CudaTest, TinyGraphCastDryRunForCudaAllocatesWhatTheGpuStepAllocates) {
+  static const model::GraphCastGeometry geometry = model::build_geometry(model::make_equiangular_grid(30.0), 1);
+  struct MetaStandsForCuda {
+    Device saved = meta_target();
+    MetaStandsForCuda() { set_meta_target(kCuda); }
+    ~MetaStandsForCuda() { set_meta_target(saved); }
+  } meta_stands_for_cuda;
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    std::vector<int64_t> figures[2];
+    for (Device device : {kCuda, Device::meta}) {
+      const model::GraphCastConfig c = tiny_graphcast(dtype);
+      model::GraphCastNet net(c, device, 3);
+      const model::DeviceGeometry on_device = model::upload_geometry(geometry, c, device);
+      const int64_t rows = geometry.num_grid_nodes() * c.batch;
+      const Shape input_shape{rows, c.in_channels - 3}, probe_shape{rows, c.out_channels};
+      const Tensor input = device == Device::meta ? Tensor::empty(input_shape, c.compute_dtype, device)
+                                                  : random_tensor(input_shape, c.compute_dtype, 11, 1.0, device);
+      const Tensor probe = device == Device::meta ? Tensor::empty(probe_shape, net.master_dtype(), device)
+                                                  : random_tensor(probe_shape, net.master_dtype(), 12, 1.0, device);
+      CachingAllocator& allocator = allocator_for(device);
+      allocator.reset_peak();
+      const AllocatorStats before = allocator.stats();
+      {
+        Var loss = sum_all(mul(net.forward(Var(input), on_device, model::plan_none(2)), Var(probe)));
+        backward(loss);
+      }
+      release_compute_copies();
+      const AllocatorStats after = allocator.stats();
+      std::vector<int64_t>& f = figures[device == kCuda ? 0 : 1];
+      f = {after.peak_allocated - before.allocated, after.allocated - before.allocated,
+           after.num_allocs - before.num_allocs};
+      for (size_t k = 0; k < static_cast<size_t>(kNumCategories); ++k)
+        f.push_back(after.at_peak[k] - before.category_allocated[k]);
+    }
+    EXPECT_EQ(figures[0], figures[1]) << dtype_name(dtype)
+                                      << ": {peak, final, allocations, at the peak by category} on cuda vs meta";
   }
 }
 

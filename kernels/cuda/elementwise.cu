@@ -7,6 +7,7 @@
 #include "kernels/cuda/elementwise.h"
 
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::cuda {
 namespace {
@@ -49,9 +50,6 @@ __device__ __forceinline__ bool is_finite_value(double v) { return isfinite(v); 
 __device__ __forceinline__ bool is_finite_value(bf16_t v) { return (v.bits & 0x7f80u) != 0x7f80u; }
 __device__ __forceinline__ bool is_finite_value(f16_t v) { return (v.bits & 0x7c00u) != 0x7c00u; }
 
-// Set by all_finite_kernel when it meets a non-finite value; one stream, one user at a time.
-__device__ unsigned int g_non_finite;
-
 // ---- kernels ------------------------------------------------------------------------------
 
 template <class Op, class O, class A, class B>
@@ -92,13 +90,12 @@ __global__ void fill_kernel(T* x, int64_t n, double value) {  // x [n]
   for (int64_t i = global_thread(); i < n; i += total_threads()) x[i] = stored;
 }
 
-__global__ void reset_non_finite_kernel() { g_non_finite = 0; }
-
+// Sets *non_finite (zeroed before the launch) when it meets a non-finite value.
 template <class T>
-__global__ void all_finite_kernel(const T* x, int64_t n) {  // x [n]
+__global__ void all_finite_kernel(const T* x, int64_t n, unsigned int* non_finite) {  // x [n], non_finite [1]
   bool finite = true;
   for (int64_t i = global_thread(); i < n; i += total_threads()) finite = finite && is_finite_value(x[i]);
-  if (!finite) atomicOr(&g_non_finite, 1u);
+  if (!finite) atomicOr(non_finite, 1u);
 }
 
 // ---- launchers ------------------------------------------------------------------------------
@@ -242,19 +239,21 @@ void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
   }
 }
 
-bool all_finite(const Tensor& x) {
+bool all_finite(const Tensor& x, const Tensor& scratch) {
   require_on_cuda("all_finite", {&x});
   const int64_t n = x.numel();
   if (n == 0) return true;
-  reset_non_finite_kernel<<<1, 1>>>();
-  GC_CUDA_CHECK(cudaGetLastError());
+  require_scratch("all_finite", scratch, all_finite_scratch_bytes(n));
+  auto* device_flag = static_cast<unsigned int*>(scratch.data());  // [1]
+  GC_CUDA_CHECK(cudaMemsetAsync(device_flag, 0, sizeof(unsigned int), /*default stream*/ 0));
   visit_float_dtype("all_finite", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    all_finite_kernel<<<element_blocks(n), kThreadsPerBlock>>>(x.data_as<T>(), n);
+    all_finite_kernel<<<element_blocks(n), kThreadsPerBlock>>>(x.data_as<T>(), n, device_flag);
   });
   GC_CUDA_CHECK(cudaGetLastError());
+  // Into a host variable (pageable): the copy waits for the kernel on the one stream.
   unsigned int non_finite = 0;
-  GC_CUDA_CHECK(cudaMemcpyFromSymbol(&non_finite, g_non_finite, sizeof(non_finite)));
+  GC_CUDA_CHECK(cudaMemcpy(&non_finite, device_flag, sizeof(non_finite), cudaMemcpyDeviceToHost));
   return non_finite == 0;
 }
 

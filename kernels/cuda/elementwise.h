@@ -24,7 +24,9 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x);  //
 void cast(Tensor& out, const Tensor& x);                               // out, x [n]
 void concat_cols(Tensor& out, const std::vector<Tensor>& parts);       // out [R, sum Ci], parts [R, Ci]
 void split_cols(std::vector<Tensor>& parts, const Tensor& x);          // parts [R, Ci], x [R, sum Ci]
-// Synchronizes with the device (the answer is needed on the host).
-bool all_finite(const Tensor& x);                                      // x [n]
+// Synchronizes with the device (the answer is needed on the host). scratch: the
+// device flag, a cuda tensor of at least all_finite_scratch_bytes(n)
+// (kernels/cuda/scratch.h), allocated by the caller.
+bool all_finite(const Tensor& x, const Tensor& scratch);               // x [n]
 
 }  // namespace gc::cuda

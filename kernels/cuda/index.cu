@@ -7,12 +7,14 @@
 // hold kColumnsPerLane accumulators so each pass over a group's edges serves
 // 32 * kColumnsPerLane columns.
 //
-// The range checks write a small verdict into a device variable of this file
-// (integer atomics only: the smallest bad position wins, whatever the timing) and
-// copy it back, so an error names the same position and value as on the cpu.
+// The range checks write a small verdict into the caller's scratch (scratch.h;
+// integer atomics only: the smallest bad position wins, whatever the timing) and
+// copy it back into a host variable, so an error names the same position and
+// value as on the cpu.
 #include "kernels/cuda/index.h"
 
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::cuda {
 namespace {
@@ -27,34 +29,40 @@ struct IndexVerdict {
   int32_t first_value;  // offsets[0]
   int32_t last_value;   // offsets[N]
 };
-__device__ IndexVerdict g_verdict;
+static_assert(sizeof(IndexVerdict) == index_check_scratch_bytes(), "scratch.h sizes the verdict");
 
-__global__ void reset_verdict_kernel() {
-  g_verdict.first_bad = kNoBadPosition;
-  g_verdict.first_value = 0;
-  g_verdict.last_value = 0;
+// The verdict in the caller's scratch tensor (a cuda tensor, checked by the caller).
+IndexVerdict* verdict_in(const Tensor& scratch) { return static_cast<IndexVerdict*>(scratch.data()); }
+
+__global__ void reset_verdict_kernel(IndexVerdict* verdict) {
+  verdict->first_bad = kNoBadPosition;
+  verdict->first_value = 0;
+  verdict->last_value = 0;
 }
 
-__global__ void find_bad_index_kernel(const int32_t* values, int64_t count, int64_t limit) {  // values [count]
+__global__ void find_bad_index_kernel(const int32_t* values,  // [count]
+                                      int64_t count, int64_t limit, IndexVerdict* verdict) {
   for (int64_t i = global_thread(); i < count; i += total_threads()) {
     const int32_t v = values[i];
     if (v < 0 || v >= limit)
-      atomicMin(&g_verdict.first_bad, static_cast<unsigned long long>(i) << 32 | static_cast<uint32_t>(v));
+      atomicMin(&verdict->first_bad, static_cast<unsigned long long>(i) << 32 | static_cast<uint32_t>(v));
   }
 }
 
-__global__ void find_offsets_decrease_kernel(const int32_t* offsets, int64_t count) {  // offsets [count]
+__global__ void find_offsets_decrease_kernel(const int32_t* offsets,  // [count]
+                                             int64_t count, IndexVerdict* verdict) {
   if (global_thread() == 0) {
-    g_verdict.first_value = offsets[0];
-    g_verdict.last_value = offsets[count - 1];
+    verdict->first_value = offsets[0];
+    verdict->last_value = offsets[count - 1];
   }
   for (int64_t i = global_thread() + 1; i < count; i += total_threads())
-    if (offsets[i] < offsets[i - 1]) atomicMin(&g_verdict.first_bad, static_cast<unsigned long long>(i));
+    if (offsets[i] < offsets[i - 1]) atomicMin(&verdict->first_bad, static_cast<unsigned long long>(i));
 }
 
-IndexVerdict read_verdict() {
+// Into a host variable (pageable): the copy waits for the check on the one stream.
+IndexVerdict read_verdict(const IndexVerdict* device_verdict) {
   IndexVerdict verdict;
-  GC_CUDA_CHECK(cudaMemcpyFromSymbol(&verdict, g_verdict, sizeof(verdict)));
+  GC_CUDA_CHECK(cudaMemcpy(&verdict, device_verdict, sizeof(verdict), cudaMemcpyDeviceToHost));
   return verdict;
 }
 
@@ -176,17 +184,20 @@ void launch_sum_groups(const char* op, Tensor& out, const Tensor& in, const int3
 
 }  // namespace
 
-void check_index_values(const Tensor& index, int64_t limit, const char* op, const char* name) {
+void check_index_values(const Tensor& index, int64_t limit, const char* op, const char* name, const Tensor& scratch) {
   require_on_cuda(op, {&index});
   const int64_t count = index.numel();
   if (count == 0) return;
   if (count > (int64_t(1) << 32))
     throw std::invalid_argument(std::string(op) + ": " + name + " " + index.describe() + " is too long to check");
-  reset_verdict_kernel<<<1, 1>>>();
+  require_scratch(op, scratch, index_check_scratch_bytes());
+  IndexVerdict* device_verdict = verdict_in(scratch);
+  reset_verdict_kernel<<<1, 1>>>(device_verdict);
   GC_CUDA_CHECK(cudaGetLastError());
-  find_bad_index_kernel<<<element_blocks(count), kThreadsPerBlock>>>(index.data_as<int32_t>(), count, limit);
+  find_bad_index_kernel<<<element_blocks(count), kThreadsPerBlock>>>(index.data_as<int32_t>(), count, limit,
+                                                                     device_verdict);
   GC_CUDA_CHECK(cudaGetLastError());
-  const IndexVerdict verdict = read_verdict();
+  const IndexVerdict verdict = read_verdict(device_verdict);
   if (verdict.first_bad == kNoBadPosition) return;
   const int64_t position = static_cast<int64_t>(verdict.first_bad >> 32);
   const int32_t value = static_cast<int32_t>(static_cast<uint32_t>(verdict.first_bad & 0xffffffffu));
@@ -195,18 +206,21 @@ void check_index_values(const Tensor& index, int64_t limit, const char* op, cons
                               index.describe());
 }
 
-void check_offsets(const Tensor& offsets, int64_t total, const char* op) {
+void check_offsets(const Tensor& offsets, int64_t total, const char* op, const Tensor& scratch) {
   require_on_cuda(op, {&offsets});
   const int64_t count = offsets.numel();  // N + 1 >= 1, validated by the caller
   auto fail = [&](const std::string& why) {
     throw std::invalid_argument(std::string(op) + ": offsets " + offsets.describe() + " " + why);
   };
   if (count == 0) fail("must hold at least one value");
-  reset_verdict_kernel<<<1, 1>>>();
+  require_scratch(op, scratch, index_check_scratch_bytes());
+  IndexVerdict* device_verdict = verdict_in(scratch);
+  reset_verdict_kernel<<<1, 1>>>(device_verdict);
   GC_CUDA_CHECK(cudaGetLastError());
-  find_offsets_decrease_kernel<<<element_blocks(count), kThreadsPerBlock>>>(offsets.data_as<int32_t>(), count);
+  find_offsets_decrease_kernel<<<element_blocks(count), kThreadsPerBlock>>>(offsets.data_as<int32_t>(), count,
+                                                                            device_verdict);
   GC_CUDA_CHECK(cudaGetLastError());
-  const IndexVerdict verdict = read_verdict();
+  const IndexVerdict verdict = read_verdict(device_verdict);
   if (verdict.first_value != 0) fail("must start at 0; starts at " + std::to_string(verdict.first_value));
   if (verdict.first_bad != kNoBadPosition) {
     const int64_t i = static_cast<int64_t>(verdict.first_bad);

@@ -2,7 +2,9 @@
 // called by kernels/index.cpp after validation (plain C++; definitions in
 // index.cu). The range checks read the index tensors on the device and throw the
 // cpu's std::invalid_argument messages; they synchronize with the device (the
-// verdict is needed on the host before any row is read).
+// verdict is needed on the host before any row is read). Their verdict lives in
+// the caller's scratch: a cuda tensor of at least index_check_scratch_bytes()
+// (kernels/cuda/scratch.h), allocated through the caching allocator.
 //
 // Determinism: every output row is written by one warp; a group sum runs over the
 // group's edges in CSR order, so results are bitwise repeatable, with no atomics.
@@ -13,9 +15,9 @@
 namespace gc::cuda {
 
 // Throws std::invalid_argument("<op>: <name> value V at I outside [0, limit) in ...").
-void check_index_values(const Tensor& index, int64_t limit, const char* op, const char* name);
+void check_index_values(const Tensor& index, int64_t limit, const char* op, const char* name, const Tensor& scratch);
 // Throws std::invalid_argument unless offsets [N + 1] starts at 0, never decreases and ends at total.
-void check_offsets(const Tensor& offsets, int64_t total, const char* op);
+void check_offsets(const Tensor& offsets, int64_t total, const char* op, const Tensor& scratch);
 
 // out [E, C] = x [N, C] rows at index [E].
 void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index);

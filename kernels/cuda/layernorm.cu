@@ -6,26 +6,16 @@
 // output and the statistics. grad_x is one kernel, one warp per row, with both
 // row sums in one pass. The parameter gradients are a column reduction over all
 // rows, the two-pass column sums of column_sums.h (row groups, fixed trees), so
-// grad_gamma and grad_beta are bitwise repeatable without atomics.
+// grad_gamma and grad_beta are bitwise repeatable without atomics; their
+// partials live in the caller's scratch (scratch.h).
 #include "kernels/cuda/layernorm.h"
 
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::cuda {
 namespace {
-
-// Partials of the parameter gradients (column_sums.h): two sums, gamma and beta.
-__device__ double g_column_partials[column_partial_slots(2)];
-
-double* column_partials() {
-  static double* const address = [] {
-    void* symbol = nullptr;
-    GC_CUDA_CHECK(cudaGetSymbolAddress(&symbol, g_column_partials));
-    return static_cast<double*>(symbol);
-  }();
-  return address;
-}
 
 template <class T, class P>
 __global__ void layernorm_forward_kernel(T* out,              // [R, C]
@@ -143,12 +133,14 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
 }
 
 void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
-                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma) {
+                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma,
+                        const Tensor& scratch) {
   const char* op = "layernorm_backward";
   require_on_cuda(op, {&grad_x, &grad_gamma, &grad_beta, &grad_out, &x, &mean, &rstd, &gamma});
   const int64_t cols = x.size(-1);
   const int64_t rows = x.numel() / cols;
   if (rows == 0) return;
+  require_scratch(op, scratch, layernorm_backward_scratch_bytes(rows, cols));
   visit_float_dtypes(op, x.dtype(), gamma.dtype(), [&](auto x_tag, auto gamma_tag) {
     using T = decltype(x_tag);
     using P = decltype(gamma_tag);
@@ -163,7 +155,7 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
     using Acc = compute_t<T>;
     const ParameterGradientTerms<T> terms{grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
                                           rstd.data_as<Acc>(), cols};
-    launch_column_sums<2, Acc>(column_partials(), rows, cols, terms,
+    launch_column_sums<2, Acc>(scratch, rows, cols, terms,
                                AccumulateParameterGradients<Acc>{grad_gamma.data_as<Acc>(), grad_beta.data_as<Acc>()});
   });
 }

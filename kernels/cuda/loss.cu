@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/reduce_common.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::cuda {
 namespace {
@@ -63,9 +64,10 @@ void visit_loss_dtypes(const char* op, const Tensor& pred, const Tensor& target,
 }  // namespace
 
 void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target, const Tensor& row_weight,
-                          const Tensor& col_weight) {
+                          const Tensor& col_weight, const Tensor& scratch) {
   const char* op = "weighted_mse_forward";
   require_on_cuda(op, {&loss, &pred, &target, &row_weight, &col_weight});
+  require_scratch(op, scratch, whole_sum_scratch_bytes());
   visit_loss_dtypes(op, pred, target, row_weight, [&](auto p_tag, auto t_tag, auto w_tag) {
     using P = decltype(p_tag);
     using T = decltype(t_tag);
@@ -76,7 +78,7 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
     const WeightedSquareItem<P, T, W> item{empty ? nullptr : pred.data_as<P>(), empty ? nullptr : target.data_as<T>(),
                                            row_weight.data_as<W>(), cols ? col_weight.data_as<W>() : nullptr,
                                            cols};
-    launch_fixed_order_sum<Acc>(pred.numel(), item,
+    launch_fixed_order_sum<Acc>(scratch, pred.numel(), item,
                                 StoreQuotient<Acc>{loss.data_as<Acc>(), static_cast<Acc>(rows)});
   });
 }

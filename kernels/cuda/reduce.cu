@@ -1,26 +1,16 @@
 // kernels/cuda/reduce.cu: sums over whole tensors and over rows on the gpu, in
 // the fixed orders of reduce_common.h (whole tensors) and column_sums.h (rows):
-// no atomics, so the bits depend on the shapes alone.
+// no atomics, so the bits depend on the shapes alone. Their partials live in the
+// caller's scratch (scratch.h), never in device memory of this file.
 #include "kernels/cuda/reduce.h"
 
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/reduce_common.h"
+#include "kernels/cuda/scratch.h"
 
 namespace gc::cuda {
 namespace {
-
-// Partials of sum_rows (column_sums.h): one sum.
-__device__ double g_column_partials[column_partial_slots(1)];
-
-double* column_partials() {
-  static double* const address = [] {
-    void* symbol = nullptr;
-    GC_CUDA_CHECK(cudaGetSymbolAddress(&symbol, g_column_partials));
-    return static_cast<double*>(symbol);
-  }();
-  return address;
-}
 
 template <class T, class Acc>
 struct ValueItem {
@@ -57,42 +47,42 @@ struct StoreColumnTotal {
 
 // out [1] = (sum of Item over x) / divisor.
 template <template <class, class> class Item>
-void launch_whole_sum(const char* op, Tensor& out, const Tensor& x, double divisor) {
+void launch_whole_sum(const char* op, Tensor& out, const Tensor& x, double divisor, const Tensor& scratch) {
+  require_on_cuda(op, {&out, &x});
+  require_scratch(op, scratch, whole_sum_scratch_bytes());
   visit_float_dtype(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using Acc = compute_t<T>;
     const T* data = x.numel() ? x.data_as<T>() : nullptr;
-    launch_fixed_order_sum<Acc>(x.numel(), Item<T, Acc>{data},
+    launch_fixed_order_sum<Acc>(scratch, x.numel(), Item<T, Acc>{data},
                                 StoreQuotient<Acc>{out.data_as<Acc>(), static_cast<Acc>(divisor)});
   });
 }
 
 }  // namespace
 
-void sum_all(Tensor& out, const Tensor& x) {
-  require_on_cuda("sum_all", {&out, &x});
-  launch_whole_sum<ValueItem>("sum_all", out, x, 1.0);
+void sum_all(Tensor& out, const Tensor& x, const Tensor& scratch) {
+  launch_whole_sum<ValueItem>("sum_all", out, x, 1.0, scratch);
 }
 
-void mean_all(Tensor& out, const Tensor& x) {
-  require_on_cuda("mean_all", {&out, &x});
-  launch_whole_sum<ValueItem>("mean_all", out, x, static_cast<double>(x.numel()));
+void mean_all(Tensor& out, const Tensor& x, const Tensor& scratch) {
+  launch_whole_sum<ValueItem>("mean_all", out, x, static_cast<double>(x.numel()), scratch);
 }
 
-void sum_squares(Tensor& out, const Tensor& x) {
-  require_on_cuda("sum_squares", {&out, &x});
-  launch_whole_sum<SquareItem>("sum_squares", out, x, 1.0);
+void sum_squares(Tensor& out, const Tensor& x, const Tensor& scratch) {
+  launch_whole_sum<SquareItem>("sum_squares", out, x, 1.0, scratch);
 }
 
-void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
+void sum_rows(Tensor& out, const Tensor& x, bool accumulate, const Tensor& scratch) {
   require_on_cuda("sum_rows", {&out, &x});
   const int64_t rows = x.size(0), cols = x.size(1);
   if (cols == 0) return;
+  require_scratch("sum_rows", scratch, sum_rows_scratch_bytes(cols));
   visit_float_dtype("sum_rows", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using Acc = compute_t<T>;
     const RowValueTerm<T, Acc> term{rows ? x.data_as<T>() : nullptr, cols};
-    launch_column_sums<1, Acc>(column_partials(), rows, cols, term, StoreColumnTotal<Acc>{out.data_as<Acc>(), accumulate});
+    launch_column_sums<1, Acc>(scratch, rows, cols, term, StoreColumnTotal<Acc>{out.data_as<Acc>(), accumulate});
   });
 }
 
