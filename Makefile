@@ -97,7 +97,7 @@ gc_bench: $(BUILD)/tools/gc_bench.o $(LIB)
 gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a $(LDLIBS)
 
-test: gc_tests
+test: gc_tests gc_train
 	./gc_tests
 
 sanitize:
