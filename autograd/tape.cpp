@@ -150,10 +150,15 @@ void Node::run_backward() {
 }
 
 void Tape::run_backward(const std::vector<std::pair<std::shared_ptr<GradSlot>, Tensor>>& seeds) {
-  for (const auto& [slot, g] : seeds) add_to_slot(*slot, g);
-  for (size_t i = nodes_.size(); i-- > 0;) {
-    nodes_[i]->run_backward();
-    nodes_[i].reset();
+  try {
+    for (const auto& [slot, g] : seeds) add_to_slot(*slot, g);
+    for (size_t i = nodes_.size(); i-- > 0;) {
+      nodes_[i]->run_backward();
+      nodes_[i].reset();
+    }
+  } catch (...) {
+    nodes_.clear();  // an interrupted backward (out of memory) leaves no half-consumed tape behind
+    throw;
   }
   nodes_.clear();
 }

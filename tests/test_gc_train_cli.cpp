@@ -182,9 +182,6 @@ TEST_F(GcTrainCli, BadFlagsAndValuesExit2NamingTheFlag) {
 }
 
 TEST_F(GcTrainCli, IntegerFlagsBeyondIntRangeAreUsageErrors) {
-  GTEST_SKIP() << "bug: options.cpp parses --steps/--mesh/--layers/--batch/... as int64 and then static_casts to "
-                  "int, so `--steps 4294967299` runs 3 steps and exits 0, and `--mesh 4294967297` builds mesh 1; "
-                  "expected exit 2 with a message naming the flag";
   for (const std::string& args : {std::string("--steps 4294967299"), std::string("--mesh 4294967297 --steps 1")}) {
     SCOPED_TRACE(args);
     const RunResult r = run(kTiny + " --out " + path("out") + " " + args);
@@ -386,12 +383,6 @@ TEST_F(GcTrainCli, MemLimitTooSmallExits3WithTheExplanation) {
 }
 
 TEST_F(GcTrainCli, MemLimitJustBelowTheSmallestExits3) {
-  GTEST_SKIP() << "bug: an OutOfMemory thrown inside backward() leaves the thread's root tape holding reset (null) "
-                  "nodes (Tape::run_backward resets nodes_[i] as it goes and never clears nodes_ when a node "
-                  "throws); the dry runs that look for the smallest passing limit then call backward on that "
-                  "tape and dereference a null node (autograd/tape.cpp:155 -> :133). `./gc_train --preset "
-                  "graphcast-small --grid 10 --mesh 2 --latent 16 --layers 1 --steps 3 --no-eval --quiet "
-                  "--mem-limit 7MiB` (or 6MiB) dies with SIGSEGV (status 139) instead of exiting 3";
   const RunResult first = run(kSegments + " --mem-limit 1MiB --out " + path("out"));
   const int64_t smallest = smallest_limit_in(first.err);
   ASSERT_GT(smallest, int64_t(1) << 20) << first.err;

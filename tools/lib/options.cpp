@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <map>
 
 #include "runtime/allocator.h"
@@ -116,13 +117,15 @@ void apply_preset(const std::string& name, TrainOptions* o) {
   }
 }
 
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value) {
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value,
+                  int64_t max_value = std::numeric_limits<int>::max()) {
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(text.c_str(), &end, 10);
   if (text.empty() || *end != '\0' || errno != 0)
     throw UsageError(flag + " expects an integer, got '" + text + "'");
   if (v < min_value) throw UsageError(flag + " must be >= " + std::to_string(min_value) + ", got " + text);
+  if (v > max_value) throw UsageError(flag + " must be <= " + std::to_string(max_value) + ", got " + text);
   return v;
 }
 
@@ -179,10 +182,10 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
       if (!(o->grid_deg > 0) || o->grid_deg > 30 || std::fabs(180.0 / o->grid_deg - std::round(180.0 / o->grid_deg)) > 1e-9)
         throw UsageError("--grid must divide 180 degrees (e.g. 0.25, 1, 2.5), got " + std::to_string(o->grid_deg));
     } else if (flag == "--mesh") o->mesh_level = static_cast<int>(parse_int(flag, next(), 0));
-    else if (flag == "--latent") o->latent = parse_int(flag, next(), 1);
+    else if (flag == "--latent") o->latent = parse_int(flag, next(), 1, 1 << 20);
     else if (flag == "--layers") o->layers = static_cast<int>(parse_int(flag, next(), 1));
-    else if (flag == "--in-channels") o->in_channels = parse_int(flag, next(), 4);
-    else if (flag == "--out-channels") o->out_channels = parse_int(flag, next(), 1);
+    else if (flag == "--in-channels") o->in_channels = parse_int(flag, next(), 4, 1 << 20);
+    else if (flag == "--out-channels") o->out_channels = parse_int(flag, next(), 1, 1 << 20);
     else if (flag == "--concat-trick") {
       std::string v = next();
       if (v != "on" && v != "off") throw UsageError("--concat-trick takes on or off, got '" + v + "'");
@@ -193,7 +196,7 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--lr") o->lr = parse_double(flag, next());
     else if (flag == "--warmup") o->warmup_steps = static_cast<int>(parse_int(flag, next(), 0));
     else if (flag == "--rollout") o->rollout = static_cast<int>(parse_int(flag, next(), 1));
-    else if (flag == "--seed") o->seed = static_cast<uint64_t>(parse_int(flag, next(), 0));
+    else if (flag == "--seed") o->seed = static_cast<uint64_t>(parse_int(flag, next(), 0, std::numeric_limits<int64_t>::max()));
     else if (flag == "--precision") {
       o->precision = next();
       o->compute_dtype();

@@ -324,6 +324,19 @@ Var Trainer::loss_of(const Batch& batch) {
 }
 
 StepRecord Trainer::train_step(int step) {
+  try {
+    return train_step_unguarded(step);
+  } catch (...) {
+    // A step interrupted in forward or backward (out of memory) must not leave
+    // its recorded nodes, gradients or weight copies for whatever runs next.
+    current_tape().clear();
+    optimizer_->zero_grad();
+    release_compute_copies();
+    throw;
+  }
+}
+
+StepRecord Trainer::train_step_unguarded(int step) {
   const auto start = std::chrono::steady_clock::now();
   StepRecord rec;
   const double flops_before = linear_flops();

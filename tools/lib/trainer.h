@@ -98,6 +98,7 @@ class Trainer {
     Tensor state;                       // [B * grid, out] f32: (X(t) - mean) / diff_std (demo)
     Tensor previous_normalized;         // [B * grid, out] compute dtype: frame t normalized (demo)
   };
+  StepRecord train_step_unguarded(int step);
   Batch make_batch(int step);
   void fill_demo_batch(Batch* batch, const std::vector<std::pair<int, int>>& samples);
   Var loss_of(const Batch& batch);
