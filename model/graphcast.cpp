@@ -13,6 +13,11 @@
 
 namespace gc::model {
 
+int edge_blocks_for(int64_t edges, int64_t receivers) {
+  const int64_t by_size = std::max<int64_t>(4, edges / 4096);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_size, kEdgeBlocks, receivers})));
+}
+
 // ---- geometry --------------------------------------------------------------------
 
 GraphCastGeometry build_geometry(const Grid& grid, int mesh_level) {
@@ -119,8 +124,8 @@ DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features,
   d.edge_features = Tensor::from_host(feats.data(), {edges * batch, 4}, DType::f32, device);
   if (chunks > 0) {
     MemoryScope chunk_scope("blocks");
-    d.chunks = make_chunks(replicated, receiver_offsets, static_cast<int>(std::min<int64_t>(chunks, replicated.num_receivers)),
-                           d, device);
+    d.chunks = make_chunks(replicated, receiver_offsets,
+                           edge_blocks_for(replicated.num_edges(), replicated.num_receivers), d, device);
   }
   return d;
 }

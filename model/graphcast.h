@@ -24,9 +24,13 @@
 
 namespace gc::model {
 
-// The encoder and decoder edge sets are computed in this many receiver ranges
-// (fewer when a graph has fewer receivers); --edge-chunks groups them.
+// The encoder and decoder edge sets are computed in a fixed number of receiver
+// ranges ("edge blocks") that depends only on the graph: about one per 4096
+// edges, at least 4 and at most kEdgeBlocks (never more than the receivers).
+// --edge-chunks groups blocks into checkpointed segments, so the chunking never
+// changes the arithmetic.
 constexpr int kEdgeBlocks = 32;
+int edge_blocks_for(int64_t edges, int64_t receivers);
 
 struct GraphCastConfig {
   int64_t latent = 512;

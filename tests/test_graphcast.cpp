@@ -208,12 +208,13 @@ TEST(GraphCast, EdgeChunksGiveBitwiseIdenticalGradientsAndMetaEqualsCpu) {
   for (bool trick : {true, false}) {
     std::vector<std::vector<double>> reference;
     double reference_loss = 0;
-    for (int chunks : {1, 3, 7, 32}) {
+    for (int chunks : {1, 2, 3, 4}) {  // the tiny graphs have 4 edge blocks
       GraphCastConfig c = tiny_config(DType::f32);
       c.edge_chunks = chunks;
       c.concat_trick = trick;
       TinyRun run(c, Device::cpu);
-      Var loss = run.loss(chunks == 7 ? plan_all(2) : plan_none(2));
+      ASSERT_EQ(run.geometry.g2m.chunks.size(), 4u);
+      Var loss = run.loss(chunks == 3 ? plan_all(2) : plan_none(2));
       const double value = scalar_value(loss.value());
       backward(loss);
       std::vector<std::vector<double>> grads;
@@ -230,7 +231,7 @@ TEST(GraphCast, EdgeChunksGiveBitwiseIdenticalGradientsAndMetaEqualsCpu) {
     }
   }
   GraphCastConfig too_many = tiny_config(DType::f32);
-  too_many.edge_chunks = 33;
+  too_many.edge_chunks = 5;
   EXPECT_THROW(TinyRun(too_many, Device::cpu), std::invalid_argument);
   std::vector<int64_t> figures[2];
   int i = 0;

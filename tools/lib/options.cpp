@@ -50,8 +50,9 @@ memory
   --remat POLICY        none | every:K | all | auto
   --mem-budget SIZE     budget for --remat auto (512MiB, 24GB, 1.5GiB; GB = 1e9)
   --mem-limit SIZE      cap on reserved bytes; exceeding it is an out-of-memory error
-  --edge-chunks N       process encoder/decoder edges in N checkpointed chunks (1..32; the
-                        edges are always computed in 32 fixed blocks, so results do not change)
+  --edge-chunks N       process encoder/decoder edges in N checkpointed chunks (1..32, at most
+                        one per 4096 edges; edges are always computed in the same fixed blocks,
+                        so results do not change)
 device
   --device D            cpu | cuda | meta (meta: dry run, no data, exact memory figures)
   --meta-target D       the device a meta dry run predicts: cuda (default) or cpu; they differ
@@ -214,8 +215,8 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--edge-chunks") {
       o->edge_chunks = static_cast<int>(parse_int(flag, next(), 1));
       if (o->edge_chunks > 32)
-        throw UsageError("--edge-chunks must be 1..32: the encoder and decoder edges are computed in 32 fixed blocks, "
-                         "which chunks group");
+        throw UsageError("--edge-chunks must be 1..32: the encoder and decoder edges are computed in at most 32 "
+                         "fixed blocks (about one per 4096 edges), which chunks group");
     }
     else if (flag == "--device") {
       try {

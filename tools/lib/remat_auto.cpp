@@ -68,7 +68,8 @@ AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geomet
   std::vector<int> candidates = {1, 2, 4, 8, 16, 32};
   if (o.edge_chunks > 1) candidates = {o.edge_chunks};
   const int64_t max_chunks =
-      std::min<int64_t>(model::kEdgeBlocks, std::min(geometry.num_mesh_nodes(), geometry.num_grid_nodes()) * o.batch);
+      std::min(model::edge_blocks_for(geometry.g2m.num_edges() * o.batch, geometry.g2m.num_receivers * o.batch),
+               model::edge_blocks_for(geometry.m2g.num_edges() * o.batch, geometry.m2g.num_receivers * o.batch));
   AutoPlan best;
   double best_cost = std::numeric_limits<double>::infinity();
   double baseline_cost = 0;
