@@ -86,7 +86,7 @@ void apply_preset(const std::string& name, TrainOptions* o) {
     o->out_channels = 0;
     o->steps = 3000;
     o->rollout = 2;  // two autoregressive steps per sample: long leads stay skilful
-    o->lr = 2e-3;
+    o->lr = 1e-3;  // 2e-3 trained as well for one seed and poorly for another
     o->warmup_steps = 100;
     o->weight_decay = 0.0;
     return;
