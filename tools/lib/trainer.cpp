@@ -287,6 +287,14 @@ Trainer::Batch Trainer::make_batch(int micro_step) {
   return batch;
 }
 
+void Trainer::feed_back(const Var& state, Var* previous, Var* input) const {
+  // The predicted frame, normalized like an input: (X - mean) / std = state * diff_std / std.
+  Var next = mul(state, Var(ratio_));
+  if (next.dtype() != config_.compute_dtype) next = cast(next, config_.compute_dtype);
+  *input = concat_cols({*previous, next});
+  *previous = next;
+}
+
 Var Trainer::loss_of(const Batch& batch) {
   if (!options_.has_data()) {
     Var y = net_->forward(Var(batch.input), device_geometry_, plan_);
@@ -314,10 +322,7 @@ Var Trainer::loss_of(const Batch& batch) {
     Var l = weighted_mse(state, batch.targets[static_cast<size_t>(k)], row_weight_, col_weight_);
     total = total.defined() ? add(total, l) : l;
     if (k + 1 < options_.rollout) {
-      Var next = mul(state, Var(ratio_));
-      if (next.dtype() != config_.compute_dtype) next = cast(next, config_.compute_dtype);
-      input = concat_cols({previous, next});
-      previous = next;
+      feed_back(state, &previous, &input);
     }
   }
   return options_.rollout > 1 ? scale(total, 1.0 / options_.rollout) : total;

@@ -102,6 +102,8 @@ class Trainer {
   Batch make_batch(int step);
   void fill_demo_batch(Batch* batch, const std::vector<std::pair<int, int>>& samples);
   Var loss_of(const Batch& batch);
+  // The next autoregressive input from the current state (demo data).
+  void feed_back(const Var& state, Var* previous, Var* input) const;
   void build_normalization();
 
   TrainOptions options_;

@@ -73,10 +73,7 @@ EvalResult Trainer::evaluate() {
         }
       }
       if (k + 1 < leads) {
-        Var next = mul(state, Var(ratio_));
-        if (next.dtype() != config_.compute_dtype) next = cast(next, config_.compute_dtype);
-        input = concat_cols({previous, next});
-        previous = next;
+        feed_back(state, &previous, &input);
       }
     }
     used += B;
@@ -118,10 +115,7 @@ std::vector<std::vector<float>> Trainer::forecast(int trajectory, int start_fram
                                                          s[static_cast<size_t>(i)] * diff_std_[static_cast<size_t>(i % C)]);
     out.push_back(std::move(field));
     if (k + 1 < leads) {
-      Var next = mul(state, Var(ratio_));
-      if (next.dtype() != config_.compute_dtype) next = cast(next, config_.compute_dtype);
-      input = concat_cols({previous, next});
-      previous = next;
+      feed_back(state, &previous, &input);
     }
   }
   return out;
