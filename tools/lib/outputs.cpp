@@ -4,6 +4,7 @@
 #include "tools/lib/outputs.h"
 
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -63,6 +64,19 @@ void write_outputs(Trainer& t, const EvalResult* eval) {
       if (out[i] == '/' || i + 1 == out.size()) mkdir(partial.c_str(), 0755);
     }
     std::ostringstream metrics;
+    // A resumed run keeps the records of the steps before its checkpoint.
+    if (!o.resume_path.empty() && !t.history().empty()) {
+      std::ifstream previous(out + "/metrics.jsonl");
+      std::string line;
+      while (std::getline(previous, line)) {
+        try {
+          const json::Value v = json::Value::parse(line);
+          if (v.find("step") && v.find("step")->as_int() <= t.history().front().step) metrics << line << "\n";
+        } catch (const std::exception&) {
+          // a torn last line of an interrupted run is dropped
+        }
+      }
+    }
     for (const StepRecord& r : t.history()) {
       json::Value line = json::Value::object();
       line["step"] = r.step + 1;
