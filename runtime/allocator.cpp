@@ -293,22 +293,31 @@ void CachingAllocator::on_allocated_grew(const std::string& label) {
   stats_.peak_allocated = stats_.allocated;
   stats_.at_peak = stats_.category_allocated;
   stats_.peak_label = label;
-  if (snapshot_enabled_) {
-    std::vector<Block*> top(live_.begin(), live_.end());
-    size_t n = std::min(snapshot_top_n_, top.size());
-    std::partial_sort(top.begin(), top.begin() + n, top.end(), [](const Block* a, const Block* b) {
-      if (a->size != b->size) return a->size > b->size;
-      return a->id < b->id;
-    });
-    peak_snapshot_.clear();
-    for (size_t i = 0; i < n; ++i)
-      peak_snapshot_.push_back({top[i]->label, top[i]->shape, top[i]->category, static_cast<int64_t>(top[i]->size)});
-  }
+  if (snapshot_enabled_) snapshot_pending_ = true;
+}
+
+void CachingAllocator::take_snapshot_locked() const {
+  if (!snapshot_pending_) return;
+  snapshot_pending_ = false;
+  std::vector<Block*> top(live_.begin(), live_.end());
+  const size_t n = std::min(snapshot_top_n_, top.size());
+  std::partial_sort(top.begin(), top.begin() + static_cast<long>(n), top.end(), [](const Block* a, const Block* b) {
+    if (a->size != b->size) return a->size > b->size;
+    return a->id < b->id;
+  });
+  peak_snapshot_.clear();
+  for (size_t i = 0; i < n; ++i)
+    peak_snapshot_.push_back({top[i]->label, top[i]->shape, top[i]->category, static_cast<int64_t>(top[i]->size)});
+  std::map<std::string, int64_t> by_label;
+  for (const Block* b : live_) by_label[b->label] += static_cast<int64_t>(b->size);
+  peak_by_label_.clear();
+  for (const auto& [label, bytes] : by_label) peak_by_label_.push_back({label, std::string(), Category::temporary, bytes});
 }
 
 void CachingAllocator::free(Block* block) {
   if (!block) return;
   std::lock_guard<std::mutex> lock(mutex_);
+  take_snapshot_locked();  // the live set is still the peak's
   if (!block->allocated) throw std::logic_error("gc allocator: double free of a block labelled '" + block->label + "'");
   const int64_t size = static_cast<int64_t>(block->size);
   const int c = static_cast<int>(block->category);
@@ -346,6 +355,7 @@ void CachingAllocator::free(Block* block) {
 void CachingAllocator::recategorize(Block* block, Category category, const std::string& label) {
   if (!block) return;
   std::lock_guard<std::mutex> lock(mutex_);
+  take_snapshot_locked();
   const int64_t size = static_cast<int64_t>(block->size);
   stats_.category_allocated[static_cast<int>(block->category)] -= size;
   block->category = category;
@@ -381,6 +391,8 @@ void CachingAllocator::reset_peak() {
   stats_.at_peak = stats_.category_allocated;
   stats_.peak_label.clear();
   peak_snapshot_.clear();
+  peak_by_label_.clear();
+  snapshot_pending_ = false;
   if (snapshot_enabled_) {
     // The current moment is the peak until something grows past it.
     stats_.peak_allocated -= 1;
@@ -421,7 +433,14 @@ void CachingAllocator::set_peak_snapshot(bool enabled, size_t top_n) {
 
 std::vector<LiveBlock> CachingAllocator::peak_snapshot() const {
   std::lock_guard<std::mutex> lock(mutex_);
+  take_snapshot_locked();
   return peak_snapshot_;
+}
+
+std::vector<LiveBlock> CachingAllocator::peak_bytes_by_label() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  take_snapshot_locked();
+  return peak_by_label_;
 }
 
 std::vector<LiveBlock> CachingAllocator::live_blocks() const {

@@ -168,8 +168,12 @@ class CachingAllocator {
 
   // Snapshot of the largest live blocks at the peak (off by default: costs a
   // scan of live blocks at each new peak).
+  // The snapshot is taken lazily, at the first free after a new peak (the live
+  // set then is exactly the peak's), so it costs one scan per local maximum.
   void set_peak_snapshot(bool enabled, size_t top_n = 10);
   std::vector<LiveBlock> peak_snapshot() const;
+  // Bytes per label of every block live at the peak (category and shape empty).
+  std::vector<LiveBlock> peak_bytes_by_label() const;
   std::vector<LiveBlock> live_blocks() const;
 
   // Bytes still allocated, and a list of the outstanding blocks ("" if none).
@@ -210,7 +214,10 @@ class CachingAllocator {
   std::map<std::string, uint32_t> label_ids_;
   bool snapshot_enabled_ = false;
   size_t snapshot_top_n_ = 10;
-  std::vector<LiveBlock> peak_snapshot_;
+  mutable std::vector<LiveBlock> peak_snapshot_;
+  mutable std::vector<LiveBlock> peak_by_label_;
+  mutable bool snapshot_pending_ = false;
+  void take_snapshot_locked() const;
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "tools/lib/dry_run.h"
+#include "tools/lib/memory_report.h"
 #include "tools/lib/options.h"
 #include "tools/lib/trainer.h"
 
@@ -268,4 +269,22 @@ TEST(Trainer, RematAutoFitsTheBudgetAndTheMeasuredPeakEqualsThePrediction) {
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("smallest peak reached in dry runs"), std::string::npos) << e.what();
   }
+}
+
+TEST(Trainer, BytesByModuleAtThePeakAddUpToThePeak) {
+  TrainOptions o = tiny_options({"--steps", "2", "--remat", "all", "--edge-chunks", "2"});
+  Trainer t(o);
+  t.setup();
+  t.train();
+  int64_t total = 0;
+  for (const LiveBlock& b : t.memory().by_label) total += b.bytes;
+  EXPECT_EQ(total, t.memory().stats.peak_allocated);
+  int64_t grouped = 0;
+  for (const auto& [module, bytes] : bytes_by_module(t.memory().by_label)) grouped += bytes;
+  EXPECT_EQ(grouped, total);
+  EXPECT_EQ(module_of("rollout.1.decoder.edge_block.3.m2g_edge_mlp.silu"), "decoder.m2g_edge_mlp");
+  EXPECT_EQ(module_of("processor.7.edge_mlp.linear0"), "processor.7");
+  EXPECT_EQ(module_of("encoder.edge_chunk.0.edge_block.12.g2m_edge_embed.linear1"), "encoder.g2m_edge_embed");
+  EXPECT_EQ(module_of("batch"), "batch");
+  EXPECT_EQ(module_of(""), "(unlabelled)");
 }

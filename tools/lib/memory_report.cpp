@@ -2,6 +2,8 @@
 #include "tools/lib/memory_report.h"
 
 #include <cstdio>
+#include <algorithm>
+#include <map>
 #include <sstream>
 
 namespace gc {
@@ -16,7 +18,40 @@ std::string percent(int64_t part, int64_t whole) {
 }
 }  // namespace
 
-std::string memory_table(Device device, const AllocatorStats& s, const std::vector<LiveBlock>& largest) {
+std::string module_of(const std::string& label) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= label.size()) {
+    const size_t dot = label.find('.', start);
+    parts.push_back(label.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if ((parts[i] == "rollout" || parts[i] == "edge_block" || parts[i] == "edge_chunk") && i + 1 < parts.size()) {
+      ++i;  // and its number
+      continue;
+    }
+    kept.push_back(parts[i]);
+  }
+  std::string key;
+  for (size_t i = 0; i < kept.size() && i < 2; ++i) key += (i ? "." : "") + kept[i];
+  return key.empty() ? std::string("(unlabelled)") : key;
+}
+
+std::vector<std::pair<std::string, int64_t>> bytes_by_module(const std::vector<LiveBlock>& by_label) {
+  std::map<std::string, int64_t> sums;
+  for (const LiveBlock& b : by_label) sums[module_of(b.label)] += b.bytes;
+  std::vector<std::pair<std::string, int64_t>> out(sums.begin(), sums.end());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  return out;
+}
+
+std::string memory_table(Device device, const AllocatorStats& s, const std::vector<LiveBlock>& largest,
+                         const std::vector<LiveBlock>& by_label) {
   std::ostringstream o;
   o << "memory on " << device_name(device) << ": peak allocated " << format_bytes(s.peak_allocated) << " ("
     << s.peak_allocated << " B), peak reserved " << format_bytes(s.peak_reserved) << " (" << s.peak_reserved
@@ -34,6 +69,14 @@ std::string memory_table(Device device, const AllocatorStats& s, const std::vect
   std::snprintf(ratio, sizeof ratio, "%.1fx", params > 0 ? static_cast<double>(acts) / static_cast<double>(params) : 0.0);
   o << "  parameters " << format_bytes(params) << " vs activations " << format_bytes(acts) << " at the peak (" << ratio
     << " the parameters)\n";
+  if (!by_label.empty()) {
+    o << "  bytes at the peak by module:\n";
+    const auto modules = bytes_by_module(by_label);
+    for (size_t i = 0; i < modules.size() && i < 12; ++i)
+      o << "    " << lpad(format_bytes(modules[i].second), 11) << "  " << lpad(percent(modules[i].second, s.peak_allocated), 6)
+        << "  " << modules[i].first << "\n";
+    if (modules.size() > 12) o << "    (" << modules.size() - 12 << " more modules)\n";
+  }
   if (!largest.empty()) {
     o << "  largest live tensors at the peak:\n";
     for (const LiveBlock& b : largest)

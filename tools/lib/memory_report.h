@@ -11,7 +11,15 @@ namespace gc {
 
 // Bytes per category at the peak, reserved vs allocated, the largest live
 // tensors at the peak, and parameters vs activations in one line.
-std::string memory_table(Device device, const AllocatorStats& stats, const std::vector<LiveBlock>& largest);
+std::string memory_table(Device device, const AllocatorStats& stats, const std::vector<LiveBlock>& largest,
+                         const std::vector<LiveBlock>& by_label = {});
+
+// Bytes at the peak grouped by module: a label's first two components after
+// dropping the chunking and rollout components ("rollout.1", "edge_block.3",
+// "edge_chunk.0"): "processor.7", "decoder.m2g_edge_mlp", "graph.g2m", "batch".
+// Largest first.
+std::vector<std::pair<std::string, int64_t>> bytes_by_module(const std::vector<LiveBlock>& by_label);
+std::string module_of(const std::string& label);
 
 // What was being allocated, the live bytes per category, the limit, and (when
 // known, > 0) the smallest limit that would have passed.

@@ -424,6 +424,7 @@ void Trainer::train(int stop_after_step) {
   }
   memory_.stats = alloc.stats();
   memory_.top_live = alloc.peak_snapshot();
+  memory_.by_label = alloc.peak_bytes_by_label();
   alloc.set_peak_snapshot(false);
 }
 

@@ -34,6 +34,7 @@ struct EvalResult {
 struct MemorySummary {
   AllocatorStats stats;
   std::vector<LiveBlock> top_live;  // largest live tensors at the peak
+  std::vector<LiveBlock> by_label;  // bytes per allocation label at the peak
 };
 
 class Trainer {

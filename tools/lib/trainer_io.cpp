@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tools/lib/atomic_file.h"
+#include "tools/lib/memory_report.h"
 #include "tools/lib/safetensors.h"
 #include "tools/lib/trainer.h"
 
@@ -127,6 +128,14 @@ json::Value Trainer::report(const EvalResult* eval) const {
     top.push_back(t);
   }
   mem["largest_at_peak"] = top;
+  json::Value modules = json::Value::array();
+  for (const auto& [module, bytes] : bytes_by_module(memory_.by_label)) {
+    json::Value m = json::Value::object();
+    m["module"] = module;
+    m["bytes"] = bytes;
+    modules.push_back(m);
+  }
+  mem["by_module_at_peak"] = modules;
   r["memory"] = mem;
 
   json::Value timing = json::Value::object();
