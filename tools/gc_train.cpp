@@ -16,6 +16,16 @@
 using namespace gc;
 
 
+namespace {
+int run(const TrainOptions& options);
+
+// At exit every byte must be back: report any block still allocated.
+void check_outstanding(Device device) {
+  const std::string leaks = allocator_for(device).leak_report();
+  if (!leaks.empty()) std::fprintf(stderr, "gc_train: bytes still allocated at exit: %s", leaks.c_str());
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   TrainOptions options;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -29,6 +39,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gc_train: %s\n", e.what());
     return 2;
   }
+  const int status = run(options);
+  check_outstanding(options.device);
+  return status;
+}
+
+namespace {
+int run(const TrainOptions& options) {
   Trainer trainer(options);
   try {
     trainer.setup();
@@ -61,3 +78,4 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+}  // namespace
