@@ -527,3 +527,14 @@ TEST_F(GcTrainCli, CorruptedCheckpointExits1NamingTheFile) {
 }
 
 }  // namespace
+
+TEST_F(GcTrainCli, EveryByteIsBackAtExit) {
+  // A normal run, a dry run and an out-of-memory exit all return every block.
+  for (const std::string& args : {kTiny + " --steps 2 --out " + path("a"), kTiny + " --steps 2 --device meta",
+                                  kTiny + " --steps 2 --mem-limit 1MiB --out " + path("b")}) {
+    SCOPED_TRACE(args);
+    const RunResult r = run(args);
+    EXPECT_EQ(r.signal, 0);
+    EXPECT_EQ(r.err.find("still allocated"), std::string::npos) << r.err;
+  }
+}
