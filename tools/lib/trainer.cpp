@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 #include <sys/stat.h>
@@ -42,14 +43,48 @@ void make_dirs(const std::string& path) {
     throw std::runtime_error("cannot create directory '" + path + "'");
 }
 
-// A tensor filled on the host (cpu: written in place; other devices: staged).
+// Element writes into a host tensor, converting doubles to its dtype.
+class HostValues {
+ public:
+  explicit HostValues(Tensor& t) : data_(static_cast<unsigned char*>(t.data())), dtype_(t.dtype()), size_(t.numel()) {}
+  class Ref {
+   public:
+    Ref(unsigned char* p, DType d) : p_(p), d_(d) {}
+    Ref& operator=(double v) {
+      switch (d_) {
+        case DType::f32: { float x = static_cast<float>(v); std::memcpy(p_, &x, 4); break; }
+        case DType::f64: std::memcpy(p_, &v, 8); break;
+        case DType::bf16: { uint16_t x = f32_to_bf16(static_cast<float>(v)); std::memcpy(p_, &x, 2); break; }
+        case DType::f16: { uint16_t x = f32_to_f16(static_cast<float>(v)); std::memcpy(p_, &x, 2); break; }
+        default: throw std::logic_error("host_filled: float dtypes only");
+      }
+      return *this;
+    }
+   private:
+    unsigned char* p_;
+    DType d_;
+  };
+  Ref operator[](size_t i) { return Ref(data_ + i * dtype_size(dtype_), dtype_); }
+  size_t size() const { return static_cast<size_t>(size_); }
+
+ private:
+  unsigned char* data_;
+  DType dtype_;
+  int64_t size_;
+};
+
+// A tensor filled on the host: on the cpu written in place, on other devices
+// staged through a cpu tensor, so every byte (staging included) goes through an
+// allocator and the device's allocator sees exactly one request, as on meta.
 template <class Fill>
 Tensor host_filled(const Shape& shape, DType dtype, Device device, Fill fill) {
-  // Exactly one allocation on every device, so meta and cpu stay identical.
-  if (device == Device::meta) return Tensor::empty(shape, dtype, device);
-  std::vector<double> values(static_cast<size_t>(shape_numel(shape)));
+  Tensor t = Tensor::empty(shape, dtype, device);
+  if (device == Device::meta) return t;
+  Tensor staging = device == Device::cpu ? t : Tensor::empty(shape, dtype, Device::cpu);
+  HostValues values(staging);
   fill(values);
-  return Tensor::from_doubles(values, shape, dtype, device);
+  if (device != Device::cpu) t.copy_from(staging);
+  return t;
 }
 
 }  // namespace
@@ -148,11 +183,11 @@ void Trainer::setup() {
   {
     MemoryScope scope(Category::input, "loss_weights");
     const model::Grid& g = geometry_.grid;
-    row_weight_ = host_filled({rows}, DType::f32, device, [&](std::vector<double>& v) {
+    row_weight_ = host_filled({rows}, DType::f32, device, [&](HostValues& v) {
       for (int64_t r = 0; r < rows; ++r) v[static_cast<size_t>(r)] = g.row_weight[static_cast<size_t>((r % grid_nodes) / g.num_lon())];
     });
-    col_weight_ = host_filled({options_.out_channels}, DType::f32, device, [](std::vector<double>& v) {
-      std::fill(v.begin(), v.end(), 1.0);
+    col_weight_ = host_filled({options_.out_channels}, DType::f32, device, [](HostValues& v) {
+      for (size_t i = 0; i < v.size(); ++i) v[i] = 1.0;
     });
   }
   if (options_.has_data()) {
@@ -162,9 +197,9 @@ void Trainer::setup() {
     std::mt19937_64 rng(options_.seed * 7919 + 17);
     std::normal_distribution<double> normal(0.0, 1.0);
     random_input_ = host_filled({rows, options_.in_channels - 3}, config_.compute_dtype, device,
-                                [&](std::vector<double>& v) { for (double& x : v) x = normal(rng); });
+                                [&](HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = normal(rng); });
     random_target_ = host_filled({rows, options_.out_channels}, DType::f32, device,
-                                 [&](std::vector<double>& v) { for (double& x : v) x = normal(rng); });
+                                 [&](HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = normal(rng); });
   }
   // Rematerialization plan of the fixed policies (auto: see the planner).
   const std::string& r = options_.remat;
@@ -221,7 +256,7 @@ void Trainer::build_normalization() {
   for (size_t i = 0; i < clim.size(); ++i) climatology_[i] = static_cast<float>(clim[i] / frames);
   MemoryScope scope(Category::input, "normalization");
   const int64_t rows = geometry_.num_grid_nodes() * options_.batch;
-  ratio_ = host_filled({rows, C}, DType::f32, options_.device, [&](std::vector<double>& v) {
+  ratio_ = host_filled({rows, C}, DType::f32, options_.device, [&](HostValues& v) {
     for (int64_t r = 0; r < rows; ++r)
       for (int c = 0; c < C; ++c) v[static_cast<size_t>(r * C + c)] = diff_std_[static_cast<size_t>(c)] / std_[static_cast<size_t>(c)];
   });
@@ -238,7 +273,7 @@ void Trainer::fill_demo_batch(Batch* batch, const std::vector<std::pair<int, int
   auto frame_value = [&](int traj, int frame, int64_t node, int c) {
     return static_cast<double>(d.frame(traj, frame)[node * C + c]);
   };
-  batch->input = host_filled({rows, 2 * C}, cd, device, [&](std::vector<double>& v) {
+  batch->input = host_filled({rows, 2 * C}, cd, device, [&](HostValues& v) {
     for (size_t s = 0; s < samples.size(); ++s)
       for (int64_t i = 0; i < nodes; ++i)
         for (int k = 0; k < 2; ++k)
@@ -249,7 +284,7 @@ void Trainer::fill_demo_batch(Batch* batch, const std::vector<std::pair<int, int
           }
   });
   auto anomaly_over_diff = [&](int frame_offset, DType dtype, bool normalize_by_std) {
-    return host_filled({rows, C}, dtype, device, [&](std::vector<double>& v) {
+    return host_filled({rows, C}, dtype, device, [&](HostValues& v) {
       for (size_t s = 0; s < samples.size(); ++s)
         for (int64_t i = 0; i < nodes; ++i)
           for (int c = 0; c < C; ++c) {
