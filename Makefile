@@ -4,6 +4,8 @@
 #   make CUDA=0       CPU-only build
 #   make test         build and run ./gc_tests (non-zero exit on any failure)
 #   make sanitize     build the tests with AddressSanitizer + UBSan into build-san/ and run them
+#   make cudasim      the cuda backend built against cudasim (tests/cudasim: its kernels run on
+#                     the CPU) into build-sim/; `make test` runs its cuda tests too
 #   make clean
 #
 # Debian packages needed beyond a fresh machine of this kind: libstb-dev (PNG
@@ -49,11 +51,11 @@ LIB := $(BUILD)/libgc.a
 STB_HEADER := /usr/include/stb/stb_image_write.h
 GTEST_LIB := /usr/lib/x86_64-linux-gnu/libgtest.a
 
-.PHONY: all test sanitize clean deps
+.PHONY: all test sanitize clean deps cudasim
 .DEFAULT_GOAL := all
 
 ifeq ($(BUILD),build)
-all: $(if $(wildcard tools/gc_train.cpp),gc_train) $(if $(wildcard tools/gc_bench.cpp),gc_bench) gc_tests
+all: $(if $(wildcard tools/gc_train.cpp),gc_train) $(if $(wildcard tools/gc_bench.cpp),gc_bench) gc_tests cudasim
 else
 all: $(BUILD)/gc_tests
 endif
@@ -97,14 +99,58 @@ gc_bench: $(BUILD)/tools/gc_bench.o $(LIB)
 gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a $(LDLIBS)
 
-test: gc_tests gc_train
+test: gc_tests gc_train cudasim
 	./gc_tests
+	./$(SIM)/gc_tests --gtest_brief=1 --gtest_filter='$(SIM_TESTS)'
 
 sanitize:
 	$(MAKE) -j2 BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
 
 clean:
-	rm -rf build build-san gc_train gc_bench gc_tests
+	rm -rf build build-san $(SIM) gc_train gc_bench gc_tests
+
+# ---- cudasim: the cuda backend on the CPU -------------------------------------------
+# Every source is built again with GC_CUDA defined and tests/cudasim's headers in
+# place of the CUDA toolkit's (no nvcc, no GPU needed); kernels/cuda/* are first
+# rewritten by tests/cudasim/translate.pl (launch syntax only) into $(SIM)/kernels/cuda/,
+# which comes first on the include path. The tests whose names contain "Cuda" then
+# run every kernel, copy and cuBLAS call of the backend in the simulator.
+SIM := build-sim
+SIM_TESTS := *Cuda*
+SIM_CXXFLAGS := -std=c++17 -O2 -g1 -fno-math-errno -Wall -Wextra -Wno-unknown-pragmas -fopenmp \
+  -I$(SIM) -I. -Itests/cudasim -DGC_CUDA -DGC_CUDA_SIM -MMD -MP
+SIM_CU_SRCS := $(wildcard kernels/cuda/*.cu)
+SIM_CU_HDRS := $(wildcard kernels/cuda/*.h)
+SIM_TRANSLATED := $(SIM_CU_SRCS:%=$(SIM)/%) $(SIM_CU_HDRS:%=$(SIM)/%)
+SIM_LIB_OBJS := $(LIB_SRCS:%.cpp=$(SIM)/%.o) $(SIM_CU_SRCS:%.cu=$(SIM)/%.cu.o) $(SIM)/tests/cudasim/sim.o
+SIM_TEST_OBJS := $(TEST_SRCS:%.cpp=$(SIM)/%.o)
+
+cudasim: $(SIM)/gc_tests $(SIM)/gc_train
+
+.SECONDARY: $(SIM_TRANSLATED)
+
+$(SIM)/kernels/cuda/%: kernels/cuda/% tests/cudasim/translate.pl
+	@mkdir -p $(dir $@)
+	perl tests/cudasim/translate.pl $< $< > $@.tmp && mv $@.tmp $@
+
+$(SIM)/%.cu.o: $(SIM)/%.cu | $(SIM_TRANSLATED)
+	$(CXX) $(SIM_CXXFLAGS) -x c++ -c $< -o $@
+
+$(SIM)/%.o: %.cpp | $(SIM_TRANSLATED) $(STB_HEADER)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/libgc.a: $(SIM_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SIM)/gc_tests: $(SIM_TEST_OBJS) $(SIM)/libgc.a | $(GTEST_LIB)
+	$(CXX) $(LDFLAGS) $(SIM_TEST_OBJS) $(SIM)/libgc.a -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a -lpthread
+
+$(SIM)/gc_train: $(SIM)/tools/gc_train.o $(SIM)/libgc.a
+	$(CXX) $(LDFLAGS) $^ -o $@ -lpthread
+
+-include $(SIM_LIB_OBJS:.o=.d) $(SIM_TEST_OBJS:.o=.d) $(SIM)/tools/gc_train.d
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tools/gc_train.d $(BUILD)/tools/gc_bench.d
