@@ -56,6 +56,37 @@ inline ::testing::AssertionResult all_close(const std::vector<double>& got, cons
                                        << "; worst error/bound " << worst;
 }
 
+// For outputs that are long sums (dot products over many rows): rounding in any
+// summation order is proportional to the partial sums, not to the final value,
+// which cancellation can make arbitrarily small; so the error of element i is
+// bounded relative to max(|ref[i]|, term_scale[i]), term_scale being the
+// root-sum-square of the terms summed into that element (the size a partial sum
+// typically reaches). Where there is no cancellation, this is all_close.
+inline ::testing::AssertionResult all_close_sum(const std::vector<double>& got, const std::vector<double>& ref,
+                                                const std::vector<double>& term_scale, Tolerance tol,
+                                                const std::string& what = "") {
+  if (got.size() != ref.size() || term_scale.size() != ref.size())
+    return ::testing::AssertionFailure() << what << ": sizes differ " << got.size() << " vs " << ref.size() << " vs "
+                                         << term_scale.size();
+  size_t bad = 0, first = 0;
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(got[i] - ref[i]);
+    const double bound = tol.atol + tol.rtol * std::max(std::fabs(ref[i]), term_scale[i]);
+    if (!(err <= bound)) {
+      if (bad == 0) first = i;
+      ++bad;
+      worst = std::max(worst, err / bound);
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": " << bad << " of " << got.size()
+                                       << " elements out of tolerance (atol " << tol.atol << ", rtol " << tol.rtol
+                                       << ", relative to max(|ref|, term scale)); first at " << first << ": got "
+                                       << got[first] << ", ref " << ref[first] << ", term scale " << term_scale[first]
+                                       << "; worst error/bound " << worst;
+}
+
 // Uniform values in [-scale, scale], never all zero, seeded.
 inline std::vector<double> random_values(size_t n, uint64_t seed, double scale = 1.0) {
   std::mt19937_64 rng(seed);
