@@ -102,6 +102,7 @@ gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 test: gc_tests gc_train cudasim
 	./gc_tests
 	./$(SIM)/gc_tests --gtest_brief=1 --gtest_filter='$(SIM_TESTS)'
+	tests/cudasim/train_check.sh
 
 sanitize:
 	$(MAKE) -j2 BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
@@ -115,7 +116,8 @@ clean:
 # place of the CUDA toolkit's (no nvcc, no GPU needed); kernels/cuda/* are first
 # rewritten by tests/cudasim/translate.pl (launch syntax only) into $(SIM)/kernels/cuda/,
 # which comes first on the include path. The tests whose names contain "Cuda" then
-# run every kernel, copy and cuBLAS call of the backend in the simulator.
+# run every kernel, copy and cuBLAS call of the backend in the simulator, and
+# tests/cudasim/train_check.sh trains small models with gc_train --device cuda.
 SIM := build-sim
 SIM_TESTS := *Cuda*
 SIM_CXXFLAGS := -std=c++17 -O2 -g1 -fno-math-errno -Wall -Wextra -Wno-unknown-pragmas -fopenmp \

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -188,7 +189,10 @@ struct Grid {
   uint64_t launches = 0;
 };
 
-thread_local Grid grid_state;
+// One simulated device, driven by one host thread at a time (gc launches every
+// kernel from the thread that runs the step); run_grid refuses a second one.
+Grid grid_state;
+std::atomic<bool> grid_busy{false};
 
 [[noreturn]] void misuse(const char* what) {
   say(std::string(what) + " outside a kernel (a __device__ function called from the host?)");
@@ -242,18 +246,44 @@ void prepare(Fiber& f) {
   f.wait = Wait::none;
 }
 
-std::string where_threads_wait(const std::vector<Fiber>& fibers, size_t count) {
-  size_t done = 0, at_block = 0, at_warp = 0;
-  for (size_t i = 0; i < count; ++i) {
-    done += fibers[i].done;
-    at_block += !fibers[i].done && fibers[i].wait == Wait::block;
-    at_warp += !fibers[i].done && fibers[i].wait == Wait::warp;
+// Runs the lanes [first, last) of one warp until each live lane waits at
+// __syncthreads or has exited, passing the warp's shuffles as all its lanes reach
+// them. Returns false (after saying why) on a shuffle that cannot complete.
+bool run_warp(size_t warp, size_t count, bool backward) {
+  Grid& g = grid_state;
+  const size_t first = warp * 32, last = std::min(count, first + 32);
+  for (;;) {
+    for (size_t k = first; k < last; ++k) {
+      Fiber& f = g.fibers[backward ? last - 1 - (k - first) : k];
+      if (f.done || f.wait != Wait::none) continue;
+      g.current = &f;
+      gcsim_switch_context(&g.scheduler_sp, f.sp);
+      g.current = nullptr;
+    }
+    size_t live = 0, at_warp = 0;
+    for (size_t i = first; i < last; ++i) {
+      live += !g.fibers[i].done;
+      at_warp += !g.fibers[i].done && g.fibers[i].wait == Wait::warp;
+    }
+    if (at_warp == 0) return true;
+    const std::string block = std::to_string(g.block_index.x) + "," + std::to_string(g.block_index.y) + "," +
+                              std::to_string(g.block_index.z);
+    if (at_warp != live) {
+      say(std::string(g.kernel) + ": deadlock in warp " + std::to_string(warp) + " of block (" + block + "): " +
+          std::to_string(at_warp) + " lanes at a shuffle, " + std::to_string(live - at_warp) +
+          " at __syncthreads (a shuffle not every lane reaches?)");
+      return false;
+    }
+    if (live < 32) {
+      say(std::string(g.kernel) + ": a full-warp shuffle in warp " + std::to_string(warp) + " of block (" + block +
+          ") with " + std::to_string(32 - live) + " lanes exited or missing");
+      return false;
+    }
+    for (size_t i = first; i < last; ++i) g.fibers[i].wait = Wait::none;
   }
-  return std::to_string(done) + " exited, " + std::to_string(at_block) + " at __syncthreads, " +
-         std::to_string(at_warp) + " at a warp shuffle";
 }
 
-// Runs one block to completion; returns false (error recorded) on a deadlock.
+// Runs one block to completion; returns false (after saying why) on a deadlock.
 bool run_block(size_t count, bool backward) {
   Grid& g = grid_state;
   for (size_t i = 0; i < count; ++i) {
@@ -264,48 +294,17 @@ bool run_block(size_t count, bool backward) {
   }
   const size_t warps = (count + 31) / 32;
   for (;;) {
-    for (size_t k = 0; k < count; ++k) {
-      Fiber& f = g.fibers[backward ? count - 1 - k : k];
-      if (f.done || f.wait != Wait::none) continue;
-      g.current = &f;
-      gcsim_switch_context(&g.scheduler_sp, f.sp);
-      g.current = nullptr;
-    }
-    size_t live = 0, at_block = 0;
+    for (size_t k = 0; k < warps; ++k)
+      if (!run_warp(backward ? warps - 1 - k : k, count, backward)) return false;
+    // Every live thread now waits at __syncthreads.
+    bool any_live = false;
     for (size_t i = 0; i < count; ++i) {
-      live += !g.fibers[i].done;
-      at_block += !g.fibers[i].done && g.fibers[i].wait == Wait::block;
+      Fiber& f = g.fibers[i];
+      if (f.done) continue;
+      any_live = true;
+      f.wait = Wait::none;
     }
-    if (live == 0) return true;
-    if (at_block == live) {
-      for (size_t i = 0; i < count; ++i) g.fibers[i].wait = Wait::none;
-      continue;
-    }
-    bool released = false;
-    for (size_t w = 0; w < warps; ++w) {
-      const size_t first = w * 32, last = std::min(count, first + 32);
-      size_t warp_live = 0, warp_waiting = 0, exited = 0;
-      for (size_t i = first; i < last; ++i) {
-        warp_live += !g.fibers[i].done;
-        warp_waiting += !g.fibers[i].done && g.fibers[i].wait == Wait::warp;
-        exited += g.fibers[i].done;
-      }
-      if (warp_waiting == 0 || warp_waiting != warp_live) continue;
-      if (exited > 0 || last - first < 32) {
-        say(std::string(g.kernel) + ": a full-warp shuffle in warp " + std::to_string(w) + " of block (" +
-            std::to_string(g.block_index.x) + "," + std::to_string(g.block_index.y) + ") with " +
-            std::to_string(exited + 32 - (last - first)) + " lanes exited or missing");
-        return false;
-      }
-      for (size_t i = first; i < last; ++i) g.fibers[i].wait = Wait::none;
-      released = true;
-    }
-    if (!released) {
-      say(std::string(g.kernel) + ": deadlock in block (" + std::to_string(g.block_index.x) + "," +
-          std::to_string(g.block_index.y) + "): " + where_threads_wait(g.fibers, count) +
-          " (a barrier not every thread reaches?)");
-      return false;
-    }
+    if (!any_live) return true;
   }
 }
 
@@ -360,10 +359,17 @@ bool check_kernel_pointer(const char* kernel, int parameter, const void* pointer
 
 void run_grid(const Config& config, const char* kernel, const std::function<void()>& thread_body) {
   Grid& g = grid_state;
-  if (g.active) {
+  if (g.active && g.current != nullptr) {
     say(std::string(kernel) + ": launched from inside a kernel (dynamic parallelism is not used by gc)");
     std::abort();
   }
+  if (grid_busy.exchange(true)) {
+    say(std::string(kernel) + ": launched from two host threads at once (gc uses one)");
+    std::abort();
+  }
+  struct Release {
+    ~Release() { grid_busy = false; }
+  } release_busy;
   const dim3 b = config.block, gr = config.grid;
   const uint64_t threads = static_cast<uint64_t>(b.x) * b.y * b.z;
   if (b.x == 0 || b.y == 0 || b.z == 0 || gr.x == 0 || gr.y == 0 || gr.z == 0 || threads > kMaxThreadsPerBlock ||
