@@ -21,6 +21,11 @@ namespace {
 
 constexpr int kColumnsPerLane = 4;
 constexpr unsigned long long kNoBadPosition = ~0ull;
+// The longest index tensor check_index_values takes: a position must fit the top
+// 32 bits of the verdict, and position 2^32 - 1 with value -1 would pack to
+// kNoBadPosition itself (a bad index reported as none), so the last position is
+// 2^32 - 2.
+constexpr int64_t kMaxCheckedIndexCount = (int64_t(1) << 32) - 1;
 
 struct IndexVerdict {
   // Smallest bad position: (position << 32) | value bits for index values,
@@ -188,8 +193,9 @@ void check_index_values(const Tensor& index, int64_t limit, const char* op, cons
   require_on_cuda(op, {&index});
   const int64_t count = index.numel();
   if (count == 0) return;
-  if (count > (int64_t(1) << 32))
-    throw std::invalid_argument(std::string(op) + ": " + name + " " + index.describe() + " is too long to check");
+  if (count > kMaxCheckedIndexCount)
+    throw std::invalid_argument(std::string(op) + ": " + name + " " + index.describe() +
+                                " is too long to check (at most " + std::to_string(kMaxCheckedIndexCount) + " values)");
   require_scratch(op, scratch, index_check_scratch_bytes());
   IndexVerdict* device_verdict = verdict_in(scratch);
   reset_verdict_kernel<<<1, 1>>>(device_verdict);
