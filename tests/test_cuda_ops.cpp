@@ -590,6 +590,53 @@ TEST_P(CudaLinear, MatmulTransposesAndBetaMatchTheCpu) {
     }
 }
 
+// Products with k = 0 (no product: C = beta C + bias, as for an empty edge chunk's
+// weight gradient): our epilogue kernel, the cpu's operations in the cpu's order,
+// so the bits agree, the sign of a zero included; a beta that is 0 in the compute
+// type never reads C.
+TEST_P(CudaLinear, EmptyInnerDimensionIsBitwiseTheCpus) {
+  const DType d = GetParam(), acc = acc_dtype(d);
+  const int64_t m = 33, n = 31;
+  const Tensor a = Tensor::empty({m, 0}, d), b = Tensor::empty({0, n}, d);
+  const Tensor ga = Tensor::empty({m, 0}, d, kCuda), gb = Tensor::empty({0, n}, d, kCuda);
+  Tensor cpu_ws = workspace_for(Device::cpu, m, n, 0), gpu_ws = workspace_for(kCuda, m, n, 0);
+  // out f32 (the accumulator) and out in d, each scaled by beta; a -0 in C becomes
+  // 0 + beta * -0 = +0.
+  for (DType out_dtype : {acc, d})
+    for (double beta : {0.5, -1.25}) {
+      const std::string at = std::string(dtype_name(d)) + " -> " + dtype_name(out_dtype) + "/beta " +
+                             std::to_string(beta);
+      std::vector<double> values = test::random_values(static_cast<size_t>(m * n), 49);
+      values[5] = -0.0;
+      Tensor out = Tensor::from_doubles(values, {m, n}, out_dtype), gout = on_cuda(out);
+      kernels::matmul(out, a, false, b, false, beta, cpu_ws);
+      kernels::matmul(gout, ga, false, gb, false, beta, gpu_ws);
+      EXPECT_TRUE(bitwise_equal(gout, out, "matmul k = 0 " + at));
+    }
+  // beta = 0, and a beta that rounds to 0 in f32: C (NaN here) is never read.
+  struct NamedBeta {
+    double value;
+    const char* name;
+  };
+  for (NamedBeta beta_case : {NamedBeta{0.0, "0"}, NamedBeta{1e-50, "1e-50"}}) {
+    const double beta = beta_case.value;
+    if (d == DType::f64 && beta != 0.0) continue;  // 1e-50 is no zero in f64
+    Tensor plain = Tensor::empty({m, n}, d), gplain = Tensor::empty({m, n}, d, kCuda);
+    kernels::fill(plain, std::numeric_limits<double>::quiet_NaN());
+    kernels::fill(gplain, std::numeric_limits<double>::quiet_NaN());
+    kernels::matmul(plain, a, false, b, false, beta, cpu_ws);
+    kernels::matmul(gplain, ga, false, gb, false, beta, gpu_ws);
+    EXPECT_TRUE(bitwise_equal(gplain, plain, std::string("matmul k = 0, beta ") + beta_case.name));
+  }
+  // A linear layer without input features: y = b.
+  const Tensor bias = random_tensor({n}, acc, 50), gbias = on_cuda(bias);
+  Tensor y = Tensor::empty({m, n}, d), gy = Tensor::empty({m, n}, d, kCuda);
+  kernels::fill(gy, std::numeric_limits<double>::quiet_NaN());
+  kernels::linear_forward(y, a, b, bias, cpu_ws);
+  kernels::linear_forward(gy, ga, gb, gbias, gpu_ws);
+  EXPECT_TRUE(bitwise_equal(gy, y, "linear_forward without input features"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaLinear, ::testing::Values(DType::f32, DType::bf16, DType::f16, DType::f64),
                          dtype_test_name);
 

@@ -78,9 +78,12 @@ void check_dtypes(const GemmProblem& p) {
           "C must have the inputs' dtype or be f32 (the accumulator); got " + dtypes_of(p));
 }
 
-// C [m, n] (row stride ldc) = (scale_by_beta ? beta C : C) + bias, rounded once.
+// C [m, n] (row stride ldc) = (scale_by_beta ? 0 + beta C : C) + bias, rounded once.
 // After cuBLAS: scale_by_beta false, bias added. With k = 0 (no product): scale_by_beta
-// true; beta == 0 never reads C, as in cuBLAS.
+// true, the cpu's finish_rows operation for operation (the empty product 0, plus
+// beta C unless beta, in the compute type, is 0, plus the bias), so the bits are
+// the cpu's, the sign of a zero included. A beta that is 0 in the compute type
+// never reads C (cuBLAS does not read it for beta == 0 either).
 template <class CT, class BT>
 __global__ void gemm_epilogue_kernel(CT* c, const BT* bias, int64_t m, int64_t n, int64_t ldc, bool scale_by_beta,
                                      double beta) {
@@ -92,8 +95,8 @@ __global__ void gemm_epilogue_kernel(CT* c, const BT* bias, int64_t m, int64_t n
       Acc value = 0;
       if (!scale_by_beta)
         value = static_cast<Acc>(load_value(row[j]));
-      else if (beta != 0.0)
-        value = beta_c * static_cast<Acc>(load_value(row[j]));
+      else if (beta_c != Acc(0))
+        value = value + beta_c * static_cast<Acc>(load_value(row[j]));
       if (bias) value += static_cast<Acc>(load_value(bias[j]));
       row[j] = to_storage<CT>(value);
     }
