@@ -353,6 +353,10 @@ TEST_F(CudaScratchDevice, KernelsStayInsideAnExactlySizedScratch) {
     EXPECT_TRUE(bitwise(got, ref)) << "sum_all";
     GuardedScratch short_scratch(cuda::whole_sum_scratch_bytes() - 4);
     EXPECT_THROW(cuda::sum_all(got, x, short_scratch.view), std::invalid_argument);
+    // Large enough, but one i32 word off the alignment of the doubles it holds.
+    const int64_t words = static_cast<int64_t>(cuda::whole_sum_scratch_bytes() / 4);
+    const Tensor unaligned = Tensor::empty({words + 1}, DType::i32, d).slice_rows(1, words);
+    EXPECT_THROW(cuda::sum_all(got, x, unaligned), std::invalid_argument);
   }
   for (int64_t cols : {1, 33, 1000}) {
     const Tensor x = values({65, cols}, DType::f32, d, 2);

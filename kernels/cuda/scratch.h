@@ -82,14 +82,23 @@ inline Tensor allocate_scratch(Device device, size_t bytes) {
   return Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)}, DType::i32, device);
 }
 
+// The kernels read their scratch as doubles and 64-bit atomics: a scratch tensor
+// is i32, so a view into one may start 4 bytes off that alignment (the allocator's
+// own blocks are 512-byte aligned).
+constexpr size_t kScratchAlignment = sizeof(double);
+
 // Throws std::invalid_argument unless scratch is a cuda tensor of at least
-// `bytes` (nothing is required when bytes is 0).
+// `bytes` starting on a kScratchAlignment boundary (nothing is required when
+// bytes is 0).
 inline void require_scratch(const char* op, const Tensor& scratch, size_t bytes) {
   if (bytes == 0) return;
   const size_t have = scratch.defined() ? scratch.nbytes() : 0;
   if (have < bytes || scratch.device() != Device::cuda)
     throw std::invalid_argument(std::string(op) + ": cuda scratch of " + std::to_string(bytes) + " bytes needed, got " +
                                 (scratch.defined() ? scratch.describe() : std::string("none")));
+  if (reinterpret_cast<uintptr_t>(scratch.data()) % kScratchAlignment != 0)
+    throw std::invalid_argument(std::string(op) + ": cuda scratch " + scratch.describe() + " does not start on a " +
+                                std::to_string(kScratchAlignment) + "-byte boundary");
 }
 
 }  // namespace gc::cuda
