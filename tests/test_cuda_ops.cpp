@@ -20,6 +20,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/precision.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/linear.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
@@ -246,7 +247,9 @@ TEST_P(CudaReduce, WholeTensorSumsMatchTheCpuAndRepeatBitwise) {
 
 TEST_P(CudaReduce, SumRowsMatchesTheCpuAndRepeatsBitwise) {
   const DType d = GetParam(), out_dtype = acc_dtype(d);
-  for (const Shape& shape : {Shape{1, 1}, Shape{33, 65}, Shape{2015, 31}, Shape{0, 5}, Shape{100003, 65}}) {
+  // {37, 1031}: three passes of the column sums (kPassColumns columns each, the last one short).
+  for (const Shape& shape :
+       {Shape{1, 1}, Shape{33, 65}, Shape{2015, 31}, Shape{0, 5}, Shape{100003, 65}, Shape{37, 1031}}) {
     const std::string at = std::string(dtype_name(d)) + "/" + shape_name(shape);
     Tensor x = random_tensor(shape, d, 13), gx = on_cuda(x);
     const auto tol = tolerance_for(out_dtype, static_cast<double>(shape[0] + 1));
@@ -454,6 +457,32 @@ TEST_P(CudaIndex, GatherAndSegmentSumAreBitwiseTheCpus) {
     }
 }
 
+// A graph without edges (E = 0): the edge tensors have no storage, every group
+// is empty, so the group sums are 0 (or out's value when accumulating).
+TEST_P(CudaIndex, AGraphWithoutEdgesGivesTheCpusResults) {
+  const DType d = GetParam();
+  const int64_t nodes = 5, cols = 33;
+  const Tensor no_index = Tensor::empty({0}, DType::i32), offsets = i32_tensor(std::vector<int32_t>(nodes + 1, 0));
+  const Tensor gno_index = on_cuda(no_index), goffsets = on_cuda(offsets);
+  Tensor x = random_tensor({nodes, cols}, d, 46), gx = on_cuda(x);
+  Tensor edges = Tensor::empty({0, cols}, d), gedges = Tensor::empty({0, cols}, d, kCuda);
+  kernels::gather_rows_forward(edges, x, no_index);
+  kernels::gather_rows_forward(gedges, gx, gno_index);
+  EXPECT_EQ(gedges.numel(), 0);
+  Tensor grad_x = random_tensor({nodes, cols}, d, 47), ggrad_x = on_cuda(grad_x);  // assigned, not accumulated
+  kernels::gather_rows_backward(grad_x, edges, no_index, offsets);
+  kernels::gather_rows_backward(ggrad_x, gedges, gno_index, goffsets);
+  EXPECT_TRUE(bitwise_equal(ggrad_x, grad_x, "gather backward without edges"));
+  for (bool accumulate : {false, true}) {
+    Tensor sums = random_tensor({nodes, cols}, d, 48), gsums = on_cuda(sums);
+    kernels::segment_sum_forward(sums, edges, offsets, accumulate);
+    kernels::segment_sum_forward(gsums, gedges, goffsets, accumulate);
+    EXPECT_TRUE(bitwise_equal(gsums, sums, std::string("segment_sum without edges") + (accumulate ? " +=" : "")));
+  }
+  kernels::segment_sum_backward(gedges, gx, goffsets);
+  EXPECT_EQ(gedges.numel(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaIndex, ::testing::Values(DType::f32, DType::bf16, DType::f16, DType::f64),
                          dtype_test_name);
 
@@ -466,6 +495,13 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "(no std::invalid_argument)";
+}
+
+// The messages describe the tensors, device included: compare them with "cuda" read as "cpu".
+std::string as_if_on_cpu(std::string message) {
+  for (size_t at = message.find("on cuda"); at != std::string::npos; at = message.find("on cuda", at))
+    message.replace(at, 7, "on cpu");
+  return message;
 }
 
 TEST_F(CudaTest, BadIndicesAreRejectedWithTheCpusMessage) {
@@ -485,12 +521,6 @@ TEST_F(CudaTest, BadIndicesAreRejectedWithTheCpusMessage) {
     return error_of([&] {
       kernels::gather_rows_backward(nodes, edges, i32_tensor({0, 3, 1}, device), i32_tensor({0, 1, 2, 3, 3}, device));
     });
-  };
-  // The messages describe the tensors, device included: compare them with "cuda" read as "cpu".
-  auto as_if_on_cpu = [](std::string message) {
-    for (size_t at = message.find("on cuda"); at != std::string::npos; at = message.find("on cuda", at))
-      message.replace(at, 7, "on cpu");
-    return message;
   };
   for (const char* kind : {"index", "negative", "start", "decrease", "end", "order"}) {
     const std::string cpu = on(Device::cpu, kind);
@@ -653,6 +683,116 @@ TEST_F(CudaTest, LinearRejectsWhatCublasCannotMultiply) {
   Tensor small = Tensor::empty({16}, DType::i32, kCuda);
   Tensor y32 = Tensor::empty({3, 5}, DType::f32, kCuda);
   EXPECT_THROW(kernels::linear_forward(y32, x32, W32, Tensor(), small), std::invalid_argument);
+}
+
+// ---- more items than one grid holds ----------------------------------------------------------------
+
+// A launch holds at most kMaxBlocks blocks (kernels/cuda/launch.h); beyond one
+// grid's threads (element kernels) or warps (row kernels) the grid-stride loops
+// take further passes, which real GraphCast sizes need (1,038,240 grid-node rows,
+// 3,114,720 edge rows) and the other tests never reach. Sized from the cap, so a
+// build that lowers it (GC_CUDA_MAX_BLOCKS) covers the same passes with small inputs.
+TEST_F(CudaTest, KernelsCoverMoreItemsThanOneGridHolds) {
+#if defined(GC_CUDA_SIM) && !defined(GC_CUDA_MAX_BLOCKS)
+  GTEST_SKIP() << "a full grid is millions of simulated threads: lower the cap with GC_CUDA_MAX_BLOCKS";
+#endif
+  // Element kernels: one thread per element.
+  const int64_t n = cuda::kMaxGridThreads + 1031;
+  Tensor a = random_tensor({n}, DType::bf16, 51), b = random_tensor({n}, DType::f32, 52);
+  Tensor ga = on_cuda(a), gb = on_cuda(b);
+  Tensor sum = Tensor::empty({n}, DType::f32), gsum = Tensor::empty({n}, DType::f32, kCuda);
+  kernels::add_forward(sum, a, b);
+  kernels::add_forward(gsum, ga, gb);
+  EXPECT_TRUE(bitwise_equal(gsum, sum, "add_forward"));
+  EXPECT_TRUE(kernels::all_finite(gsum));
+  sum.data_as<float>()[n - 1] = std::numeric_limits<float>::infinity();  // the last element only
+  EXPECT_FALSE(kernels::all_finite(on_cuda(sum)));
+
+  // Row kernels: one warp per row, 3 columns.
+  const int64_t rows = cuda::kMaxGridWarps + 37, cols = 3, nodes = 1000;
+  // Gather rows from `nodes` rows; the last index is the first bad one.
+  std::vector<int32_t> index(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) index[static_cast<size_t>(r)] = static_cast<int32_t>((r * 7919) % nodes);
+  Tensor x = random_tensor({nodes, cols}, DType::f32, 53), gx = on_cuda(x);
+  Tensor gathered = Tensor::empty({rows, cols}, DType::bf16),
+         ggathered = Tensor::empty({rows, cols}, DType::bf16, kCuda);
+  kernels::gather_rows_forward(gathered, x, i32_tensor(index));
+  kernels::gather_rows_forward(ggathered, gx, i32_tensor(index, kCuda));
+  EXPECT_TRUE(bitwise_equal(ggathered, gathered, "gather_rows_forward"));
+  index.back() = static_cast<int32_t>(nodes);
+  const std::string cpu_error = error_of([&] { kernels::gather_rows_forward(gathered, x, i32_tensor(index)); });
+  EXPECT_NE(cpu_error.find("outside [0, "), std::string::npos) << cpu_error;
+  EXPECT_EQ(as_if_on_cpu(error_of([&] { kernels::gather_rows_forward(ggathered, gx, i32_tensor(index, kCuda)); })),
+            cpu_error);
+
+  // Groups over `rows` nodes, node r receiving r % 3 edges.
+  std::vector<int32_t> offsets{0};
+  for (int64_t r = 0; r < rows; ++r) offsets.push_back(offsets.back() + static_cast<int32_t>(r % 3));
+  const int64_t edges = offsets.back();
+  std::vector<int32_t> reversed(static_cast<size_t>(edges));  // a CSR order that is not the identity
+  for (int64_t e = 0; e < edges; ++e) reversed[static_cast<size_t>(e)] = static_cast<int32_t>(edges - 1 - e);
+  const Tensor csr_offsets = i32_tensor(offsets), gcsr_offsets = on_cuda(csr_offsets);
+  const Tensor order = i32_tensor(reversed), gorder = on_cuda(order);
+  Tensor edge_values = random_tensor({edges, cols}, DType::bf16, 54), gedge_values = on_cuda(edge_values);
+  for (bool accumulate : {false, true}) {
+    Tensor sums = random_tensor({rows, cols}, DType::f32, 55), gsums = on_cuda(sums);
+    kernels::segment_sum_forward(sums, edge_values, csr_offsets, accumulate);
+    kernels::segment_sum_forward(gsums, gedge_values, gcsr_offsets, accumulate);
+    EXPECT_TRUE(bitwise_equal(gsums, sums, std::string("segment_sum_forward") + (accumulate ? " +=" : "")));
+  }
+  Tensor grouped = Tensor::empty({rows, cols}, DType::f32), ggrouped = Tensor::empty({rows, cols}, DType::f32, kCuda);
+  kernels::gather_rows_backward(grouped, edge_values, order, csr_offsets);
+  kernels::gather_rows_backward(ggrouped, gedge_values, gorder, gcsr_offsets);
+  EXPECT_TRUE(bitwise_equal(ggrouped, grouped, "gather_rows_backward"));
+  Tensor spread = Tensor::empty({edges, cols}, DType::bf16), gspread = Tensor::empty({edges, cols}, DType::bf16, kCuda);
+  kernels::segment_sum_backward(spread, grouped, csr_offsets);
+  kernels::segment_sum_backward(gspread, ggrouped, gcsr_offsets);
+  EXPECT_TRUE(bitwise_equal(gspread, spread, "segment_sum_backward"));
+
+  // LayerNorm rows.
+  Tensor gamma = random_tensor({cols}, DType::f32, 56), beta = random_tensor({cols}, DType::f32, 57);
+  Tensor normed = Tensor::empty({rows, cols}, DType::f32), mean = Tensor::empty({rows}, DType::f32),
+         rstd = Tensor::empty({rows}, DType::f32);
+  Tensor gnormed = Tensor::empty({rows, cols}, DType::f32, kCuda), gmean = Tensor::empty({rows}, DType::f32, kCuda),
+         grstd = Tensor::empty({rows}, DType::f32, kCuda);
+  kernels::layernorm_forward(normed, mean, rstd, grouped, gamma, beta, 1e-5);
+  kernels::layernorm_forward(gnormed, gmean, grstd, ggrouped, on_cuda(gamma), on_cuda(beta), 1e-5);
+  EXPECT_TRUE(close(gnormed, normed, tolerance_for(DType::f32, cols), "layernorm_forward"));
+  EXPECT_TRUE(close(grstd, rstd, tolerance_for(DType::f32, cols), "layernorm_forward rstd"));
+  Tensor grad_rows = random_tensor({rows, cols}, DType::f32, 58);
+  Tensor grad_in = Tensor::empty({rows, cols}, DType::f32), ggrad_in = Tensor::empty({rows, cols}, DType::f32, kCuda);
+  Tensor grad_gamma = Tensor::zeros({cols}, DType::f32), grad_beta = Tensor::zeros({cols}, DType::f32);
+  Tensor ggrad_gamma = on_cuda(grad_gamma), ggrad_beta = on_cuda(grad_beta);
+  kernels::layernorm_backward(grad_in, grad_gamma, grad_beta, grad_rows, grouped, mean, rstd, gamma);
+  kernels::layernorm_backward(ggrad_in, ggrad_gamma, ggrad_beta, on_cuda(grad_rows), ggrouped, on_cuda(mean),
+                              on_cuda(rstd), on_cuda(gamma));
+  EXPECT_TRUE(close(ggrad_in, grad_in, tolerance_for(DType::f32, 4.0 * cols), "layernorm_backward grad_x"));
+
+  // The loss gradient, row by row: the cpu's multiplications.
+  Tensor target = random_tensor({rows, cols}, DType::f32, 59);
+  Tensor row_weight = random_tensor({rows}, DType::f32, 60), col_weight = random_tensor({cols}, DType::f32, 61);
+  Tensor grad_pred = Tensor::empty({rows, cols}, DType::f32),
+         ggrad_pred = Tensor::empty({rows, cols}, DType::f32, kCuda);
+  kernels::weighted_mse_backward(grad_pred, 0.75, grouped, target, row_weight, col_weight);
+  kernels::weighted_mse_backward(ggrad_pred, 0.75, ggrouped, on_cuda(target), on_cuda(row_weight),
+                                 on_cuda(col_weight));
+  EXPECT_TRUE(bitwise_equal(ggrad_pred, grad_pred, "weighted_mse_backward"));
+
+  // The GEMM epilogue over the rows: C = beta C with k = 0 (bitwise), and a bias
+  // added after cuBLAS.
+  Tensor scaled = random_tensor({rows, cols}, DType::f32, 62), gscaled = on_cuda(scaled);
+  const Tensor no_columns = Tensor::empty({rows, 0}, DType::f32), no_rows = Tensor::empty({0, cols}, DType::f32);
+  Tensor cpu_ws = workspace_for(Device::cpu, rows, cols, 0), gpu_ws = workspace_for(kCuda, rows, cols, 0);
+  kernels::matmul(scaled, no_columns, false, no_rows, false, 0.5, cpu_ws);
+  kernels::matmul(gscaled, Tensor::empty({rows, 0}, DType::f32, kCuda), false,
+                  Tensor::empty({0, cols}, DType::f32, kCuda), false, 0.5, gpu_ws);
+  EXPECT_TRUE(bitwise_equal(gscaled, scaled, "matmul k = 0"));
+  Tensor W = random_tensor({cols, 2}, DType::f32, 63), bias = random_tensor({2}, DType::f32, 64);
+  Tensor y = Tensor::empty({rows, 2}, DType::f32), gy = Tensor::empty({rows, 2}, DType::f32, kCuda);
+  Tensor cpu_linear_ws = workspace_for(Device::cpu, rows, 2, cols);
+  kernels::linear_forward(y, grouped, W, bias, cpu_linear_ws);
+  kernels::linear_forward(gy, ggrouped, on_cuda(W), on_cuda(bias), gpu_ws);
+  EXPECT_TRUE(close(gy, y, tolerance_for(DType::f32, cols + 1), "linear_forward with bias"));
 }
 
 // ---- the network, end to end ------------------------------------------------------------------------

@@ -11,13 +11,13 @@
 
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
+#include "kernels/cuda/launch.h"
 #include "runtime/cuda_check.h"
 #include "runtime/tensor.h"
 
@@ -174,20 +174,8 @@ __device__ __forceinline__ Acc block_sum(Acc value, Acc* warp_totals) {
 
 // ---- launch shapes ----------------------------------------------------------------------
 
-constexpr int kThreadsPerBlock = 256;
-constexpr int kWarpsPerBlock = kThreadsPerBlock / 32;
-// Grid-stride loops cover anything beyond this many blocks.
-constexpr int64_t kMaxBlocks = 65536;
-
-inline unsigned blocks_for(int64_t work_items, int64_t items_per_block) {
-  const int64_t blocks = (work_items + items_per_block - 1) / items_per_block;
-  return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxBlocks));
-}
-// One thread per element.
-inline unsigned element_blocks(int64_t n) { return blocks_for(n, kThreadsPerBlock); }
-// One warp per row.
-inline unsigned row_blocks(int64_t rows) { return blocks_for(rows, kWarpsPerBlock); }
-
+// The block and grid sizes are in kernels/cuda/launch.h; these are the device
+// side of its grid-stride loops.
 __device__ __forceinline__ int64_t global_thread() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
