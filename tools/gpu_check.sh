@@ -3,19 +3,43 @@
 # (about 5 minutes on one H100; every step has its own time limit):
 #   1. build everything (make -j16) and run ./gc_tests; the cuda tests must run, not skip;
 #   2. train the demo on the GPU for a few hundred steps (the loss must fall);
-#   3. time training steps of graphcast-small in bf16 with --remat none and all, and of
-#      graphcast in bf16 with --remat all when its dry run fits in the GPU's memory;
+#   3. time training steps of graphcast-small in bf16 with --remat none and with
+#      --remat auto, and of graphcast (0.25 deg) in bf16 with --remat auto, both
+#      planned for the card's memory less a margin for the CUDA context and cuBLAS;
 #   4. check that each real run's peak_allocated and peak_reserved equal its meta dry
 #      run to the byte, and print one table: configuration, ms/step, peak GB
 #      measured vs predicted, achieved TFLOP/s (from the report's flops_per_step).
-# Usage: tools/gpu_check.sh [OUT_DIR]   (default runs/gpu_check). Exits non-zero when
-# any step fails or any peak differs from its prediction, after printing the table.
+# Usage: tools/gpu_check.sh [--sim] [OUT_DIR]   (default runs/gpu_check). Exits non-zero
+# when any step fails or any peak differs from its prediction, after printing the table.
+#   --sim  the same steps on cudasim (tests/cudasim: the backend simulated on the CPU,
+#          no GPU needed) with small models and few steps: checks this script's own
+#          plumbing; its timings mean nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sim=0
+if [[ ${1:-} == --sim ]]; then
+  sim=1
+  shift
+fi
 out=${1:-runs/gpu_check}
 mkdir -p "$out"
 steps=5                        # timed steps per configuration
+demo_steps=300
 failures=0
+# Room left on the card for what lives outside gc's allocator (CUDA context, cuBLAS handle).
+context_margin=2000000000
+train=./gc_train
+tests=(./gc_tests --gtest_brief=1)
+small=()                       # --sim: model flags that make every configuration small
+small_grid=()                  # --sim: a coarse grid for the presets without data
+if ((sim)); then
+  train=./build-sim/gc_train
+  tests=(./build-sim/gc_tests --gtest_brief=1 --gtest_filter='*Cuda*')
+  small=(--latent 16 --layers 1 --mesh 2)
+  small_grid=(--grid 10)
+  steps=2
+  demo_steps=8
+fi
 
 say() { printf '\n== %s (%ds elapsed)\n' "$*" "$SECONDS"; }
 fail() { echo "gpu_check: FAILED: $*" >&2; failures=$((failures + 1)); }
@@ -26,7 +50,10 @@ json() { python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print($
 gb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }
 
 command -v python3 >/dev/null || die "python3 is needed to read the reports"
-if command -v nvidia-smi >/dev/null; then
+if ((sim)); then
+  gpu_bytes=${GCSIM_DEVICE_BYTES:-8589934592}
+  echo "cudasim: a simulated device of $gpu_bytes bytes"
+elif command -v nvidia-smi >/dev/null; then
   nvidia-smi -L
   gpu_bytes=$(($(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1) * 1048576))
 else
@@ -35,13 +62,15 @@ else
 fi
 
 say "build (make -j16)"
-timeout 300 make -j16 >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; die "the build failed (log: $out/build.log)"; }
+targets=()
+((sim)) && targets=(cudasim)
+timeout 300 make -j16 "${targets[@]}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; die "the build failed (log: $out/build.log)"; }
 grep -in "warning" "$out/build.log" && fail "the build has warnings (log: $out/build.log)"
 
-say "unit tests (./gc_tests)"
-if ! timeout 300 ./gc_tests --gtest_brief=1 >"$out/tests.log" 2>&1; then
+say "unit tests (${tests[*]})"
+if ! timeout 300 "${tests[@]}" >"$out/tests.log" 2>&1; then
   tail -40 "$out/tests.log"
-  fail "./gc_tests failed (log: $out/tests.log)"
+  fail "${tests[0]} failed (log: $out/tests.log)"
 fi
 if grep -q "no cuda device" "$out/tests.log"; then
   grep -m1 "no cuda device" "$out/tests.log"
@@ -49,8 +78,8 @@ if grep -q "no cuda device" "$out/tests.log"; then
 fi
 tail -3 "$out/tests.log"
 
-say "demo on the GPU (300 steps)"
-if timeout 300 ./gc_train --device cuda --steps 300 --no-eval --quiet --out "$out/demo" \
+say "demo on the GPU ($demo_steps steps)"
+if timeout 300 "$train" --device cuda --steps "$demo_steps" "${small[@]}" --no-eval --quiet --out "$out/demo" \
     --report "$out/demo.json" >"$out/demo.log" 2>&1; then
   first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
   last=$(json "$out/demo.json" 'r["train"]["loss_last"]')
@@ -64,11 +93,13 @@ fi
 
 rows=()
 # measure NAME PRESET REMAT: meta dry run, then the real run, same flags; one table row.
+# --remat auto plans for the card's memory less the context margin.
 measure() {
   local name=$1 preset=$2 remat=$3
-  local flags=(--preset "$preset" --precision bf16 --remat "$remat" --steps "$steps" --no-eval --quiet)
+  local flags=(--preset "$preset" "${small[@]}" "${small_grid[@]}" --precision bf16 --remat "$remat" --steps "$steps" --no-eval --quiet)
+  [[ $remat == auto ]] && flags+=(--mem-budget "$((gpu_bytes - context_margin))")
   say "$name: dry run on meta"
-  if ! timeout 300 ./gc_train "${flags[@]}" --device meta --out "$out/$name.meta" --report "$out/$name.meta.json" \
+  if ! timeout 300 "$train" "${flags[@]}" --device meta --out "$out/$name.meta" --report "$out/$name.meta.json" \
       >"$out/$name.meta.log" 2>&1; then
     tail -20 "$out/$name.meta.log"
     fail "$name: the dry run failed (log: $out/$name.meta.log)"
@@ -78,14 +109,13 @@ measure() {
   local predicted_allocated predicted_reserved
   predicted_allocated=$(json "$out/$name.meta.json" 'r["memory"]["peak_allocated"]')
   predicted_reserved=$(json "$out/$name.meta.json" 'r["memory"]["peak_reserved"]')
-  # Leave 2 GB for the CUDA context and cuBLAS, which live outside gc's allocator.
-  if ((predicted_reserved + 2000000000 > gpu_bytes)); then
+  if ((predicted_reserved + context_margin > gpu_bytes)); then
     echo "$name: predicted peak reserved $predicted_reserved B does not fit in $gpu_bytes B; skipped"
     rows+=("$name|skipped: does not fit||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")||")
     return
   fi
   say "$name: $steps steps on the GPU"
-  if ! timeout 300 ./gc_train "${flags[@]}" --device cuda --out "$out/$name.cuda" --report "$out/$name.cuda.json" \
+  if ! timeout 300 "$train" "${flags[@]}" --device cuda --out "$out/$name.cuda" --report "$out/$name.cuda.json" \
       >"$out/$name.cuda.log" 2>&1; then
     tail -20 "$out/$name.cuda.log"
     fail "$name: the run failed on the GPU (log: $out/$name.cuda.log)"
@@ -109,8 +139,8 @@ measure() {
 }
 
 measure graphcast-small.bf16.remat-none graphcast-small none
-measure graphcast-small.bf16.remat-all graphcast-small all
-measure graphcast.bf16.remat-all graphcast all
+measure graphcast-small.bf16.remat-auto graphcast-small auto
+measure graphcast.bf16.remat-auto graphcast auto
 
 say "summary"
 {
@@ -124,6 +154,7 @@ for row in rows:
     print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 '
 echo
+((sim)) && echo "cudasim: small models (${small[*]}) on the simulated device; timings mean nothing"
 echo "GPU: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo unknown);" \
   "bf16, $steps steps each, median step time; GB = 1e9 bytes; reports and logs in $out"
 if ((failures > 0)); then
