@@ -34,15 +34,20 @@ inline Tolerance tolerance_for(DType dtype, double ops = 1.0) {
   return {rtol, rtol};
 }
 
-inline ::testing::AssertionResult all_close(const std::vector<double>& got, const std::vector<double>& ref,
-                                            Tolerance tol, const std::string& what = "") {
-  if (got.size() != ref.size())
+namespace detail {
+// |got - ref| <= atol + rtol * max(|ref|, term_scale) per element (term_scale: none, or
+// one per element); the failure message names the first and the worst element.
+inline ::testing::AssertionResult compare(const std::vector<double>& got, const std::vector<double>& ref,
+                                          const std::vector<double>* term_scale, Tolerance tol,
+                                          const std::string& what) {
+  if (got.size() != ref.size() || (term_scale && term_scale->size() != ref.size()))
     return ::testing::AssertionFailure() << what << ": sizes differ " << got.size() << " vs " << ref.size();
   size_t bad = 0, first = 0;
   double worst = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double err = std::fabs(got[i] - ref[i]);
-    const double bound = tol.atol + tol.rtol * std::fabs(ref[i]);
+    const double scale = term_scale ? std::max(std::fabs(ref[i]), (*term_scale)[i]) : std::fabs(ref[i]);
+    const double bound = tol.atol + tol.rtol * scale;
     if (!(err <= bound)) {
       if (bad == 0) first = i;
       ++bad;
@@ -50,10 +55,18 @@ inline ::testing::AssertionResult all_close(const std::vector<double>& got, cons
     }
   }
   if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": " << bad << " of " << got.size()
-                                       << " elements out of tolerance (atol " << tol.atol << ", rtol " << tol.rtol
-                                       << "); first at " << first << ": got " << got[first] << ", ref " << ref[first]
-                                       << "; worst error/bound " << worst;
+  auto failure = ::testing::AssertionFailure();
+  failure << what << ": " << bad << " of " << got.size() << " elements out of tolerance (atol " << tol.atol
+          << ", rtol " << tol.rtol << (term_scale ? ", relative to max(|ref|, term scale)" : "") << "); first at "
+          << first << ": got " << got[first] << ", ref " << ref[first];
+  if (term_scale) failure << ", term scale " << (*term_scale)[first];
+  return failure << "; worst error/bound " << worst;
+}
+}  // namespace detail
+
+inline ::testing::AssertionResult all_close(const std::vector<double>& got, const std::vector<double>& ref,
+                                            Tolerance tol, const std::string& what = "") {
+  return detail::compare(got, ref, nullptr, tol, what);
 }
 
 // For outputs that are long sums (dot products over many rows): rounding in any
@@ -65,26 +78,7 @@ inline ::testing::AssertionResult all_close(const std::vector<double>& got, cons
 inline ::testing::AssertionResult all_close_sum(const std::vector<double>& got, const std::vector<double>& ref,
                                                 const std::vector<double>& term_scale, Tolerance tol,
                                                 const std::string& what = "") {
-  if (got.size() != ref.size() || term_scale.size() != ref.size())
-    return ::testing::AssertionFailure() << what << ": sizes differ " << got.size() << " vs " << ref.size() << " vs "
-                                         << term_scale.size();
-  size_t bad = 0, first = 0;
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(got[i] - ref[i]);
-    const double bound = tol.atol + tol.rtol * std::max(std::fabs(ref[i]), term_scale[i]);
-    if (!(err <= bound)) {
-      if (bad == 0) first = i;
-      ++bad;
-      worst = std::max(worst, err / bound);
-    }
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": " << bad << " of " << got.size()
-                                       << " elements out of tolerance (atol " << tol.atol << ", rtol " << tol.rtol
-                                       << ", relative to max(|ref|, term scale)); first at " << first << ": got "
-                                       << got[first] << ", ref " << ref[first] << ", term scale " << term_scale[first]
-                                       << "; worst error/bound " << worst;
+  return detail::compare(got, ref, &term_scale, tol, what);
 }
 
 // Uniform values in [-scale, scale], never all zero, seeded.
