@@ -50,5 +50,7 @@ check() {
 
 check fp32 --steps 2
 check bf16-remat-all --steps 1 --precision bf16 --remat all
+check fp16-batch-accum-rollout-chunks --steps 1 --precision fp16 --batch 2 --accum 2 --rollout 2 --edge-chunks 2 \
+  --remat every:1 --concat-trick off
 
 [ "$failures" = 0 ] || { echo "train_check: $failures failure(s)"; exit 1; }
