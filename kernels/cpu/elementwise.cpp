@@ -48,62 +48,80 @@ inline C sigmoid(C x) {
   return C(1) / (C(1) + std::exp(-x));
 }
 
+// out[i] = op(a[i]) with a[i] loaded in the compute type C of (out, a) and the
+// result rounded once into out's storage type; op takes and returns C.
+template <class Op>
+void map_unary(Tensor& out, const Tensor& a, const Op& op) {
+  visit_two(out.dtype(), a.dtype(), [&](auto o_tag, auto a_tag) {
+    using O = decltype(o_tag);
+    using A = decltype(a_tag);
+    using C = common_compute_t<O, A>;
+    O* o = out.data_as<O>();        // [n]
+    const A* pa = a.data_as<A>();   // [n]
+    for_each_index(out.numel(), [=](int64_t i) { o[i] = to_storage<O>(op(static_cast<C>(to_compute(pa[i])))); });
+  });
+}
+
+// out[i] = op(a[i], b[i]), likewise with C the compute type of (out, a, b).
+template <class Op>
+void map_binary(Tensor& out, const Tensor& a, const Tensor& b, const Op& op) {
+  visit_three(out.dtype(), a.dtype(), b.dtype(), [&](auto o_tag, auto a_tag, auto b_tag) {
+    using O = decltype(o_tag);
+    using A = decltype(a_tag);
+    using B = decltype(b_tag);
+    using C = common_compute_t<O, A, B>;
+    O* o = out.data_as<O>();        // [n]
+    const A* pa = a.data_as<A>();   // [n]
+    const B* pb = b.data_as<B>();   // [n]
+    for_each_index(out.numel(), [=](int64_t i) {
+      o[i] = to_storage<O>(op(static_cast<C>(to_compute(pa[i])), static_cast<C>(to_compute(pb[i]))));
+    });
+  });
+}
+
+// Which way copy_column_blocks moves the bytes (concat_cols, split_cols).
+enum class BlockCopy { parts_into_whole, whole_into_parts };
+
+// Copies between whole [R, sum Ci] and parts [R, Ci], all of one dtype: part p
+// is the column block of whole that follows the blocks of parts 0 .. p-1.
+void copy_column_blocks(const Tensor& whole, const std::vector<Tensor>& parts, BlockCopy direction) {
+  const int64_t rows = whole.size(0);
+  const size_t element_bytes = dtype_size(whole.dtype());
+  const size_t whole_row_bytes = static_cast<size_t>(whole.size(1)) * element_bytes;
+  auto* whole_bytes = static_cast<unsigned char*>(whole.data());  // [R, sum Ci]
+  const bool into_whole = direction == BlockCopy::parts_into_whole;
+  size_t column_offset_bytes = 0;
+  for (const Tensor& part : parts) {
+    const size_t part_row_bytes = static_cast<size_t>(part.size(1)) * element_bytes;
+    if (part_row_bytes == 0 || rows == 0) continue;  // an empty part may have no storage
+    auto* part_bytes = static_cast<unsigned char*>(part.data());  // [R, Ci]
+    unsigned char* block = whole_bytes + column_offset_bytes;
+    unsigned char* destination = into_whole ? block : part_bytes;
+    const unsigned char* source = into_whole ? part_bytes : block;
+    const size_t destination_row_bytes = into_whole ? whole_row_bytes : part_row_bytes;
+    const size_t source_row_bytes = into_whole ? part_row_bytes : whole_row_bytes;
+#pragma omp parallel for schedule(static) if (rows * static_cast<int64_t>(part_row_bytes) >= 8 * kParallelMinElements)
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(destination + r * destination_row_bytes, source + r * source_row_bytes, part_row_bytes);
+    column_offset_bytes += part_row_bytes;
+  }
+}
+
 }  // namespace
 
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
-  visit_three(out.dtype(), a.dtype(), b.dtype(), [&](auto o_tag, auto a_tag, auto b_tag) {
-    using O = decltype(o_tag);
-    using A = decltype(a_tag);
-    using B = decltype(b_tag);
-    using C = common_compute_t<O, A, B>;
-    O* o = out.data_as<O>();        // [n]
-    const A* pa = a.data_as<A>();   // [n]
-    const B* pb = b.data_as<B>();   // [n]
-    for_each_index(out.numel(), [=](int64_t i) {
-      o[i] = to_storage<O>(static_cast<C>(to_compute(pa[i])) + static_cast<C>(to_compute(pb[i])));
-    });
-  });
+  map_binary(out, a, b, [](auto x, auto y) { return x + y; });
 }
 
 void mul_forward(Tensor& out, const Tensor& a, const Tensor& b) {
-  visit_three(out.dtype(), a.dtype(), b.dtype(), [&](auto o_tag, auto a_tag, auto b_tag) {
-    using O = decltype(o_tag);
-    using A = decltype(a_tag);
-    using B = decltype(b_tag);
-    using C = common_compute_t<O, A, B>;
-    O* o = out.data_as<O>();        // [n]
-    const A* pa = a.data_as<A>();   // [n]
-    const B* pb = b.data_as<B>();   // [n]
-    for_each_index(out.numel(), [=](int64_t i) {
-      o[i] = to_storage<O>(static_cast<C>(to_compute(pa[i])) * static_cast<C>(to_compute(pb[i])));
-    });
-  });
+  map_binary(out, a, b, [](auto x, auto y) { return x * y; });
 }
 
 void scale_forward(Tensor& out, const Tensor& x, double factor) {
-  visit_two(out.dtype(), x.dtype(), [&](auto o_tag, auto x_tag) {
-    using O = decltype(o_tag);
-    using X = decltype(x_tag);
-    using C = common_compute_t<O, X>;
-    O* o = out.data_as<O>();        // [n]
-    const X* px = x.data_as<X>();   // [n]
-    const C f = static_cast<C>(factor);
-    for_each_index(out.numel(), [=](int64_t i) { o[i] = to_storage<O>(f * static_cast<C>(to_compute(px[i]))); });
-  });
+  map_unary(out, x, [factor](auto v) { return static_cast<decltype(v)>(factor) * v; });
 }
 
-void accumulate(Tensor& acc, const Tensor& x) {
-  visit_two(acc.dtype(), x.dtype(), [&](auto acc_tag, auto x_tag) {
-    using A = decltype(acc_tag);
-    using X = decltype(x_tag);
-    using C = common_compute_t<A, X>;
-    A* pacc = acc.data_as<A>();     // [n]
-    const X* px = x.data_as<X>();   // [n]
-    for_each_index(acc.numel(), [=](int64_t i) {
-      pacc[i] = to_storage<A>(static_cast<C>(to_compute(pacc[i])) + static_cast<C>(to_compute(px[i])));
-    });
-  });
-}
+void accumulate(Tensor& acc, const Tensor& x) { add_forward(acc, acc, x); }
 
 void scale_inplace(Tensor& x, double factor) { scale_forward(x, x, factor); }
 
@@ -117,34 +135,15 @@ void fill(Tensor& x, double value) {
 }
 
 void silu_forward(Tensor& out, const Tensor& x) {
-  visit_two(out.dtype(), x.dtype(), [&](auto o_tag, auto x_tag) {
-    using O = decltype(o_tag);
-    using X = decltype(x_tag);
-    using C = common_compute_t<O, X>;
-    O* o = out.data_as<O>();        // [n]
-    const X* px = x.data_as<X>();   // [n]
-    for_each_index(out.numel(), [=](int64_t i) {
-      const C v = static_cast<C>(to_compute(px[i]));
-      o[i] = to_storage<O>(v * sigmoid(v));
-    });
-  });
+  map_unary(out, x, [](auto v) { return v * sigmoid(v); });
 }
 
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
-  visit_three(grad_x.dtype(), grad_out.dtype(), x.dtype(), [&](auto gx_tag, auto go_tag, auto x_tag) {
-    using GX = decltype(gx_tag);
-    using GO = decltype(go_tag);
-    using X = decltype(x_tag);
-    using C = common_compute_t<GX, GO, X>;
-    GX* gx = grad_x.data_as<GX>();            // [n]
-    const GO* go = grad_out.data_as<GO>();    // [n]
-    const X* px = x.data_as<X>();             // [n]
-    for_each_index(grad_x.numel(), [=](int64_t i) {
-      const C v = static_cast<C>(to_compute(px[i]));
-      const C s = sigmoid(v);
-      // d/dx x s(x) = s + x s (1 - s)
-      gx[i] = to_storage<GX>(static_cast<C>(to_compute(go[i])) * (s * (C(1) + v * (C(1) - s))));
-    });
+  map_binary(grad_x, grad_out, x, [](auto go, auto v) {
+    using C = decltype(v);
+    const C s = sigmoid(v);
+    // d/dx x s(x) = s + x s (1 - s)
+    return go * (s * (C(1) + v * (C(1) - s)));
   });
 }
 
@@ -164,39 +163,11 @@ void cast(Tensor& out, const Tensor& x) {
 }
 
 void concat_cols(Tensor& out, const std::vector<Tensor>& parts) {
-  const int64_t rows = out.size(0);
-  const size_t element_bytes = dtype_size(out.dtype());
-  const size_t out_row_bytes = static_cast<size_t>(out.size(1)) * element_bytes;
-  auto* out_bytes = static_cast<unsigned char*>(out.data());  // [R, sum Ci]
-  size_t column_offset_bytes = 0;
-  for (const Tensor& part : parts) {
-    const size_t part_row_bytes = static_cast<size_t>(part.size(1)) * element_bytes;
-    if (part_row_bytes == 0 || rows == 0) continue;  // an empty part may have no storage
-    const auto* part_bytes = static_cast<const unsigned char*>(part.data());  // [R, Ci]
-    unsigned char* destination = out_bytes + column_offset_bytes;
-#pragma omp parallel for schedule(static) if (rows * static_cast<int64_t>(part_row_bytes) >= 8 * kParallelMinElements)
-    for (int64_t r = 0; r < rows; ++r)
-      std::memcpy(destination + r * out_row_bytes, part_bytes + r * part_row_bytes, part_row_bytes);
-    column_offset_bytes += part_row_bytes;
-  }
+  copy_column_blocks(out, parts, BlockCopy::parts_into_whole);
 }
 
 void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
-  const int64_t rows = x.size(0);
-  const size_t element_bytes = dtype_size(x.dtype());
-  const size_t x_row_bytes = static_cast<size_t>(x.size(1)) * element_bytes;
-  const auto* x_bytes = static_cast<const unsigned char*>(x.data());  // [R, sum Ci]
-  size_t column_offset_bytes = 0;
-  for (Tensor& part : parts) {
-    const size_t part_row_bytes = static_cast<size_t>(part.size(1)) * element_bytes;
-    if (part_row_bytes == 0 || rows == 0) continue;
-    auto* part_bytes = static_cast<unsigned char*>(part.data());  // [R, Ci]
-    const unsigned char* source = x_bytes + column_offset_bytes;
-#pragma omp parallel for schedule(static) if (rows * static_cast<int64_t>(part_row_bytes) >= 8 * kParallelMinElements)
-    for (int64_t r = 0; r < rows; ++r)
-      std::memcpy(part_bytes + r * part_row_bytes, source + r * x_row_bytes, part_row_bytes);
-    column_offset_bytes += part_row_bytes;
-  }
+  copy_column_blocks(x, parts, BlockCopy::whole_into_parts);
 }
 
 bool all_finite(const Tensor& x) {
