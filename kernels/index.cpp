@@ -74,6 +74,35 @@ void require_same_device(const char* op, const Tensor& reference, std::initializ
             "tensors on different devices: " + reference.describe() + " and " + t->describe());
 }
 
+// A tensor with the name that error messages give it.
+struct Named {
+  const char* name;
+  const Tensor& tensor;
+};
+
+// Which of a segment sum's tensors holds the nodes [N, ...]; the other holds the
+// edges [E, ...] (forward: edges summed into nodes; backward: the reverse).
+enum class SegmentSide { destination_is_nodes, destination_is_edges };
+
+// The checks that segment_sum_forward and _backward share: float rows of one
+// width, offsets i32[N + 1], dtypes and devices. Data flows from source to
+// destination. Returns E.
+int64_t check_segment_sum(const char* op, Named destination, Named source, const Tensor& offsets, SegmentSide side) {
+  require_defined(op, {{destination.name, &destination.tensor}, {source.name, &source.tensor}, {"offsets", &offsets}});
+  require_float_rows(op, destination.name, destination.tensor);
+  require_float_rows(op, source.name, source.tensor);
+  const bool destination_is_nodes = side == SegmentSide::destination_is_nodes;
+  const Named& nodes = destination_is_nodes ? destination : source;
+  const Named& edges = destination_is_nodes ? source : destination;
+  const int64_t edge_count = edges.tensor.rows();
+  require_fits_i32(op, "edge", edge_count);
+  require_rows_like(op, edges.name, edges.tensor, edge_count, nodes.name, nodes.tensor);
+  require_index(op, "offsets", offsets, nodes.tensor.rows() + 1);
+  require_float_pair(op, source.tensor, destination.tensor);
+  require_same_device(op, destination.tensor, {&source.tensor, &offsets});
+  return edge_count;
+}
+
 // Where a validated op runs: on its device's kernels (after the index values are
 // range-checked on that device); nowhere on meta.
 bool runs_on_cpu(Device device) { return device == Device::cpu; }
@@ -126,15 +155,7 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
 
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
   const char* op = "segment_sum_forward";
-  require_defined(op, {{"out", &out}, {"x", &x}, {"offsets", &offsets}});
-  require_float_rows(op, "out", out);
-  require_float_rows(op, "x", x);
-  const int64_t nodes = out.rows(), edges = x.rows();
-  require_fits_i32(op, "edge", edges);
-  require_rows_like(op, "x", x, edges, "out", out);
-  require_index(op, "offsets", offsets, nodes + 1);
-  require_float_pair(op, x, out);
-  require_same_device(op, out, {&x, &offsets});
+  const int64_t edges = check_segment_sum(op, {"out", out}, {"x", x}, offsets, SegmentSide::destination_is_nodes);
   const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
   if (runs_on_cuda(out.device())) {
     GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
@@ -147,15 +168,8 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
 
 void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
   const char* op = "segment_sum_backward";
-  require_defined(op, {{"grad_x", &grad_x}, {"grad_out", &grad_out}, {"offsets", &offsets}});
-  require_float_rows(op, "grad_x", grad_x);
-  require_float_rows(op, "grad_out", grad_out);
-  const int64_t nodes = grad_out.rows(), edges = grad_x.rows();
-  require_fits_i32(op, "edge", edges);
-  require_rows_like(op, "grad_x", grad_x, edges, "grad_out", grad_out);
-  require_index(op, "offsets", offsets, nodes + 1);
-  require_float_pair(op, grad_out, grad_x);
-  require_same_device(op, grad_x, {&grad_out, &offsets});
+  const int64_t edges =
+      check_segment_sum(op, {"grad_x", grad_x}, {"grad_out", grad_out}, offsets, SegmentSide::destination_is_edges);
   const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
   if (runs_on_cuda(grad_x.device())) {
     GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
