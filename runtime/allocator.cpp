@@ -93,6 +93,17 @@ OutOfMemory::OutOfMemory(Report report) : std::runtime_error(oom_message(report)
 
 // ---- the allocator -----------------------------------------------------------
 
+namespace {
+// Merges block->next into block (its neighbour within the segment) and deletes it.
+void absorb_next(Block* block) {
+  Block* next = block->next;
+  block->size += next->size;
+  block->next = next->next;
+  if (next->next) next->next->prev = block;
+  delete next;
+}
+}  // namespace
+
 bool CachingAllocator::BlockOrder::operator()(const Block* a, const Block* b) const {
   if (a->size != b->size) return a->size < b->size;
   uint64_t na = a->segment ? a->segment->number : 0, nb = b->segment ? b->segment->number : 0;
@@ -334,20 +345,13 @@ void CachingAllocator::free(Block* block) {
   Pool& pool = block->segment->small ? small_pool_ : large_pool_;
   if (block->prev && !block->prev->allocated) {
     Block* prev = block->prev;
-    pool.erase(prev);
-    prev->size += block->size;
-    prev->next = block->next;
-    if (block->next) block->next->prev = prev;
-    delete block;
+    pool.erase(prev);  // before its size changes: the pool is ordered by size
+    absorb_next(prev);
     block = prev;
   }
   if (block->next && !block->next->allocated) {
-    Block* next = block->next;
-    pool.erase(next);
-    block->size += next->size;
-    block->next = next->next;
-    if (next->next) next->next->prev = block;
-    delete next;
+    pool.erase(block->next);
+    absorb_next(block);
   }
   pool.insert(block);
 }
