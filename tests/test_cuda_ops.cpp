@@ -30,6 +30,7 @@
 #include "kernels/optim.h"
 #include "kernels/reduce.h"
 #include "model/graphcast.h"
+#include "tests/test_model_util.h"
 #include "tests/test_util.h"
 
 namespace gc {
@@ -797,16 +798,8 @@ TEST_F(CudaTest, KernelsCoverMoreItemsThanOneGridHolds) {
 
 // ---- the network, end to end ------------------------------------------------------------------------
 
-model::GraphCastConfig tiny_graphcast(DType dtype) {
-  model::GraphCastConfig c;
-  c.latent = 16;
-  c.layers = 2;
-  c.mesh_level = 1;
-  c.in_channels = 5;
-  c.out_channels = 2;
-  c.compute_dtype = dtype;
-  return c;
-}
+// The latent width of the tiny model in the gpu tests (test_graphcast.cpp uses test::kTinyLatent).
+constexpr int kTinyGpuLatent = 16;
 
 struct TinyStep {
   double loss = 0;
@@ -814,18 +807,12 @@ struct TinyStep {
 };
 
 TinyStep tiny_step(DType dtype, Device device, const std::vector<model::StagePlan>& plan) {
-  static const model::GraphCastGeometry geometry = model::build_geometry(model::make_equiangular_grid(30.0), 1);
-  const model::GraphCastConfig c = tiny_graphcast(dtype);
-  model::GraphCastNet net(c, device, 3);
-  const model::DeviceGeometry on_device = model::upload_geometry(geometry, c, device);
-  const int64_t rows = geometry.num_grid_nodes() * c.batch;
-  Tensor input = random_tensor({rows, c.in_channels - 3}, c.compute_dtype, 11, 1.0, device);
-  Tensor probe = random_tensor({rows, c.out_channels}, net.master_dtype(), 12, 1.0, device);
-  Var loss = sum_all(mul(net.forward(Var(input), on_device, plan), Var(probe)));
+  test::TinyGraphCast run(test::tiny_graphcast_config(dtype, kTinyGpuLatent), device);
+  Var loss = run.loss(plan);
   backward(loss);
   TinyStep step;
   step.loss = scalar_value(loss.value());
-  for (Var& p : net.parameters())
+  for (Var& p : run.net->parameters())
     step.grads.push_back(p.grad().defined() ? p.grad().to(Device::cpu) : Tensor());
   release_compute_copies();  // the bf16 weight copies of this step
   return step;
@@ -856,7 +843,6 @@ TEST_F(CudaTest, TinyGraphCastGradientsMatchTheCpuAndRematIsBitwise) {
 // (cuBLAS workspaces and the kernels' scratch included) allocates what the same
 // step allocates on the gpu, to the byte, at the peak and after.
 TEST_F(CudaTest, TinyGraphCastDryRunForCudaAllocatesWhatTheGpuStepAllocates) {
-  static const model::GraphCastGeometry geometry = model::build_geometry(model::make_equiangular_grid(30.0), 1);
   struct MetaStandsForCuda {
     Device saved = meta_target();
     MetaStandsForCuda() { set_meta_target(kCuda); }
@@ -865,22 +851,11 @@ TEST_F(CudaTest, TinyGraphCastDryRunForCudaAllocatesWhatTheGpuStepAllocates) {
   for (DType dtype : {DType::f32, DType::bf16}) {
     std::vector<int64_t> figures[2];
     for (Device device : {kCuda, Device::meta}) {
-      const model::GraphCastConfig c = tiny_graphcast(dtype);
-      model::GraphCastNet net(c, device, 3);
-      const model::DeviceGeometry on_device = model::upload_geometry(geometry, c, device);
-      const int64_t rows = geometry.num_grid_nodes() * c.batch;
-      const Shape input_shape{rows, c.in_channels - 3}, probe_shape{rows, c.out_channels};
-      const Tensor input = device == Device::meta ? Tensor::empty(input_shape, c.compute_dtype, device)
-                                                  : random_tensor(input_shape, c.compute_dtype, 11, 1.0, device);
-      const Tensor probe = device == Device::meta ? Tensor::empty(probe_shape, net.master_dtype(), device)
-                                                  : random_tensor(probe_shape, net.master_dtype(), 12, 1.0, device);
+      test::TinyGraphCast run(test::tiny_graphcast_config(dtype, kTinyGpuLatent), device);
       CachingAllocator& allocator = allocator_for(device);
       allocator.reset_peak();
       const AllocatorStats before = allocator.stats();
-      {
-        Var loss = sum_all(mul(net.forward(Var(input), on_device, model::plan_none(2)), Var(probe)));
-        backward(loss);
-      }
+      backward(run.loss(model::plan_none(2)));
       release_compute_copies();
       const AllocatorStats after = allocator.stats();
       std::vector<int64_t>& f = figures[device == kCuda ? 0 : 1];

@@ -8,52 +8,40 @@
 #include <map>
 
 #include "model/graphcast.h"
-#include "test_util.h"
+#include "tests/test_model_util.h"
+#include "tests/test_util.h"
 
 using namespace gc;
 using namespace gc::model;
 
 namespace {
 
-GraphCastConfig tiny_config(DType dtype) {
-  GraphCastConfig c;
-  c.latent = 8;
-  c.layers = 2;
-  c.mesh_level = 1;
-  c.in_channels = 5;
-  c.out_channels = 2;
-  c.compute_dtype = dtype;
-  return c;
-}
-
-const GraphCastGeometry& tiny_geometry() {
-  static GraphCastGeometry g = build_geometry(make_equiangular_grid(30.0), 1);
-  return g;
-}
-
-struct TinyRun {
-  GraphCastConfig config;
-  std::unique_ptr<GraphCastNet> net;
-  DeviceGeometry geometry;
-  Tensor input, probe;
-  TinyRun(const GraphCastConfig& c, Device device, uint64_t seed = 3) : config(c) {
-    set_meta_target(Device::cpu);  // meta stands for the cpu these tests compare with
-    net = std::make_unique<GraphCastNet>(c, device, seed);
-    geometry = upload_geometry(tiny_geometry(), c, device);
-    const int64_t rows = tiny_geometry().num_grid_nodes() * c.batch;
-    MemoryScope scope(Category::input);
-    if (device == Device::meta) {
-      input = Tensor::empty({rows, c.in_channels - 3}, c.compute_dtype, device);
-      probe = Tensor::empty({rows, c.out_channels}, net->master_dtype(), device);
-    } else {
-      input = test::random_tensor({rows, c.in_channels - 3}, c.compute_dtype, 11);
-      probe = test::random_tensor({rows, c.out_channels}, net->master_dtype(), 12);
-    }
-  }
-  Var loss(const std::vector<StagePlan>& plan = {}) {
-    return sum_all(mul(net->forward(Var(input), geometry, plan), Var(probe)));
-  }
+// Meta stands for the cpu that these tests compare it with.
+struct MetaStandsForCpu {
+  MetaStandsForCpu() { set_meta_target(Device::cpu); }
 };
+
+// The tiny model, built after meta is set to stand for the cpu.
+struct TinyRun : private MetaStandsForCpu, test::TinyGraphCast {
+  TinyRun(const GraphCastConfig& c, Device device) : test::TinyGraphCast(c, device) {}
+};
+
+// The allocations of one backward of the tiny model on `device`, its allocator's
+// cache emptied first: {peak, still allocated, allocation count} counted from
+// before the model was built, then the bytes of each category at the peak.
+std::vector<int64_t> backward_allocations(const GraphCastConfig& c, Device device, const std::vector<StagePlan>& plan) {
+  CachingAllocator& a = allocator_for(device);
+  a.empty_cache();
+  const int64_t base = a.stats().allocated;
+  const int64_t allocs_before = a.stats().num_allocs;
+  TinyRun run(c, device);
+  a.reset_peak();
+  backward(run.loss(plan));
+  const AllocatorStats s = a.stats();
+  std::vector<int64_t> figures = {s.peak_allocated - base, s.allocated - base, s.num_allocs - allocs_before};
+  for (int k = 0; k < kNumCategories; ++k) figures.push_back(s.at_peak[static_cast<size_t>(k)]);
+  return figures;
+}
 
 }  // namespace
 
@@ -73,7 +61,7 @@ TEST(GraphCast, ParameterCountOfThePublishedConfiguration) {
 }
 
 TEST(GraphCast, FiniteDifferenceGradientsOfEveryModuleInF64) {
-  TinyRun run(tiny_config(DType::f64), Device::cpu);
+  TinyRun run(test::tiny_graphcast_config(DType::f64), Device::cpu);
   Var loss = run.loss();
   backward(loss);
   // A sample of parameters of every module: the first weight and last bias of each MLP.
@@ -101,9 +89,9 @@ TEST(GraphCast, FiniteDifferenceGradientsOfEveryModuleInF64) {
 }
 
 TEST(GraphCast, ConcatTrickEqualsConcatenation) {
-  GraphCastConfig plain = tiny_config(DType::f32);
+  GraphCastConfig plain = test::tiny_graphcast_config(DType::f32);
   plain.concat_trick = false;
-  GraphCastConfig trick = tiny_config(DType::f32);
+  GraphCastConfig trick = test::tiny_graphcast_config(DType::f32);
   trick.concat_trick = true;
   TinyRun a(plain, Device::cpu), b(trick, Device::cpu);
   NoGradGuard no_grad;
@@ -114,10 +102,10 @@ TEST(GraphCast, ConcatTrickEqualsConcatenation) {
 }
 
 TEST(GraphCast, ConcatTrickNeverAllocatesTheWideEdgeInput) {
-  GraphCastConfig c = tiny_config(DType::f32);
+  GraphCastConfig c = test::tiny_graphcast_config(DType::f32);
   c.latent = 64;
   const int64_t wide_bytes = static_cast<int64_t>(
-      round_request_bytes(static_cast<size_t>(tiny_geometry().mesh.num_edges() * 3 * 64 * 4)));
+      round_request_bytes(static_cast<size_t>(test::tiny_graphcast_geometry().mesh.num_edges() * 3 * 64 * 4)));
   for (bool use_trick : {false, true}) {
     c.concat_trick = use_trick;
     TinyRun run(c, Device::meta);
@@ -136,7 +124,7 @@ TEST(GraphCast, ConcatTrickNeverAllocatesTheWideEdgeInput) {
 TEST(GraphCast, RematPlansGiveBitwiseIdenticalGradients) {
   std::vector<std::vector<double>> reference;
   for (auto plan : {plan_none(2), plan_all(2), plan_every(2, 2), plan_every(2, 1)}) {
-    TinyRun run(tiny_config(DType::f32), Device::cpu);
+    TinyRun run(test::tiny_graphcast_config(DType::f32), Device::cpu);
     backward(run.loss(plan));
     std::vector<std::vector<double>> grads;
     for (Var& p : run.net->parameters())
@@ -153,36 +141,21 @@ TEST(GraphCast, RematPlansGiveBitwiseIdenticalGradients) {
 TEST(GraphCast, MetaAllocationsEqualCpu) {
   for (auto plan : {plan_none(2), plan_all(2)}) {
     for (DType dtype : {DType::f32, DType::bf16}) {
-      std::vector<int64_t> figures[2];
-      int i = 0;
-      for (Device d : {Device::cpu, Device::meta}) {
-        CachingAllocator& a = allocator_for(d);
-        a.empty_cache();
-        const int64_t base = a.stats().allocated;
-        const int64_t allocs_before = a.stats().num_allocs;
-        {
-          GraphCastConfig c = tiny_config(dtype);
-          c.batch = 2;
-          TinyRun run(c, d);
-          a.reset_peak();
-          backward(run.loss(plan));
-          auto s = a.stats();
-          figures[i] = {s.peak_allocated - base, s.allocated - base, s.num_allocs - allocs_before};
-          for (int k = 0; k < kNumCategories; ++k) figures[i].push_back(s.at_peak[static_cast<size_t>(k)]);
-        }
-        ++i;
-      }
-      EXPECT_EQ(figures[0], figures[1]) << dtype_name(dtype);
+      GraphCastConfig c = test::tiny_graphcast_config(dtype);
+      c.batch = 2;
+      const std::vector<int64_t> cpu = backward_allocations(c, Device::cpu, plan);
+      const std::vector<int64_t> meta = backward_allocations(c, Device::meta, plan);
+      EXPECT_EQ(cpu, meta) << dtype_name(dtype);
     }
   }
 }
 
 TEST(GraphCast, BadInputIsRejected) {
-  TinyRun run(tiny_config(DType::f32), Device::cpu);
+  TinyRun run(test::tiny_graphcast_config(DType::f32), Device::cpu);
   Tensor wrong = Tensor::zeros({3, 2}, DType::f32);
   EXPECT_THROW(run.net->forward(Var(wrong), run.geometry), std::invalid_argument);
   EXPECT_THROW(run.net->forward(Var(run.input), run.geometry, {{0, 1, false, {}}}), std::invalid_argument);
-  GraphCastConfig bad = tiny_config(DType::f32);
+  GraphCastConfig bad = test::tiny_graphcast_config(DType::f32);
   bad.latent = 0;
   EXPECT_THROW(GraphCastNet(bad, Device::cpu, 0), std::invalid_argument);
 }
@@ -195,7 +168,7 @@ TEST(GraphCast, NestedPlansGiveBitwiseIdenticalGradients) {
   std::vector<std::vector<double>> grads[2];
   int i = 0;
   for (const auto& plan : {plan_none(2), nested}) {
-    TinyRun run(tiny_config(DType::f32), Device::cpu);
+    TinyRun run(test::tiny_graphcast_config(DType::f32), Device::cpu);
     backward(run.loss(plan));
     for (Var& p : run.net->parameters())
       if (p.grad().defined()) grads[i].push_back(p.grad().to_doubles());
@@ -209,7 +182,7 @@ TEST(GraphCast, EdgeChunksGiveBitwiseIdenticalGradientsAndMetaEqualsCpu) {
     std::vector<std::vector<double>> reference;
     double reference_loss = 0;
     for (int chunks : {1, 2, 3, 4}) {  // the tiny graphs have 4 edge blocks
-      GraphCastConfig c = tiny_config(DType::f32);
+      GraphCastConfig c = test::tiny_graphcast_config(DType::f32);
       c.edge_chunks = chunks;
       c.concat_trick = trick;
       TinyRun run(c, Device::cpu);
@@ -230,21 +203,12 @@ TEST(GraphCast, EdgeChunksGiveBitwiseIdenticalGradientsAndMetaEqualsCpu) {
       for (size_t i = 0; i < grads.size(); ++i) ASSERT_EQ(grads[i], reference[i]) << chunks << " chunks, parameter " << i;
     }
   }
-  GraphCastConfig too_many = tiny_config(DType::f32);
+  GraphCastConfig too_many = test::tiny_graphcast_config(DType::f32);
   too_many.edge_chunks = 5;
   EXPECT_THROW(TinyRun(too_many, Device::cpu), std::invalid_argument);
-  std::vector<int64_t> figures[2];
-  int i = 0;
-  for (Device d : {Device::cpu, Device::meta}) {
-    CachingAllocator& a = allocator_for(d);
-    a.empty_cache();
-    const int64_t base = a.stats().allocated;
-    GraphCastConfig c = tiny_config(DType::f32);
-    c.edge_chunks = 4;
-    TinyRun run(c, d);
-    a.reset_peak();
-    backward(run.loss(plan_all(2)));
-    figures[i++] = {a.stats().peak_allocated - base, a.stats().peak_reserved};
-  }
-  EXPECT_EQ(figures[0][0], figures[1][0]);
+  GraphCastConfig c = test::tiny_graphcast_config(DType::f32);
+  c.edge_chunks = 4;
+  const std::vector<int64_t> cpu = backward_allocations(c, Device::cpu, plan_all(2));
+  const std::vector<int64_t> meta = backward_allocations(c, Device::meta, plan_all(2));
+  EXPECT_EQ(cpu[0], meta[0]) << "peak";
 }
