@@ -10,11 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
+#include "tests/test_file_util.h"
 #include "tools/lib/json.h"
 #include "tools/lib/options.h"
 #include "tools/lib/pictures.h"
@@ -24,17 +24,8 @@
 namespace gc {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool has_png_signature(const std::string& path) {
-  const std::string bytes = read_file(path);
-  return bytes.size() > 8 && bytes.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) == 0;
-}
+using test::has_png_signature;
+using test::read_file;
 
 TrainOptions tiny_options(const std::string& out_dir) {
   TrainOptions options;

@@ -8,9 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -20,6 +18,7 @@
 #include "runtime/allocator.h"
 #include "runtime/memory_scope.h"
 #include "runtime/tensor.h"
+#include "tests/test_file_util.h"
 #include "tests/test_util.h"
 #include "tools/lib/json.h"
 #include "tools/lib/trace.h"
@@ -31,18 +30,8 @@ std::string temp_path(const std::string& name) {
   return "/tmp/gc_test_trace_" + std::to_string(getpid()) + "_" + name;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool has_png_signature(const std::string& path) {
-  const std::string bytes = read_file(path);
-  const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  return bytes.size() > 8 && std::equal(signature, signature + 8, reinterpret_cast<const unsigned char*>(bytes.data()));
-}
+using test::has_png_signature;
+using test::read_file;
 
 // Times come as microseconds with three decimals: nanoseconds, exactly.
 int64_t ns_of(const json::Value& v) { return static_cast<int64_t>(std::llround(v.as_double() * 1000.0)); }
