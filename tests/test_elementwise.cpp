@@ -44,6 +44,14 @@ double silu_derivative_reference(double x) {
   return s * (1.0 + x * (1.0 - s));
 }
 
+// sum_i weights[i] * t[i]: a scalar loss whose gradient with respect to t is weights.
+double weighted_sum(const std::vector<double>& weights, const Tensor& t) {
+  const std::vector<double> values = t.to_doubles();
+  double sum = 0;
+  for (size_t i = 0; i < values.size(); ++i) sum += weights[i] * values[i];
+  return sum;
+}
+
 class ElementwiseTest : public ::testing::TestWithParam<ElementwiseCase> {
  protected:
   DType dtype() const { return GetParam().dtype; }
@@ -240,10 +248,7 @@ TEST(ElementwiseGradient, SiluBackwardMatchesFiniteDifferences) {
   auto weights = grad_out.to_doubles();
   auto loss = [&] {
     kernels::silu_forward(y, x);
-    auto vy = y.to_doubles();
-    double sum = 0;
-    for (size_t i = 0; i < vy.size(); ++i) sum += weights[i] * vy[i];
-    return sum;
+    return weighted_sum(weights, y);
   };
   kernels::silu_backward(grad_x, grad_out, x);
   EXPECT_TRUE(gradient_matches(grad_x, x, loss, "silu"));
@@ -260,10 +265,7 @@ TEST(ElementwiseGradient, SplitIsTheBackwardOfConcat) {
   auto weights = grad_whole.to_doubles();
   auto loss = [&] {
     kernels::concat_cols(whole, parts);
-    auto v = whole.to_doubles();
-    double sum = 0;
-    for (size_t i = 0; i < v.size(); ++i) sum += weights[i] * v[i];
-    return sum;
+    return weighted_sum(weights, whole);
   };
   std::vector<Tensor> grads = {Tensor::empty({rows, 1}, DType::f64), Tensor::empty({rows, 31}, DType::f64),
                                Tensor::empty({rows, 3}, DType::f64)};
