@@ -30,6 +30,16 @@ SweDatasetConfig small_config() {
   return c;
 }
 
+// small_config() with training trajectories only.
+SweDatasetConfig training_only_config(int trajectories, int frames_per_trajectory, double spinup_days) {
+  SweDatasetConfig c = small_config();
+  c.train_trajectories = trajectories;
+  c.validation_trajectories = c.test_trajectories = 0;
+  c.frames_per_trajectory = frames_per_trajectory;
+  c.spinup_days = spinup_days;
+  return c;
+}
+
 bool same_bytes(const SweDataset& a, const SweDataset& b) {
   return a.values.size() == b.values.size() &&
          std::memcmp(a.values.data(), b.values.data(), a.values.size() * sizeof(float)) == 0;
@@ -112,11 +122,7 @@ TEST(SweDataset, DeterministicAcrossRunsAndThreadCounts) {
 TEST(SweDataset, SixHourChangeOfHeightAndVorticity) {
   // SWE.md: a 6-hour step changes Phi' by ~30% and zeta by ~50% of their rms;
   // persistence must be a meaningful but beatable baseline.
-  SweDatasetConfig config = small_config();
-  config.train_trajectories = 4;
-  config.validation_trajectories = config.test_trajectories = 0;
-  config.frames_per_trajectory = 5;
-  config.spinup_days = 2.0;
+  const SweDatasetConfig config = training_only_config(4, 5, 2.0);
   const SweDataset d = generate_swe_dataset(config, 2, false);
   const SphericalTransform tr(config.truncation);
   const size_t points = tr.grid_size();
@@ -289,11 +295,7 @@ TEST_F(SweCache, CorruptedCacheIsRegeneratedWithAWarning) {
 }
 
 TEST(SweDataset, ProgressLinesAboutEveryTenPercent) {
-  SweDatasetConfig config = small_config();
-  config.train_trajectories = 20;
-  config.validation_trajectories = config.test_trajectories = 0;
-  config.frames_per_trajectory = 1;
-  config.spinup_days = 0.0;
+  const SweDatasetConfig config = training_only_config(20, 1, 0.0);
   ::testing::internal::CaptureStderr();
   generate_swe_dataset(config, 2, true);
   const std::string log = ::testing::internal::GetCapturedStderr();
