@@ -32,6 +32,18 @@ bool cuda_available(std::string* why_not) {
   return true;
 }
 
+bool cuda_memory_in_use(int64_t* used_bytes, int64_t* total_bytes) {
+  if (!cuda_available()) return false;
+  size_t free_bytes = 0, total = 0;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  *used_bytes = static_cast<int64_t>(total - free_bytes);
+  *total_bytes = static_cast<int64_t>(total);
+  return true;
+}
+
 namespace {
 class CudaBackend final : public RawBackend {
  public:
@@ -74,6 +86,8 @@ bool cuda_available(std::string* why_not) {
   if (why_not) *why_not = "built without CUDA (nvcc was not found at build time, or CUDA=0)";
   return false;
 }
+
+bool cuda_memory_in_use(int64_t*, int64_t*) { return false; }
 
 std::unique_ptr<RawBackend> make_cuda_backend() {
   std::string why;

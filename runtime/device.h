@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace gc {
@@ -24,6 +25,11 @@ bool cuda_available(std::string* why_not = nullptr);
 // everything else is the same policy. cpu or cuda; default cpu.
 void set_meta_target(Device target);
 Device meta_target();
+
+// The GPU's memory in use as the driver reports it (total - free: gc's reserved
+// segments, the CUDA context, cuBLAS's handle and any other process on the GPU)
+// and its total. False, leaving both untouched, without a usable cuda device.
+bool cuda_memory_in_use(int64_t* used_bytes, int64_t* total_bytes);
 
 // Raw copies between devices (sizes in bytes). meta on either side is an error.
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);

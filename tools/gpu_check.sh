@@ -103,7 +103,7 @@ measure() {
       >"$out/$name.meta.log" 2>&1; then
     tail -20 "$out/$name.meta.log"
     fail "$name: the dry run failed (log: $out/$name.meta.log)"
-    rows+=("$name|dry run failed|||||")
+    rows+=("$name|dry run failed||||||")
     return
   fi
   local predicted_allocated predicted_reserved
@@ -111,7 +111,7 @@ measure() {
   predicted_reserved=$(json "$out/$name.meta.json" 'r["memory"]["peak_reserved"]')
   if ((predicted_reserved + context_margin > gpu_bytes)); then
     echo "$name: predicted peak reserved $predicted_reserved B does not fit in $gpu_bytes B; skipped"
-    rows+=("$name|skipped: does not fit||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")||")
+    rows+=("$name|skipped: does not fit||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|||")
     return
   fi
   say "$name: $steps steps on the GPU"
@@ -119,7 +119,7 @@ measure() {
       >"$out/$name.cuda.log" 2>&1; then
     tail -20 "$out/$name.cuda.log"
     fail "$name: the run failed on the GPU (log: $out/$name.cuda.log)"
-    rows+=("$name|failed|||||")
+    rows+=("$name|failed||||||")
     return
   fi
   local r=$out/$name.cuda.json measured_allocated measured_reserved ms tflops verdict
@@ -135,7 +135,8 @@ measure() {
     verdict="DIFFER: allocated $((measured_allocated - predicted_allocated)) B, reserved $((measured_reserved - predicted_reserved)) B"
     fail "$name: measured peaks differ from the dry run ($verdict)"
   fi
-  rows+=("$name|$ms|$(gb "$measured_allocated") / $(gb "$measured_reserved")|$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|$tflops|$verdict")
+  outside=$(json "$r" 'r["memory"].get("outside_allocator", 0)')
+  rows+=("$name|$ms|$(gb "$measured_allocated") / $(gb "$measured_reserved")|$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|$(gb "$outside")|$tflops|$verdict")
 }
 
 measure graphcast-small.bf16.remat-none graphcast-small none
@@ -144,7 +145,7 @@ measure graphcast.bf16.remat-auto graphcast auto
 
 say "summary"
 {
-  echo "configuration|ms/step|peak GB measured (alloc / reserved)|peak GB predicted (alloc / reserved)|TFLOP/s|measured vs predicted"
+  echo "configuration|ms/step|peak GB measured (alloc / reserved)|peak GB predicted (alloc / reserved)|GB not gc's|TFLOP/s|measured vs predicted"
   for row in "${rows[@]}"; do echo "$row"; done
 } | python3 -c '
 import sys
@@ -156,7 +157,7 @@ for row in rows:
 echo
 ((sim)) && echo "cudasim: small models (${small[*]}) on the simulated device; timings mean nothing"
 echo "GPU: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo unknown);" \
-  "bf16, $steps steps each, median step time; GB = 1e9 bytes; reports and logs in $out"
+  "bf16, $steps steps each, median step time; GB = 1e9 bytes; not gc's: the GPU's bytes in use minus gc's reserved (CUDA context, cuBLAS); reports and logs in $out"
 if ((failures > 0)); then
   echo "gpu_check: $failures check(s) failed" >&2
   exit 1

@@ -4,6 +4,7 @@
 # trains on the demo data with --device cuda in build-sim/gc_train, and
 #   - its report's peak_allocated and peak_reserved must equal those of the
 #     --device meta dry run of the same configuration (to the byte);
+#   - its report must say that no device byte lies outside gc's allocator;
 #   - its first loss must match the cpu run's within 1e-3 relative (f32
 #     reductions and GEMMs in other orders; the demo's first loss is ~10).
 # Usage: tests/cudasim/train_check.sh [OUT_DIR]   (default build-sim/train_check)
@@ -38,6 +39,12 @@ check() {
       failures=$((failures + 1))
     fi
   done
+  # Every byte of the simulated device is one of gc's segments (no context, no cuBLAS memory).
+  outside=$(field "$out/$name-cuda.json" outside_allocator)
+  if [ "$outside" != 0 ]; then
+    echo "train_check: $name: the report says ${outside:-nothing} bytes of the device lie outside gc's allocator"
+    failures=$((failures + 1))
+  fi
   gpu_loss=$(field "$out/$name-cuda.json" loss_first)
   cpu_loss=$(field "$out/$name-cpu.json" loss_first)
   if ! awk -v g="$gpu_loss" -v c="$cpu_loss" 'BEGIN { d = g - c; if (d < 0) d = -d; exit !(d <= 1e-3 * (c < 0 ? -c : c)) }'; then

@@ -51,7 +51,7 @@ std::vector<std::pair<std::string, int64_t>> bytes_by_module(const std::vector<L
 }
 
 std::string memory_table(Device device, const AllocatorStats& s, const std::vector<LiveBlock>& largest,
-                         const std::vector<LiveBlock>& by_label) {
+                         const std::vector<LiveBlock>& by_label, int64_t outside_allocator) {
   std::ostringstream o;
   o << "memory on " << device_name(device) << ": peak allocated " << format_bytes(s.peak_allocated) << " ("
     << s.peak_allocated << " B), peak reserved " << format_bytes(s.peak_reserved) << " (" << s.peak_reserved
@@ -63,6 +63,9 @@ std::string memory_table(Device device, const AllocatorStats& s, const std::vect
       << lpad(format_bytes(s.category_peak[static_cast<size_t>(c)]), 14) << "\n";
   }
   o << "  " << pad("cached at end", 18) << lpad(format_bytes(s.reserved - s.allocated), 14) << "   (reserved - allocated)\n";
+  if (outside_allocator >= 0)
+    o << "  " << pad("not gc's", 18) << lpad(format_bytes(outside_allocator), 14)
+      << "   (GPU bytes in use minus reserved at the end: CUDA context, cuBLAS, other processes)\n";
   const int64_t params = s.at_peak[static_cast<size_t>(Category::parameter)];
   const int64_t acts = s.at_peak[static_cast<size_t>(Category::activation)];
   char ratio[64];

@@ -11,8 +11,9 @@ namespace gc {
 
 // Bytes per category at the peak, reserved vs allocated, the largest live
 // tensors at the peak, and parameters vs activations in one line.
+// outside_allocator (>= 0 on cuda): the GPU's bytes in use that gc did not reserve.
 std::string memory_table(Device device, const AllocatorStats& stats, const std::vector<LiveBlock>& largest,
-                         const std::vector<LiveBlock>& by_label = {});
+                         const std::vector<LiveBlock>& by_label = {}, int64_t outside_allocator = -1);
 
 // Bytes at the peak grouped by module: a label's first two components after
 // dropping the chunking and rollout components ("rollout.1", "edge_block.3",

@@ -91,7 +91,8 @@ void write_outputs(Trainer& t, const EvalResult* eval) {
     t.save_checkpoint(out);
     write_pictures(t, eval, out);
   }
-  const std::string table = memory_table(o.device, t.memory().stats, t.memory().top_live, t.memory().by_label);
+  const std::string table = memory_table(o.device, t.memory().stats, t.memory().top_live, t.memory().by_label,
+                                         t.memory().outside_allocator);
   if (!o.quiet) std::fprintf(stderr, "%s", table.c_str());
   if (eval && !eval->lead_hours.empty()) std::printf("%s", evaluation_table(*eval).c_str());
   if (!o.report_path.empty()) write_file_atomic(o.report_path, t.report(eval).dump(2) + "\n");

@@ -460,6 +460,11 @@ void Trainer::train(int stop_after_step) {
   memory_.stats = alloc.stats();
   memory_.top_live = alloc.peak_snapshot();
   memory_.by_label = alloc.peak_bytes_by_label();
+  int64_t in_use = 0, total = 0;
+  if (options_.device == Device::cuda && cuda_memory_in_use(&in_use, &total)) {
+    memory_.device_in_use = in_use;
+    memory_.outside_allocator = in_use - alloc.stats().reserved;
+  }
   alloc.set_peak_snapshot(false);
 }
 

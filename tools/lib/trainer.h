@@ -35,6 +35,11 @@ struct MemorySummary {
   AllocatorStats stats;
   std::vector<LiveBlock> top_live;  // largest live tensors at the peak
   std::vector<LiveBlock> by_label;  // bytes per allocation label at the peak
+  // cuda only (else -1): the driver's bytes in use on the GPU at the end of
+  // training, and what of them gc's allocator had not reserved (the CUDA context,
+  // cuBLAS's handle, other processes), the memory no dry run can see.
+  int64_t device_in_use = -1;
+  int64_t outside_allocator = -1;
 };
 
 class Trainer {

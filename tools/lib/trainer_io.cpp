@@ -98,6 +98,10 @@ json::Value Trainer::report(const EvalResult* eval) const {
   mem["category_peak"] = categories_json(s.category_peak);
   mem["segments_peak"] = s.peak_segments;
   mem["ooms"] = s.num_ooms;
+  if (memory_.device_in_use >= 0) {
+    mem["device_in_use"] = memory_.device_in_use;
+    mem["outside_allocator"] = memory_.outside_allocator;
+  }
   json::Value plan = json::Value::object();
   plan["policy"] = options_.remat;
   json::Value segments = json::Value::array();
