@@ -10,6 +10,24 @@
 
 namespace gc {
 
+namespace {
+
+// An autoregressive rollout of `leads` steps from (state, previous, input): each
+// step adds predict(input) to the state and hands the state's values to
+// visit(k, values); every step but the last feeds the state back as the next
+// input (feed_back(state, &previous, &input)).
+template <class Predict, class FeedBack, class Visit>
+void roll_out(Var state, Var previous, Var input, int leads, const Predict& predict, const FeedBack& feed_back,
+              const Visit& visit) {
+  for (int k = 0; k < leads; ++k) {
+    state = add(state, predict(input));
+    visit(k, state.value().to_doubles());
+    if (k + 1 < leads) feed_back(state, &previous, &input);
+  }
+}
+
+}  // namespace
+
 EvalResult Trainer::evaluate() {
   EvalResult result;
   if (!data_ || options_.device == Device::meta) return result;
@@ -34,6 +52,8 @@ EvalResult Trainer::evaluate() {
   }
   auto zeros = [&]() { return std::vector<std::vector<double>>(C, std::vector<double>(static_cast<size_t>(leads), 0.0)); };
   auto mse_model = zeros(), mse_persist = zeros(), mse_clim = zeros(), acc = zeros();
+  auto predict = [this](const Var& x) { return net_->forward(x, device_geometry_, plan_); };
+  auto feed = [this](const Var& state, Var* previous, Var* input) { feed_back(state, previous, input); };
   const int B = options_.batch;
   int used = 0;
   for (size_t start = 0; start + static_cast<size_t>(B) <= cases.size(); start += static_cast<size_t>(B)) {
@@ -41,11 +61,8 @@ EvalResult Trainer::evaluate() {
                                                  cases.begin() + static_cast<long>(start) + B);
     Batch batch;
     fill_demo_batch(&batch, batch_cases);
-    Var state(batch.state), previous(batch.previous_normalized), input(batch.input);
-    for (int k = 0; k < leads; ++k) {
-      Var y = net_->forward(input, device_geometry_, plan_);
-      state = add(state, y);
-      const std::vector<double> s = state.value().to_doubles();
+    roll_out(Var(batch.state), Var(batch.previous_normalized), Var(batch.input), leads, predict, feed,
+             [&](int k, const std::vector<double>& s) {
       for (int b = 0; b < B; ++b) {
         const auto [traj, t] = batch_cases[static_cast<size_t>(b)];
         const float* truth = d.frame(traj, t + k + 1);
@@ -72,10 +89,7 @@ EvalResult Trainer::evaluate() {
           acc[static_cast<size_t>(c)][static_cast<size_t>(k)] += (ff > 0 && oo > 0) ? fc / std::sqrt(ff * oo) : 0.0;
         }
       }
-      if (k + 1 < leads) {
-        feed_back(state, &previous, &input);
-      }
-    }
+    });
     used += B;
   }
   result.cases = used;
@@ -104,20 +118,16 @@ std::vector<std::vector<float>> Trainer::forecast(int trajectory, int start_fram
   std::vector<std::pair<int, int>> cases(static_cast<size_t>(options_.batch), {trajectory, start_frame});
   Batch batch;
   fill_demo_batch(&batch, cases);
-  Var state(batch.state), previous(batch.previous_normalized), input(batch.input);
-  for (int k = 0; k < leads; ++k) {
-    Var y = net_->forward(input, device_geometry_, plan_);
-    state = add(state, y);
-    const std::vector<double> s = state.value().to_doubles();
+  auto predict = [this](const Var& x) { return net_->forward(x, device_geometry_, plan_); };
+  auto feed = [this](const Var& state, Var* previous, Var* input) { feed_back(state, previous, input); };
+  roll_out(Var(batch.state), Var(batch.previous_normalized), Var(batch.input), leads, predict, feed,
+           [&](int, const std::vector<double>& s) {
     std::vector<float> field(static_cast<size_t>(nodes * C));
     for (int64_t i = 0; i < nodes * C; ++i)
       field[static_cast<size_t>(i)] = static_cast<float>(mean_[static_cast<size_t>(i % C)] +
                                                          s[static_cast<size_t>(i)] * diff_std_[static_cast<size_t>(i % C)]);
     out.push_back(std::move(field));
-    if (k + 1 < leads) {
-      feed_back(state, &previous, &input);
-    }
-  }
+  });
   return out;
 }
 
