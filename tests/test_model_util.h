@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "autograd/precision.h"
 #include "model/graphcast.h"
 #include "runtime/memory_scope.h"
 #include "tests/test_util.h"
@@ -62,6 +63,12 @@ struct TinyGraphCast {
       probe = random_tensor(probe_shape, net->master_dtype(), kTinyProbeSeed, 1.0, device);
     }
   }
+
+  // The compute-dtype weight copies a bf16/f16 forward made live in a global
+  // per-step cache (the trainer empties it every step); without this they, and the
+  // gradients their slots hold, would outlive the model and sit in the next test's
+  // allocator figures.
+  ~TinyGraphCast() { release_compute_copies(); }
 
   // sum(forward(input) * probe) under a rematerialization plan.
   Var loss(const std::vector<model::StagePlan>& plan = {}) {
