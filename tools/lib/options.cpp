@@ -252,4 +252,18 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
   return true;
 }
 
+model::GraphCastConfig graphcast_config(const TrainOptions& o, int edge_chunks) {
+  model::GraphCastConfig c;
+  c.latent = o.latent;
+  c.layers = o.layers;
+  c.mesh_level = o.mesh_level;
+  c.in_channels = o.in_channels;
+  c.out_channels = o.out_channels;
+  c.compute_dtype = o.compute_dtype();
+  c.concat_trick = o.concat_trick;
+  c.edge_chunks = edge_chunks;
+  c.batch = o.batch;
+  return c;
+}
+
 }  // namespace gc

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/graphcast.h"
 #include "runtime/device.h"
 #include "runtime/dtype.h"
 
@@ -60,6 +61,11 @@ struct TrainOptions {
   DType compute_dtype() const;
   bool has_data() const { return preset == "demo"; }
 };
+
+// The network these options describe, its encoder/decoder edges grouped into
+// `edge_chunks` checkpointed segments (the trainer's own run, or a candidate of
+// --remat auto).
+model::GraphCastConfig graphcast_config(const TrainOptions& options, int edge_chunks);
 
 // Parses argv (without argv[0]). Returns false when --help was asked (text in *help).
 bool parse_train_options(const std::vector<std::string>& args, TrainOptions* options, std::string* help);

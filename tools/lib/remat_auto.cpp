@@ -13,20 +13,6 @@ namespace gc {
 
 namespace {
 
-model::GraphCastConfig config_of(const TrainOptions& o, int edge_chunks) {
-  model::GraphCastConfig c;
-  c.latent = o.latent;
-  c.layers = o.layers;
-  c.mesh_level = o.mesh_level;
-  c.in_channels = o.in_channels;
-  c.out_channels = o.out_channels;
-  c.compute_dtype = o.compute_dtype();
-  c.concat_trick = o.concat_trick;
-  c.edge_chunks = edge_chunks;
-  c.batch = o.batch;
-  return c;
-}
-
 Chain measure(const TrainOptions& o, const model::GraphCastGeometry& geometry, int edge_chunks) {
   CachingAllocator& meta = allocator_for(Device::meta);
   const int64_t saved_limit = meta.limit();
@@ -34,7 +20,7 @@ Chain measure(const TrainOptions& o, const model::GraphCastGeometry& geometry, i
   Chain chain;
   if (o.device != Device::meta) set_meta_target(o.device);
   {
-    model::GraphCastConfig c = config_of(o, edge_chunks);
+    model::GraphCastConfig c = graphcast_config(o, edge_chunks);
     model::GraphCastNet net(c, Device::meta, o.seed);
     model::DeviceGeometry g = model::upload_geometry(geometry, c, Device::meta);
     chain = model::measure_chain(net, g);

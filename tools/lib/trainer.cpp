@@ -158,15 +158,7 @@ void Trainer::setup() {
                   chosen.predicted_peak_reserved, chosen.predicted_overhead};
   }
 
-  config_.latent = options_.latent;
-  config_.layers = options_.layers;
-  config_.mesh_level = options_.mesh_level;
-  config_.in_channels = options_.in_channels;
-  config_.out_channels = options_.out_channels;
-  config_.compute_dtype = options_.compute_dtype();
-  config_.concat_trick = options_.concat_trick;
-  config_.edge_chunks = options_.edge_chunks;
-  config_.batch = options_.batch;
+  config_ = graphcast_config(options_, options_.edge_chunks);
 
   net_ = std::make_unique<model::GraphCastNet>(config_, device, options_.seed);
   device_geometry_ = model::upload_geometry(geometry_, config_, device);
