@@ -480,7 +480,12 @@ TEST_F(GcTrainCli, ResumeOfACompletedRunWithMoreSteps) {
       EXPECT_TRUE(std::isfinite(record.at("loss").as_double()));
     }
     EXPECT_TRUE(exists(path("more/checkpoint-4/weights.safetensors")));
+    // The learning-rate schedule now spans 4 steps, not the checkpoint's 2: said, even with --quiet.
+    EXPECT_NE(r.err.find("scheduled as --steps 2"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("this run is --steps 4"), std::string::npos) << r.err;
   }
+  const RunResult same = run(kTiny + " --steps 2 --out " + path("first") + " --resume " + path("first/checkpoint-2"));
+  EXPECT_EQ(same.err.find("scheduled as"), std::string::npos) << "no note when the schedule is the same: " << same.err;
   const RunResult nothing_left = run(kTiny + " --steps 2 --out " + path("again") + " --resume " + path("first"));
   EXPECT_EQ(nothing_left.exit_code, 1) << nothing_left.err;
   EXPECT_NE(nothing_left.err.find("--resume"), std::string::npos) << nothing_left.err;

@@ -211,6 +211,15 @@ std::string checkpoint_identity(const TrainOptions& o) {
 }
 }  // namespace
 
+namespace {
+// The settings the learning-rate schedule depends on, as one readable string.
+std::string schedule_identity(const TrainOptions& o) {
+  char text[128];
+  std::snprintf(text, sizeof text, "--steps %d --lr %.9g --warmup %d", o.steps, o.lr, std::max(0, o.warmup_steps));
+  return text;
+}
+}  // namespace
+
 void Trainer::save_checkpoint(const std::string& out_dir) const {
   if (options_.device == Device::meta) return;  // a dry run has no values to save
   const std::string name = "checkpoint-" + std::to_string(completed_steps_);
@@ -235,7 +244,8 @@ void Trainer::save_checkpoint(const std::string& out_dir) const {
                     {"seed", std::to_string(options_.seed)},
                     {"loss_scale", scale},
                     {"clean_steps", std::to_string(clean_steps_)},
-                    {"skipped_steps", std::to_string(skipped_steps_)}});
+                    {"skipped_steps", std::to_string(skipped_steps_)},
+                    {"schedule", schedule_identity(options_)}});
   const std::string previous = read_small_file(out_dir + "/latest");
   write_file_atomic(out_dir + "/latest", name + "\n");
   // The older checkpoint is removed only once the new one is complete and named.
@@ -285,6 +295,16 @@ void Trainer::load_checkpoint(const std::string& path) {
   loss_scale_ = std::stod(meta("loss_scale"));
   clean_steps_ = std::stoi(meta("clean_steps"));
   skipped_steps_ = std::stoi(meta("skipped_steps"));
+  // The learning rate at a step depends on --steps, --lr and --warmup: a run
+  // resumed with other values continues on another schedule (allowed: longer
+  // training is a common reason to resume), so say so.
+  const std::string schedule = schedule_identity(options_);
+  for (const auto& [k, v] : state.metadata)
+    if (k == "schedule" && v != schedule)
+      std::fprintf(stderr,
+                   "gc_train: note: the checkpoint was written by a run scheduled as %s; this run is %s: its "
+                   "learning rates from step %d on follow this run's schedule\n",
+                   v.c_str(), schedule.c_str(), start_step_ + 1);
   if (start_step_ >= options_.steps)
     throw std::runtime_error("--resume: the checkpoint is at step " + std::to_string(start_step_) +
                              ", nothing left to do for --steps " + std::to_string(options_.steps));
