@@ -11,7 +11,8 @@
 //     every lane of the warp (a lane that has exited is an error, as is a barrier
 //     no thread can pass: the launch fails with cudaErrorLaunchFailure and says
 //     where the threads wait);
-//   - __shared__ variables are function statics: blocks run one at a time;
+//   - __shared__ variables are function statics (blocks run one at a time),
+//     filled with 0xff bytes when a block first reaches them;
 //   - integer atomics are plain read-modify-writes (threads never overlap);
 //   - launch shapes are checked against the GPU's limits, and every raw pointer
 //     parameter must point into device memory (cudaMalloc'd).
@@ -48,6 +49,11 @@ const uint3& thread_index();
 const uint3& block_index();
 const dim3& block_shape();
 const dim3& grid_shape();
+
+// Fills a __shared__ array with 0xff bytes (NaN, -1) the first time a thread of
+// the running block reaches its declaration, as a GPU hands each block garbage
+// (translate.pl inserts the call after every __shared__ array).
+void fresh_shared(void* address, size_t bytes);
 
 // Barrier of the block.
 void sync_block();

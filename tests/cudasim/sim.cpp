@@ -187,6 +187,7 @@ struct Grid {
   std::vector<uint64_t> lane_values;  // warp exchanges: one slot per thread
   std::exception_ptr error;
   uint64_t launches = 0;
+  std::vector<void*> fresh_shared;    // __shared__ arrays already filled in this block
 };
 
 // One simulated device, driven by one host thread at a time (gc launches every
@@ -286,6 +287,7 @@ bool run_warp(size_t warp, size_t count, bool backward) {
 // Runs one block to completion; returns false (after saying why) on a deadlock.
 bool run_block(size_t count, bool backward) {
   Grid& g = grid_state;
+  g.fresh_shared.clear();
   for (size_t i = 0; i < count; ++i) {
     Fiber& f = g.fibers[i];
     f.index = uint3{static_cast<unsigned>(i % g.block.x), static_cast<unsigned>((i / g.block.x) % g.block.y),
@@ -327,6 +329,14 @@ const dim3& grid_shape() {
 }
 
 void sync_block() { yield_to_scheduler(Wait::block); }
+
+void fresh_shared(void* address, size_t bytes) {
+  running_fiber();
+  Grid& g = grid_state;
+  if (std::find(g.fresh_shared.begin(), g.fresh_shared.end(), address) != g.fresh_shared.end()) return;
+  g.fresh_shared.push_back(address);
+  std::memset(address, kFreshMemoryByte, bytes);
+}
 
 int lane_of_current_thread() {
   const Fiber& f = running_fiber();

@@ -6,6 +6,7 @@
 # becomes
 #     ::gcsim::launch(::gcsim::Config(grid, block), "kernel<...>",
 #                     [&](auto&... p) { kernel<template args>(p...); }, arguments);
+# and every `__shared__ T name[...];` is followed by ::gcsim::fresh_shared(name, ...).
 # Line breaks are kept, and a #line directive names the original file, so
 # compiler messages point at the real source.
 use strict;
@@ -33,6 +34,11 @@ $text =~ s{
     "::gcsim::launch(::gcsim::Config($config), \"$quoted\",$space"
       . "[&](auto&... gcsim_parameter) { $name(gcsim_parameter...); }$rest)";
 }gsex;
+
+# Shared arrays start each block as garbage on a GPU; cudasim keeps them in
+# function statics, so each declaration is followed (same line) by a call that
+# fills the array with 0xff bytes the first time a thread of a block reaches it.
+$text =~ s{(__shared__\s+[^;()]+?\s+(\w+)\s*(?:\[[^\]]*\]\s*)+;)}{$1 ::gcsim::fresh_shared($2, sizeof($2));}g;
 
 die "translate.pl: $source still has a launch the translation does not understand\n" if $text =~ /<<</;
 print "#line 1 \"$display\"\n$text";
