@@ -92,6 +92,17 @@ else
 fi
 
 rows=()
+# train_on DEVICE FLAGS...: one gc_train run of configuration $name (set by measure)
+# into $out/$name.DEVICE{,.json,.log}; shows the log's end when it fails.
+train_on() {
+  local device=$1
+  shift
+  timeout 300 "$train" "$@" --device "$device" --out "$out/$name.$device" --report "$out/$name.$device.json" \
+    >"$out/$name.$device.log" 2>&1 && return 0
+  tail -20 "$out/$name.$device.log"
+  return 1
+}
+
 # measure NAME PRESET REMAT: meta dry run, then the real run, same flags; one table row.
 # --remat auto plans for the card's memory less the context margin.
 measure() {
@@ -99,9 +110,7 @@ measure() {
   local flags=(--preset "$preset" "${small[@]}" "${small_grid[@]}" --precision bf16 --remat "$remat" --steps "$steps" --no-eval --quiet)
   [[ $remat == auto ]] && flags+=(--mem-budget "$((gpu_bytes - context_margin))")
   say "$name: dry run on meta"
-  if ! timeout 300 "$train" "${flags[@]}" --device meta --out "$out/$name.meta" --report "$out/$name.meta.json" \
-      >"$out/$name.meta.log" 2>&1; then
-    tail -20 "$out/$name.meta.log"
+  if ! train_on meta "${flags[@]}"; then
     fail "$name: the dry run failed (log: $out/$name.meta.log)"
     rows+=("$name|dry run failed||||||")
     return
@@ -115,9 +124,7 @@ measure() {
     return
   fi
   say "$name: $steps steps on the GPU"
-  if ! timeout 300 "$train" "${flags[@]}" --device cuda --out "$out/$name.cuda" --report "$out/$name.cuda.json" \
-      >"$out/$name.cuda.log" 2>&1; then
-    tail -20 "$out/$name.cuda.log"
+  if ! train_on cuda "${flags[@]}"; then
     fail "$name: the run failed on the GPU (log: $out/$name.cuda.log)"
     rows+=("$name|failed||||||")
     return
