@@ -1,15 +1,21 @@
 # gc: build everything with `make`, run the unit tests with `make test`.
 #
-#   make              library, ./gc_train, ./gc_bench, ./gc_tests (CUDA backend when nvcc is found)
+#   make              library, ./gc_train, ./gc_bench, ./gc_tests (CUDA backend when nvcc is found),
+#                     on all of the machine's cores unless -j is given
 #   make CUDA=0       CPU-only build
-#   make test         build and run ./gc_tests (non-zero exit on any failure)
+#   make test         build and run ./gc_tests, then the cuda tests on cudasim (non-zero exit on any failure)
 #   make sanitize     build the tests with AddressSanitizer + UBSan into build-san/ and run them
 #   make cudasim      the cuda backend built against cudasim (tests/cudasim: its kernels run on
-#                     the CPU) into build-sim/; `make test` runs its cuda tests too
+#                     the CPU) into build-sim/; only `make test` needs it, so plain `make` skips it
 #   make clean
 #
 # Debian packages needed beyond a fresh machine of this kind: libstb-dev (PNG
 # output). Run as root, the Makefile installs it; otherwise it names the command.
+
+# A bare `make` uses every core; an explicit -j (or -j1) wins.
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+  MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
 
 NVCC_PATH := $(shell command -v nvcc 2>/dev/null)
 ifeq ($(NVCC_PATH),)
@@ -43,8 +49,12 @@ else
   CU_SRCS :=
 endif
 
-LIB_SRCS := $(wildcard runtime/*.cpp kernels/*.cpp kernels/cpu/*.cpp autograd/*.cpp model/*.cpp tools/lib/*.cpp)
-TEST_SRCS := $(wildcard tests/*.cpp)
+# The library: one folder a layer, then tools/' rooms (DESIGN.md "Layout").
+LIB_DIRS := runtime kernels kernels/cpu autograd model tools/io tools/plot tools/data tools/memory tools/train
+LIB_SRCS := $(wildcard $(LIB_DIRS:%=%/*.cpp))
+# Tests mirror the layers; tests/cudasim also holds the simulator itself (sim.cpp).
+TEST_SRCS := $(wildcard tests/runtime/*.cpp tests/kernels/*.cpp tests/autograd/*.cpp tests/model/*.cpp \
+  tests/tools/*.cpp tests/cudasim/test_*.cpp)
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o) $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 LIB := $(BUILD)/libgc.a
@@ -56,7 +66,7 @@ GTEST_LIB := /usr/lib/x86_64-linux-gnu/libgtest.a
 .DEFAULT_GOAL := all
 
 ifeq ($(BUILD),build)
-all: $(if $(wildcard tools/gc_train.cpp),gc_train) $(if $(wildcard tools/gc_bench.cpp),gc_bench) gc_tests cudasim
+all: gc_train gc_bench gc_tests
 else
 all: $(BUILD)/gc_tests
 endif
@@ -106,7 +116,7 @@ test: gc_tests gc_train cudasim
 	tests/cudasim/train_check.sh
 
 sanitize:
-	$(MAKE) -j2 BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
+	$(MAKE) BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
 
 clean:

@@ -174,11 +174,4 @@ std::vector<StagePlan> plan_none(int layers);
 std::vector<StagePlan> plan_every(int layers, int k);
 std::vector<StagePlan> plan_all(int layers);
 
-// The network as a chain of stages for the planner, measured on the meta device:
-// for each stage, the bytes of its output state and of its tape (exact, from the
-// allocator), its transient bytes in forward and backward, and its linear-layer
-// FLOPs in forward and in backward (recomputation of edge chunks included).
-// `net` and `geometry` must be on meta.
-Chain measure_chain(const GraphCastNet& net, const DeviceGeometry& geometry);
-
 }  // namespace gc::model

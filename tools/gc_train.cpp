@@ -6,12 +6,12 @@
 #include <vector>
 
 #include "runtime/allocator.h"
-#include "tools/lib/json.h"
-#include "tools/lib/dry_run.h"
-#include "tools/lib/memory_report.h"
-#include "tools/lib/options.h"
-#include "tools/lib/outputs.h"
-#include "tools/lib/trainer.h"
+#include "tools/io/json.h"
+#include "tools/memory/dry_run.h"
+#include "tools/memory/memory_report.h"
+#include "tools/train/options.h"
+#include "tools/train/outputs.h"
+#include "tools/train/trainer.h"
 
 using namespace gc;
 

@@ -1,0 +1,545 @@
+// test_gc_train_cli.cpp: ./gc_train as a user meets it. Each test runs the built
+// program from the repository root (where ./gc_tests runs) on a tiny
+// configuration, with stdout, stderr and the exit status captured, and checks
+// what DESIGN.md promises: usage errors exit 2 naming the flag, the --report
+// keys, meta dry runs equal the cpu run to the byte, an out-of-memory run exits
+// 3 with its explanation, traces, checkpoints and --resume.
+//
+// Every test writes only under its own mkdtemp folder in /tmp, removed at the
+// end, so the tests can run concurrently with anything else on the machine.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/allocator.h"
+#include "tools/io/json.h"
+#include "tools/io/safetensors.h"
+
+using gc::json::Value;
+
+namespace {
+
+const char* const kProgram = "./gc_train";
+// The random-input preset shrunk to 84 grid nodes and 42 mesh nodes: a run takes well under a second.
+const std::string kTiny = "--preset graphcast-small --grid 30 --mesh 1 --latent 8 --layers 1 --no-eval --quiet";
+
+struct RunResult {
+  int exit_code = -1;  // -1 when the program was killed by a signal
+  int signal = 0;
+  std::string out, err;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+class GcTrainCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(kProgram, X_OK) != 0)
+      GTEST_SKIP() << kProgram << " is not built in the current directory (build it with `make gc_train`; "
+                   << "`make test` does, and runs the tests from the repository root)";
+    char pattern[] = "/tmp/gc_train_cli.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr) << "mkdtemp failed";
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    if (dir_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  // Runs ./gc_train with `args` (shell words; the paths used here have no spaces).
+  RunResult run(const std::string& args) {
+    const std::string out_path = path("stdout.txt"), err_path = path("stderr.txt");
+    const std::string command = std::string(kProgram) + " " + args + " >" + out_path + " 2>" + err_path;
+    const int status = std::system(command.c_str());
+    RunResult r;
+    if (status != -1 && WIFEXITED(status)) {
+      r.exit_code = WEXITSTATUS(status);
+      // The shell reports a program killed by a signal as 128 + the signal.
+      if (r.exit_code > 128) {
+        r.signal = r.exit_code - 128;
+        r.exit_code = -1;
+      }
+    } else if (status != -1 && WIFSIGNALED(status)) {
+      r.signal = WTERMSIG(status);
+    }
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
+    return r;
+  }
+
+  Value run_report(const std::string& args, const std::string& report_name) {
+    const RunResult r = run(args + " --report " + path(report_name));
+    EXPECT_EQ(r.exit_code, 0) << "gc_train " << args << "\nstderr:\n" << r.err;
+    return Value::parse(read_file(path(report_name)));
+  }
+
+  // The demo preset on a 4-trajectory, 8-frame data set cached in this test's folder.
+  std::string demo(const std::string& extra) const {
+    return "--mesh 1 --latent 8 --layers 1 --steps 3 --data-trajectories 4 --data-frames 8 --quiet --data-cache " +
+           path("cache") + " " + extra;
+  }
+
+  std::string dir_;
+};
+
+// metrics.jsonl record of a 1-based step (null when absent).
+Value metrics_record(const std::string& metrics_text, int64_t step) {
+  for (const std::string& line : lines_of(metrics_text)) {
+    const Value record = Value::parse(line);
+    if (record.at("step").as_int() == step) return record;
+  }
+  return Value();
+}
+
+void expect_integer_bytes(const Value& v, const std::string& what) {
+  ASSERT_TRUE(v.is_int()) << what << " is not an integer: " << v.dump();
+  EXPECT_GE(v.as_int(), 0) << what;
+}
+
+const char* const kCategories[] = {"parameter", "gradient", "optimizer_state", "input",
+                                   "activation", "temporary", "workspace"};
+
+TEST_F(GcTrainCli, HelpListsEveryFlagOfTheDesignTable) {
+  for (const char* asked : {"--help", "-h"}) {
+    SCOPED_TRACE(asked);
+    const RunResult r = run(asked);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.err, "");
+    for (const char* flag : {"--preset", "--grid", "--mesh", "--latent", "--layers", "--in-channels", "--out-channels",
+                             "--steps", "--batch", "--lr", "--rollout", "--seed", "--precision", "--remat",
+                             "--mem-budget", "--mem-limit", "--edge-chunks", "--device", "--out", "--trace",
+                             "--trace-png", "--report", "--resume"}) {
+      // Followed by a space: "--trace" must not be found only inside "--trace-png".
+      EXPECT_NE(r.out.find(std::string("  ") + flag + " "), std::string::npos) << flag << " missing from --help";
+    }
+  }
+}
+
+TEST_F(GcTrainCli, BadFlagsAndValuesExit2NamingTheFlag) {
+  struct Case {
+    std::string args, named;
+  };
+  const std::vector<Case> cases = {
+      {"--bogus", "--bogus"},
+      {"--steps abc", "--steps"},
+      {"--steps=abc", "--steps"},
+      {"--steps", "--steps"},  // no value
+      {"--precision fp8", "--precision"},
+      {"--remat auto", "--mem-budget"},
+      {"--remat every:0", "--remat"},
+      {"--device tpu", "--device"},
+      {"--meta-target tpu", "--meta-target"},
+      {"--grid 0.7", "--grid"},
+      {"--mem-limit lots", "--mem-limit"},
+      {"--mem-budget 12XB --remat auto", "--mem-budget"},
+      {"--edge-chunks 0", "--edge-chunks"},
+      {"--mesh 8", "--mesh"},
+      {"--lr nan", "--lr"},
+      {"--rollout 2", "--rollout"},  // random inputs cannot be fed back
+      {"--preset nope", "preset"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("gc_train ... " + c.args);
+    const RunResult r = run(kTiny + " --steps 1 --out " + path("out") + " " + c.args);
+    EXPECT_EQ(r.signal, 0);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err.rfind("gc_train: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(c.named), std::string::npos) << "the message does not name " << c.named << ": " << r.err;
+    EXPECT_EQ(lines_of(r.err).size(), 1u) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_FALSE(exists(path("out"))) << "a usage error must not start the run";
+  }
+}
+
+TEST_F(GcTrainCli, IntegerFlagsBeyondIntRangeAreUsageErrors) {
+  for (const std::string& args : {std::string("--steps 4294967299"), std::string("--mesh 4294967297 --steps 1")}) {
+    SCOPED_TRACE(args);
+    const RunResult r = run(kTiny + " --out " + path("out") + " " + args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(args.substr(0, args.find(' '))), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(GcTrainCli, ReportHasTheContractKeysWithIntegerBytes) {
+  const int steps = 3;
+  const int mesh_level = 1;
+  const double grid_deg = 30;
+  const RunResult plain = run(kTiny + " --steps 3 --out " + path("out") + " --report " + path("report.json"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.err.find("step 1/"), std::string::npos) << "--quiet prints no progress line";
+  const Value report = Value::parse(read_file(path("report.json")));
+
+  const Value& config = report.at("config");
+  EXPECT_EQ(config.at("preset").as_string(), "graphcast-small");
+  EXPECT_EQ(config.at("steps").as_int(), steps);
+  EXPECT_EQ(config.at("latent").as_int(), 8);
+  EXPECT_EQ(config.at("mesh_level").as_int(), mesh_level);
+
+  // Counts that follow from the grid and mesh definitions: an equiangular grid with both
+  // poles, an icosahedron refined R times (10 * 4^R + 2 nodes), the multi-mesh holding the
+  // directed edges of every level (2 * 30 * 4^r at level r).
+  const Value& graph = report.at("graph");
+  for (const char* key : {"grid_nodes", "mesh_nodes", "mesh_edges", "g2m_edges", "m2g_edges"}) {
+    ASSERT_TRUE(graph.at(key).is_int()) << key;
+    EXPECT_GT(graph.at(key).as_int(), 0) << key;
+  }
+  const int64_t lat = static_cast<int64_t>(std::lround(180 / grid_deg)) + 1;
+  const int64_t lon = static_cast<int64_t>(std::lround(360 / grid_deg));
+  EXPECT_EQ(graph.at("grid_nodes").as_int(), lat * lon);
+  EXPECT_EQ(graph.at("mesh_nodes").as_int(), 10 * (int64_t(1) << (2 * mesh_level)) + 2);
+  int64_t mesh_edges = 0;
+  for (int r = 0; r <= mesh_level; ++r) mesh_edges += 2 * 30 * (int64_t(1) << (2 * r));
+  EXPECT_EQ(graph.at("mesh_edges").as_int(), mesh_edges);
+  // Every grid node receives from the mesh.
+  EXPECT_GE(graph.at("m2g_edges").as_int(), graph.at("grid_nodes").as_int());
+
+  const Value& params = report.at("params");
+  EXPECT_EQ(params.at("total").as_int(),
+            params.at("encoder").as_int() + params.at("processor").as_int() + params.at("decoder").as_int());
+  EXPECT_GT(params.at("processor").as_int(), 0);
+
+  const Value& memory = report.at("memory");
+  EXPECT_EQ(memory.at("device").as_string(), "cpu");
+  expect_integer_bytes(memory.at("peak_allocated"), "peak_allocated");
+  expect_integer_bytes(memory.at("peak_reserved"), "peak_reserved");
+  EXPECT_LE(memory.at("peak_allocated").as_int(), memory.at("peak_reserved").as_int());
+  int64_t at_peak_sum = 0;
+  for (const char* category : kCategories) {
+    expect_integer_bytes(memory.at("at_peak").at(category), std::string("at_peak.") + category);
+    at_peak_sum += memory.at("at_peak").at(category).as_int();
+  }
+  // The categories split the peak exactly: every byte has one category.
+  EXPECT_EQ(at_peak_sum, memory.at("peak_allocated").as_int());
+  EXPECT_GT(memory.at("at_peak").at("parameter").as_int(), 0);
+  EXPECT_GT(memory.at("at_peak").at("activation").as_int(), 0);
+  ASSERT_TRUE(memory.at("peak_label").is_string());
+  EXPECT_NE(memory.at("peak_label").as_string(), "");
+  EXPECT_TRUE(memory.at("plan").is_object());
+
+  const Value& timing = report.at("timing");
+  EXPECT_EQ(timing.at("steps").as_int(), steps);
+  EXPECT_GT(timing.at("step_ms_median").as_double(), 0.0);
+  const Value& train = report.at("train");
+  EXPECT_TRUE(std::isfinite(train.at("loss_first").as_double()));
+  EXPECT_TRUE(std::isfinite(train.at("loss_last").as_double()));
+  EXPECT_EQ(report.find("eval"), nullptr) << "--no-eval writes no evaluation";
+}
+
+TEST_F(GcTrainCli, DemoReportHasTheEvaluation) {
+  const RunResult r = run(demo("--out " + path("out") + " --report " + path("report.json")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("evaluation on"), std::string::npos) << "the evaluation table goes to stdout:\n" << r.out;
+  const Value report = Value::parse(read_file(path("report.json")));
+  EXPECT_EQ(report.at("config").at("preset").as_string(), "demo");
+  const Value& eval = report.at("eval");
+  const std::vector<Value>& leads = eval.at("lead_hours").as_array();
+  ASSERT_GE(leads.size(), 1u);
+  for (size_t k = 0; k < leads.size(); ++k) {
+    ASSERT_TRUE(leads[k].is_int());
+    EXPECT_EQ(leads[k].as_int(), 6 * static_cast<int64_t>(k + 1)) << "6-hourly leads";
+  }
+  // [variable][lead] each
+  auto expect_matrix = [&](const Value& m, const std::string& what, double lo, double hi) {
+    ASSERT_TRUE(m.is_array()) << what;
+    ASSERT_GE(m.size(), 1u) << what;
+    for (const Value& row : m.as_array()) {
+      ASSERT_EQ(row.size(), leads.size()) << what;
+      for (const Value& v : row.as_array()) {
+        ASSERT_TRUE(v.is_number()) << what << ": " << v.dump();
+        EXPECT_TRUE(v.as_double() >= lo && v.as_double() <= hi) << what << " = " << v.as_double();
+      }
+    }
+  };
+  for (const char* baseline : {"model", "persistence", "climatology"})
+    expect_matrix(eval.at("rmse").at(baseline), std::string("rmse.") + baseline, 1e-12, 1e12);
+  expect_matrix(eval.at("acc").at("model"), "acc.model", -1.0, 1.0);
+  EXPECT_EQ(eval.at("rmse").at("model").size(), eval.at("acc").at("model").size());
+}
+
+// ---- meta dry runs equal the cpu run --------------------------------------------------
+
+struct MetaCase {
+  const char* name;
+  const char* options;
+  bool demo_data;
+};
+
+class GcTrainCliMeta : public GcTrainCli, public ::testing::WithParamInterface<MetaCase> {};
+
+TEST_P(GcTrainCliMeta, PeaksEqualTheCpuRunToTheByte) {
+  const MetaCase& c = GetParam();
+  const std::string base = c.demo_data ? demo(std::string("--no-eval ") + c.options)
+                                       : kTiny + " --steps 3 " + c.options;
+  const Value cpu = run_report(base + " --out " + path("cpu"), "cpu.json");
+  const Value meta = run_report(base + " --device meta --meta-target cpu --out " + path("meta"), "meta.json");
+  EXPECT_FALSE(exists(path("meta"))) << "a dry run writes no checkpoint folder";
+  const Value& cm = cpu.at("memory");
+  const Value& mm = meta.at("memory");
+  EXPECT_EQ(cm.at("device").as_string(), "cpu");
+  EXPECT_EQ(mm.at("device").as_string(), "meta");
+  for (const char* key : {"peak_allocated", "peak_reserved"}) {
+    expect_integer_bytes(mm.at(key), key);
+    EXPECT_EQ(mm.at(key).as_int(), cm.at(key).as_int()) << key;
+  }
+  for (const char* category : kCategories)
+    EXPECT_EQ(mm.at("at_peak").at(category).as_int(), cm.at("at_peak").at(category).as_int()) << category;
+  EXPECT_EQ(mm.at("peak_label").as_string(), cm.at("peak_label").as_string());
+}
+
+INSTANTIATE_TEST_SUITE_P(GcTrainCli, GcTrainCliMeta,
+                         ::testing::Values(MetaCase{"fp32", "", false},
+                                           MetaCase{"bf16_remat_all", "--precision bf16 --remat all", false},
+                                           MetaCase{"chunks2_every1", "--edge-chunks 2 --remat every:1", false},
+                                           MetaCase{"demo_rollout2", "", true}),
+                         [](const ::testing::TestParamInfo<MetaCase>& info) { return std::string(info.param.name); });
+
+// ---- out of memory --------------------------------------------------------------------
+
+// A configuration that needs several allocator segments, so that a limit can fall inside the step.
+const std::string kSegments =
+    "--preset graphcast-small --grid 10 --mesh 2 --latent 16 --layers 1 --steps 3 --no-eval --quiet";
+
+int64_t smallest_limit_in(const std::string& message) {
+  const std::string key = "smallest --mem-limit";
+  const size_t line_start = message.find(key);
+  if (line_start == std::string::npos) return -1;
+  const size_t line_end = message.find('\n', line_start);
+  const std::string line = message.substr(line_start, line_end - line_start);
+  const size_t open = line.rfind('(');
+  if (open == std::string::npos || line.size() < 3 || line.compare(line.size() - 3, 3, " B)") != 0) return -1;
+  return std::stoll(line.substr(open + 1));
+}
+
+TEST_F(GcTrainCli, MemLimitTooSmallExits3WithTheExplanation) {
+  const Value dry = run_report(kSegments + " --device meta --meta-target cpu", "dry.json");
+  const int64_t peak_reserved = dry.at("memory").at("peak_reserved").as_int();
+  const int64_t peak_allocated = dry.at("memory").at("peak_allocated").as_int();
+  const int64_t mib = int64_t(1) << 20;
+  // Half the peak: past the parameters and the batch, inside the forward pass.
+  const int64_t limit = std::max(mib, peak_reserved / 2 / mib * mib);
+  ASSERT_LT(limit, peak_allocated);
+
+  const RunResult r = run(kSegments + " --mem-limit " + std::to_string(limit) + " --out " + path("out"));
+  ASSERT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("out of memory on cpu"), std::string::npos) << r.err;
+  const size_t allocating = r.err.find("while allocating ");
+  ASSERT_NE(allocating, std::string::npos) << r.err;
+  const size_t label_open = r.err.find(" for '", allocating);
+  ASSERT_NE(label_open, std::string::npos) << r.err;
+  EXPECT_NE(r.err[label_open + 6], '\'') << "the label of what was being allocated is empty: " << r.err;
+  EXPECT_NE(r.err.find("limit " + gc::format_bytes(limit)), std::string::npos) << r.err;
+
+  const size_t live = r.err.find("live bytes by category:");
+  ASSERT_NE(live, std::string::npos) << r.err;
+  int live_categories = 0;
+  for (const std::string& line : lines_of(r.err.substr(live))) {
+    for (const char* category : kCategories)
+      if (line.rfind(std::string("    ") + category + " ", 0) == 0) ++live_categories;
+  }
+  EXPECT_GE(live_categories, 2) << "parameters and inputs at least are live in the step: " << r.err;
+  EXPECT_NE(r.err.find("    parameter "), std::string::npos) << r.err;
+
+  const int64_t smallest = smallest_limit_in(r.err);
+  ASSERT_GT(smallest, 0) << "no smallest passing limit in: " << r.err;
+  EXPECT_GE(smallest, peak_allocated);
+  EXPECT_LE(smallest, peak_reserved);
+  EXPECT_FALSE(exists(path("out") + "/latest")) << "an out-of-memory run writes no checkpoint";
+  EXPECT_FALSE(exists(path("out") + "/checkpoint-3"));
+
+  // The limit it names does pass.
+  const RunResult passing = run(kSegments + " --mem-limit " + std::to_string(smallest) + " --out " + path("out2"));
+  EXPECT_EQ(passing.exit_code, 0) << passing.err;
+}
+
+TEST_F(GcTrainCli, MemLimitJustBelowTheSmallestExits3) {
+  const RunResult first = run(kSegments + " --mem-limit 1MiB --out " + path("out"));
+  const int64_t smallest = smallest_limit_in(first.err);
+  ASSERT_GT(smallest, int64_t(1) << 20) << first.err;
+  const RunResult r = run(kSegments + " --mem-limit " + std::to_string(smallest - (int64_t(1) << 20)) + " --out " +
+                          path("out"));
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(smallest_limit_in(r.err), smallest) << r.err;
+}
+
+// ---- trace, outputs, checkpoints ---------------------------------------------------------
+
+TEST_F(GcTrainCli, TraceIsChromeJsonAndTracePngIsAPng) {
+  const RunResult r = run(kTiny + " --steps 2 --out " + path("out") + " --trace " + path("trace.json") +
+                          " --trace-png " + path("timeline.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Value trace = Value::parse(read_file(path("trace.json")));
+  const std::vector<Value>& events = trace.at("traceEvents").as_array();
+  ASSERT_FALSE(events.empty());
+  bool slices = false, counters = false;
+  for (const Value& e : events) {
+    slices = slices || e.at("ph").as_string() == "X";
+    counters = counters || e.at("ph").as_string() == "C";
+  }
+  EXPECT_TRUE(slices) << "no X slices";
+  EXPECT_TRUE(counters) << "no C counters";
+  const std::string png_signature("\x89PNG\r\n\x1a\n", 8);
+  EXPECT_EQ(read_file(path("timeline.png")).substr(0, 8), png_signature);
+
+  const RunResult png_only = run(kTiny + " --steps 1 --out " + path("out2") + " --trace-png " + path("only.png"));
+  ASSERT_EQ(png_only.exit_code, 0) << png_only.err;
+  EXPECT_EQ(read_file(path("only.png")).substr(0, 8), png_signature);
+}
+
+TEST_F(GcTrainCli, OutHoldsMetricsLatestAndTheCheckpoint) {
+  const RunResult r = run(kTiny + " --steps 3 --out " + path("out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> lines = lines_of(read_file(path("out/metrics.jsonl")));
+  ASSERT_EQ(lines.size(), 3u) << "one line per step";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const Value record = Value::parse(lines[i]);
+    ASSERT_TRUE(record.is_object());
+    EXPECT_EQ(record.at("step").as_int(), static_cast<int64_t>(i + 1));
+    EXPECT_TRUE(std::isfinite(record.at("loss").as_double()));
+    EXPECT_TRUE(std::isfinite(record.at("grad_norm").as_double()));
+  }
+  std::string latest = read_file(path("out/latest"));
+  while (!latest.empty() && latest.back() == '\n') latest.pop_back();
+  EXPECT_EQ(latest, "checkpoint-3");
+  for (const char* file : {"weights.safetensors", "train_state.safetensors"}) {
+    const gc::SafetensorsFile loaded = gc::load_safetensors(path("out/checkpoint-3/") + file);
+    EXPECT_FALSE(loaded.tensors.empty()) << file;
+  }
+}
+
+TEST_F(GcTrainCli, ResumeContinuesBitForBit) {
+  // A warm-up longer than the run makes the learning rate of step s (s + 1) / warmup * lr
+  // whatever --steps is, so a 2-step run resumed to 4 steps follows the 4-step run exactly.
+  const std::string base = kTiny + " --warmup 10";
+  ASSERT_EQ(run(base + " --steps 4 --out " + path("straight")).exit_code, 0);
+  ASSERT_EQ(run(base + " --steps 2 --out " + path("split")).exit_code, 0);
+  const RunResult resumed = run(base + " --steps 4 --out " + path("split") + " --resume " + path("split"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+
+  const std::string straight_metrics = read_file(path("straight/metrics.jsonl"));
+  const std::string split_metrics = read_file(path("split/metrics.jsonl"));
+  for (int64_t step : {3, 4}) {
+    const Value a = metrics_record(straight_metrics, step), b = metrics_record(split_metrics, step);
+    ASSERT_FALSE(b.is_null()) << "step " << step << " missing after --resume:\n" << split_metrics;
+    EXPECT_EQ(a.at("loss").as_double(), b.at("loss").as_double()) << "step " << step;
+    EXPECT_EQ(a.at("lr").as_double(), b.at("lr").as_double()) << "step " << step;
+    EXPECT_EQ(a.at("grad_norm").as_double(), b.at("grad_norm").as_double()) << "step " << step;
+  }
+  for (const char* file : {"weights.safetensors", "train_state.safetensors"}) {
+    const std::string a = read_file(path("straight/checkpoint-4/") + file);
+    ASSERT_FALSE(a.empty()) << file;
+    EXPECT_TRUE(a == read_file(path("split/checkpoint-4/") + file)) << file << " differs from the uninterrupted run";
+  }
+}
+
+TEST_F(GcTrainCli, ResumeOfACompletedRunWithMoreSteps) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("first")).exit_code, 0);
+  // Both the output folder (through `latest`) and a checkpoint folder are accepted.
+  for (const std::string& from : {path("first"), path("first/checkpoint-2")}) {
+    SCOPED_TRACE(from);
+    std::error_code ignored;
+    std::filesystem::remove_all(path("more"), ignored);
+    const RunResult r = run(kTiny + " --steps 4 --out " + path("more") + " --resume " + from);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string metrics = read_file(path("more/metrics.jsonl"));
+    EXPECT_TRUE(metrics_record(metrics, 1).is_null()) << "steps before the checkpoint are not run again";
+    for (int64_t step : {3, 4}) {
+      const Value record = metrics_record(metrics, step);
+      ASSERT_FALSE(record.is_null()) << "step " << step << ":\n" << metrics;
+      EXPECT_TRUE(std::isfinite(record.at("loss").as_double()));
+    }
+    EXPECT_TRUE(exists(path("more/checkpoint-4/weights.safetensors")));
+    // The learning-rate schedule now spans 4 steps, not the checkpoint's 2: said, even with --quiet.
+    EXPECT_NE(r.err.find("scheduled as --steps 2"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("this run is --steps 4"), std::string::npos) << r.err;
+  }
+  const RunResult same = run(kTiny + " --steps 2 --out " + path("first") + " --resume " + path("first/checkpoint-2"));
+  EXPECT_EQ(same.err.find("scheduled as"), std::string::npos) << "no note when the schedule is the same: " << same.err;
+  const RunResult nothing_left = run(kTiny + " --steps 2 --out " + path("again") + " --resume " + path("first"));
+  EXPECT_EQ(nothing_left.exit_code, 1) << nothing_left.err;
+  EXPECT_NE(nothing_left.err.find("--resume"), std::string::npos) << nothing_left.err;
+}
+
+TEST_F(GcTrainCli, ResumeRefusesAnotherConfigurationOrAMissingFolder) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("first")).exit_code, 0);
+  const RunResult wider = run(kTiny + " --steps 4 --latent 16 --out " + path("wider") + " --resume " + path("first"));
+  EXPECT_EQ(wider.signal, 0);
+  EXPECT_EQ(wider.exit_code, 1) << wider.err;
+  EXPECT_NE(wider.err.find("latent=8"), std::string::npos) << wider.err;
+  EXPECT_NE(wider.err.find("latent=16"), std::string::npos) << wider.err;
+  EXPECT_FALSE(exists(path("wider")));
+
+  const RunResult missing = run(kTiny + " --steps 4 --out " + path("m") + " --resume " + path("no-such-folder"));
+  EXPECT_EQ(missing.signal, 0);
+  EXPECT_EQ(missing.exit_code, 1) << missing.err;
+  EXPECT_NE(missing.err.find(path("no-such-folder")), std::string::npos) << missing.err;
+}
+
+TEST_F(GcTrainCli, CorruptedCheckpointExits1NamingTheFile) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("good")).exit_code, 0);
+  struct Cut {
+    std::string file;
+    double fraction;  // of the file's size kept
+  };
+  const std::vector<Cut> cuts = {{"weights.safetensors", 0.0},     {"weights.safetensors", 0.0005},
+                                 {"weights.safetensors", 0.01},    {"weights.safetensors", 0.5},
+                                 {"weights.safetensors", 0.9999},  {"train_state.safetensors", 0.5}};
+  for (const Cut& cut : cuts) {
+    SCOPED_TRACE(cut.file + " cut to " + std::to_string(cut.fraction));
+    std::error_code ignored;
+    std::filesystem::remove_all(path("bad"), ignored);
+    std::filesystem::copy(path("good"), path("bad"), std::filesystem::copy_options::recursive);
+    const std::string damaged = path("bad/checkpoint-2/") + cut.file;
+    const auto size = std::filesystem::file_size(damaged);
+    std::filesystem::resize_file(damaged, static_cast<uintmax_t>(static_cast<double>(size) * cut.fraction));
+    const RunResult r = run(kTiny + " --steps 4 --out " + path("resumed") + " --resume " + path("bad"));
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(damaged), std::string::npos) << "the message does not name the file: " << r.err;
+    EXPECT_FALSE(exists(path("resumed")));
+  }
+}
+
+}  // namespace
+
+TEST_F(GcTrainCli, EveryByteIsBackAtExit) {
+  // A normal run, a dry run and an out-of-memory exit all return every block.
+  for (const std::string& args : {kTiny + " --steps 2 --out " + path("a"), kTiny + " --steps 2 --device meta",
+                                  kTiny + " --steps 2 --mem-limit 1MiB --out " + path("b")}) {
+    SCOPED_TRACE(args);
+    const RunResult r = run(args);
+    EXPECT_EQ(r.signal, 0);
+    EXPECT_EQ(r.err.find("still allocated"), std::string::npos) << r.err;
+  }
+}

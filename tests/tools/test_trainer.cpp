@@ -1,0 +1,289 @@
+// test_trainer.cpp: the training job on a tiny random-input configuration:
+// resume continues bitwise exactly, checkpoints survive corruption checks,
+// the dry run on meta reports the cpu run's figures to the byte, an impossible
+// limit is an OutOfMemory with a smallest passing limit, bad flags are usage errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sys/stat.h>
+
+#include "tools/memory/dry_run.h"
+#include "tools/memory/memory_report.h"
+#include "tools/train/options.h"
+#include "tools/train/trainer.h"
+
+using namespace gc;
+
+namespace {
+
+TrainOptions tiny_options(const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"--preset", "graphcast-small", "--grid", "30", "--mesh", "1", "--latent", "8",
+                                   "--layers", "2", "--steps", "6", "--quiet", "--no-eval", "--lr", "1e-2"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  TrainOptions o;
+  std::string help;
+  EXPECT_TRUE(parse_train_options(args, &o, &help));
+  return o;
+}
+
+std::string temp_dir(const std::string& name) {
+  std::string dir = "/tmp/gc_test_trainer_" + name + "_" + std::to_string(::getpid());
+  std::system(("rm -rf " + dir).c_str());
+  mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+std::vector<double> losses(const Trainer& t) {
+  std::vector<double> out;
+  for (const StepRecord& r : t.history()) out.push_back(r.loss);
+  return out;
+}
+
+}  // namespace
+
+TEST(Trainer, ResumeContinuesBitwiseExactly) {
+  const std::string dir = temp_dir("resume");
+  TrainOptions o = tiny_options();
+  Trainer whole(o);
+  whole.setup();
+  whole.train();
+  std::vector<double> all = losses(whole);
+  ASSERT_EQ(all.size(), 6u);
+
+  Trainer c(o);
+  c.setup();
+  c.train(3);  // the first half, on the schedule of 6 steps
+  c.save_checkpoint(dir);
+  std::vector<double> resumed = losses(c);
+  Trainer d(o);
+  d.setup();
+  d.load_checkpoint(dir);
+  d.train();
+  for (double l : losses(d)) resumed.push_back(l);
+  ASSERT_EQ(resumed.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(resumed[i], all[i]) << "step " << i;
+  // The final weights are bitwise equal too.
+  for (size_t i = 0; i < whole.optimizer().params().size(); ++i)
+    ASSERT_EQ(whole.optimizer().params()[i].value().to_doubles(), d.optimizer().params()[i].value().to_doubles());
+}
+
+TEST(Trainer, CorruptedCheckpointIsAClearError) {
+  const std::string dir = temp_dir("corrupt");
+  TrainOptions o = tiny_options({"--steps", "2"});
+  Trainer t(o);
+  t.setup();
+  t.train();
+  t.save_checkpoint(dir);
+  const std::string weights = dir + "/checkpoint-2/weights.safetensors";
+  {
+    std::ifstream in(weights, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream out(weights, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  TrainOptions o4 = tiny_options({"--steps", "4"});
+  Trainer r(o4);
+  r.setup();
+  try {
+    r.load_checkpoint(dir);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("weights.safetensors"), std::string::npos) << e.what();
+  }
+  // A checkpoint of another configuration is refused with both descriptions.
+  TrainOptions other = tiny_options({"--latent", "16", "--steps", "4"});
+  Trainer t2(o);
+  t2.setup();
+  t2.train();
+  const std::string dir2 = temp_dir("other");
+  t2.save_checkpoint(dir2);
+  Trainer r2(other);
+  r2.setup();
+  EXPECT_THROW(r2.load_checkpoint(dir2), std::runtime_error);
+}
+
+TEST(Trainer, DryRunEqualsRealRunToTheByte) {
+  for (const std::vector<std::string>& extra :
+       std::vector<std::vector<std::string>>{{},
+                                             {"--precision", "bf16"},
+                                             {"--remat", "all"},
+                                             {"--remat", "every:1", "--precision", "fp16"},
+                                             {"--edge-chunks", "3", "--remat", "all"},
+                                             {"--batch", "2", "--accum", "2"},
+                                             {"--concat-trick", "off"}}) {
+    TrainOptions o = tiny_options(extra);
+    o.steps = 2;
+    CachingAllocator& cpu = allocator_for(Device::cpu);
+    cpu.empty_cache();
+    Trainer real(o);
+    real.setup();
+    real.train();
+    DryRunResult dry = dry_run(o, real.geometry(), 0, 2);
+    std::string what;
+    for (const auto& e : extra) what += e + " ";
+    ASSERT_TRUE(dry.fits) << what;
+    EXPECT_EQ(dry.stats.peak_allocated, real.memory().stats.peak_allocated) << what;
+    EXPECT_EQ(dry.stats.at_peak, real.memory().stats.at_peak) << what;
+    EXPECT_EQ(dry.stats.peak_label, real.memory().stats.peak_label) << what;
+  }
+}
+
+TEST(Trainer, ImpossibleLimitIsOutOfMemoryWithTheSmallestPassingLimit) {
+  allocator_for(Device::cpu).empty_cache();
+  {
+    TrainOptions o = tiny_options({"--mem-limit", "1MiB"});
+    Trainer t(o);
+    EXPECT_THROW({
+      t.setup();
+      t.train();
+    }, OutOfMemory);
+  }
+  EXPECT_EQ(allocator_for(Device::cpu).limit(), 0) << "the trainer restores the limit it set";
+  TrainOptions free_run = tiny_options();
+  Trainer ok(free_run);
+  ok.setup();
+  const int64_t smallest = smallest_passing_limit(free_run, ok.geometry());
+  EXPECT_GT(smallest, 0);
+  EXPECT_TRUE(dry_run(free_run, ok.geometry(), smallest).fits);
+  ASSERT_GT(smallest, int64_t(1) << 20);
+  EXPECT_FALSE(dry_run(free_run, ok.geometry(), smallest - (int64_t(1) << 20)).fits);  // (a limit of 0 means none)
+}
+
+TEST(Trainer, LearningRateWarmsUpThenDecays) {
+  TrainOptions o = tiny_options({"--steps", "100", "--warmup", "10", "--lr", "1e-3"});
+  Trainer t(o);
+  EXPECT_DOUBLE_EQ(t.learning_rate(0), 1e-4);
+  EXPECT_DOUBLE_EQ(t.learning_rate(9), 1e-3);
+  EXPECT_NEAR(t.learning_rate(55), 0.5e-3, 1e-12);
+  EXPECT_LT(t.learning_rate(99), 1e-5);
+}
+
+TEST(TrainOptions, BadFlagsAreUsageErrors) {
+  TrainOptions o;
+  std::string help;
+  EXPECT_THROW(parse_train_options({"--steps", "x"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--precision", "fp8"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--remat", "sometimes"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--remat", "auto"}, &o, &help), UsageError);  // needs a budget
+  EXPECT_THROW(parse_train_options({"--mem-limit", "lots"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--device", "tpu"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--preset", "huge"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--grid", "0.7"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--what"}, &o, &help), UsageError);
+  EXPECT_FALSE(parse_train_options({"--help"}, &o, &help));
+  EXPECT_NE(help.find("--mem-budget"), std::string::npos);
+  TrainOptions p;
+  ASSERT_TRUE(parse_train_options({"--latent", "256", "--preset", "graphcast", "--mem-limit", "80GB"}, &p, &help));
+  EXPECT_EQ(p.latent, 256);  // a flag overrides the preset whatever the order
+  EXPECT_EQ(p.layers, 16);
+  EXPECT_EQ(p.mem_limit, int64_t(80000000000));
+}
+
+namespace {
+TrainOptions tiny_demo_options(const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--mesh", "1", "--latent", "8", "--layers", "2", "--steps", "3", "--quiet",
+                                   "--no-eval", "--data-trajectories", "4", "--data-frames", "8", "--data-cache",
+                                   "/tmp/gc_test_data_cache"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  TrainOptions o;
+  std::string help;
+  EXPECT_TRUE(parse_train_options(args, &o, &help));
+  return o;
+}
+}  // namespace
+
+TEST(Trainer, RolloutCheckpointsGiveIdenticalLossesAndDryRunEqualsReal) {
+  std::vector<std::vector<double>> curves;
+  for (const char* remat : {"none", "all", "every:2"}) {
+    TrainOptions o = tiny_demo_options({"--rollout", "3", "--remat", remat});
+    Trainer t(o);
+    t.setup();
+    t.train();
+    curves.push_back(losses(t));
+    DryRunResult dry = dry_run(o, t.geometry(), 0, 3);
+    EXPECT_EQ(dry.stats.peak_allocated, t.memory().stats.peak_allocated) << remat;
+    EXPECT_EQ(dry.stats.at_peak, t.memory().stats.at_peak) << remat;
+  }
+  EXPECT_EQ(curves[0], curves[1]);
+  EXPECT_EQ(curves[0], curves[2]);
+}
+
+TEST(Trainer, DemoEvaluationAndForecastOnTinyData) {
+  TrainOptions o = tiny_demo_options({"--steps", "2"});
+  o.no_eval = false;
+  Trainer t(o);
+  t.setup();
+  t.train();
+  EvalResult e = t.evaluate();
+  ASSERT_FALSE(e.lead_hours.empty());
+  EXPECT_EQ(e.lead_hours.front(), 6);
+  ASSERT_EQ(e.variables.size(), 3u);
+  for (size_t v = 0; v < 3; ++v)
+    for (size_t k = 0; k < e.lead_hours.size(); ++k) {
+      EXPECT_GT(e.rmse_persistence[v][k], 0.0);
+      EXPECT_GT(e.rmse_climatology[v][k], 0.0);
+      EXPECT_TRUE(std::isfinite(e.rmse_model[v][k]));
+    }
+  auto fc = t.forecast(t.data()->first_trajectory(data::SweSplit::test), 1, 2);
+  ASSERT_EQ(fc.size(), 2u);
+  EXPECT_EQ(fc[0].size(), t.data()->frame_elements());
+}
+
+TEST(Trainer, RematAutoFitsTheBudgetAndTheMeasuredPeakEqualsThePrediction) {
+  // The unconstrained peak first, then a budget below it.
+  const std::vector<std::string> bigger = {"--grid", "10", "--mesh", "2", "--latent", "32", "--steps", "2"};
+  TrainOptions free_run = tiny_options(bigger);
+  int64_t unconstrained = 0;
+  std::vector<double> base_losses;
+  {
+    // Allocator figures are the device's: one trainer alive at a time.
+    Trainer base(free_run);
+    base.setup();
+    base.train();
+    unconstrained = base.memory().stats.peak_reserved;
+    base_losses = losses(base);
+  }
+  const int64_t budget = unconstrained - (int64_t(2) << 20);
+  std::vector<std::string> args = bigger;
+  for (const char* a : {"--remat", "auto", "--mem-budget"}) args.push_back(a);
+  args.push_back(std::to_string(budget));
+  TrainOptions o = tiny_options(args);
+  allocator_for(Device::cpu).empty_cache();
+  Trainer t(o);
+  t.setup();
+  t.train();
+  ASSERT_FALSE(t.auto_plan().description.empty());
+  EXPECT_LE(t.auto_plan().predicted_peak_reserved, budget);
+  EXPECT_EQ(t.memory().stats.peak_allocated, t.auto_plan().predicted_peak_allocated);
+  // Gradients, hence losses, are those of the plain run.
+  EXPECT_EQ(losses(t), base_losses);
+  // An impossible budget is a usage error naming the smallest one.
+  TrainOptions tiny_budget = tiny_options({"--remat", "auto", "--mem-budget", "64KiB"});
+  Trainer u(tiny_budget);
+  try {
+    u.setup();
+    FAIL() << "expected a usage error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("smallest peak reached in dry runs"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, BytesByModuleAtThePeakAddUpToThePeak) {
+  TrainOptions o = tiny_options({"--steps", "2", "--remat", "all", "--edge-chunks", "2"});
+  Trainer t(o);
+  t.setup();
+  t.train();
+  int64_t total = 0;
+  for (const LiveBlock& b : t.memory().by_label) total += b.bytes;
+  EXPECT_EQ(total, t.memory().stats.peak_allocated);
+  int64_t grouped = 0;
+  for (const auto& [module, bytes] : bytes_by_module(t.memory().by_label)) grouped += bytes;
+  EXPECT_EQ(grouped, total);
+  EXPECT_EQ(module_of("rollout.1.decoder.edge_block.3.m2g_edge_mlp.silu"), "decoder.m2g_edge_mlp");
+  EXPECT_EQ(module_of("processor.7.edge_mlp.linear0"), "processor.7");
+  EXPECT_EQ(module_of("encoder.edge_chunk.0.edge_block.12.g2m_edge_embed.linear1"), "encoder.g2m_edge_embed");
+  EXPECT_EQ(module_of("batch"), "batch");
+  EXPECT_EQ(module_of(""), "(unlabelled)");
+}

@@ -1,0 +1,99 @@
+// atomic_file.cpp: write-to-temporary, fsync, rename, fsync-directory.
+//
+// A directory fsync that the file system does not support (EINVAL, as on some
+// network and FUSE mounts) is not an error: the rename has already happened and
+// nothing better can be done there.
+#include "tools/io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace gc {
+
+namespace {
+
+std::string errno_text(int error) { return std::strerror(error); }
+
+[[noreturn]] void fail(const std::string& what, const std::string& path, int error) {
+  throw std::runtime_error("write_file_atomic: " + what + " " + path + ": " + errno_text(error));
+}
+
+std::string directory_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+void fsync_directory(const std::string& path) {
+  const std::string directory = directory_of(path);
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open the directory of", path, errno);
+  if (::fsync(fd) != 0 && errno != EINVAL) {
+    const int error = errno;
+    ::close(fd);
+    fail("cannot fsync the directory of", path, error);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
+  if (path.empty()) throw std::invalid_argument("write_file_atomic: empty path");
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) fail("cannot create", temporary, errno);
+  std::FILE* file = ::fdopen(fd, "wb");
+  if (!file) {
+    const int error = errno;
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    fail("cannot open a stream on", temporary, error);
+  }
+  // Any exit before the rename closes and removes the temporary.
+  auto abandon = [&]() {
+    std::fclose(file);
+    ::unlink(temporary.c_str());
+  };
+  try {
+    writer(file);
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  if (std::ferror(file) || std::fflush(file) != 0) {
+    const int error = errno ? errno : EIO;
+    abandon();
+    fail("cannot write", temporary, error);
+  }
+  if (::fsync(::fileno(file)) != 0) {
+    const int error = errno;
+    abandon();
+    fail("cannot fsync", temporary, error);
+  }
+  if (std::fclose(file) != 0) {
+    const int error = errno;
+    ::unlink(temporary.c_str());
+    fail("cannot close", temporary, error);
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(temporary.c_str());
+    fail("cannot rename " + temporary + " over", path, error);
+  }
+  fsync_directory(path);
+}
+
+void write_file_atomic(const std::string& path, const std::string& contents) {
+  write_file_atomic(path, [&](std::FILE* file) {
+    if (!contents.empty() && std::fwrite(contents.data(), 1, contents.size(), file) != contents.size())
+      throw std::runtime_error("write_file_atomic: cannot write " + path + ": " + errno_text(errno));
+  });
+}
+
+}  // namespace gc

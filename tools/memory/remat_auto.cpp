@@ -1,0 +1,126 @@
+// remat_auto.cpp: choosing the rematerialization schedule and edge chunking
+// for a memory budget (see remat_auto.h).
+#include "tools/memory/remat_auto.h"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "runtime/allocator.h"
+#include "tools/memory/chain.h"
+#include "tools/memory/dry_run.h"
+
+namespace gc {
+
+namespace {
+
+Chain measure(const TrainOptions& o, const model::GraphCastGeometry& geometry, int edge_chunks) {
+  CachingAllocator& meta = allocator_for(Device::meta);
+  const int64_t saved_limit = meta.limit();
+  meta.set_limit(0);
+  Chain chain;
+  if (o.device != Device::meta) set_meta_target(o.device);
+  {
+    model::GraphCastConfig c = graphcast_config(o, edge_chunks);
+    model::GraphCastNet net(c, Device::meta, o.seed);
+    model::DeviceGeometry g = model::upload_geometry(geometry, c, Device::meta);
+    chain = measure_chain(net, g);
+  }
+  meta.set_limit(saved_limit);
+  meta.empty_cache();
+  return chain;
+}
+
+// The planner's form of a plan: plain items cover one stage, checkpoint items
+// always spell out their recomputation.
+std::vector<model::StagePlan> normalized(const std::vector<model::StagePlan>& plan) {
+  std::vector<model::StagePlan> out;
+  for (const model::StagePlan& item : plan) {
+    if (!item.checkpoint) {
+      for (int s = item.first_stage; s <= item.last_stage; ++s) out.push_back({s, s, false, {}});
+      continue;
+    }
+    model::StagePlan c = item;
+    c.inner = item.inner.empty() ? normalized({{item.first_stage, item.last_stage, false, {}}}) : normalized(item.inner);
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geometry, bool verbose) {
+  const int64_t budget = o.mem_budget;
+  if (budget <= 0) throw UsageError("--remat auto needs --mem-budget SIZE");
+  std::vector<int> candidates = {1, 2, 4, 8, 16, 32};
+  if (o.edge_chunks > 1) candidates = {o.edge_chunks};
+  const int64_t max_chunks =
+      std::min(model::edge_blocks_for(geometry.g2m.num_edges() * o.batch, geometry.g2m.num_receivers * o.batch),
+               model::edge_blocks_for(geometry.m2g.num_edges() * o.batch, geometry.m2g.num_receivers * o.batch));
+  AutoPlan best;
+  double best_cost = std::numeric_limits<double>::infinity();
+  double baseline_cost = 0;
+  int64_t smallest_estimate = std::numeric_limits<int64_t>::max();
+  int smallest_chunks = 1;
+  if (verbose) std::fprintf(stderr, "remat auto: budget %s\n", format_bytes(budget).c_str());
+  for (int chunks : candidates) {
+    if (chunks > max_chunks) break;
+    const Chain chain = measure(o, geometry, chunks);
+    if (baseline_cost == 0) baseline_cost = no_remat_cost(chain);
+    // Bytes outside the chain (parameters, optimizer state, gradients, inputs,
+    // graphs, allocator rounding): the exact step peak minus the chain's model
+    // of it, both for the all-checkpointed plan.
+    const std::vector<model::StagePlan> all_plan = normalized(model::plan_all(o.layers));
+    const DryRunResult all = dry_run(o, geometry, 0, 2, &all_plan, chunks);
+    const int64_t fixed = all.stats.peak_reserved - simulate_plan_peak(chain, all_plan);
+    // The smallest peak actually reached in a dry run (every stage checkpointed):
+    // a verified figure for the error message, unlike the chain model's estimate.
+    if (all.fits && all.stats.peak_reserved < smallest_estimate) {
+      smallest_estimate = all.stats.peak_reserved;
+      smallest_chunks = chunks;
+    }
+    int64_t chain_budget = budget - fixed;
+    for (int attempt = 0; attempt < 8 && chain_budget > 0; ++attempt) {
+      const RematSolution solution = solve_remat(chain, chain_budget);
+      if (!solution.feasible) break;
+      const DryRunResult dr = dry_run(o, geometry, 0, 2, &solution.plan, chunks);
+      if (dr.fits && dr.stats.peak_reserved <= budget) {
+        const double cost = plan_cost(chain, solution.plan);
+        if (verbose)
+          std::fprintf(stderr, "  edge chunks %2d: peak %s reserved (%s allocated), recompute +%.1f%%: %s\n", chunks,
+                       format_bytes(dr.stats.peak_reserved).c_str(), format_bytes(dr.stats.peak_allocated).c_str(),
+                       100.0 * (cost / baseline_cost - 1.0), describe_plan(chain, solution.plan).c_str());
+        if (cost < best_cost) {
+          best_cost = cost;
+          best.plan = solution.plan;
+          best.edge_chunks = chunks;
+          best.description = describe_plan(chain, solution.plan);
+          best.budget = budget;
+          best.predicted_peak_allocated = dr.stats.peak_allocated;
+          best.predicted_peak_reserved = dr.stats.peak_reserved;
+          best.predicted_overhead = cost / baseline_cost - 1.0;
+        }
+        break;
+      }
+      // The chain model missed the exact peak by the overshoot: tighten and retry.
+      const int64_t overshoot = dr.stats.peak_reserved - budget;
+      chain_budget -= std::max<int64_t>(overshoot, solution.slot_bytes);
+    }
+    if (best_cost < std::numeric_limits<double>::infinity() && best.predicted_overhead <= 1e-9) break;
+  }
+  if (best.plan.empty()) {
+    throw UsageError("--mem-budget " + format_bytes(budget) + " is too small for this configuration: the smallest "
+                     "peak reached in dry runs is " + format_bytes(smallest_estimate) + " (" +
+                     std::to_string(smallest_estimate) + " B, every stage checkpointed, --edge-chunks " +
+                     std::to_string(smallest_chunks) + "), so the smallest budget is at most that" +
+                     (o.precision == "fp32" ? "; also consider --precision bf16" : "") +
+                     (o.batch > 1 ? "; or a smaller --batch with --accum" : ""));
+  }
+  if (verbose)
+    std::fprintf(stderr, "remat auto: chose %d edge chunk(s), predicted peak %s reserved / %s allocated, recompute +%.1f%%\n",
+                 best.edge_chunks, format_bytes(best.predicted_peak_reserved).c_str(),
+                 format_bytes(best.predicted_peak_allocated).c_str(), 100.0 * best.predicted_overhead);
+  return best;
+}
+
+}  // namespace gc

@@ -1,0 +1,269 @@
+// options.cpp: presets, flag parsing and --help for gc_train.
+#include "tools/train/options.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <map>
+
+#include "runtime/allocator.h"
+
+namespace gc {
+
+DType TrainOptions::compute_dtype() const {
+  if (precision == "fp32") return DType::f32;
+  if (precision == "bf16") return DType::bf16;
+  if (precision == "fp16") return DType::f16;
+  throw UsageError("--precision must be fp32, bf16 or fp16, got '" + precision + "'");
+}
+
+std::string train_usage() {
+  return R"(usage: gc_train [flags]
+
+Trains GraphCast. With no flags: the demo configuration on the built-in
+shallow-water data (generated on first use, then cached), evaluation against
+persistence and climatology, pictures, checkpoints and a report in runs/demo/.
+
+preset
+  --preset NAME         demo (default) | graphcast (0.25 deg, 37 levels, 474 in / 227 out,
+                        mesh 6, latent 512, 16 layers) | graphcast-small (1 deg, 13 levels,
+                        186/83, mesh 5) | graphcast-operational (0.25 deg, 13 levels, 184/83,
+                        mesh 6); the flags below override a preset's fields
+model
+  --grid DEG            equiangular grid spacing with poles (presets without data)
+  --mesh R              finest icosahedral mesh level
+  --latent N            latent width
+  --layers N            processor layers
+  --in-channels N       grid input width including the 3 structural features
+  --out-channels N      predicted channels
+  --concat-trick on|off split the first edge-MLP weight instead of concatenating (default on)
+training
+  --steps N             optimizer steps
+  --batch N             samples per step
+  --accum N             micro-batches accumulated per step
+  --lr F                peak learning rate (warm-up then cosine decay)
+  --warmup N            warm-up steps
+  --rollout K           autoregressive steps per sample (gradients through the feedback)
+  --seed N              seed of parameters, data order and random inputs
+memory
+  --precision P         fp32 | bf16 | fp16
+  --remat POLICY        none | every:K | all | auto
+  --mem-budget SIZE     budget for --remat auto (512MiB, 24GB, 1.5GiB; GB = 1e9)
+  --mem-limit SIZE      cap on reserved bytes; exceeding it is an out-of-memory error
+  --edge-chunks N       process encoder/decoder edges in N checkpointed chunks (1..32, at most
+                        one per 4096 edges; edges are always computed in the same fixed blocks,
+                        so results do not change)
+device
+  --device D            cpu | cuda | meta (meta: dry run, no data, exact memory figures)
+  --meta-target D       the device a meta dry run predicts: cuda (default) or cpu; they differ
+                        only in library workspaces (cuBLAS's 32 MiB vs the cpu GEMM's buffers)
+output
+  --out DIR             checkpoints, metrics.jsonl, pictures (default runs/<preset>)
+  --trace FILE.json     Chrome trace (ui.perfetto.dev, chrome://tracing)
+  --trace-png FILE.png  memory timeline picture
+  --report FILE.json    machine-readable report
+  --resume CKPT         continue from a checkpoint directory written by --out
+  --no-eval             skip the evaluation
+  --data-truncation T   demo data resolution: 21 (32 x 64 grid) or 42 (64 x 128)
+  --data-trajectories N training trajectories of the demo data (validation and test: N/8, at least 2)
+  --data-frames N       6-hourly frames per trajectory
+  --data-cache DIR      where the generated data set is cached (default runs/data-cache)
+  --quiet               no progress line
+  --help                this text
+)";
+}
+
+namespace {
+
+void apply_preset(const std::string& name, TrainOptions* o) {
+  o->preset = name;
+  if (name == "demo") {
+    o->grid_deg = 0;
+    o->mesh_level = 3;
+    o->latent = 64;
+    o->layers = 4;
+    o->in_channels = 0;
+    o->out_channels = 0;
+    o->steps = 3000;
+    o->rollout = 2;  // two autoregressive steps per sample: long leads stay skilful
+    o->lr = 1e-3;  // 2e-3 trained as well for one seed and poorly for another
+    o->warmup_steps = 100;
+    o->weight_decay = 0.0;
+    return;
+  }
+  o->latent = 512;
+  o->layers = 16;
+  o->rollout = 1;
+  o->steps = 1;
+  o->lr = 1e-3;
+  o->warmup_steps = 0;
+  o->weight_decay = 0.1;
+  if (name == "graphcast") {
+    o->grid_deg = 0.25;
+    o->mesh_level = 6;
+    o->in_channels = 474;
+    o->out_channels = 227;
+  } else if (name == "graphcast-small") {
+    o->grid_deg = 1.0;
+    o->mesh_level = 5;
+    o->in_channels = 186;
+    o->out_channels = 83;
+  } else if (name == "graphcast-operational") {
+    o->grid_deg = 0.25;
+    o->mesh_level = 6;
+    o->in_channels = 184;
+    o->out_channels = 83;
+  } else {
+    throw UsageError("unknown preset '" + name + "' (demo, graphcast, graphcast-small, graphcast-operational)");
+  }
+}
+
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value,
+                  int64_t max_value = std::numeric_limits<int>::max()) {
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0)
+    throw UsageError(flag + " expects an integer, got '" + text + "'");
+  if (v < min_value) throw UsageError(flag + " must be >= " + std::to_string(min_value) + ", got " + text);
+  if (v > max_value) throw UsageError(flag + " must be <= " + std::to_string(max_value) + ", got " + text);
+  return v;
+}
+
+double parse_double(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(v)) throw UsageError(flag + " expects a number, got '" + text + "'");
+  return v;
+}
+
+int64_t parse_size(const std::string& flag, const std::string& text) {
+  try {
+    return parse_bytes(text);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(flag + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, std::string* help) {
+  // The preset first, so that every other flag overrides it.
+  std::string preset = "demo";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      if (help) *help = train_usage();
+      return false;
+    }
+    if (args[i] == "--preset") {
+      if (i + 1 >= args.size()) throw UsageError("--preset needs a value");
+      preset = args[i + 1];
+    } else if (args[i].rfind("--preset=", 0) == 0) {
+      preset = args[i].substr(9);
+    }
+  }
+  apply_preset(preset, o);
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i], value;
+    const size_t eq = flag.find('=');
+    bool inline_value = false;
+    if (flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      inline_value = true;
+    }
+    auto next = [&]() -> std::string {
+      if (inline_value) return value;
+      if (i + 1 >= args.size()) throw UsageError(flag + " needs a value (see --help)");
+      return args[++i];
+    };
+    if (flag == "--preset") next();
+    else if (flag == "--grid") {
+      o->grid_deg = parse_double(flag, next());
+      if (!(o->grid_deg > 0) || o->grid_deg > 30 || std::fabs(180.0 / o->grid_deg - std::round(180.0 / o->grid_deg)) > 1e-9)
+        throw UsageError("--grid must divide 180 degrees (e.g. 0.25, 1, 2.5), got " + std::to_string(o->grid_deg));
+    } else if (flag == "--mesh") o->mesh_level = static_cast<int>(parse_int(flag, next(), 0));
+    else if (flag == "--latent") o->latent = parse_int(flag, next(), 1, 1 << 20);
+    else if (flag == "--layers") o->layers = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--in-channels") o->in_channels = parse_int(flag, next(), 4, 1 << 20);
+    else if (flag == "--out-channels") o->out_channels = parse_int(flag, next(), 1, 1 << 20);
+    else if (flag == "--concat-trick") {
+      std::string v = next();
+      if (v != "on" && v != "off") throw UsageError("--concat-trick takes on or off, got '" + v + "'");
+      o->concat_trick = v == "on";
+    } else if (flag == "--steps") o->steps = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--batch") o->batch = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--accum") o->accum = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--lr") o->lr = parse_double(flag, next());
+    else if (flag == "--warmup") o->warmup_steps = static_cast<int>(parse_int(flag, next(), 0));
+    else if (flag == "--rollout") o->rollout = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--seed") o->seed = static_cast<uint64_t>(parse_int(flag, next(), 0, std::numeric_limits<int64_t>::max()));
+    else if (flag == "--precision") {
+      o->precision = next();
+      o->compute_dtype();
+    } else if (flag == "--remat") {
+      o->remat = next();
+      const std::string& r = o->remat;
+      bool ok = r == "none" || r == "all" || r == "auto";
+      if (r.rfind("every:", 0) == 0) {
+        parse_int("--remat every:K", r.substr(6), 1);
+        ok = true;
+      }
+      if (!ok) throw UsageError("--remat must be none, every:K, all or auto, got '" + r + "'");
+    } else if (flag == "--mem-budget") o->mem_budget = parse_size(flag, next());
+    else if (flag == "--mem-limit") o->mem_limit = parse_size(flag, next());
+    else if (flag == "--edge-chunks") {
+      o->edge_chunks = static_cast<int>(parse_int(flag, next(), 1));
+      if (o->edge_chunks > 32)
+        throw UsageError("--edge-chunks must be 1..32: the encoder and decoder edges are computed in at most 32 "
+                         "fixed blocks (about one per 4096 edges), which chunks group");
+    }
+    else if (flag == "--device") {
+      try {
+        o->device = device_from_name(next());
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--device: ") + e.what());
+      }
+    } else if (flag == "--meta-target") {
+      const std::string v = next();
+      if (v != "cpu" && v != "cuda") throw UsageError("--meta-target must be cpu or cuda, got '" + v + "'");
+      o->meta_target = device_from_name(v);
+    } else if (flag == "--out") o->out_dir = next();
+    else if (flag == "--trace") o->trace_path = next();
+    else if (flag == "--trace-png") o->trace_png = next();
+    else if (flag == "--report") o->report_path = next();
+    else if (flag == "--resume") o->resume_path = next();
+    else if (flag == "--no-eval") o->no_eval = true;
+    else if (flag == "--quiet") o->quiet = true;
+    else if (flag == "--data-truncation") {
+      o->data_truncation = static_cast<int>(parse_int(flag, next(), 1));
+      if (o->data_truncation != 21 && o->data_truncation != 42) throw UsageError("--data-truncation must be 21 or 42");
+    } else if (flag == "--data-cache") o->data_cache = next();
+    else if (flag == "--data-trajectories") o->data_trajectories = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--data-frames") o->data_frames = static_cast<int>(parse_int(flag, next(), 4));
+    else throw UsageError("unknown flag '" + args[i] + "' (see --help)");
+  }
+  if (o->remat == "auto" && o->mem_budget == 0)
+    throw UsageError("--remat auto needs --mem-budget SIZE (the memory the step must fit in)");
+  if (o->mesh_level > 7) throw UsageError("--mesh must be 0..7");
+  if (!o->has_data() && o->rollout > 1)
+    throw UsageError("--rollout > 1 needs data whose predictions can be fed back: use the demo preset");
+  if (o->out_dir.empty()) o->out_dir = "runs/" + o->preset;
+  return true;
+}
+
+model::GraphCastConfig graphcast_config(const TrainOptions& o, int edge_chunks) {
+  model::GraphCastConfig c;
+  c.latent = o.latent;
+  c.layers = o.layers;
+  c.mesh_level = o.mesh_level;
+  c.in_channels = o.in_channels;
+  c.out_channels = o.out_channels;
+  c.compute_dtype = o.compute_dtype();
+  c.concat_trick = o.concat_trick;
+  c.edge_chunks = edge_chunks;
+  c.batch = o.batch;
+  return c;
+}
+
+}  // namespace gc
