@@ -2,16 +2,16 @@
 // 2 bad usage, 3 out of memory (with an explanation and the smallest limit that
 // would have passed, found by dry runs on the meta device).
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "runtime/allocator.h"
-#include "tools/io/json.h"
-#include "tools/memory/dry_run.h"
-#include "tools/memory/memory_report.h"
-#include "tools/train/options.h"
-#include "tools/train/outputs.h"
-#include "tools/train/trainer.h"
+#include "runtime/allocator.h"           // allocator_for, OutOfMemory
+#include "tools/memory/memory_report.h"  // oom_explanation
+#include "tools/train/options.h"         // TrainOptions, parse_train_options
+#include "tools/train/outputs.h"         // summary, metrics, checkpoint, pictures, report, trace
+#include "tools/train/predict.h"         // dry runs: the smallest limit that passes
+#include "tools/train/trainer.h"         // prepare_run, Trainer
 
 using namespace gc;
 
@@ -46,24 +46,27 @@ int main(int argc, char** argv) {
 
 namespace {
 int run(const TrainOptions& options) {
-  Trainer trainer(options);
+  std::unique_ptr<RunSetup> setup;
+  std::unique_ptr<Trainer> trainer;
   try {
-    trainer.setup();
-    if (!options.resume_path.empty()) trainer.load_checkpoint(options.resume_path);
-    print_setup_summary(trainer);
-    if (options.device != Device::meta) trainer.checkpoint_every(options.out_dir, std::max(100, options.steps / 4));
-    start_trace_if_asked(trainer);
-    trainer.train();
-    finish_trace_if_asked(trainer);
+    setup = std::make_unique<RunSetup>(prepare_run(options));  // data, graphs, the remat plan
+    trainer = std::make_unique<Trainer>(*setup);               // model, optimizer, fixed inputs
+    if (!options.resume_path.empty()) trainer->load_checkpoint(options.resume_path);
+    print_setup_summary(*trainer);
+    if (options.device != Device::meta) trainer->checkpoint_every(options.out_dir, std::max(100, options.steps / 4));
+    start_trace_if_asked(*trainer);
+    trainer->train();
+    finish_trace_if_asked(*trainer);
     EvalResult eval;
-    if (!options.no_eval) eval = trainer.evaluate();
-    write_outputs(trainer, options.no_eval ? nullptr : &eval);
+    if (!options.no_eval) eval = trainer->evaluate();
+    write_outputs(*trainer, options.no_eval ? nullptr : &eval);
   } catch (const OutOfMemory& oom) {
     std::fprintf(stderr, "\n");
-    finish_trace_if_asked(trainer);  // before the dry runs below, which must not land in the trace
+    if (trainer) finish_trace_if_asked(*trainer);  // before the dry runs below, which must not land in the trace
+    trainer.reset();                                // its bytes are not the dry runs'
     int64_t smallest = 0;
     try {
-      smallest = smallest_passing_limit(trainer.options(), trainer.geometry());
+      if (setup) smallest = smallest_passing_limit(dry_runner(*setup), setup->plan);
     } catch (const std::exception&) {
       smallest = 0;
     }

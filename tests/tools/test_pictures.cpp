@@ -46,8 +46,7 @@ std::string make_temp_dir() {
 
 TEST(Pictures, LossAndRmsePngsOfATinyRun) {
   const std::string dir = make_temp_dir();
-  Trainer trainer(tiny_options(dir));
-  trainer.setup();
+  Trainer trainer(prepare_run(tiny_options(dir)));
   trainer.train();
   ASSERT_EQ(trainer.history().size(), 3u);
   EvalResult eval;  // a hand-made evaluation: the random-input preset has none
@@ -72,8 +71,7 @@ TEST(Pictures, LossAndRmsePngsOfATinyRun) {
 
 TEST(Pictures, TracedTrainingStepsHavePhaseSlices) {
   const std::string dir = make_temp_dir();
-  Trainer trainer(tiny_options(dir));
-  trainer.setup();
+  Trainer trainer(prepare_run(tiny_options(dir)));
   const std::string json_path = dir + "/trace.json", png_path = dir + "/trace.png";
   trace_begin(Device::cpu);
   trainer.train();

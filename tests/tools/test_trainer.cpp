@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "tools/memory/dry_run.h"
+#include "tools/train/predict.h"
 #include "tools/memory/memory_report.h"
 #include "tools/train/options.h"
 #include "tools/train/trainer.h"
@@ -46,19 +47,16 @@ std::vector<double> losses(const Trainer& t) {
 TEST(Trainer, ResumeContinuesBitwiseExactly) {
   const std::string dir = temp_dir("resume");
   TrainOptions o = tiny_options();
-  Trainer whole(o);
-  whole.setup();
+  Trainer whole(prepare_run(o));
   whole.train();
   std::vector<double> all = losses(whole);
   ASSERT_EQ(all.size(), 6u);
 
-  Trainer c(o);
-  c.setup();
+  Trainer c(prepare_run(o));
   c.train(3);  // the first half, on the schedule of 6 steps
   c.save_checkpoint(dir);
   std::vector<double> resumed = losses(c);
-  Trainer d(o);
-  d.setup();
+  Trainer d(prepare_run(o));
   d.load_checkpoint(dir);
   d.train();
   for (double l : losses(d)) resumed.push_back(l);
@@ -72,8 +70,7 @@ TEST(Trainer, ResumeContinuesBitwiseExactly) {
 TEST(Trainer, CorruptedCheckpointIsAClearError) {
   const std::string dir = temp_dir("corrupt");
   TrainOptions o = tiny_options({"--steps", "2"});
-  Trainer t(o);
-  t.setup();
+  Trainer t(prepare_run(o));
   t.train();
   t.save_checkpoint(dir);
   const std::string weights = dir + "/checkpoint-2/weights.safetensors";
@@ -84,8 +81,7 @@ TEST(Trainer, CorruptedCheckpointIsAClearError) {
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   }
   TrainOptions o4 = tiny_options({"--steps", "4"});
-  Trainer r(o4);
-  r.setup();
+  Trainer r(prepare_run(o4));
   try {
     r.load_checkpoint(dir);
     FAIL() << "expected an error";
@@ -94,13 +90,11 @@ TEST(Trainer, CorruptedCheckpointIsAClearError) {
   }
   // A checkpoint of another configuration is refused with both descriptions.
   TrainOptions other = tiny_options({"--latent", "16", "--steps", "4"});
-  Trainer t2(o);
-  t2.setup();
+  Trainer t2(prepare_run(o));
   t2.train();
   const std::string dir2 = temp_dir("other");
   t2.save_checkpoint(dir2);
-  Trainer r2(other);
-  r2.setup();
+  Trainer r2(prepare_run(other));
   EXPECT_THROW(r2.load_checkpoint(dir2), std::runtime_error);
 }
 
@@ -117,10 +111,9 @@ TEST(Trainer, DryRunEqualsRealRunToTheByte) {
     o.steps = 2;
     CachingAllocator& cpu = allocator_for(Device::cpu);
     cpu.empty_cache();
-    Trainer real(o);
-    real.setup();
+    Trainer real(prepare_run(o));
     real.train();
-    DryRunResult dry = dry_run(o, real.geometry(), 0, 2);
+    DryRunResult dry = dry_run(real.setup(), 0, real.plan(), 2);
     std::string what;
     for (const auto& e : extra) what += e + " ";
     ASSERT_TRUE(dry.fits) << what;
@@ -134,30 +127,27 @@ TEST(Trainer, ImpossibleLimitIsOutOfMemoryWithTheSmallestPassingLimit) {
   allocator_for(Device::cpu).empty_cache();
   {
     TrainOptions o = tiny_options({"--mem-limit", "1MiB"});
-    Trainer t(o);
     EXPECT_THROW({
-      t.setup();
+      Trainer t(prepare_run(o));
       t.train();
     }, OutOfMemory);
   }
   EXPECT_EQ(allocator_for(Device::cpu).limit(), 0) << "the trainer restores the limit it set";
   TrainOptions free_run = tiny_options();
-  Trainer ok(free_run);
-  ok.setup();
-  const int64_t smallest = smallest_passing_limit(free_run, ok.geometry());
+  Trainer ok(prepare_run(free_run));
+  const int64_t smallest = smallest_passing_limit(dry_runner(ok.setup()), ok.plan());
   EXPECT_GT(smallest, 0);
-  EXPECT_TRUE(dry_run(free_run, ok.geometry(), smallest).fits);
+  EXPECT_TRUE(dry_run(ok.setup(), smallest, ok.plan()).fits);
   ASSERT_GT(smallest, int64_t(1) << 20);
-  EXPECT_FALSE(dry_run(free_run, ok.geometry(), smallest - (int64_t(1) << 20)).fits);  // (a limit of 0 means none)
+  EXPECT_FALSE(dry_run(ok.setup(), smallest - (int64_t(1) << 20), ok.plan()).fits);  // (a limit of 0 means none)
 }
 
 TEST(Trainer, LearningRateWarmsUpThenDecays) {
   TrainOptions o = tiny_options({"--steps", "100", "--warmup", "10", "--lr", "1e-3"});
-  Trainer t(o);
-  EXPECT_DOUBLE_EQ(t.learning_rate(0), 1e-4);
-  EXPECT_DOUBLE_EQ(t.learning_rate(9), 1e-3);
-  EXPECT_NEAR(t.learning_rate(55), 0.5e-3, 1e-12);
-  EXPECT_LT(t.learning_rate(99), 1e-5);
+  EXPECT_DOUBLE_EQ(learning_rate(o, 0), 1e-4);
+  EXPECT_DOUBLE_EQ(learning_rate(o, 9), 1e-3);
+  EXPECT_NEAR(learning_rate(o, 55), 0.5e-3, 1e-12);
+  EXPECT_LT(learning_rate(o, 99), 1e-5);
 }
 
 TEST(TrainOptions, BadFlagsAreUsageErrors) {
@@ -198,11 +188,10 @@ TEST(Trainer, RolloutCheckpointsGiveIdenticalLossesAndDryRunEqualsReal) {
   std::vector<std::vector<double>> curves;
   for (const char* remat : {"none", "all", "every:2"}) {
     TrainOptions o = tiny_demo_options({"--rollout", "3", "--remat", remat});
-    Trainer t(o);
-    t.setup();
+    Trainer t(prepare_run(o));
     t.train();
     curves.push_back(losses(t));
-    DryRunResult dry = dry_run(o, t.geometry(), 0, 3);
+    DryRunResult dry = dry_run(t.setup(), 0, t.plan(), 3);
     EXPECT_EQ(dry.stats.peak_allocated, t.memory().stats.peak_allocated) << remat;
     EXPECT_EQ(dry.stats.at_peak, t.memory().stats.at_peak) << remat;
   }
@@ -213,8 +202,7 @@ TEST(Trainer, RolloutCheckpointsGiveIdenticalLossesAndDryRunEqualsReal) {
 TEST(Trainer, DemoEvaluationAndForecastOnTinyData) {
   TrainOptions o = tiny_demo_options({"--steps", "2"});
   o.no_eval = false;
-  Trainer t(o);
-  t.setup();
+  Trainer t(prepare_run(o));
   t.train();
   EvalResult e = t.evaluate();
   ASSERT_FALSE(e.lead_hours.empty());
@@ -239,8 +227,7 @@ TEST(Trainer, RematAutoFitsTheBudgetAndTheMeasuredPeakEqualsThePrediction) {
   std::vector<double> base_losses;
   {
     // Allocator figures are the device's: one trainer alive at a time.
-    Trainer base(free_run);
-    base.setup();
+    Trainer base(prepare_run(free_run));
     base.train();
     unconstrained = base.memory().stats.peak_reserved;
     base_losses = losses(base);
@@ -251,19 +238,17 @@ TEST(Trainer, RematAutoFitsTheBudgetAndTheMeasuredPeakEqualsThePrediction) {
   args.push_back(std::to_string(budget));
   TrainOptions o = tiny_options(args);
   allocator_for(Device::cpu).empty_cache();
-  Trainer t(o);
-  t.setup();
+  Trainer t(prepare_run(o));
   t.train();
-  ASSERT_FALSE(t.auto_plan().description.empty());
-  EXPECT_LE(t.auto_plan().predicted_peak_reserved, budget);
-  EXPECT_EQ(t.memory().stats.peak_allocated, t.auto_plan().predicted_peak_allocated);
+  ASSERT_FALSE(t.plan().description.empty());
+  EXPECT_LE(t.plan().predicted_peak_reserved, budget);
+  EXPECT_EQ(t.memory().stats.peak_allocated, t.plan().predicted_peak_allocated);
   // Gradients, hence losses, are those of the plain run.
   EXPECT_EQ(losses(t), base_losses);
   // An impossible budget is a usage error naming the smallest one.
   TrainOptions tiny_budget = tiny_options({"--remat", "auto", "--mem-budget", "64KiB"});
-  Trainer u(tiny_budget);
   try {
-    u.setup();
+    prepare_run(tiny_budget);
     FAIL() << "expected a usage error";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("smallest peak reached in dry runs"), std::string::npos) << e.what();
@@ -272,8 +257,7 @@ TEST(Trainer, RematAutoFitsTheBudgetAndTheMeasuredPeakEqualsThePrediction) {
 
 TEST(Trainer, BytesByModuleAtThePeakAddUpToThePeak) {
   TrainOptions o = tiny_options({"--steps", "2", "--remat", "all", "--edge-chunks", "2"});
-  Trainer t(o);
-  t.setup();
+  Trainer t(prepare_run(o));
   t.train();
   int64_t total = 0;
   for (const LiveBlock& b : t.memory().by_label) total += b.bytes;

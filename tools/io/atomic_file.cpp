@@ -6,6 +6,7 @@
 #include "tools/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,6 +95,18 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
     if (!contents.empty() && std::fwrite(contents.data(), 1, contents.size(), file) != contents.size())
       throw std::runtime_error("write_file_atomic: cannot write " + path + ": " + errno_text(errno));
   });
+}
+
+void make_directories(const std::string& path) {
+  if (path.empty()) throw std::invalid_argument("make_directories: empty path");
+  std::string partial;
+  for (size_t i = 0; i < path.size(); ++i) {
+    partial += path[i];
+    if (path[i] == '/' || i + 1 == path.size()) ::mkdir(partial.c_str(), 0755);
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw std::runtime_error("cannot create directory '" + path + "'");
 }
 
 }  // namespace gc

@@ -19,4 +19,8 @@ namespace gc {
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
 void write_file_atomic(const std::string& path, const std::string& contents);
 
+// mkdir -p: creates `path` and its missing parents (mode 0755). Throws
+// std::runtime_error naming the path when it does not end up a directory.
+void make_directories(const std::string& path);
+
 }  // namespace gc

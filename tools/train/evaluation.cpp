@@ -6,33 +6,16 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "tools/train/rollout.h"
 #include "tools/train/trainer.h"
 
 namespace gc {
 
-namespace {
-
-// An autoregressive rollout of `leads` steps from (state, previous, input): each
-// step adds predict(input) to the state and hands the state's values to
-// visit(k, values); every step but the last feeds the state back as the next
-// input (feed_back(state, &previous, &input)).
-template <class Predict, class FeedBack, class Visit>
-void roll_out(Var state, Var previous, Var input, int leads, const Predict& predict, const FeedBack& feed_back,
-              const Visit& visit) {
-  for (int k = 0; k < leads; ++k) {
-    state = add(state, predict(input));
-    visit(k, state.value().to_doubles());
-    if (k + 1 < leads) feed_back(state, &previous, &input);
-  }
-}
-
-}  // namespace
-
 EvalResult Trainer::evaluate() {
   EvalResult result;
-  if (!data_ || options_.device == Device::meta) return result;
+  if (!data() || options_.device == Device::meta) return result;
   NoGradGuard no_grad;
-  const data::SweDataset& d = *data_;
+  const data::SweDataset& d = *data();
   const int C = data::kSweChannels;
   const int leads = std::min(8, d.frames() - 2);
   for (int k = 1; k <= leads; ++k) result.lead_hours.push_back(6 * k);
@@ -42,8 +25,8 @@ EvalResult Trainer::evaluate() {
   const int count = d.split_trajectories(data::SweSplit::test);
   for (int traj = first; traj < first + count; ++traj)
     for (int t = 1; t + leads <= d.frames() - 1; t += 4) cases.push_back({traj, t});
-  const int64_t nodes = geometry_.num_grid_nodes();
-  const model::Grid& g = geometry_.grid;
+  const int64_t nodes = geometry().num_grid_nodes();
+  const model::Grid& g = geometry().grid;
   std::vector<double> w(static_cast<size_t>(nodes));
   double wsum = 0;
   for (int64_t i = 0; i < nodes; ++i) {
@@ -52,17 +35,15 @@ EvalResult Trainer::evaluate() {
   }
   auto zeros = [&]() { return std::vector<std::vector<double>>(C, std::vector<double>(static_cast<size_t>(leads), 0.0)); };
   auto mse_model = zeros(), mse_persist = zeros(), mse_clim = zeros(), acc = zeros();
-  auto predict = [this](const Var& x) { return net_->forward(x, device_geometry_, plan_); };
-  auto feed = [this](const Var& state, Var* previous, Var* input) { feed_back(state, previous, input); };
+  auto predict_step = [this](int, const Var& input) { return predict(input); };
   const int B = options_.batch;
   int used = 0;
   for (size_t start = 0; start + static_cast<size_t>(B) <= cases.size(); start += static_cast<size_t>(B)) {
-    std::vector<std::pair<int, int>> batch_cases(cases.begin() + static_cast<long>(start),
-                                                 cases.begin() + static_cast<long>(start) + B);
-    Batch batch;
-    fill_demo_batch(&batch, batch_cases);
-    roll_out(Var(batch.state), Var(batch.previous_normalized), Var(batch.input), leads, predict, feed,
-             [&](int k, const std::vector<double>& s) {
+    std::vector<data::Sample> batch_cases(cases.begin() + static_cast<long>(start),
+                                          cases.begin() + static_cast<long>(start) + B);
+    const data::Batch batch = batch_of(batch_cases);
+    roll_out(batch, leads, state_to_input_, config_.compute_dtype, predict_step, [&](int k, const Var& state) {
+      const std::vector<double> s = state.value().to_doubles();
       for (int b = 0; b < B; ++b) {
         const auto [traj, t] = batch_cases[static_cast<size_t>(b)];
         const float* truth = d.frame(traj, t + k + 1);
@@ -72,10 +53,9 @@ EvalResult Trainer::evaluate() {
           for (int64_t i = 0; i < nodes; ++i) {
             const size_t idx = static_cast<size_t>(i * C + c);
             const double wi = w[static_cast<size_t>(i)];
-            const double pred = mean_[static_cast<size_t>(c)] +
-                                s[static_cast<size_t>((b * nodes + i) * C + c)] * diff_std_[static_cast<size_t>(c)];
+            const double pred = norm_.physical(s[static_cast<size_t>((b * nodes + i) * C + c)], c);
             const double obs = truth[idx];
-            const double clim = climatology_[idx];
+            const double clim = norm_.climatology[idx];
             se_m += wi * (pred - obs) * (pred - obs);
             se_p += wi * (last_input[idx] - obs) * (last_input[idx] - obs);
             se_c += wi * (clim - obs) * (clim - obs);
@@ -105,27 +85,20 @@ EvalResult Trainer::evaluate() {
   return result;
 }
 
-}  // namespace gc
-
-namespace gc {
-
 std::vector<std::vector<float>> Trainer::forecast(int trajectory, int start_frame, int leads) {
   std::vector<std::vector<float>> out;
-  if (!data_ || options_.device == Device::meta) return out;
+  if (!data() || options_.device == Device::meta) return out;
   NoGradGuard no_grad;
   const int C = data::kSweChannels;
-  const int64_t nodes = geometry_.num_grid_nodes();
-  std::vector<std::pair<int, int>> cases(static_cast<size_t>(options_.batch), {trajectory, start_frame});
-  Batch batch;
-  fill_demo_batch(&batch, cases);
-  auto predict = [this](const Var& x) { return net_->forward(x, device_geometry_, plan_); };
-  auto feed = [this](const Var& state, Var* previous, Var* input) { feed_back(state, previous, input); };
-  roll_out(Var(batch.state), Var(batch.previous_normalized), Var(batch.input), leads, predict, feed,
-           [&](int, const std::vector<double>& s) {
+  const int64_t nodes = geometry().num_grid_nodes();
+  const std::vector<data::Sample> cases(static_cast<size_t>(options_.batch), {trajectory, start_frame});
+  const data::Batch batch = batch_of(cases);
+  auto predict_step = [this](int, const Var& input) { return predict(input); };
+  roll_out(batch, leads, state_to_input_, config_.compute_dtype, predict_step, [&](int, const Var& state) {
+    const std::vector<double> s = state.value().to_doubles();
     std::vector<float> field(static_cast<size_t>(nodes * C));
     for (int64_t i = 0; i < nodes * C; ++i)
-      field[static_cast<size_t>(i)] = static_cast<float>(mean_[static_cast<size_t>(i % C)] +
-                                                         s[static_cast<size_t>(i)] * diff_std_[static_cast<size_t>(i % C)]);
+      field[static_cast<size_t>(i)] = static_cast<float>(norm_.physical(s[static_cast<size_t>(i)], static_cast<int>(i % C)));
     out.push_back(std::move(field));
   });
   return out;

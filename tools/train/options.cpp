@@ -2,6 +2,7 @@
 #include "tools/train/options.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -43,6 +44,11 @@ training
   --accum N             micro-batches accumulated per step
   --lr F                peak learning rate (warm-up then cosine decay)
   --warmup N            warm-up steps
+  --weight-decay F      AdamW's decoupled weight decay (default 0.1)
+  --adam-beta1 F        AdamW's first-moment decay (default 0.9)
+  --adam-beta2 F        AdamW's second-moment decay (default 0.95)
+  --adam-eps F          AdamW's epsilon (default 1e-8)
+  --clip-norm F         clip the global gradient norm to F (default 32)
   --rollout K           autoregressive steps per sample (gradients through the feedback)
   --seed N              seed of parameters, data order and random inputs
 memory
@@ -130,10 +136,24 @@ int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_
   return v;
 }
 
+std::string format_number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
 double parse_double(const std::string& flag, const std::string& text) {
   char* end = nullptr;
   double v = std::strtod(text.c_str(), &end);
   if (text.empty() || *end != '\0' || !std::isfinite(v)) throw UsageError(flag + " expects a number, got '" + text + "'");
+  return v;
+}
+
+// A number in [lo, hi) (hi itself is refused: a beta of 1 never forgets).
+double parse_fraction(const std::string& flag, const std::string& text, double lo, double hi) {
+  const double v = parse_double(flag, text);
+  if (v < lo || v >= hi)
+    throw UsageError(flag + " must be >= " + format_number(lo) + " and < " + format_number(hi) + ", got " + text);
   return v;
 }
 
@@ -195,6 +215,11 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--batch") o->batch = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--accum") o->accum = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--lr") o->lr = parse_double(flag, next());
+    else if (flag == "--weight-decay") o->weight_decay = parse_fraction(flag, next(), 0.0, 1e9);
+    else if (flag == "--adam-beta1") o->adam_beta1 = parse_fraction(flag, next(), 0.0, 1.0);
+    else if (flag == "--adam-beta2") o->adam_beta2 = parse_fraction(flag, next(), 0.0, 1.0);
+    else if (flag == "--adam-eps") o->adam_eps = parse_fraction(flag, next(), 0.0, 1.0);
+    else if (flag == "--clip-norm") o->clip_norm = parse_fraction(flag, next(), 0.0, 1e30);
     else if (flag == "--warmup") o->warmup_steps = static_cast<int>(parse_int(flag, next(), 0));
     else if (flag == "--rollout") o->rollout = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--seed") o->seed = static_cast<uint64_t>(parse_int(flag, next(), 0, std::numeric_limits<int64_t>::max()));
@@ -264,6 +289,20 @@ model::GraphCastConfig graphcast_config(const TrainOptions& o, int edge_chunks) 
   c.edge_chunks = edge_chunks;
   c.batch = o.batch;
   return c;
+}
+
+}  // namespace gc
+
+namespace gc {
+
+kernels::AdamWSettings adamw_settings(const TrainOptions& o) {
+  kernels::AdamWSettings adam;
+  adam.lr = o.lr;
+  adam.beta1 = o.adam_beta1;
+  adam.beta2 = o.adam_beta2;
+  adam.eps = o.adam_eps;
+  adam.weight_decay = o.weight_decay;
+  return adam;
 }
 
 }  // namespace gc

@@ -5,20 +5,16 @@
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "kernels/optim.h"
 #include "model/graphcast.h"
 #include "runtime/device.h"
 #include "runtime/dtype.h"
+#include "tools/usage_error.h"
 
 namespace gc {
-
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct TrainOptions {
   std::string preset = "demo";
@@ -39,7 +35,10 @@ struct TrainOptions {
   int rollout = 1;
   uint64_t seed = 0;
   double clip_norm = 32.0;
-  double weight_decay = 0.1;
+  double weight_decay = 0.1;  // AdamW: decoupled weight decay, moment decays, epsilon
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.95;
+  double adam_eps = 1e-8;
   // memory
   std::string precision = "fp32";
   std::string remat = "none";  // none | every:K | all | auto
@@ -66,6 +65,10 @@ struct TrainOptions {
 // `edge_chunks` checkpointed segments (the trainer's own run, or a candidate of
 // --remat auto).
 model::GraphCastConfig graphcast_config(const TrainOptions& options, int edge_chunks);
+
+// AdamW's settings of these options (the learning rate is the peak; each step
+// passes its own).
+kernels::AdamWSettings adamw_settings(const TrainOptions& options);
 
 // Parses argv (without argv[0]). Returns false when --help was asked (text in *help).
 bool parse_train_options(const std::vector<std::string>& args, TrainOptions* options, std::string* help);

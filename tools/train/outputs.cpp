@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "tools/io/atomic_file.h"
 #include "tools/memory/memory_report.h"
@@ -58,11 +57,7 @@ void write_outputs(Trainer& t, const EvalResult* eval) {
   const bool real = o.device != Device::meta;
   std::string out = o.out_dir;
   if (real) {
-    std::string partial;
-    for (size_t i = 0; i < out.size(); ++i) {
-      partial += out[i];
-      if (out[i] == '/' || i + 1 == out.size()) mkdir(partial.c_str(), 0755);
-    }
+    make_directories(out);
     std::ostringstream metrics;
     // A resumed run keeps the records of the steps before its checkpoint.
     if (!o.resume_path.empty() && !t.history().empty()) {

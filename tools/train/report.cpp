@@ -41,6 +41,9 @@ json::Value config_json(const TrainOptions& o) {
   c["seed"] = static_cast<int64_t>(o.seed);
   c["clip_norm"] = o.clip_norm;
   c["weight_decay"] = o.weight_decay;
+  c["adam_beta1"] = o.adam_beta1;
+  c["adam_beta2"] = o.adam_beta2;
+  c["adam_eps"] = o.adam_eps;
   c["precision"] = o.precision;
   c["remat"] = o.remat;
   c["mem_budget"] = o.mem_budget;
@@ -74,6 +77,7 @@ json::Value Trainer::report(const EvalResult* eval) const {
   json::Value r = json::Value::object();
   r["config"] = config_json(options_);
   json::Value graph = json::Value::object();
+  const model::GraphCastGeometry& geometry_ = geometry();
   graph["grid_nodes"] = geometry_.num_grid_nodes();
   graph["mesh_nodes"] = geometry_.num_mesh_nodes();
   graph["mesh_edges"] = geometry_.mesh.num_edges();
@@ -102,10 +106,11 @@ json::Value Trainer::report(const EvalResult* eval) const {
     mem["device_in_use"] = memory_.device_in_use;
     mem["outside_allocator"] = memory_.outside_allocator;
   }
+  const RematPlan& chosen = plan();
   json::Value plan = json::Value::object();
   plan["policy"] = options_.remat;
   json::Value segments = json::Value::array();
-  for (const model::StagePlan& p : plan_) {
+  for (const model::StagePlan& p : chosen.stages) {
     json::Value seg = json::Value::object();
     seg["first_stage"] = p.first_stage;
     seg["last_stage"] = p.last_stage;
@@ -114,12 +119,12 @@ json::Value Trainer::report(const EvalResult* eval) const {
   }
   plan["segments"] = segments;
   plan["edge_chunks"] = options_.edge_chunks;
-  if (!auto_plan_.description.empty()) {
-    plan["budget"] = auto_plan_.budget;
-    plan["description"] = auto_plan_.description;
-    plan["predicted_peak_allocated"] = auto_plan_.predicted_peak_allocated;
-    plan["predicted_peak_reserved"] = auto_plan_.predicted_peak_reserved;
-    plan["predicted_recompute_overhead"] = auto_plan_.predicted_overhead;
+  if (chosen.automatic()) {
+    plan["budget"] = chosen.budget;
+    plan["description"] = chosen.description;
+    plan["predicted_peak_allocated"] = chosen.predicted_peak_allocated;
+    plan["predicted_peak_reserved"] = chosen.predicted_peak_reserved;
+    plan["predicted_recompute_overhead"] = chosen.predicted_overhead;
   }
   mem["plan"] = plan;
   json::Value top = json::Value::array();
@@ -151,15 +156,15 @@ json::Value Trainer::report(const EvalResult* eval) const {
   const double flops = history_.empty() ? 0.0 : history_.back().flops;
   timing["flops_per_step"] = flops;
   timing["achieved_tflops"] = ms.empty() || ms[ms.size() / 2] <= 0 ? 0.0 : flops / (ms[ms.size() / 2] * 1e-3) / 1e12;
-  timing["setup_s"] = setup_seconds_;
-  timing["graph_build_s"] = graph_seconds_;
+  timing["setup_s"] = setup_.seconds;
+  timing["graph_build_s"] = setup_.graph_seconds;
   r["timing"] = timing;
 
   json::Value train = json::Value::object();
   train["loss_first"] = history_.empty() ? 0.0 : history_.front().loss;
   train["loss_last"] = history_.empty() ? 0.0 : history_.back().loss;
-  train["skipped_steps"] = skipped_steps_;
-  train["loss_scale"] = loss_scale_;
+  train["skipped_steps"] = loss_scaler_.skipped_steps;
+  train["loss_scale"] = loss_scaler_.scale;
   r["train"] = train;
 
   if (eval && !eval->lead_hours.empty()) {
@@ -224,9 +229,7 @@ void Trainer::save_checkpoint(const std::string& out_dir) const {
   if (options_.device == Device::meta) return;  // a dry run has no values to save
   const std::string name = "checkpoint-" + std::to_string(completed_steps_);
   const std::string dir = out_dir + "/" + name;
-  mkdir(out_dir.c_str(), 0755);
-  mkdir(dir.c_str(), 0755);
-  if (!is_dir(dir)) throw std::runtime_error("cannot create checkpoint directory '" + dir + "'");
+  make_directories(dir);
   std::vector<std::pair<std::string, Tensor>> weights, state;
   const std::vector<Var>& params = optimizer_->params();
   for (size_t i = 0; i < params.size(); ++i) {
@@ -236,15 +239,15 @@ void Trainer::save_checkpoint(const std::string& out_dir) const {
   }
   save_safetensors(dir + "/weights.safetensors", weights, {{"format", "gc-graphcast"}, {"config", checkpoint_identity(options_)}});
   char scale[64];
-  std::snprintf(scale, sizeof scale, "%.17g", loss_scale_);
+  std::snprintf(scale, sizeof scale, "%.17g", loss_scaler_.scale);
   save_safetensors(dir + "/train_state.safetensors", state,
                    {{"step", std::to_string(completed_steps_)},
                     {"optimizer_steps", std::to_string(optimizer_->steps())},
                     {"config", checkpoint_identity(options_)},
                     {"seed", std::to_string(options_.seed)},
                     {"loss_scale", scale},
-                    {"clean_steps", std::to_string(clean_steps_)},
-                    {"skipped_steps", std::to_string(skipped_steps_)},
+                    {"clean_steps", std::to_string(loss_scaler_.clean_steps)},
+                    {"skipped_steps", std::to_string(loss_scaler_.skipped_steps)},
                     {"schedule", schedule_identity(options_)}});
   const std::string previous = read_small_file(out_dir + "/latest");
   write_file_atomic(out_dir + "/latest", name + "\n");
@@ -292,9 +295,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   start_step_ = std::stoi(meta("step"));
   completed_steps_ = start_step_;
   optimizer_->set_steps(std::stoll(meta("optimizer_steps")));
-  loss_scale_ = std::stod(meta("loss_scale"));
-  clean_steps_ = std::stoi(meta("clean_steps"));
-  skipped_steps_ = std::stoi(meta("skipped_steps"));
+  loss_scaler_.scale = std::stod(meta("loss_scale"));
+  loss_scaler_.clean_steps = std::stoi(meta("clean_steps"));
+  loss_scaler_.skipped_steps = std::stoi(meta("skipped_steps"));
   // The learning rate at a step depends on --steps, --lr and --warmup: a run
   // resumed with other values continues on another schedule (allowed: longer
   // training is a common reason to resume), so say so.

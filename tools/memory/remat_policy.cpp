@@ -1,6 +1,6 @@
-// remat_auto.cpp: choosing the rematerialization schedule and edge chunking
-// for a memory budget (see remat_auto.h).
-#include "tools/memory/remat_auto.h"
+// remat_policy.cpp: the fixed plans, and choosing the rematerialization
+// schedule and edge chunking for a memory budget (see remat_policy.h).
+#include "tools/memory/remat_policy.h"
 
 #include <cmath>
 #include <cstdio>
@@ -8,20 +8,20 @@
 
 #include "runtime/allocator.h"
 #include "tools/memory/chain.h"
-#include "tools/memory/dry_run.h"
+#include "tools/usage_error.h"
 
 namespace gc {
 
 namespace {
 
-Chain measure(const TrainOptions& o, const model::GraphCastGeometry& geometry, int edge_chunks) {
+Chain measure(const AutoPlanRequest& o, const model::GraphCastGeometry& geometry, int edge_chunks) {
   CachingAllocator& meta = allocator_for(Device::meta);
   const int64_t saved_limit = meta.limit();
   meta.set_limit(0);
   Chain chain;
-  if (o.device != Device::meta) set_meta_target(o.device);
+  if (o.target != Device::meta) set_meta_target(o.target);
   {
-    model::GraphCastConfig c = graphcast_config(o, edge_chunks);
+    model::GraphCastConfig c = o.config(edge_chunks);
     model::GraphCastNet net(c, Device::meta, o.seed);
     model::DeviceGeometry g = model::upload_geometry(geometry, c, Device::meta);
     chain = measure_chain(net, g);
@@ -49,15 +49,26 @@ std::vector<model::StagePlan> normalized(const std::vector<model::StagePlan>& pl
 
 }  // namespace
 
-AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geometry, bool verbose) {
-  const int64_t budget = o.mem_budget;
+RematPlan fixed_remat_plan(const std::string& policy, int layers, int edge_chunks) {
+  RematPlan plan;
+  plan.edge_chunks = edge_chunks;
+  if (policy == "none") plan.stages = model::plan_none(layers);
+  else if (policy == "all") plan.stages = model::plan_all(layers);
+  else if (policy.rfind("every:", 0) == 0) plan.stages = model::plan_every(layers, std::stoi(policy.substr(6)));
+  else throw UsageError("--remat " + policy + " is not a fixed policy");
+  return plan;
+}
+
+RematPlan plan_auto(const AutoPlanRequest& o, const model::GraphCastGeometry& geometry, const DryRun& dry_run,
+                    bool verbose) {
+  const int64_t budget = o.budget;
   if (budget <= 0) throw UsageError("--remat auto needs --mem-budget SIZE");
   std::vector<int> candidates = {1, 2, 4, 8, 16, 32};
   if (o.edge_chunks > 1) candidates = {o.edge_chunks};
   const int64_t max_chunks =
       std::min(model::edge_blocks_for(geometry.g2m.num_edges() * o.batch, geometry.g2m.num_receivers * o.batch),
                model::edge_blocks_for(geometry.m2g.num_edges() * o.batch, geometry.m2g.num_receivers * o.batch));
-  AutoPlan best;
+  RematPlan best;
   double best_cost = std::numeric_limits<double>::infinity();
   double baseline_cost = 0;
   int64_t smallest_estimate = std::numeric_limits<int64_t>::max();
@@ -70,9 +81,11 @@ AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geomet
     // Bytes outside the chain (parameters, optimizer state, gradients, inputs,
     // graphs, allocator rounding): the exact step peak minus the chain's model
     // of it, both for the all-checkpointed plan.
-    const std::vector<model::StagePlan> all_plan = normalized(model::plan_all(o.layers));
-    const DryRunResult all = dry_run(o, geometry, 0, 2, &all_plan, chunks);
-    const int64_t fixed = all.stats.peak_reserved - simulate_plan_peak(chain, all_plan);
+    RematPlan all_plan;
+    all_plan.stages = normalized(model::plan_all(o.layers));
+    all_plan.edge_chunks = chunks;
+    const DryRunResult all = dry_run(0, all_plan);
+    const int64_t fixed = all.stats.peak_reserved - simulate_plan_peak(chain, all_plan.stages);
     // The smallest peak actually reached in a dry run (every stage checkpointed):
     // a verified figure for the error message, unlike the chain model's estimate.
     if (all.fits && all.stats.peak_reserved < smallest_estimate) {
@@ -83,7 +96,10 @@ AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geomet
     for (int attempt = 0; attempt < 8 && chain_budget > 0; ++attempt) {
       const RematSolution solution = solve_remat(chain, chain_budget);
       if (!solution.feasible) break;
-      const DryRunResult dr = dry_run(o, geometry, 0, 2, &solution.plan, chunks);
+      RematPlan candidate;
+      candidate.stages = solution.plan;
+      candidate.edge_chunks = chunks;
+      const DryRunResult dr = dry_run(0, candidate);
       if (dr.fits && dr.stats.peak_reserved <= budget) {
         const double cost = plan_cost(chain, solution.plan);
         if (verbose)
@@ -92,7 +108,7 @@ AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geomet
                        100.0 * (cost / baseline_cost - 1.0), describe_plan(chain, solution.plan).c_str());
         if (cost < best_cost) {
           best_cost = cost;
-          best.plan = solution.plan;
+          best.stages = solution.plan;
           best.edge_chunks = chunks;
           best.description = describe_plan(chain, solution.plan);
           best.budget = budget;
@@ -108,13 +124,11 @@ AutoPlan plan_auto(const TrainOptions& o, const model::GraphCastGeometry& geomet
     }
     if (best_cost < std::numeric_limits<double>::infinity() && best.predicted_overhead <= 1e-9) break;
   }
-  if (best.plan.empty()) {
+  if (best.stages.empty()) {
     throw UsageError("--mem-budget " + format_bytes(budget) + " is too small for this configuration: the smallest "
                      "peak reached in dry runs is " + format_bytes(smallest_estimate) + " (" +
                      std::to_string(smallest_estimate) + " B, every stage checkpointed, --edge-chunks " +
-                     std::to_string(smallest_chunks) + "), so the smallest budget is at most that" +
-                     (o.precision == "fp32" ? "; also consider --precision bf16" : "") +
-                     (o.batch > 1 ? "; or a smaller --batch with --accum" : ""));
+                     std::to_string(smallest_chunks) + "), so the smallest budget is at most that" + o.advice);
   }
   if (verbose)
     std::fprintf(stderr, "remat auto: chose %d edge chunk(s), predicted peak %s reserved / %s allocated, recompute +%.1f%%\n",

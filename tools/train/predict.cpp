@@ -1,0 +1,65 @@
+// predict.cpp: dry runs of a prepared run, and resolving --remat.
+#include "tools/train/predict.h"
+
+#include "tools/memory/remat_policy.h"
+
+namespace gc {
+
+DryRunResult dry_run(const RunSetup& setup, int64_t limit, const RematPlan& plan, int steps) {
+  RunSetup s = setup;
+  TrainOptions& o = s.options;
+  // A dry run stands for the device of the run it predicts.
+  if (o.device != Device::meta) o.meta_target = o.device;
+  o.device = Device::meta;
+  o.mem_limit = limit;
+  o.quiet = true;
+  o.steps = std::max(1, std::min(o.steps, steps));
+  o.resume_path.clear();
+  o.trace_path.clear();
+  o.trace_png.clear();
+  o.edge_chunks = plan.edge_chunks;
+  s.plan = plan;
+  set_meta_target(o.meta_target);
+  CachingAllocator& meta = allocator_for(Device::meta);
+  const int64_t saved_limit = meta.limit();
+  meta.set_limit(0);
+  meta.empty_cache();
+  DryRunResult result;
+  try {
+    Trainer t(std::move(s));
+    t.train();
+    result.fits = true;
+    result.stats = t.memory().stats;
+    result.top_live = t.memory().top_live;
+  } catch (const OutOfMemory&) {
+    result.fits = false;
+    result.stats = meta.stats();
+  }
+  meta.set_limit(saved_limit);
+  meta.empty_cache();
+  return result;
+}
+
+DryRun dry_runner(const RunSetup& setup) {
+  return [&setup](int64_t limit, const RematPlan& plan) { return dry_run(setup, limit, plan); };
+}
+
+RematPlan resolve_remat_plan(const RunSetup& setup) {
+  const TrainOptions& o = setup.options;
+  if (o.remat != "auto") return fixed_remat_plan(o.remat, o.layers, o.edge_chunks);
+  AutoPlanRequest request;
+  request.budget = o.mem_budget;
+  if (request.budget <= 0) throw UsageError("--remat auto needs --mem-budget SIZE");
+  request.edge_chunks = o.edge_chunks;
+  request.layers = o.layers;
+  request.batch = o.batch;
+  request.config = [&o](int edge_chunks) { return graphcast_config(o, edge_chunks); };
+  request.target = o.device;
+  request.seed = o.seed;
+  if (o.precision == "fp32") request.advice += "; also consider --precision bf16";
+  if (o.batch > 1) request.advice += "; or a smaller --batch with --accum";
+  // The planner's dry runs happen before anything of this run is allocated.
+  return plan_auto(request, *setup.geometry, dry_runner(setup), !o.quiet);
+}
+
+}  // namespace gc

@@ -1,0 +1,28 @@
+// rollout.cpp: see rollout.h.
+#include "tools/train/rollout.h"
+
+#include "runtime/memory_scope.h"
+
+namespace gc {
+
+void roll_out(const data::Batch& batch, int steps, const Tensor& state_to_input, DType compute_dtype,
+              const std::function<Var(int k, const Var& input)>& predict,
+              const std::function<void(int k, const Var& state)>& visit) {
+  Var state(batch.state);
+  Var previous(batch.previous_input);
+  Var input(batch.input);
+  for (int k = 0; k < steps; ++k) {
+    Var y = predict(k, input);
+    MemoryScope scope("loss");
+    state = add(state, y);
+    visit(k, state);
+    if (k + 1 < steps) {
+      Var next = mul(state, Var(state_to_input));
+      if (next.dtype() != compute_dtype) next = cast(next, compute_dtype);
+      input = concat_cols({previous, next});
+      previous = next;
+    }
+  }
+}
+
+}  // namespace gc
