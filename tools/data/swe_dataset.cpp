@@ -3,9 +3,7 @@
 // reader (swe_dataset.h).
 #include "tools/data/swe_dataset.h"
 
-#include <fcntl.h>
 #include <omp.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +15,7 @@
 #include <stdexcept>
 
 #include "tools/data/swe_solver.h"
+#include "tools/io/atomic_file.h"
 
 namespace gc::data {
 
@@ -131,17 +130,9 @@ SweDataset empty_dataset(const SweDatasetConfig& config) {
   throw std::runtime_error("swe cache " + path + ": " + what);
 }
 
-void write_all(int fd, const void* data, size_t bytes, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::write(fd, p, bytes);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(path, std::string("write failed: ") + std::strerror(errno));
-    }
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
+void write_all(std::FILE* file, const void* data, size_t bytes, const std::string& path) {
+  if (bytes > 0 && std::fwrite(data, 1, bytes, file) != bytes)
+    fail(path, std::string("write failed: ") + std::strerror(errno));
 }
 
 }  // namespace
@@ -278,38 +269,16 @@ void save_swe_dataset(const SweDataset& d, const std::string& path) {
   h.update(d.values.data(), d.values.size() * sizeof(float));
   const uint64_t checksum = h.digest();
 
-  // Unique per process and call, so concurrent writers never share a temporary.
-  static std::atomic<unsigned> save_counter{0};
-  const std::string temporary =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(save_counter++);
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(temporary, std::string("cannot create: ") + std::strerror(errno));
   try {
-    write_all(fd, header.data(), header.size(), temporary);
-    write_all(fd, d.values.data(), d.values.size() * sizeof(float), temporary);
-    write_all(fd, &checksum, sizeof(checksum), temporary);
-    if (::fsync(fd) != 0) fail(temporary, std::string("fsync failed: ") + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(temporary.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    ::unlink(temporary.c_str());
-    fail(temporary, std::string("close failed: ") + std::strerror(errno));
-  }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(temporary.c_str());
-    fail(path, std::string("rename from ") + temporary + " failed: " + std::strerror(saved));
-  }
-  // The rename itself is durable only once the folder is synced.
-  std::string folder = std::filesystem::path(path).parent_path().string();
-  if (folder.empty()) folder = ".";
-  const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
+    write_file_atomic(path, [&](std::FILE* file) {
+      write_all(file, header.data(), header.size(), path);
+      write_all(file, d.values.data(), d.values.size() * sizeof(float), path);
+      write_all(file, &checksum, sizeof(checksum), path);
+    });
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    if (what.rfind("swe cache ", 0) == 0) throw;
+    fail(path, what);
   }
 }
 
@@ -418,7 +387,7 @@ SweDataset load_or_generate_swe_dataset(const SweDatasetConfig& config, const st
                  config.frames_per_trajectory, config.truncation, path.c_str());
   SweDataset d = generate_swe_dataset(config, threads, verbose);
   try {
-    std::filesystem::create_directories(folder);
+    make_directories(folder);
     save_swe_dataset(d, path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "warning: could not cache the SWE data set: %s\n", e.what());

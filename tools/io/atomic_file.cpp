@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -46,7 +47,10 @@ void fsync_directory(const std::string& path) {
 
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
   if (path.empty()) throw std::invalid_argument("write_file_atomic: empty path");
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  // Unique per process and call, so concurrent writers (other processes racing on
+  // one data cache, threads of this one) never share a temporary.
+  static std::atomic<unsigned> calls{0};
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(calls++);
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) fail("cannot create", temporary, errno);
   std::FILE* file = ::fdopen(fd, "wb");

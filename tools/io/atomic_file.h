@@ -1,7 +1,10 @@
-// atomic_file.h: replace a file so that readers (and a later run after a crash)
+// atomic_file.h: the one way gc writes a file (checkpoints, metrics, reports,
+// traces, pictures, the data cache), and the one mkdir -p.
+//
+// Replace a file so that readers (and a later run after a crash)
 // see either the complete old contents or the complete new contents, never a mix.
 //
-// The data goes to `path.tmp.<pid>` in the same directory, is flushed and
+// The data goes to `path.tmp.<pid>.<n>` in the same directory, is flushed and
 // fsync'ed, renamed over `path` (atomic within one file system), and the
 // directory is fsync'ed so the rename itself survives a power loss. Until the
 // rename, the previous file at `path` is untouched.

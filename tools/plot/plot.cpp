@@ -7,20 +7,20 @@
 // Every primitive clips to the canvas, with 64-bit or floating-point ends so that
 // huge or far-away shapes cannot overflow before clipping; lines are clipped as
 // segments (to the canvas widened by the pen) before they are rasterized, so a
-// far-away endpoint costs nothing. save_png writes a temporary file and renames
-// it: readers see the old picture or the complete new one.
+// far-away endpoint costs nothing. save_png writes through write_file_atomic
+// (tools/io): readers see the old picture or the complete new one.
 #include "tools/plot/plot.h"
 
 #include <stb/stb_image_write.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+
+#include "tools/io/atomic_file.h"
 
 namespace gc::plot {
 
@@ -175,38 +175,19 @@ void Canvas::dashed_line(double x0, double y0, double x1, double y1, Rgb colour,
 }
 
 void Canvas::save_png(const std::string& path) const {
-  static std::atomic<unsigned> temp_counter{0};
-  const std::string temp_path = path + ".tmp." + std::to_string(getpid()) + "." +
-                                std::to_string(temp_counter.fetch_add(1));
-  auto fail = [&](const std::string& why) {
-    std::remove(temp_path.c_str());
-    throw std::runtime_error("cannot write PNG '" + path + "': " + why);
-  };
-  std::FILE* file = std::fopen(temp_path.c_str(), "wb");
-  if (file == nullptr) fail(std::string("cannot create '") + temp_path + "': " + std::strerror(errno));
-
-  struct Sink {
-    std::FILE* file;
-    bool ok;
-  } sink{file, true};
-  auto write_chunk = [](void* context, void* data, int size) {
-    auto* s = static_cast<Sink*>(context);
-    if (s->ok && std::fwrite(data, 1, static_cast<size_t>(size), s->file) != static_cast<size_t>(size)) {
-      s->ok = false;
-    }
-  };
-  const int encoded = stbi_write_png_to_func(write_chunk, &sink, width_, height_, 3, rgb_.data(),
-                                             width_ * 3);
-  // Flush and sync before the rename: a crash must leave the old file or the
-  // complete new one, never a truncated picture under the final name.
-  const bool flushed = std::fflush(file) == 0 && fsync(fileno(file)) == 0;
-  const int write_errno = errno;
-  const bool closed = std::fclose(file) == 0;
-  if (!encoded) fail("PNG encoding failed");
-  if (!sink.ok || !flushed || !closed) fail(std::strerror(sink.ok && flushed ? errno : write_errno));
-  if (std::rename(temp_path.c_str(), path.c_str()) != 0) {
-    fail(std::string("rename from '") + temp_path + "' failed: " + std::strerror(errno));
-  }
+  write_file_atomic(path, [&](std::FILE* file) {
+    struct Sink {
+      std::FILE* file;
+      bool ok;
+    } sink{file, true};
+    auto write_chunk = [](void* context, void* data, int size) {
+      auto* s = static_cast<Sink*>(context);
+      if (s->ok && std::fwrite(data, 1, static_cast<size_t>(size), s->file) != static_cast<size_t>(size)) s->ok = false;
+    };
+    const int encoded = stbi_write_png_to_func(write_chunk, &sink, width_, height_, 3, rgb_.data(), width_ * 3);
+    if (!encoded) throw std::runtime_error("cannot write PNG '" + path + "': PNG encoding failed");
+    if (!sink.ok) throw std::runtime_error("cannot write PNG '" + path + "': " + std::strerror(errno));
+  });
 }
 
 }  // namespace gc::plot
