@@ -3,6 +3,7 @@
 #include "runtime/dtype.h"
 
 #include <cfloat>
+#include <cmath>
 #include <stdexcept>
 
 namespace gc {
@@ -47,6 +48,14 @@ double dtype_epsilon(DType dtype) {
     case DType::f16: return 1.0 / 1024.0;
     default: return 0.0;
   }
+}
+
+float f64_to_f32_round_to_odd(double value) {
+  float rounded = static_cast<float>(value);
+  if (std::isnan(value) || std::isinf(value) || static_cast<double>(rounded) == value) return rounded;
+  // Inexact: take the neighbour toward zero (overflow lands on FLT_MAX) and mark it odd.
+  if (std::fabs(static_cast<double>(rounded)) > std::fabs(value)) rounded = std::nextafter(rounded, 0.0f);
+  return bits_float(float_bits(rounded) | 1u);
 }
 
 uint16_t f32_to_f16(float value) {

@@ -4,12 +4,16 @@
 // Invariants: f32 -> bf16 rounds to nearest, ties to even, and NaN stays NaN
 // (quiet bit forced, sign kept); f32 -> f16 rounds to nearest even, produces
 // subnormals below 2^-14, overflows to inf, keeps NaN. Both widen exactly.
+// A double is rounded into any float type once (round_double_to), here and
+// only here: host-made tensors (Tensor::from_doubles, batches) and the cast
+// kernels give the same bits for the same value.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 namespace gc {
 
@@ -74,6 +78,25 @@ inline T from_compute_d(double v) {
 }
 template <>
 inline double from_compute_d<double>(double v) { return v; }
+
+// A double rounded once, to nearest even, into storage type T. Going through
+// f32 with round-to-nearest would round twice (f64 -> f32 -> bf16) and can miss
+// the nearest 16-bit value; rounding to f32 "to odd" first keeps the sticky
+// information, so the final round-to-nearest-even is exact (f32 has at least
+// two more significand bits than bf16 and f16).
+float f64_to_f32_round_to_odd(double value);
+template <class T>
+inline T round_double_to(double value) {
+  if constexpr (std::is_same_v<T, double>) {
+    return value;
+  } else if constexpr (std::is_same_v<T, float>) {
+    return static_cast<float>(value);
+  } else {
+    return from_compute<T>(f64_to_f32_round_to_odd(value));
+  }
+}
+inline uint16_t f64_to_bf16(double value) { return round_double_to<bf16_t>(value).bits; }
+inline uint16_t f64_to_f16(double value) { return round_double_to<f16_t>(value).bits; }
 
 // Compute (accumulation) type of a storage type: f64 stays f64, everything else f32.
 template <class T>

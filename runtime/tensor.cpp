@@ -77,8 +77,8 @@ Tensor Tensor::from_doubles(const std::vector<double>& values, const Shape& shap
     switch (dtype) {
       case DType::f32: { float v = static_cast<float>(values[i]); std::memcpy(p, &v, 4); break; }
       case DType::f64: std::memcpy(p, &values[i], 8); break;
-      case DType::bf16: { uint16_t v = f32_to_bf16(static_cast<float>(values[i])); std::memcpy(p, &v, 2); break; }
-      case DType::f16: { uint16_t v = f32_to_f16(static_cast<float>(values[i])); std::memcpy(p, &v, 2); break; }
+      case DType::bf16: { uint16_t v = f64_to_bf16(values[i]); std::memcpy(p, &v, 2); break; }
+      case DType::f16: { uint16_t v = f64_to_f16(values[i]); std::memcpy(p, &v, 2); break; }
       case DType::i32: { int32_t v = static_cast<int32_t>(values[i]); std::memcpy(p, &v, 4); break; }
       case DType::i64: { int64_t v = static_cast<int64_t>(values[i]); std::memcpy(p, &v, 8); break; }
     }

@@ -2,8 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
 
+#include "kernels/elementwise.h"
 #include "runtime/tensor.h"
+#include "tools/data/host_tensor.h"
 
 using namespace gc;
 
@@ -106,4 +112,39 @@ TEST(Tensor, CudaUnavailableSaysWhy) {
 TEST(Tensor, DeviceNames) {
   EXPECT_EQ(device_from_name("meta"), Device::meta);
   EXPECT_THROW(device_from_name("tpu"), std::invalid_argument);
+}
+
+// A double rounds once into bf16 and f16, the same way in Tensor::from_doubles,
+// in host-filled tensors (batches) and in the cast kernel from f64: the same
+// value gives the same bits every way.
+TEST(Tensor, DoublesRoundOnceAndAlikeEverywhere) {
+  const double just_above_bf16_tie = 1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -30);
+  const double just_above_f16_tie = 1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -30);
+  std::vector<double> values = {just_above_bf16_tie, -just_above_bf16_tie, just_above_f16_tie, -just_above_f16_tie,
+                                1.0 + std::ldexp(1.0, -8), 1.0 + 3 * std::ldexp(1.0, -8), 0.0, -0.0, 1e-40, 6e-8,
+                                65520.0, 1e300, -1e300, std::numeric_limits<double>::infinity(),
+                                std::numeric_limits<double>::quiet_NaN()};
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> mantissa(-1.0, 1.0);
+  for (int i = 0; i < 4000; ++i) values.push_back(std::ldexp(mantissa(rng), static_cast<int>(rng() % 60) - 30));
+  const int64_t n = static_cast<int64_t>(values.size());
+  const Tensor wide = Tensor::from_doubles(values, {n}, DType::f64, Device::cpu);
+  for (DType dtype : {DType::bf16, DType::f16}) {
+    const Tensor direct = Tensor::from_doubles(values, {n}, dtype, Device::cpu);
+    Tensor cast = Tensor::empty({n}, dtype, Device::cpu);
+    kernels::cast(cast, wide);
+    const Tensor host = data::host_filled({n}, dtype, Device::cpu, [&](data::HostValues& v) {
+      for (size_t i = 0; i < values.size(); ++i) v[i] = values[i];
+    });
+    EXPECT_EQ(std::memcmp(direct.data(), cast.data(), direct.nbytes()), 0) << dtype_name(dtype);
+    EXPECT_EQ(std::memcmp(direct.data(), host.data(), direct.nbytes()), 0) << dtype_name(dtype);
+  }
+  // Rounded once, a value just above a tie goes up; through f32 it would land on
+  // the tie and go to even (down).
+  const Tensor b = Tensor::from_doubles({just_above_bf16_tie}, {1}, DType::bf16, Device::cpu);
+  EXPECT_EQ(static_cast<const uint16_t*>(b.data())[0], f32_to_bf16(1.0f + 0.0078125f));
+  EXPECT_NE(f32_to_bf16(static_cast<float>(just_above_bf16_tie)), f32_to_bf16(1.0f + 0.0078125f));
+  const Tensor h = Tensor::from_doubles({just_above_f16_tie}, {1}, DType::f16, Device::cpu);
+  EXPECT_EQ(static_cast<const uint16_t*>(h.data())[0], f32_to_f16(1.0f + 0.0009765625f));
+  EXPECT_NE(f32_to_f16(static_cast<float>(just_above_f16_tie)), f32_to_f16(1.0f + 0.0009765625f));
 }

@@ -13,7 +13,7 @@
 
 namespace gc::data {
 
-// Element writes into a host tensor, converting doubles to its dtype.
+// Element writes into a host tensor, each double rounded once into its dtype.
 class HostValues {
  public:
   explicit HostValues(Tensor& t) : data_(static_cast<unsigned char*>(t.data())), dtype_(t.dtype()), size_(t.numel()) {}
@@ -24,8 +24,8 @@ class HostValues {
       switch (d_) {
         case DType::f32: { float x = static_cast<float>(v); std::memcpy(p_, &x, 4); break; }
         case DType::f64: std::memcpy(p_, &v, 8); break;
-        case DType::bf16: { uint16_t x = f32_to_bf16(static_cast<float>(v)); std::memcpy(p_, &x, 2); break; }
-        case DType::f16: { uint16_t x = f32_to_f16(static_cast<float>(v)); std::memcpy(p_, &x, 2); break; }
+        case DType::bf16: { uint16_t x = f64_to_bf16(v); std::memcpy(p_, &x, 2); break; }
+        case DType::f16: { uint16_t x = f64_to_f16(v); std::memcpy(p_, &x, 2); break; }
         default: throw std::logic_error("host_filled: float dtypes only");
       }
       return *this;
