@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstring>
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
 float f64_to_f32_round_to_odd(double value) {
   float rounded = static_cast<float>(value);
@@ -184,4 +184,4 @@ bool all_finite(const Tensor& x) {
   return non_finite == 0;
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

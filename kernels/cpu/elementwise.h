@@ -14,7 +14,7 @@
 
 #include "runtime/tensor.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
 // Calls visit(T{}) with T the storage type of a float dtype (float, double,
 // bf16_t, f16_t). Integer dtypes are a caller bug here (validation comes first).
@@ -76,4 +76,4 @@ void concat_cols(Tensor& out, const std::vector<Tensor>& parts);
 void split_cols(std::vector<Tensor>& parts, const Tensor& x);
 bool all_finite(const Tensor& x);
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

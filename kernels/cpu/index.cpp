@@ -14,7 +14,7 @@
 #include <string>
 #include <type_traits>
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 namespace {
 
 constexpr int64_t kColumnTile = 64;
@@ -189,4 +189,4 @@ void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_
   starts[0] = 0;
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

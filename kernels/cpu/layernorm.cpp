@@ -12,7 +12,7 @@
 #include <cmath>
 #include <stdexcept>
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 namespace {
 
 constexpr int kLanes = 8;             // interleaved partial sums of a row reduction
@@ -187,4 +187,4 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   });
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -11,7 +11,7 @@
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 namespace {
 
 // The operands of a loss kernel in their storage types: P of pred, T of target
@@ -93,4 +93,4 @@ void weighted_mse_backward(Tensor& grad_pred, double grad_loss, const Tensor& pr
   });
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

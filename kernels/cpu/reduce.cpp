@@ -9,7 +9,7 @@
 
 #include "kernels/cpu/elementwise.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 namespace {
 
 constexpr int64_t kColumnGroup = 64;
@@ -107,4 +107,4 @@ void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
   visit_float_dtype(x.dtype(), [&](auto tag) { sum_rows_typed<decltype(tag)>(out, x, accumulate); });
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -14,7 +14,7 @@
 
 #include "runtime/tensor.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
 constexpr int64_t kReduceChunks = 64;
 // Elements summed with plain lanes before entering the pairwise tree.
@@ -95,4 +95,4 @@ void mean_all(Tensor& out, const Tensor& x);                     // out [1], x n
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate);    // out [C], x [R, C]
 void sum_squares(Tensor& out, const Tensor& x);                  // out [1]
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu
