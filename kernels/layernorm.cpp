@@ -8,35 +8,21 @@
 #include "kernels/layernorm.h"
 
 #include <cmath>
-#include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/layernorm.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-void require(bool condition, const char* op, const std::string& message) {
-  if (!condition) throw std::invalid_argument(std::string(op) + ": " + message);
-}
 
 bool is_float(DType dtype) { return dtype_is_floating(dtype); }
 
 // f32 statistics and parameter gradients, f64 when x is f64.
 DType stats_dtype(DType x_dtype) { return x_dtype == DType::f64 ? DType::f64 : DType::f32; }
-
-void require_same_device(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> others) {
-  for (const Tensor* t : others)
-    require(t->device() == reference.device(), op,
-            "tensors on different devices: " + reference.describe() + " and " + t->describe());
-}
-
-void require_defined(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
-  for (auto& [name, t] : tensors) require(t->defined(), op, std::string(name) + " is undefined");
-}
 
 // Checks shared by forward and backward: x [..., C] float with C > 0; gamma [C]
 // (and beta [C], same dtype as gamma); mean, rstd [R] in the statistics dtype.
@@ -74,9 +60,8 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
   require_like_x(op, "out", out, x);
   require(eps >= 0 && std::isfinite(eps), op, "eps must be finite and >= 0; got " + std::to_string(eps));
   require_same_device(op, x, {&out, &mean, &rstd, &gamma, &beta});
-  if (x.device() == Device::meta) return;
-  if (x.device() == Device::cuda) GC_CUDA_RUN(op, cuda::layernorm_forward(out, mean, rstd, x, gamma, beta, eps));
-  else cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
+  if (runs_on_cuda(x)) GC_CUDA_RUN(op, cuda::layernorm_forward(out, mean, rstd, x, gamma, beta, eps));
+  else if (runs_on_cpu(x)) cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
 }
 
 void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
@@ -96,11 +81,10 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   const int64_t cols = x.size(-1);
   const Tensor scratch =
       cuda::allocate_scratch(x.device(), cuda::layernorm_backward_scratch_bytes(x.numel() / cols, cols));
-  if (x.device() == Device::meta) return;
-  if (x.device() == Device::cuda)
+  if (runs_on_cuda(x))
     GC_CUDA_RUN(op,
                 cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma, scratch));
-  else
+  else if (runs_on_cpu(x))
     cpu::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma);
 }
 

@@ -15,13 +15,10 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/linear.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-void require(bool condition, const char* op, const std::string& message) {
-  if (!condition) throw std::invalid_argument(std::string(op) + ": " + message);
-}
 
 bool is_compute_float(DType d) { return d == DType::f32 || d == DType::bf16 || d == DType::f16; }
 
@@ -41,17 +38,6 @@ void require_gemm_dtypes(const char* op, std::initializer_list<std::pair<const c
   else
     require(f64 || is_compute_float(out.dtype()), op,
             std::string(out_name) + " must be f32, bf16, f16 or f64; got " + out.describe());
-}
-
-void require_defined(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
-  for (auto& [name, t] : tensors) require(t->defined(), op, std::string(name) + " is undefined");
-}
-
-void require_same_device(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> others) {
-  for (const Tensor* t : others)
-    if (t->defined())
-      require(t->device() == reference.device(), op,
-              "tensors on different devices: " + reference.describe() + " and " + t->describe());
 }
 
 // The [rows, features] view of a tensor [..., features].

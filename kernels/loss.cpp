@@ -7,20 +7,16 @@
 // meta standing for cuda alike (kernels/cuda/scratch.h).
 #include "kernels/loss.h"
 
-#include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/loss.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/loss.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
 
 void require_float(const char* op, const char* name, const Tensor& t) {
   if (!t.defined()) fail(op, std::string(name) + " is undefined");
@@ -52,10 +48,6 @@ void check_loss_inputs(const char* op, const Tensor& pred, const Tensor& target,
     if (t->device() != pred.device())
       fail(op, "pred is " + pred.describe() + " but " + t->describe() + " is on another device");
 }
-
-// Where a validated op runs: on its device's kernels, nowhere on meta.
-bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu; }
-bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
 
 }  // namespace
 

@@ -7,20 +7,16 @@
 // requests what the real run requests.
 #include "kernels/reduce.h"
 
-#include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/reduce.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/reduce.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
 
 DType reduction_dtype(DType input) { return input == DType::f64 ? DType::f64 : DType::f32; }
 
@@ -39,11 +35,6 @@ void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t
     fail(op, "out must have " + std::to_string(out_numel) + " elements for x " + x.describe() + ", got " +
                  out.describe());
 }
-
-// Where a validated reduction runs: on its device's kernels, nowhere on meta.
-// An empty x still runs (it writes 0).
-bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu; }
-bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
 
 }  // namespace
 
