@@ -10,6 +10,7 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/accumulation.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/layernorm.h"
@@ -20,9 +21,6 @@ namespace gc::kernels {
 namespace {
 
 bool is_float(DType dtype) { return dtype_is_floating(dtype); }
-
-// f32 statistics and parameter gradients, f64 when x is f64.
-DType stats_dtype(DType x_dtype) { return x_dtype == DType::f64 ? DType::f64 : DType::f32; }
 
 // Checks shared by forward and backward: x [..., C] float with C > 0; gamma [C]
 // (and beta [C], same dtype as gamma); mean, rstd [R] in the statistics dtype.
@@ -38,7 +36,7 @@ void check_common(const char* op, const Tensor& x, const Tensor& gamma, const Te
   if (beta)
     require(beta->dtype() == gamma.dtype() && beta->numel() == cols, op,
             "beta must match gamma " + gamma.describe() + "; got " + beta->describe());
-  const DType sd = stats_dtype(x.dtype());
+  const DType sd = accumulation_dtype(x.dtype());
   for (const Tensor* s : {&mean, &rstd})
     require(s->dtype() == sd && s->numel() == rows, op,
             std::string("mean and rstd must be ") + dtype_name(sd) + " with " + std::to_string(rows) +
@@ -72,7 +70,7 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   check_common(op, x, gamma, nullptr, mean, rstd);
   require_like_x(op, "grad_x", grad_x, x);
   require_like_x(op, "grad_out", grad_out, x);
-  const DType sd = stats_dtype(x.dtype());
+  const DType sd = accumulation_dtype(x.dtype());
   for (const Tensor* g : {&grad_gamma, &grad_beta})
     require(g->dtype() == sd && g->numel() == gamma.numel(), op,
             std::string("grad_gamma and grad_beta must be ") + dtype_name(sd) + " like gamma " + gamma.describe() +

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "kernels/accumulation.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/loss.h"
@@ -56,7 +57,7 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
   const char* op = "weighted_mse_forward";
   check_loss_inputs(op, pred, target, row_weight, col_weight);
   if (!loss.defined()) fail(op, "loss is undefined");
-  const DType loss_dtype = pred.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  const DType loss_dtype = accumulation_dtype(pred.dtype());
   if (loss.dtype() != loss_dtype || loss.numel() != 1 || loss.device() != pred.device())
     fail(op, std::string("loss must be ") + dtype_name(loss_dtype) + "[1] on " + device_name(pred.device()) +
                  " for pred " + pred.describe() + ", got " + loss.describe());

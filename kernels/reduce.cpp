@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "kernels/accumulation.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/reduce.h"
@@ -18,8 +19,6 @@
 namespace gc::kernels {
 namespace {
 
-DType reduction_dtype(DType input) { return input == DType::f64 ? DType::f64 : DType::f32; }
-
 // x float; out defined on x's device with the reduction dtype and `out_numel` elements.
 void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t out_numel) {
   if (!x.defined()) fail(op, "x is undefined");
@@ -27,7 +26,7 @@ void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t
   if (!out.defined()) fail(op, "out is undefined");
   if (out.device() != x.device())
     fail(op, "out is " + out.describe() + " but x is " + x.describe() + ": tensors on different devices");
-  const DType expected = reduction_dtype(x.dtype());
+  const DType expected = accumulation_dtype(x.dtype());
   if (out.dtype() != expected)
     fail(op, std::string("out must be ") + dtype_name(expected) + " for x " + x.describe() + ", got " +
                  out.describe());
