@@ -8,6 +8,7 @@
 
 #include <type_traits>
 
+#include "kernels/cpu/dtype_dispatch.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
 

@@ -7,7 +7,7 @@
 // kColumnGroup at a time so the partials live on the stack.
 #include "kernels/cpu/reduce.h"
 
-#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/dtype_dispatch.h"
 
 namespace gc::kernels::cpu {
 namespace {
