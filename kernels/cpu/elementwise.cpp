@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
 
 namespace gc::kernels::cpu {
 

@@ -29,9 +29,6 @@ inline T round_double_to(double value) {
   }
 }
 
-// Element loops shorter than this stay serial (thread start-up would dominate).
-constexpr int64_t kParallelMinElements = int64_t(1) << 15;
-
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b);
 void mul_forward(Tensor& out, const Tensor& a, const Tensor& b);
 void scale_forward(Tensor& out, const Tensor& x, double factor);

@@ -15,13 +15,12 @@
 #include <type_traits>
 
 #include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
 
 namespace gc::kernels::cpu {
 namespace {
 
 constexpr int64_t kColumnTile = 64;
-// Below this many elements moved a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = int64_t(1) << 14;
 
 template <class S, class D>
 inline void convert_row(D* destination, const S* source, int64_t cols) {

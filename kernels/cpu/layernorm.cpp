@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
 
 namespace gc::kernels::cpu {
 namespace {
@@ -19,8 +20,6 @@ namespace {
 constexpr int kLanes = 8;             // interleaved partial sums of a row reduction
 constexpr int64_t kColumnTile = 32;   // columns of grad_gamma/grad_beta owned by one task
 constexpr int64_t kRowBlock = 256;    // rows summed before folding into the column total
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = int64_t(1) << 14;
 
 // Sum of term(c) for c in [0, cols): lane l sums the columns c = l (mod kLanes),
 // so the loop vectorizes while the order stays fixed by cols alone.

@@ -9,7 +9,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/dtype_dispatch.h"
-#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
 
 namespace gc::kernels::cpu {
@@ -69,7 +69,7 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
           });
           return static_cast<Acc>(in.row_weight[r]) * row_sum;
         },
-        in.rows * cols >= kReduceParallelMinElements);
+        in.rows * cols >= kParallelMinElements);
     loss.data_as<Acc>()[0] = total / static_cast<Acc>(in.rows);
   });
 }

@@ -9,7 +9,7 @@
 
 #include <cmath>
 
-#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/parallel.h"
 
 namespace gc::kernels::cpu {
 namespace {

@@ -87,9 +87,6 @@ Acc fixed_order_sum_elements(int64_t n, const Term& term, bool parallel) {
       parallel);
 }
 
-// Element count above which a reduction uses threads (any count gives the same bits).
-constexpr int64_t kReduceParallelMinElements = int64_t(1) << 15;
-
 void sum_all(Tensor& out, const Tensor& x);                      // out [1]
 void mean_all(Tensor& out, const Tensor& x);                     // out [1], x non-empty
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate);    // out [C], x [R, C]
