@@ -5,24 +5,20 @@
 // happens (outputs belong to the caller, and these ops need no temporaries),
 // except that all_finite allocates the cuda kernel's flag on cuda and on meta
 // standing for cuda alike (kernels/cuda/scratch.h), so the dry run requests what
-// the real run requests.
+// the real run requests. Empty tensors reach no kernel: nothing to compute.
 #include "kernels/elementwise.h"
 
 #include <initializer_list>
-#include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
 
 void require_defined_float(const char* op, const char* name, const Tensor& t) {
   if (!t.defined()) fail(op, std::string(name) + " is undefined");
@@ -47,11 +43,6 @@ void check_operands(const char* op, std::initializer_list<Operand> operands) {
                    first.tensor.describe() + ": element counts differ");
   }
 }
-
-// Where a validated op runs: on its device's kernels, and nowhere on meta
-// (nothing to compute) or for empty tensors.
-bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu && t.numel() > 0; }
-bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda && t.numel() > 0; }
 
 void check_columns(const char* op, const char* name, const Tensor& t) {
   if (!t.defined()) fail(op, std::string(name) + " is undefined");
@@ -83,66 +74,77 @@ void check_column_parts(const char* op, const Tensor& whole, const std::vector<T
 
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   check_operands("add_forward", {{"out", out}, {"a", a}, {"b", b}});
+  if (out.numel() == 0) return;
   if (runs_on_cuda(out)) GC_CUDA_RUN("add_forward", cuda::add_forward(out, a, b));
   else if (runs_on_cpu(out)) cpu::add_forward(out, a, b);
 }
 
 void mul_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   check_operands("mul_forward", {{"out", out}, {"a", a}, {"b", b}});
+  if (out.numel() == 0) return;
   if (runs_on_cuda(out)) GC_CUDA_RUN("mul_forward", cuda::mul_forward(out, a, b));
   else if (runs_on_cpu(out)) cpu::mul_forward(out, a, b);
 }
 
 void scale_forward(Tensor& out, const Tensor& x, double factor) {
   check_operands("scale_forward", {{"out", out}, {"x", x}});
+  if (out.numel() == 0) return;
   if (runs_on_cuda(out)) GC_CUDA_RUN("scale_forward", cuda::scale_forward(out, x, factor));
   else if (runs_on_cpu(out)) cpu::scale_forward(out, x, factor);
 }
 
 void accumulate(Tensor& acc, const Tensor& x) {
   check_operands("accumulate", {{"acc", acc}, {"x", x}});
+  if (acc.numel() == 0) return;
   if (runs_on_cuda(acc)) GC_CUDA_RUN("accumulate", cuda::accumulate(acc, x));
   else if (runs_on_cpu(acc)) cpu::accumulate(acc, x);
 }
 
 void scale_inplace(Tensor& x, double factor) {
   check_operands("scale_inplace", {{"x", x}});
+  if (x.numel() == 0) return;
   if (runs_on_cuda(x)) GC_CUDA_RUN("scale_inplace", cuda::scale_inplace(x, factor));
   else if (runs_on_cpu(x)) cpu::scale_inplace(x, factor);
 }
 
 void fill(Tensor& x, double value) {
   check_operands("fill", {{"x", x}});
+  if (x.numel() == 0) return;
   if (runs_on_cuda(x)) GC_CUDA_RUN("fill", cuda::fill(x, value));
   else if (runs_on_cpu(x)) cpu::fill(x, value);
 }
 
 void silu_forward(Tensor& out, const Tensor& x) {
   check_operands("silu_forward", {{"out", out}, {"x", x}});
+  if (out.numel() == 0) return;
   if (runs_on_cuda(out)) GC_CUDA_RUN("silu_forward", cuda::silu_forward(out, x));
   else if (runs_on_cpu(out)) cpu::silu_forward(out, x);
 }
 
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
   check_operands("silu_backward", {{"grad_x", grad_x}, {"grad_out", grad_out}, {"x", x}});
+  if (grad_x.numel() == 0) return;
   if (runs_on_cuda(grad_x)) GC_CUDA_RUN("silu_backward", cuda::silu_backward(grad_x, grad_out, x));
   else if (runs_on_cpu(grad_x)) cpu::silu_backward(grad_x, grad_out, x);
 }
 
 void cast(Tensor& out, const Tensor& x) {
   check_operands("cast", {{"out", out}, {"x", x}});
+  if (out.numel() == 0) return;
   if (runs_on_cuda(out)) GC_CUDA_RUN("cast", cuda::cast(out, x));
   else if (runs_on_cpu(out)) cpu::cast(out, x);
 }
 
 void concat_cols(Tensor& out, const std::vector<Tensor>& parts) {
   check_column_parts("concat_cols", out, parts);
+  if (out.numel() == 0) return;
   if (runs_on_cuda(out)) GC_CUDA_RUN("concat_cols", cuda::concat_cols(out, parts));
   else if (runs_on_cpu(out)) cpu::concat_cols(out, parts);
 }
 
 void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
   check_column_parts("split_cols", x, parts);
+  if (x.numel() == 0) return;
   if (runs_on_cuda(x)) GC_CUDA_RUN("split_cols", cuda::split_cols(parts, x));
   else if (runs_on_cpu(x)) cpu::split_cols(parts, x);
 }
@@ -151,6 +153,7 @@ bool all_finite(const Tensor& x) {
   check_operands("all_finite", {{"x", x}});
   bool finite = true;  // a dry run has no values; it must take the same path as a clean real step
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::all_finite_scratch_bytes(x.numel()));
+  if (x.numel() == 0) return finite;
   if (runs_on_cuda(x)) GC_CUDA_RUN("all_finite", finite = cuda::all_finite(x, scratch));
   else if (runs_on_cpu(x)) finite = cpu::all_finite(x);
   return finite;

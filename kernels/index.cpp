@@ -8,20 +8,16 @@
 
 #include <cstdint>
 #include <limits>
-#include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/index.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-void require(bool condition, const char* op, const std::string& message) {
-  if (!condition) throw std::invalid_argument(std::string(op) + ": " + message);
-}
 
 // Equal float dtypes, or f32 paired with a 16-bit float (the accumulation dtype).
 bool float_pair_allowed(DType a, DType b) {
@@ -64,16 +60,6 @@ void require_fits_i32(const char* op, const char* what, int64_t count) {
           std::string(what) + " count " + std::to_string(count) + " does not fit the i32 indices");
 }
 
-void require_defined(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
-  for (auto& [name, t] : tensors) require(t->defined(), op, std::string(name) + " is undefined");
-}
-
-void require_same_device(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> others) {
-  for (const Tensor* t : others)
-    require(t->device() == reference.device(), op,
-            "tensors on different devices: " + reference.describe() + " and " + t->describe());
-}
-
 // A tensor with the name that error messages give it.
 struct Named {
   const char* name;
@@ -103,11 +89,6 @@ int64_t check_segment_sum(const char* op, Named destination, Named source, const
   return edge_count;
 }
 
-// Where a validated op runs: on its device's kernels (after the index values are
-// range-checked on that device); nowhere on meta.
-bool runs_on_cpu(Device device) { return device == Device::cpu; }
-bool runs_on_cuda(Device device) { return device == Device::cuda; }
-
 }  // namespace
 
 void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
@@ -120,10 +101,10 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
   require_float_pair(op, x, out);
   require_same_device(op, x, {&out, &index});
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(x.device())) {
+  if (runs_on_cuda(x)) {
     GC_CUDA_RUN(op, cuda::check_index_values(index, x.rows(), op, "index", scratch));
     GC_CUDA_RUN(op, cuda::gather_rows_forward(out, x, index));
-  } else if (runs_on_cpu(x.device())) {
+  } else if (runs_on_cpu(x)) {
     cpu::check_index_values(index, x.rows(), op, "index");
     cpu::gather_rows_forward(out, x, index);
   }
@@ -142,11 +123,11 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_float_pair(op, grad_out, grad_x);
   require_same_device(op, grad_x, {&grad_out, &order, &offsets});
   const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(grad_x.device())) {
+  if (runs_on_cuda(grad_x)) {
     GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     GC_CUDA_RUN(op, cuda::check_index_values(order, edges, op, "order", scratch));
     GC_CUDA_RUN(op, cuda::gather_rows_backward(grad_x, grad_out, order, offsets));
-  } else if (runs_on_cpu(grad_x.device())) {
+  } else if (runs_on_cpu(grad_x)) {
     cpu::check_offsets(offsets, edges, op);
     cpu::check_index_values(order, edges, op, "order");
     cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
@@ -157,10 +138,10 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
   const char* op = "segment_sum_forward";
   const int64_t edges = check_segment_sum(op, {"out", out}, {"x", x}, offsets, SegmentSide::destination_is_nodes);
   const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(out.device())) {
+  if (runs_on_cuda(out)) {
     GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     GC_CUDA_RUN(op, cuda::segment_sum_forward(out, x, offsets, accumulate));
-  } else if (runs_on_cpu(out.device())) {
+  } else if (runs_on_cpu(out)) {
     cpu::check_offsets(offsets, edges, op);
     cpu::segment_sum_forward(out, x, offsets, accumulate);
   }
@@ -171,10 +152,10 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const int64_t edges =
       check_segment_sum(op, {"grad_x", grad_x}, {"grad_out", grad_out}, offsets, SegmentSide::destination_is_edges);
   const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(grad_x.device())) {
+  if (runs_on_cuda(grad_x)) {
     GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets));
-  } else if (runs_on_cpu(grad_x.device())) {
+  } else if (runs_on_cpu(grad_x)) {
     cpu::check_offsets(offsets, edges, op);
     cpu::segment_sum_backward(grad_x, grad_out, offsets);
   }

@@ -8,35 +8,19 @@
 #include "kernels/layernorm.h"
 
 #include <cmath>
-#include <stdexcept>
 #include <string>
 
+#include "kernels/accumulation.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/layernorm.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
 
-void require(bool condition, const char* op, const std::string& message) {
-  if (!condition) throw std::invalid_argument(std::string(op) + ": " + message);
-}
-
 bool is_float(DType dtype) { return dtype_is_floating(dtype); }
-
-// f32 statistics and parameter gradients, f64 when x is f64.
-DType stats_dtype(DType x_dtype) { return x_dtype == DType::f64 ? DType::f64 : DType::f32; }
-
-void require_same_device(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> others) {
-  for (const Tensor* t : others)
-    require(t->device() == reference.device(), op,
-            "tensors on different devices: " + reference.describe() + " and " + t->describe());
-}
-
-void require_defined(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
-  for (auto& [name, t] : tensors) require(t->defined(), op, std::string(name) + " is undefined");
-}
 
 // Checks shared by forward and backward: x [..., C] float with C > 0; gamma [C]
 // (and beta [C], same dtype as gamma); mean, rstd [R] in the statistics dtype.
@@ -52,7 +36,7 @@ void check_common(const char* op, const Tensor& x, const Tensor& gamma, const Te
   if (beta)
     require(beta->dtype() == gamma.dtype() && beta->numel() == cols, op,
             "beta must match gamma " + gamma.describe() + "; got " + beta->describe());
-  const DType sd = stats_dtype(x.dtype());
+  const DType sd = accumulation_dtype(x.dtype());
   for (const Tensor* s : {&mean, &rstd})
     require(s->dtype() == sd && s->numel() == rows, op,
             std::string("mean and rstd must be ") + dtype_name(sd) + " with " + std::to_string(rows) +
@@ -74,9 +58,8 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
   require_like_x(op, "out", out, x);
   require(eps >= 0 && std::isfinite(eps), op, "eps must be finite and >= 0; got " + std::to_string(eps));
   require_same_device(op, x, {&out, &mean, &rstd, &gamma, &beta});
-  if (x.device() == Device::meta) return;
-  if (x.device() == Device::cuda) GC_CUDA_RUN(op, cuda::layernorm_forward(out, mean, rstd, x, gamma, beta, eps));
-  else cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
+  if (runs_on_cuda(x)) GC_CUDA_RUN(op, cuda::layernorm_forward(out, mean, rstd, x, gamma, beta, eps));
+  else if (runs_on_cpu(x)) cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
 }
 
 void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
@@ -87,7 +70,7 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   check_common(op, x, gamma, nullptr, mean, rstd);
   require_like_x(op, "grad_x", grad_x, x);
   require_like_x(op, "grad_out", grad_out, x);
-  const DType sd = stats_dtype(x.dtype());
+  const DType sd = accumulation_dtype(x.dtype());
   for (const Tensor* g : {&grad_gamma, &grad_beta})
     require(g->dtype() == sd && g->numel() == gamma.numel(), op,
             std::string("grad_gamma and grad_beta must be ") + dtype_name(sd) + " like gamma " + gamma.describe() +
@@ -96,11 +79,10 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   const int64_t cols = x.size(-1);
   const Tensor scratch =
       cuda::allocate_scratch(x.device(), cuda::layernorm_backward_scratch_bytes(x.numel() / cols, cols));
-  if (x.device() == Device::meta) return;
-  if (x.device() == Device::cuda)
+  if (runs_on_cuda(x))
     GC_CUDA_RUN(op,
                 cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma, scratch));
-  else
+  else if (runs_on_cpu(x))
     cpu::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma);
 }
 

@@ -15,13 +15,11 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/linear.h"
+#include "kernels/dispatch.h"
+#include "kernels/gemm_problem.h"
 
 namespace gc::kernels {
 namespace {
-
-void require(bool condition, const char* op, const std::string& message) {
-  if (!condition) throw std::invalid_argument(std::string(op) + ": " + message);
-}
 
 bool is_compute_float(DType d) { return d == DType::f32 || d == DType::bf16 || d == DType::f16; }
 
@@ -41,17 +39,6 @@ void require_gemm_dtypes(const char* op, std::initializer_list<std::pair<const c
   else
     require(f64 || is_compute_float(out.dtype()), op,
             std::string(out_name) + " must be f32, bf16, f16 or f64; got " + out.describe());
-}
-
-void require_defined(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
-  for (auto& [name, t] : tensors) require(t->defined(), op, std::string(name) + " is undefined");
-}
-
-void require_same_device(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> others) {
-  for (const Tensor* t : others)
-    if (t->defined())
-      require(t->device() == reference.device(), op,
-              "tensors on different devices: " + reference.describe() + " and " + t->describe());
 }
 
 // The [rows, features] view of a tensor [..., features].
@@ -85,7 +72,7 @@ void require_workspace(const char* op, const Tensor& workspace, Device device, i
 
 // Hands a validated product to the device: meta does nothing, cpu runs our GEMM,
 // cuda cuBLAS (which rejects the dtype mixes it cannot multiply).
-void run(const char* op, Device device, cpu::GemmProblem& g, const Tensor& workspace) {
+void run(const char* op, Device device, GemmProblem& g, const Tensor& workspace) {
   if (device == Device::meta) return;
   void* ws = workspace.defined() && workspace.nbytes() > 0 ? workspace.data() : nullptr;
   const size_t ws_bytes = workspace.defined() ? workspace.nbytes() : 0;
@@ -136,7 +123,7 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& W, const Tensor& b
   require_same_device(op, x, {&y, &W, &b});
   require_workspace(op, workspace, x.device(), xm.rows, n, xm.cols);
   if (x.device() == Device::meta) return;
-  cpu::GemmProblem g;
+  GemmProblem g;
   g.m = xm.rows, g.n = n, g.k = xm.cols;
   g.a = data_or_null(x), g.a_dtype = x.dtype(), g.lda = xm.cols;
   g.b = data_or_null(W), g.b_dtype = W.dtype(), g.ldb = n;
@@ -158,7 +145,7 @@ void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W
   require_same_device(op, grad_y, {&grad_x, &W});
   require_workspace(op, workspace, grad_y.device(), gy.rows, k, gy.cols);
   if (grad_y.device() == Device::meta) return;
-  cpu::GemmProblem g;  // [R, N] x ([K, N] transposed)
+  GemmProblem g;  // [R, N] x ([K, N] transposed)
   g.m = gy.rows, g.n = k, g.k = gy.cols;
   g.a = data_or_null(grad_y), g.a_dtype = grad_y.dtype(), g.lda = gy.cols;
   g.b = data_or_null(W), g.b_dtype = W.dtype(), g.ldb = gy.cols, g.transpose_b = true;
@@ -180,7 +167,7 @@ void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_
   require_same_device(op, x, {&grad_W, &grad_y});
   require_workspace(op, workspace, x.device(), xm.cols, gy.cols, xm.rows);
   if (x.device() == Device::meta) return;
-  cpu::GemmProblem g;  // ([R, K] transposed) x [R, N], a reduction over the R rows
+  GemmProblem g;  // ([R, K] transposed) x [R, N], a reduction over the R rows
   g.m = xm.cols, g.n = gy.cols, g.k = xm.rows;
   g.a = data_or_null(x), g.a_dtype = x.dtype(), g.lda = xm.cols, g.transpose_a = true;
   g.b = data_or_null(grad_y), g.b_dtype = grad_y.dtype(), g.ldb = gy.cols;
@@ -207,7 +194,7 @@ void matmul(Tensor& out, const Tensor& a, bool transpose_a, const Tensor& b, boo
   require_same_device(op, a, {&out, &b});
   require_workspace(op, workspace, a.device(), m, n, k);
   if (a.device() == Device::meta) return;
-  cpu::GemmProblem g;
+  GemmProblem g;
   g.m = m, g.n = n, g.k = k;
   g.a = data_or_null(a), g.a_dtype = a.dtype(), g.lda = a.size(1), g.transpose_a = transpose_a;
   g.b = data_or_null(b), g.b_dtype = b.dtype(), g.ldb = b.size(1), g.transpose_b = transpose_b;

@@ -7,20 +7,17 @@
 // meta standing for cuda alike (kernels/cuda/scratch.h).
 #include "kernels/loss.h"
 
-#include <stdexcept>
 #include <string>
 
+#include "kernels/accumulation.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/loss.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
 
 void require_float(const char* op, const char* name, const Tensor& t) {
   if (!t.defined()) fail(op, std::string(name) + " is undefined");
@@ -53,10 +50,6 @@ void check_loss_inputs(const char* op, const Tensor& pred, const Tensor& target,
       fail(op, "pred is " + pred.describe() + " but " + t->describe() + " is on another device");
 }
 
-// Where a validated op runs: on its device's kernels, nowhere on meta.
-bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu; }
-bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
-
 }  // namespace
 
 void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target, const Tensor& row_weight,
@@ -64,7 +57,7 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
   const char* op = "weighted_mse_forward";
   check_loss_inputs(op, pred, target, row_weight, col_weight);
   if (!loss.defined()) fail(op, "loss is undefined");
-  const DType loss_dtype = pred.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  const DType loss_dtype = accumulation_dtype(pred.dtype());
   if (loss.dtype() != loss_dtype || loss.numel() != 1 || loss.device() != pred.device())
     fail(op, std::string("loss must be ") + dtype_name(loss_dtype) + "[1] on " + device_name(pred.device()) +
                  " for pred " + pred.describe() + ", got " + loss.describe());

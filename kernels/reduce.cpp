@@ -7,22 +7,17 @@
 // requests what the real run requests.
 #include "kernels/reduce.h"
 
-#include <stdexcept>
 #include <string>
 
+#include "kernels/accumulation.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/reduce.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace gc::kernels {
 namespace {
-
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
-
-DType reduction_dtype(DType input) { return input == DType::f64 ? DType::f64 : DType::f32; }
 
 // x float; out defined on x's device with the reduction dtype and `out_numel` elements.
 void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t out_numel) {
@@ -31,7 +26,7 @@ void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t
   if (!out.defined()) fail(op, "out is undefined");
   if (out.device() != x.device())
     fail(op, "out is " + out.describe() + " but x is " + x.describe() + ": tensors on different devices");
-  const DType expected = reduction_dtype(x.dtype());
+  const DType expected = accumulation_dtype(x.dtype());
   if (out.dtype() != expected)
     fail(op, std::string("out must be ") + dtype_name(expected) + " for x " + x.describe() + ", got " +
                  out.describe());
@@ -39,11 +34,6 @@ void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t
     fail(op, "out must have " + std::to_string(out_numel) + " elements for x " + x.describe() + ", got " +
                  out.describe());
 }
-
-// Where a validated reduction runs: on its device's kernels, nowhere on meta.
-// An empty x still runs (it writes 0).
-bool runs_on_cpu(const Tensor& t) { return t.device() == Device::cpu; }
-bool runs_on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
 
 }  // namespace
 

@@ -8,7 +8,10 @@
 #include <cmath>
 #include <cstring>
 
-namespace gc::cpu {
+#include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
+
+namespace gc::kernels::cpu {
 
 float f64_to_f32_round_to_odd(double value) {
   float rounded = static_cast<float>(value);
@@ -26,17 +29,6 @@ void for_each_index(int64_t n, const Body& body) {
   for (int64_t i = 0; i < n; ++i) body(i);
 }
 
-// Runs visit(A{}, B{}) for the storage types of two float dtypes.
-template <class Visit>
-void visit_two(DType first, DType second, const Visit& visit) {
-  visit_float_dtype(first, [&](auto a) { visit_float_dtype(second, [&](auto b) { visit(a, b); }); });
-}
-
-template <class Visit>
-void visit_three(DType first, DType second, DType third, const Visit& visit) {
-  visit_two(first, second, [&](auto a, auto b) { visit_float_dtype(third, [&](auto c) { visit(a, b, c); }); });
-}
-
 inline bool is_finite_value(float v) { return std::isfinite(v); }
 inline bool is_finite_value(double v) { return std::isfinite(v); }
 // A 16-bit float is non-finite exactly when its exponent bits are all ones.
@@ -52,7 +44,7 @@ inline C sigmoid(C x) {
 // result rounded once into out's storage type; op takes and returns C.
 template <class Op>
 void map_unary(Tensor& out, const Tensor& a, const Op& op) {
-  visit_two(out.dtype(), a.dtype(), [&](auto o_tag, auto a_tag) {
+  visit_float_dtypes(out.dtype(), a.dtype(), [&](auto o_tag, auto a_tag) {
     using O = decltype(o_tag);
     using A = decltype(a_tag);
     using C = common_compute_t<O, A>;
@@ -65,7 +57,7 @@ void map_unary(Tensor& out, const Tensor& a, const Op& op) {
 // out[i] = op(a[i], b[i]), likewise with C the compute type of (out, a, b).
 template <class Op>
 void map_binary(Tensor& out, const Tensor& a, const Tensor& b, const Op& op) {
-  visit_three(out.dtype(), a.dtype(), b.dtype(), [&](auto o_tag, auto a_tag, auto b_tag) {
+  visit_float_dtypes(out.dtype(), a.dtype(), b.dtype(), [&](auto o_tag, auto a_tag, auto b_tag) {
     using O = decltype(o_tag);
     using A = decltype(a_tag);
     using B = decltype(b_tag);
@@ -148,7 +140,7 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
 }
 
 void cast(Tensor& out, const Tensor& x) {
-  visit_two(out.dtype(), x.dtype(), [&](auto o_tag, auto x_tag) {
+  visit_float_dtypes(out.dtype(), x.dtype(), [&](auto o_tag, auto x_tag) {
     using O = decltype(o_tag);
     using X = decltype(x_tag);
     O* o = out.data_as<O>();        // [n]
@@ -184,4 +176,4 @@ bool all_finite(const Tensor& x) {
   return non_finite == 0;
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -1,5 +1,4 @@
-// cpu/elementwise.h: the cpu bodies of kernels/elementwise.h, plus the run-time
-// dtype dispatch that the other cpu op families share.
+// cpu/elementwise.h: the cpu bodies of kernels/elementwise.h.
 //
 // Callers (kernels/elementwise.cpp) have validated dtypes, sizes and devices; these
 // functions only compute. Element loops are split across OpenMP threads, but each
@@ -7,42 +6,12 @@
 // results never depend on the thread count.
 #pragma once
 
-#include <stdexcept>
-#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "runtime/tensor.h"
 
-namespace gc::cpu {
-
-// Calls visit(T{}) with T the storage type of a float dtype (float, double,
-// bf16_t, f16_t). Integer dtypes are a caller bug here (validation comes first).
-template <class Visit>
-void visit_float_dtype(DType dtype, Visit&& visit) {
-  switch (dtype) {
-    case DType::f32: visit(float{}); return;
-    case DType::f64: visit(double{}); return;
-    case DType::bf16: visit(bf16_t{}); return;
-    case DType::f16: visit(f16_t{}); return;
-    default: throw std::logic_error(std::string("cpu kernel reached with non-float dtype ") + dtype_name(dtype));
-  }
-}
-
-// f64 when any of the storage types is double, else f32: the arithmetic type of a
-// mixed-dtype elementwise op.
-template <class... T>
-using common_compute_t = std::conditional_t<(std::is_same_v<T, double> || ...), double, float>;
-
-// Stores a compute value (f32, or f64 for f64 arithmetic) into storage type T.
-template <class T>
-inline T to_storage(float value) {
-  return from_compute<T>(value);
-}
-template <class T>
-inline T to_storage(double value) {
-  return from_compute_d<T>(value);
-}
+namespace gc::kernels::cpu {
 
 // A double rounded once, to nearest even, into storage type T. Going through
 // f32 with round-to-nearest would round twice (f64 -> f32 -> bf16) and can miss
@@ -60,9 +29,6 @@ inline T round_double_to(double value) {
   }
 }
 
-// Element loops shorter than this stay serial (thread start-up would dominate).
-constexpr int64_t kParallelMinElements = int64_t(1) << 15;
-
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b);
 void mul_forward(Tensor& out, const Tensor& a, const Tensor& b);
 void scale_forward(Tensor& out, const Tensor& x, double factor);
@@ -76,4 +42,4 @@ void concat_cols(Tensor& out, const std::vector<Tensor>& parts);
 void split_cols(std::vector<Tensor>& parts, const Tensor& x);
 bool all_finite(const Tensor& x);
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -1,6 +1,5 @@
-// gemm.h: our own CPU GEMM (no BLAS) on raw row-major buffers.
-//
-//   C[m, n] = alpha * op(A) op(B) + beta * C + bias   (bias [n] added to every row)
+// gemm.h: our own CPU GEMM (no BLAS) of a GemmProblem (kernels/gemm_problem.h:
+// C = alpha op(A) op(B) + beta C + bias on raw row-major buffers).
 //
 // A and B may each be f32, bf16 or f16 (widened to f32 while packing), C f32, bf16
 // or f16; products accumulate in f32 and are rounded to C's dtype once, at the
@@ -20,32 +19,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "runtime/dtype.h"
+#include "kernels/gemm_problem.h"
 
 namespace gc::kernels::cpu {
-
-struct GemmProblem {
-  int64_t m = 0, n = 0, k = 0;
-  // op(A) [m, k]: A is [m, k] with row stride lda, or [k, m] when transpose_a.
-  const void* a = nullptr;
-  DType a_dtype = DType::f32;
-  int64_t lda = 0;
-  bool transpose_a = false;
-  // op(B) [k, n]: B is [k, n] with row stride ldb, or [n, k] when transpose_b.
-  const void* b = nullptr;
-  DType b_dtype = DType::f32;
-  int64_t ldb = 0;
-  bool transpose_b = false;
-  // C [m, n] with row stride ldc.
-  void* c = nullptr;
-  DType c_dtype = DType::f32;
-  int64_t ldc = 0;
-  double alpha = 1.0;
-  double beta = 0.0;
-  // Optional bias [n] (f32, bf16 or f16; f64 on the f64 path), added after alpha and beta.
-  const void* bias = nullptr;
-  DType bias_dtype = DType::f32;
-};
 
 // Workspace the f32-accumulating path needs for any dtypes and transposes of an
 // [m, k] x [k, n] product with the current omp_get_max_threads() (the f64 path

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/gemm.h"
+#include "kernels/gemm_problem.h"
 
 namespace gc::kernels::cpu::gemm_detail {
 

@@ -14,36 +14,13 @@
 #include <string>
 #include <type_traits>
 
-namespace gc::cpu {
+#include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
+
+namespace gc::kernels::cpu {
 namespace {
 
 constexpr int64_t kColumnTile = 64;
-// Below this many elements moved a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = int64_t(1) << 14;
-
-// Calls f(S{}, D{}) for the storage types of a (source, destination) pair: equal
-// float dtypes, or f32 with a 16-bit float either way round.
-template <class F>
-void with_float_pair(DType source, DType destination, const char* op, F&& f) {
-  auto fail = [&] {
-    throw std::invalid_argument(std::string(op) + ": unsupported dtype pair " + dtype_name(source) + " -> " +
-                                dtype_name(destination));
-  };
-  if (source == destination) {
-    switch (source) {
-      case DType::f32: f(float{}, float{}); return;
-      case DType::f64: f(double{}, double{}); return;
-      case DType::bf16: f(bf16_t{}, bf16_t{}); return;
-      case DType::f16: f(f16_t{}, f16_t{}); return;
-      default: fail();
-    }
-  }
-  if (source == DType::bf16 && destination == DType::f32) return f(bf16_t{}, float{});
-  if (source == DType::f16 && destination == DType::f32) return f(f16_t{}, float{});
-  if (source == DType::f32 && destination == DType::bf16) return f(float{}, bf16_t{});
-  if (source == DType::f32 && destination == DType::f16) return f(float{}, f16_t{});
-  fail();
-}
 
 template <class S, class D>
 inline void convert_row(D* destination, const S* source, int64_t cols) {
@@ -132,7 +109,7 @@ void check_offsets(const Tensor& offsets, int64_t total, const char* op) {
 
 void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
   if (out.numel() == 0) return;
-  with_float_pair(x.dtype(), out.dtype(), "gather_rows_forward", [&](auto s, auto d) {
+  visit_float_pair(x.dtype(), out.dtype(), "gather_rows_forward", [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);
     gather_impl<S, D>(out.data_as<D>(), x.data_as<S>(), index.data_as<int32_t>(), out.rows(), out.cols());
@@ -141,7 +118,7 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
 
 void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets) {
   if (grad_x.numel() == 0) return;
-  with_float_pair(grad_out.dtype(), grad_x.dtype(), "gather_rows_backward", [&](auto s, auto d) {
+  visit_float_pair(grad_out.dtype(), grad_x.dtype(), "gather_rows_backward", [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);
     // grad_out may have no rows (E = 0); then no row pointer is ever formed from it.
@@ -154,7 +131,7 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
 
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
   if (out.numel() == 0) return;
-  with_float_pair(x.dtype(), out.dtype(), "segment_sum_forward", [&](auto s, auto d) {
+  visit_float_pair(x.dtype(), out.dtype(), "segment_sum_forward", [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);
     const S* rows = x.numel() ? x.data_as<S>() : nullptr;
@@ -165,7 +142,7 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
 
 void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
   if (grad_x.numel() == 0) return;
-  with_float_pair(grad_out.dtype(), grad_x.dtype(), "segment_sum_backward", [&](auto s, auto d) {
+  visit_float_pair(grad_out.dtype(), grad_x.dtype(), "segment_sum_backward", [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);
     broadcast_groups_impl<S, D>(grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(),
@@ -189,4 +166,4 @@ void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_
   starts[0] = 0;
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -5,7 +5,7 @@
 
 #include "runtime/tensor.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
 // Throws std::invalid_argument("<op>: <name> value V at I outside [0, limit)").
 void check_index_values(const Tensor& index, int64_t limit, const char* op, const char* name);
@@ -24,4 +24,4 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
 // order [E], offsets [N + 1] from index [E] (values already range-checked).
 void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_nodes);
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -10,28 +10,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 
-namespace gc::cpu {
+#include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
+
+namespace gc::kernels::cpu {
 namespace {
 
 constexpr int kLanes = 8;             // interleaved partial sums of a row reduction
 constexpr int64_t kColumnTile = 32;   // columns of grad_gamma/grad_beta owned by one task
 constexpr int64_t kRowBlock = 256;    // rows summed before folding into the column total
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = int64_t(1) << 14;
-
-// Calls f with a value of the storage type named by dtype (float types only).
-template <class F>
-void with_float_storage(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::bf16: f(bf16_t{}); return;
-    case DType::f16: f(f16_t{}); return;
-    default: throw std::invalid_argument(std::string("layernorm: unsupported dtype ") + dtype_name(dtype));
-  }
-}
 
 // Sum of term(c) for c in [0, cols): lane l sums the columns c = l (mod kLanes),
 // so the loop vectorizes while the order stays fixed by cols alone.
@@ -159,13 +147,11 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
   const int64_t cols = x.size(-1);
   const int64_t rows = x.numel() / cols;
   if (rows == 0) return;
-  with_float_storage(x.dtype(), [&](auto x_tag) {
+  visit_float_dtypes(x.dtype(), gamma.dtype(), [&](auto x_tag, auto gamma_tag) {
     using T = decltype(x_tag);
-    with_float_storage(gamma.dtype(), [&](auto gamma_tag) {
-      using P = decltype(gamma_tag);
-      forward_impl<T, P>(out.data_as<T>(), mean.data_as<compute_t<T>>(), rstd.data_as<compute_t<T>>(),
-                         x.data_as<T>(), gamma.data_as<P>(), beta.data_as<P>(), rows, cols, eps);
-    });
+    using P = decltype(gamma_tag);
+    forward_impl<T, P>(out.data_as<T>(), mean.data_as<compute_t<T>>(), rstd.data_as<compute_t<T>>(),
+                       x.data_as<T>(), gamma.data_as<P>(), beta.data_as<P>(), rows, cols, eps);
   });
 }
 
@@ -174,10 +160,10 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   const int64_t cols = x.size(-1);
   const int64_t rows = x.numel() / cols;
   if (rows == 0) return;
-  with_float_storage(x.dtype(), [&](auto x_tag) {
+  visit_float_dtype(x.dtype(), [&](auto x_tag) {
     using T = decltype(x_tag);
     using Acc = compute_t<T>;
-    with_float_storage(gamma.dtype(), [&](auto gamma_tag) {
+    visit_float_dtype(gamma.dtype(), [&](auto gamma_tag) {
       using P = decltype(gamma_tag);
       backward_rows<T, P>(grad_x.data_as<T>(), grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
                           rstd.data_as<Acc>(), gamma.data_as<P>(), rows, cols);
@@ -187,4 +173,4 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   });
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

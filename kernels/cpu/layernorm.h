@@ -8,7 +8,7 @@
 
 #include "runtime/tensor.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
 // out [R, C], mean [R], rstd [R]; x [R, C]; gamma, beta [C].
 void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& gamma,
@@ -18,4 +18,4 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
 void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
                         const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma);
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -8,10 +8,11 @@
 
 #include <type_traits>
 
-#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 namespace {
 
 // The operands of a loss kernel in their storage types: P of pred, T of target
@@ -68,7 +69,7 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
           });
           return static_cast<Acc>(in.row_weight[r]) * row_sum;
         },
-        in.rows * cols >= kReduceParallelMinElements);
+        in.rows * cols >= kParallelMinElements);
     loss.data_as<Acc>()[0] = total / static_cast<Acc>(in.rows);
   });
 }
@@ -93,4 +94,4 @@ void weighted_mse_backward(Tensor& grad_pred, double grad_loss, const Tensor& pr
   });
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -4,7 +4,7 @@
 
 #include "runtime/tensor.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
 // loss [1] = (1/R) sum_r row_weight[r] sum_c col_weight[c] (pred - target)^2
 void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target, const Tensor& row_weight,
@@ -13,4 +13,4 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
 void weighted_mse_backward(Tensor& grad_pred, double grad_loss, const Tensor& pred, const Tensor& target,
                            const Tensor& row_weight, const Tensor& col_weight);
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -9,13 +9,13 @@
 
 #include <cmath>
 
-#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/parallel.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 namespace {
 
 template <class T>
-void adamw_typed(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const kernels::AdamWSettings& settings,
+void adamw_typed(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWSettings& settings,
                  int64_t step, double grad_scale) {
   T* p = param.data_as<T>();         // [n]
   const T* g = grad.data_as<T>();    // [n]
@@ -48,7 +48,7 @@ void adamw_typed(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
 
 }  // namespace
 
-void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const kernels::AdamWSettings& settings,
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWSettings& settings,
                 int64_t step, double grad_scale) {
   if (param.dtype() == DType::f64)
     adamw_typed<double>(param, grad, m, v, settings, step, grad_scale);
@@ -56,4 +56,4 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const k
     adamw_typed<float>(param, grad, m, v, settings, step, grad_scale);
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

@@ -4,9 +4,9 @@
 
 #include "kernels/optim.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
-void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const kernels::AdamWSettings& settings,
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWSettings& settings,
                 int64_t step, double grad_scale);
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

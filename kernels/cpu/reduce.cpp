@@ -7,9 +7,10 @@
 // kColumnGroup at a time so the partials live on the stack.
 #include "kernels/cpu/reduce.h"
 
-#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/parallel.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 namespace {
 
 constexpr int64_t kColumnGroup = 64;
@@ -49,7 +50,7 @@ void sum_rows_typed(Tensor& out, const Tensor& x, bool accumulate) {
   for (int64_t c0 = 0; c0 < cols; c0 += kColumnGroup) {
     const int64_t width = std::min(kColumnGroup, cols - c0);
     Acc chunk_total[kReduceChunks][kColumnGroup];
-#pragma omp parallel for schedule(static) if (rows * width >= kReduceParallelMinElements)
+#pragma omp parallel for schedule(static) if (rows * width >= kParallelMinElements)
     for (int64_t chunk = 0; chunk < kReduceChunks; ++chunk) {
       const int64_t begin = std::min(rows, chunk * rows_per_chunk);
       const int64_t end = std::min(rows, begin + rows_per_chunk);
@@ -81,7 +82,7 @@ void reduce_all(Tensor& out, const Tensor& x, const Term& term) {
     const T* px = x.data_as<T>();  // [n]
     const int64_t n = x.numel();
     out.data_as<Acc>()[0] = fixed_order_sum_elements<Acc>(
-        n, [=](int64_t i) { return term(static_cast<Acc>(to_compute(px[i]))); }, n >= kReduceParallelMinElements);
+        n, [=](int64_t i) { return term(static_cast<Acc>(to_compute(px[i]))); }, n >= kParallelMinElements);
   });
 }
 
@@ -107,4 +108,4 @@ void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
   visit_float_dtype(x.dtype(), [&](auto tag) { sum_rows_typed<decltype(tag)>(out, x, accumulate); });
 }
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

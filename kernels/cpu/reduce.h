@@ -14,7 +14,7 @@
 
 #include "runtime/tensor.h"
 
-namespace gc::cpu {
+namespace gc::kernels::cpu {
 
 constexpr int64_t kReduceChunks = 64;
 // Elements summed with plain lanes before entering the pairwise tree.
@@ -87,12 +87,9 @@ Acc fixed_order_sum_elements(int64_t n, const Term& term, bool parallel) {
       parallel);
 }
 
-// Element count above which a reduction uses threads (any count gives the same bits).
-constexpr int64_t kReduceParallelMinElements = int64_t(1) << 15;
-
 void sum_all(Tensor& out, const Tensor& x);                      // out [1]
 void mean_all(Tensor& out, const Tensor& x);                     // out [1], x non-empty
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate);    // out [C], x [R, C]
 void sum_squares(Tensor& out, const Tensor& x);                  // out [1]
 
-}  // namespace gc::cpu
+}  // namespace gc::kernels::cpu

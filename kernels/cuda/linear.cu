@@ -21,7 +21,7 @@
 namespace gc::cuda {
 namespace {
 
-using kernels::cpu::GemmProblem;
+using kernels::GemmProblem;
 
 cublasHandle_t create_cublas_handle() {
   cublasHandle_t handle = nullptr;

@@ -1,8 +1,8 @@
 // kernels/cuda/linear.h: GEMM on the gpu through cuBLAS, for kernels/linear.cpp
 // (plain C++: g++ and nvcc both read this header; definitions in linear.cu).
 //
-// The problem is described by the cpu GEMM's struct (kernels/cpu/gemm.h: pointers,
-// dtypes, row strides, transposes, alpha, beta, optional bias; nothing cpu-specific).
+// The problem is the device-neutral GemmProblem (kernels/gemm_problem.h: pointers,
+// dtypes, row strides, transposes, alpha, beta, optional bias).
 // Supported dtypes, those cublasGemmEx multiplies with f32 accumulation:
 //   A, B bf16 (or both f16) with C of that dtype or f32; A, B, C f32; all f64.
 // A and B of different dtypes are rejected (std::invalid_argument): autograd
@@ -13,7 +13,7 @@
 
 #include <cstddef>
 
-#include "kernels/cpu/gemm.h"
+#include "kernels/gemm_problem.h"
 
 namespace gc::cuda {
 
@@ -24,10 +24,10 @@ namespace gc::cuda {
 // a meta run that models cuda must use the same figure.
 constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
 
-// C = alpha op(A) op(B) + beta C (+ bias), row-major as in kernels/cpu/gemm.h.
+// C = alpha op(A) op(B) + beta C (+ bias), row-major as in kernels/gemm_problem.h.
 // workspace: device memory of at least kCublasWorkspaceBytes. Throws
 // std::invalid_argument on unsupported dtypes or a short workspace, gc::CudaError
 // when cuBLAS fails.
-void gemm(const kernels::cpu::GemmProblem& problem, void* workspace, size_t workspace_bytes);
+void gemm(const kernels::GemmProblem& problem, void* workspace, size_t workspace_bytes);
 
 }  // namespace gc::cuda

@@ -20,6 +20,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/precision.h"
+#include "kernels/accumulation.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/linear.h"
 #include "kernels/elementwise.h"
@@ -35,6 +36,7 @@
 namespace gc {
 namespace {
 
+using kernels::accumulation_dtype;
 using test::all_close;
 using test::random_tensor;
 using test::tolerance_for;
@@ -88,9 +90,6 @@ Tensor i32_tensor(const std::vector<int32_t>& values, Device device = Device::cp
     return ::testing::AssertionFailure() << what << ": " << got.describe() << " vs " << ref.describe();
   return all_close(got.to_doubles(), ref.to_doubles(), tol, what);
 }
-
-// The accumulator dtype of a storage dtype (f32, f64 for f64).
-DType acc_dtype(DType d) { return d == DType::f64 ? DType::f64 : DType::f32; }
 
 std::string shape_name(const Shape& shape) { return shape_string(shape); }
 
@@ -218,7 +217,7 @@ TEST_F(CudaTest, CastBetweenEveryPairIsBitwiseTheCpus) {
 class CudaReduce : public CudaDtypeTest {};
 
 TEST_P(CudaReduce, WholeTensorSumsMatchTheCpuAndRepeatBitwise) {
-  const DType d = GetParam(), out_dtype = acc_dtype(d);
+  const DType d = GetParam(), out_dtype = accumulation_dtype(d);
   for (int64_t n : {1, 33, 2015, 3000001}) {
     const std::string at = std::string(dtype_name(d)) + "/" + std::to_string(n);
     Tensor x = random_tensor({n}, d, 12), gx = on_cuda(x);
@@ -246,7 +245,7 @@ TEST_P(CudaReduce, WholeTensorSumsMatchTheCpuAndRepeatBitwise) {
 }
 
 TEST_P(CudaReduce, SumRowsMatchesTheCpuAndRepeatsBitwise) {
-  const DType d = GetParam(), out_dtype = acc_dtype(d);
+  const DType d = GetParam(), out_dtype = accumulation_dtype(d);
   // {37, 1031}: three passes of the column sums (kPassColumns columns each, the last one short).
   for (const Shape& shape :
        {Shape{1, 1}, Shape{33, 65}, Shape{2015, 31}, Shape{0, 5}, Shape{100003, 65}, Shape{37, 1031}}) {
@@ -272,7 +271,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, CudaReduce, ::testing::Values(DType::f32, DType
 class CudaLoss : public CudaDtypeTest {};
 
 TEST_P(CudaLoss, WeightedMseMatchesTheCpu) {
-  const DType d = GetParam(), w = acc_dtype(d);
+  const DType d = GetParam(), w = accumulation_dtype(d);
   for (const Shape& shape : {Shape{1, 1}, Shape{33, 65}, Shape{2015, 31}, Shape{20011, 83}}) {
     const std::string at = std::string(dtype_name(d)) + "/" + shape_name(shape);
     Tensor pred = random_tensor(shape, d, 15), target = random_tensor(shape, d == DType::f64 ? d : DType::f32, 16);
@@ -324,7 +323,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOptim, ::testing::Values(DType::f32, DType:
 class CudaLayerNorm : public CudaDtypeTest {};
 
 TEST_P(CudaLayerNorm, ForwardAndBackwardMatchTheCpuAndRepeatBitwise) {
-  const DType d = GetParam(), s = acc_dtype(d);
+  const DType d = GetParam(), s = accumulation_dtype(d);
   for (const Shape& shape : {Shape{1, 1}, Shape{33, 65}, Shape{65, 31}, Shape{3, 5, 33}, Shape{7, 700},
                              Shape{5001, 64}}) {
     const std::string at = std::string(dtype_name(d)) + "/" + shape_name(shape);
@@ -540,7 +539,7 @@ Tensor workspace_for(Device device, int64_t m, int64_t n, int64_t k) {
 }
 
 TEST_P(CudaLinear, ForwardAndBackwardMatchTheCpuAndRepeatBitwise) {
-  const DType d = GetParam(), acc = acc_dtype(d);
+  const DType d = GetParam(), acc = accumulation_dtype(d);
   struct Dims {
     int64_t rows, in, out;
   };
@@ -607,11 +606,12 @@ TEST_P(CudaLinear, MatmulTransposesAndBetaMatchTheCpu) {
       Tensor a = random_tensor(ta ? Shape{k, m} : Shape{m, k}, d, 40);
       Tensor b = random_tensor(tb ? Shape{n, k} : Shape{k, n}, d, 41);
       // out f32 (the accumulator) with beta = 0.5, and out in d with beta = 0.
-      Tensor out = random_tensor({m, n}, acc_dtype(d), 42), gout = on_cuda(out);
+      Tensor out = random_tensor({m, n}, accumulation_dtype(d), 42), gout = on_cuda(out);
       Tensor cpu_ws = workspace_for(Device::cpu, m, n, k), gpu_ws = workspace_for(kCuda, m, n, k);
       kernels::matmul(out, a, ta, b, tb, 0.5, cpu_ws);
       kernels::matmul(gout, on_cuda(a), ta, on_cuda(b), tb, 0.5, gpu_ws);
-      EXPECT_TRUE(close(gout, out, tolerance_for(acc_dtype(d), static_cast<double>(k + 1)), "matmul beta " + at));
+      EXPECT_TRUE(
+          close(gout, out, tolerance_for(accumulation_dtype(d), static_cast<double>(k + 1)), "matmul beta " + at));
       Tensor plain = Tensor::empty({m, n}, d), gplain = Tensor::empty({m, n}, d, kCuda);
       kernels::fill(gplain, std::numeric_limits<double>::quiet_NaN());  // beta = 0 must not read it
       kernels::matmul(plain, a, ta, b, tb, 0.0, cpu_ws);
@@ -625,7 +625,7 @@ TEST_P(CudaLinear, MatmulTransposesAndBetaMatchTheCpu) {
 // so the bits agree, the sign of a zero included; a beta that is 0 in the compute
 // type never reads C.
 TEST_P(CudaLinear, EmptyInnerDimensionIsBitwiseTheCpus) {
-  const DType d = GetParam(), acc = acc_dtype(d);
+  const DType d = GetParam(), acc = accumulation_dtype(d);
   const int64_t m = 33, n = 31;
   const Tensor a = Tensor::empty({m, 0}, d), b = Tensor::empty({0, n}, d);
   const Tensor ga = Tensor::empty({m, 0}, d, kCuda), gb = Tensor::empty({0, n}, d, kCuda);

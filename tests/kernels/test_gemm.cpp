@@ -20,7 +20,7 @@ namespace {
 
 using kernels::cpu::gemm_cpu;
 using kernels::cpu::gemm_cpu_workspace_bytes;
-using kernels::cpu::GemmProblem;
+using kernels::GemmProblem;
 
 struct Case {
   int64_t m, n, k;

@@ -9,17 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "kernels/accumulation.h"
 #include "kernels/layernorm.h"
 #include "tests/test_util.h"
 
 namespace gc {
 namespace {
 
+using kernels::accumulation_dtype;
 using test::all_close;
 using test::random_tensor;
 using test::tolerance_for;
-
-DType stats_dtype(DType x_dtype) { return x_dtype == DType::f64 ? DType::f64 : DType::f32; }
 
 struct LayerNormResult {
   Tensor out, mean, rstd;
@@ -28,8 +28,8 @@ struct LayerNormResult {
 LayerNormResult run_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
   const int64_t rows = x.rows();
   LayerNormResult r{Tensor::empty(x.shape(), x.dtype(), x.device()),
-                    Tensor::empty({rows}, stats_dtype(x.dtype()), x.device()),
-                    Tensor::empty({rows}, stats_dtype(x.dtype()), x.device())};
+                    Tensor::empty({rows}, accumulation_dtype(x.dtype()), x.device()),
+                    Tensor::empty({rows}, accumulation_dtype(x.dtype()), x.device())};
   kernels::layernorm_forward(r.out, r.mean, r.rstd, x, gamma, beta, eps);
   return r;
 }
@@ -40,7 +40,7 @@ struct LayerNormGrads {
 
 LayerNormGrads run_backward(const Tensor& grad_out, const Tensor& x, const LayerNormResult& saved,
                             const Tensor& gamma) {
-  const DType sd = stats_dtype(x.dtype());
+  const DType sd = accumulation_dtype(x.dtype());
   LayerNormGrads g{Tensor::empty(x.shape(), x.dtype(), x.device()),
                    Tensor::zeros({gamma.numel()}, sd, x.device()), Tensor::zeros({gamma.numel()}, sd, x.device())};
   kernels::layernorm_backward(g.grad_x, g.grad_gamma, g.grad_beta, grad_out, x, saved.mean, saved.rstd, gamma);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/accumulation.h"
 #include "kernels/loss.h"
 #include "tests/test_util.h"
 
@@ -15,8 +16,6 @@ using namespace gc;
 using namespace gc::test;
 
 namespace {
-
-DType loss_dtype(DType pred) { return pred == DType::f64 ? DType::f64 : DType::f32; }
 
 // Positive weights with mean 1, as the latitude weights are.
 std::vector<double> positive_weights(int64_t n, uint64_t seed) {
@@ -94,10 +93,11 @@ class LossTest : public ::testing::TestWithParam<LossCase> {};
 TEST_P(LossTest, ForwardMatchesReference) {
   const LossCase& c = GetParam();
   Problem p = make_problem(c.rows, c.cols, c.dtype, c.dtype, DType::f32, 1);
-  Tensor loss = Tensor::empty({1}, loss_dtype(c.dtype));
+  const DType loss_dtype = kernels::accumulation_dtype(c.dtype);
+  Tensor loss = Tensor::empty({1}, loss_dtype);
   kernels::weighted_mse_forward(loss, p.pred, p.target, p.row_weight, p.col_weight);
   EXPECT_TRUE(all_close(loss.to_doubles(), {reference_loss(p)},
-                        tolerance_for(loss_dtype(c.dtype), static_cast<double>(c.rows * c.cols)), "loss"));
+                        tolerance_for(loss_dtype, static_cast<double>(c.rows * c.cols)), "loss"));
 }
 
 TEST_P(LossTest, BackwardMatchesFormula) {

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "kernels/accumulation.h"
 #include "kernels/reduce.h"
 #include "tests/test_util.h"
 
@@ -14,7 +15,7 @@ using namespace gc::test;
 
 namespace {
 
-DType output_dtype(DType input) { return input == DType::f64 ? DType::f64 : DType::f32; }
+using kernels::accumulation_dtype;
 
 struct ReduceCase {
   DType dtype;
@@ -42,8 +43,10 @@ class ReduceTest : public ::testing::TestWithParam<ReduceCase> {
   DType dtype() const { return GetParam().dtype; }
   int64_t rows() const { return GetParam().shape[0]; }
   int64_t cols() const { return GetParam().shape[1]; }
-  Tensor scalar_out() const { return Tensor::empty({1}, output_dtype(dtype())); }
-  Tolerance tolerance(int64_t terms) const { return tolerance_for(output_dtype(dtype()), static_cast<double>(terms)); }
+  Tensor scalar_out() const { return Tensor::empty({1}, accumulation_dtype(dtype())); }
+  Tolerance tolerance(int64_t terms) const {
+    return tolerance_for(accumulation_dtype(dtype()), static_cast<double>(terms));
+  }
 };
 
 TEST_P(ReduceTest, SumAllMeanAllSumSquares) {
@@ -67,7 +70,7 @@ TEST_P(ReduceTest, SumRowsAssignsThenAccumulates) {
   std::vector<double> column_sums(static_cast<size_t>(cols()), 0.0);
   for (int64_t r = 0; r < rows(); ++r)
     for (int64_t c = 0; c < cols(); ++c) column_sums[static_cast<size_t>(c)] += v[static_cast<size_t>(r * cols() + c)];
-  Tensor out = random_tensor({cols()}, output_dtype(dtype()), 3);
+  Tensor out = random_tensor({cols()}, accumulation_dtype(dtype()), 3);
   kernels::sum_rows(out, x, /*accumulate=*/false);
   EXPECT_TRUE(all_close(out.to_doubles(), column_sums, tolerance(rows()), "sum_rows"));
   const std::vector<double> before = out.to_doubles();
@@ -105,7 +108,7 @@ TEST(ReduceDeterminism, BitwiseEqualForAnyThreadCount) {
     Tensor x = random_tensor({300001}, dtype, 10);
     auto scalar = [&](void (*op)(Tensor&, const Tensor&)) {
       return [&, op] {
-        Tensor out = Tensor::empty({1}, output_dtype(dtype));
+        Tensor out = Tensor::empty({1}, accumulation_dtype(dtype));
         op(out, x);
         return out;
       };
@@ -118,7 +121,7 @@ TEST(ReduceDeterminism, BitwiseEqualForAnyThreadCount) {
       expect_same_bits_for_thread_counts(
           [&] {
             Tensor out = Tensor::from_doubles(random_values(static_cast<size_t>(shape[1]), 12),
-                                              {shape[1]}, output_dtype(dtype));
+                                              {shape[1]}, accumulation_dtype(dtype));
             kernels::sum_rows(out, matrix, /*accumulate=*/true);
             return out;
           },

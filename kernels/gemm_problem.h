@@ -1,0 +1,40 @@
+// kernels/gemm_problem.h: a GEMM as kernels/linear.cpp asks it of a backend, on
+// raw row-major buffers; nothing in it is specific to a device.
+//
+//   C[m, n] = alpha * op(A) op(B) + beta * C + bias   (bias [n] added to every row)
+//
+// The cpu GEMM (kernels/cpu/gemm.h) and cuBLAS (kernels/cuda/linear.h) each take
+// this struct and say which dtype mixes they accept. Both honour beta == 0 by
+// never reading C (it may hold garbage or NaN).
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/dtype.h"
+
+namespace gc::kernels {
+
+struct GemmProblem {
+  int64_t m = 0, n = 0, k = 0;
+  // op(A) [m, k]: A is [m, k] with row stride lda, or [k, m] when transpose_a.
+  const void* a = nullptr;
+  DType a_dtype = DType::f32;
+  int64_t lda = 0;
+  bool transpose_a = false;
+  // op(B) [k, n]: B is [k, n] with row stride ldb, or [n, k] when transpose_b.
+  const void* b = nullptr;
+  DType b_dtype = DType::f32;
+  int64_t ldb = 0;
+  bool transpose_b = false;
+  // C [m, n] with row stride ldc.
+  void* c = nullptr;
+  DType c_dtype = DType::f32;
+  int64_t ldc = 0;
+  double alpha = 1.0;
+  double beta = 0.0;
+  // Optional bias [n] (f32, bf16 or f16; f64 on the f64 path), added after alpha and beta.
+  const void* bias = nullptr;
+  DType bias_dtype = DType::f32;
+};
+
+}  // namespace gc::kernels
