@@ -13,14 +13,6 @@
 
 namespace gc::kernels::cpu {
 
-float f64_to_f32_round_to_odd(double value) {
-  float rounded = static_cast<float>(value);
-  if (std::isnan(value) || std::isinf(value) || static_cast<double>(rounded) == value) return rounded;
-  // Inexact: take the neighbour toward zero (overflow lands on FLT_MAX) and mark it odd.
-  if (std::fabs(static_cast<double>(rounded)) > std::fabs(value)) rounded = std::nextafter(rounded, 0.0f);
-  return bits_float(float_bits(rounded) | 1u);
-}
-
 namespace {
 
 template <class Body>

@@ -13,21 +13,8 @@
 
 namespace gc::kernels::cpu {
 
-// A double rounded once, to nearest even, into storage type T. Going through
-// f32 with round-to-nearest would round twice (f64 -> f32 -> bf16) and can miss
-// the nearest 16-bit value; rounding to f32 "to odd" first keeps the sticky
-// information, so the final round-to-nearest-even is exact.
-float f64_to_f32_round_to_odd(double value);
-template <class T>
-inline T round_double_to(double value) {
-  if constexpr (std::is_same_v<T, double>) {
-    return value;
-  } else if constexpr (std::is_same_v<T, float>) {
-    return static_cast<float>(value);
-  } else {
-    return from_compute<T>(f64_to_f32_round_to_odd(value));
-  }
-}
+// Outputs round into their storage type once: round_double_to (runtime/dtype.h)
+// for f64 results, to_storage for f32 ones.
 
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b);
 void mul_forward(Tensor& out, const Tensor& a, const Tensor& b);

@@ -116,7 +116,7 @@ __device__ __forceinline__ T to_storage(C value) {
   }
 }
 
-// cpu::f64_to_f32_round_to_odd: truncate toward zero, and mark an inexact result odd.
+// f64_to_f32_round_to_odd of runtime/dtype.h: truncate toward zero, and mark an inexact result odd.
 __device__ __forceinline__ float f64_to_f32_round_to_odd(double value) {
   if (isnan(value) || isinf(value)) return f64_to_f32_nearest(value);
   const float truncated = __double2float_rz(value);
@@ -124,7 +124,7 @@ __device__ __forceinline__ float f64_to_f32_round_to_odd(double value) {
   return __uint_as_float(__float_as_uint(truncated) | 1u);
 }
 
-// A double rounded once, to nearest even, into T (cpu::round_double_to).
+// A double rounded once, to nearest even, into T (round_double_to of runtime/dtype.h).
 template <class T>
 __device__ __forceinline__ T round_double_to(double value) {
   if constexpr (std::is_same_v<T, double>) {
