@@ -393,17 +393,10 @@ Var GraphCastNet::block_messages(const Mlp& edge_embed, const Mlp& edge_mlp, con
 Var GraphCastNet::bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& senders_latent,
                                       const Var& receivers_latent, const DeviceGraph& graph,
                                       DType aggregate_dtype) const {
-  if (graph.blocks.empty()) {
-    Var features = cast(Var(graph.edge_features), config_.compute_dtype);
-    Var edges = apply_mlp(edge_embed, features);
-    Var messages = edge_mlp_forward(edge_mlp, edges, senders_latent, receivers_latent, graph);
-    MemoryScope scope("aggregate");
-    return segment_sum(messages, graph.receiver_offsets, aggregate_dtype);
-  }
-  // Edge chunking: the fixed edge blocks are grouped into --edge-chunks
-  // checkpointed segments, each keeping only its inputs (the node projections),
-  // so at most one segment's edge activations are alive at a time. Without
-  // chunking the blocks run plainly, with the same arithmetic.
+  // The fixed edge blocks are grouped into --edge-chunks checkpointed chunks,
+  // each keeping only its inputs (the node projections), so at most one chunk's
+  // edge activations are alive at a time. A single chunk runs its blocks
+  // plainly, with the same arithmetic.
   const int64_t L = config_.latent;
   Var sender_side = senders_latent, receiver_side = receivers_latent;
   if (config_.concat_trick) {

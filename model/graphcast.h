@@ -138,7 +138,8 @@ class GraphCastNet {
   Var apply_mlp(const Mlp& mlp, const Var& x) const;
   // The rest of an MLP after its first linear: SiLU -> Linear (-> LayerNorm).
   Var finish_mlp(const Mlp& mlp, const Var& first_linear_output) const;
-  // e' = edge MLP([e, v_sender, v_receiver]) over all edges (or one edge range).
+  // e' = edge MLP([e, v_sender, v_receiver]) over all edges of the graph (the
+  // processor's mesh; the encoder and decoder go block by block).
   Var edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& senders_latent, const Var& receivers_latent,
                        const DeviceGraph& graph) const;
   // v' = node MLP([v, aggregated]).
