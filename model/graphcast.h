@@ -138,6 +138,11 @@ class GraphCastNet {
   Var apply_mlp(const Mlp& mlp, const Var& x) const;
   // The rest of an MLP after its first linear: SiLU -> Linear (-> LayerNorm).
   Var finish_mlp(const Mlp& mlp, const Var& first_linear_output) const;
+  // The first linear layer over the concatenation [first_part, part 1, part 2, ...]
+  // without building it (the concat trick): first_part W0[rows of first_part] + b0
+  // + the other parts' products with their rows of W0, made by the caller (per
+  // node, then gathered to the edges, for an edge MLP).
+  Var first_linear_of_concat(const Mlp& mlp, const Var& first_part, const std::vector<Var>& other_products) const;
   // e' = edge MLP([e, v_sender, v_receiver]) over all edges of the graph (the
   // processor's mesh; the encoder and decoder go block by block).
   Var edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& senders_latent, const Var& receivers_latent,
