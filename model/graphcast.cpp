@@ -2,7 +2,14 @@
 // decoder forward passes. With the concat trick an edge MLP's first layer is
 // e W_e + (V_s W_s)[sender] + (V_r W_r)[receiver] + b: the node-side products are
 // computed once per node and gathered, and the [edges, 3L] concatenation is never
-// allocated.
+// allocated (first_linear_of_concat; a node MLP's v W_v + agg W_a + b likewise).
+// The encoder and decoder edges always run in the same fixed blocks, which
+// --edge-chunks only groups into checkpointed chunks: blocks fix the arithmetic,
+// chunks only what is kept for backward.
+//
+// The order of operations here fixes the order, sizes and labels of allocations,
+// which meta dry runs reproduce and the published memory figures were measured
+// with: a reordering changes them even where the arithmetic stays the same.
 #include "model/graphcast.h"
 
 #include <cmath>
@@ -46,50 +53,52 @@ Tensor upload_i32(const std::vector<int32_t>& host, Device device) {
   return Tensor::from_host(host.data(), {static_cast<int64_t>(host.size())}, DType::i32, device);
 }
 
-// The graph replicated `batch` times: sample b's senders/receivers are offset by
-// b * num_senders / b * num_receivers, so edges stay sorted by receiver.
-// Index tensors of `chunks` receiver ranges with balanced edge counts.
-std::vector<EdgeChunk> make_chunks(const Graph& g, const std::vector<int32_t>& receiver_offsets, int chunks,
+// Index tensors of `blocks` receiver ranges with balanced edge counts.
+std::vector<EdgeBlock> make_blocks(const Graph& g, const std::vector<int32_t>& receiver_offsets, int blocks,
                                    const DeviceGraph& whole, Device device) {
-  std::vector<EdgeChunk> out;
+  std::vector<EdgeBlock> out;
   const int64_t edges = g.num_edges();
   int64_t receiver = 0;
-  for (int c = 0; c < chunks; ++c) {
-    const int64_t target_end = edges * (c + 1) / chunks;
+  for (int b = 0; b < blocks; ++b) {
+    const int64_t target_end = edges * (b + 1) / blocks;
     int64_t end_receiver = receiver;
     while (end_receiver < g.num_receivers && receiver_offsets[static_cast<size_t>(end_receiver + 1)] <= target_end) ++end_receiver;
-    if (c == chunks - 1) end_receiver = g.num_receivers;
+    if (b == blocks - 1) end_receiver = g.num_receivers;
     if (end_receiver == receiver && receiver < g.num_receivers) ++end_receiver;  // never an empty range mid-way
-    EdgeChunk ch;
-    ch.first_receiver = receiver;
-    ch.receivers = end_receiver - receiver;
-    ch.first_edge = receiver_offsets[static_cast<size_t>(receiver)];
-    ch.edges = receiver_offsets[static_cast<size_t>(end_receiver)] - ch.first_edge;
-    std::vector<int32_t> senders(g.senders.begin() + ch.first_edge, g.senders.begin() + ch.first_edge + ch.edges);
-    std::vector<int32_t> receivers(g.receivers.begin() + ch.first_edge, g.receivers.begin() + ch.first_edge + ch.edges);
+    EdgeBlock block;
+    block.first_receiver = receiver;
+    block.receivers = end_receiver - receiver;
+    block.first_edge = receiver_offsets[static_cast<size_t>(receiver)];
+    block.edges = receiver_offsets[static_cast<size_t>(end_receiver)] - block.first_edge;
+    std::vector<int32_t> senders(g.senders.begin() + block.first_edge, g.senders.begin() + block.first_edge + block.edges);
+    std::vector<int32_t> receivers(g.receivers.begin() + block.first_edge,
+                                   g.receivers.begin() + block.first_edge + block.edges);
     Graph local = make_graph(g.num_senders, g.num_receivers, senders, receivers);
     const SenderCsr csr = local.sender_csr();
-    std::vector<int32_t> identity(static_cast<size_t>(ch.edges)), local_offsets;
-    for (int64_t e = 0; e < ch.edges; ++e) identity[static_cast<size_t>(e)] = static_cast<int32_t>(e);
+    std::vector<int32_t> identity(static_cast<size_t>(block.edges)), local_offsets;
+    for (int64_t e = 0; e < block.edges; ++e) identity[static_cast<size_t>(e)] = static_cast<int32_t>(e);
     for (int64_t r = receiver; r <= end_receiver; ++r)
-      local_offsets.push_back(receiver_offsets[static_cast<size_t>(r)] - static_cast<int32_t>(ch.first_edge));
-    ch.senders.index = whole.senders.index.slice_rows(ch.first_edge, ch.edges);
-    ch.senders.order = upload_i32(csr.order, device);
-    ch.senders.offsets = upload_i32(csr.offsets, device);
-    ch.senders.num_nodes = g.num_senders;
-    ch.receivers_csr.index = whole.receivers.index.slice_rows(ch.first_edge, ch.edges);
-    ch.receivers_csr.order = upload_i32(identity, device);
-    ch.receivers_csr.offsets = upload_i32(local.receiver_offsets(), device);
-    ch.receivers_csr.num_nodes = g.num_receivers;
-    ch.segment_offsets = upload_i32(local_offsets, device);
-    out.push_back(std::move(ch));
+      local_offsets.push_back(receiver_offsets[static_cast<size_t>(r)] - static_cast<int32_t>(block.first_edge));
+    block.senders.index = whole.senders.index.slice_rows(block.first_edge, block.edges);
+    block.senders.order = upload_i32(csr.order, device);
+    block.senders.offsets = upload_i32(csr.offsets, device);
+    block.senders.num_nodes = g.num_senders;
+    block.receivers_csr.index = whole.receivers.index.slice_rows(block.first_edge, block.edges);
+    block.receivers_csr.order = upload_i32(identity, device);
+    block.receivers_csr.offsets = upload_i32(local.receiver_offsets(), device);
+    block.receivers_csr.num_nodes = g.num_receivers;
+    block.segment_offsets = upload_i32(local_offsets, device);
+    out.push_back(std::move(block));
     receiver = end_receiver;
   }
   return out;
 }
 
+// The graph replicated `batch` times: sample b's senders/receivers are offset by
+// b * num_senders / b * num_receivers, so edges stay sorted by receiver. With
+// edge_blocks, also the fixed edge blocks of the replicated graph.
 DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features, int batch, Device device,
-                         const std::string& name, int chunks) {
+                         const std::string& name, bool edge_blocks) {
   MemoryScope scope(Category::input, "graph." + name);
   const int64_t edges = graph.num_edges();
   Graph replicated;
@@ -122,9 +131,9 @@ DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features,
   feats.reserve(features.size() * static_cast<size_t>(batch));
   for (int b = 0; b < batch; ++b) feats.insert(feats.end(), features.begin(), features.end());
   d.edge_features = Tensor::from_host(feats.data(), {edges * batch, 4}, DType::f32, device);
-  if (chunks > 0) {
-    MemoryScope chunk_scope("blocks");
-    d.chunks = make_chunks(replicated, receiver_offsets,
+  if (edge_blocks) {
+    MemoryScope blocks_scope("blocks");
+    d.blocks = make_blocks(replicated, receiver_offsets,
                            edge_blocks_for(replicated.num_edges(), replicated.num_receivers), d, device);
   }
   return d;
@@ -155,14 +164,14 @@ DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCas
   // The encoder and decoder edge sets are always computed in the same fixed
   // blocks; --edge-chunks only groups blocks into checkpointed segments, so the
   // arithmetic (hence every gradient bit) does not depend on the chunking.
-  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m", kEdgeBlocks);
-  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh", 0);
-  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g", kEdgeBlocks);
+  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m", true);
+  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh", false);
+  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g", true);
   for (const DeviceGraph* g : {&d.g2m, &d.m2g})
-    if (config.edge_chunks < 1 || config.edge_chunks > static_cast<int>(g->chunks.size()))
-      throw std::invalid_argument("--edge-chunks must be 1.." + std::to_string(g->chunks.size()) +
+    if (config.edge_chunks < 1 || config.edge_chunks > static_cast<int>(g->blocks.size()))
+      throw std::invalid_argument("--edge-chunks must be 1.." + std::to_string(g->blocks.size()) +
                                   ": the encoder and decoder edge sets are computed in " +
-                                  std::to_string(g->chunks.size()) + " fixed blocks, which chunks group");
+                                  std::to_string(g->blocks.size()) + " fixed blocks, which chunks group");
   MemoryScope scope(Category::input, "graph.nodes");
   d.grid_structural = upload_rows_as(geometry.grid_structural, 3, config.batch, config.compute_dtype, device);
   // Mesh node input: zeros in the data channels, then the 3 structural features.
@@ -324,6 +333,18 @@ Var GraphCastNet::apply_mlp(const Mlp& mlp, const Var& x) const {
   return finish_mlp(mlp, h);
 }
 
+Var GraphCastNet::first_linear_of_concat(const Mlp& mlp, const Var& first_part,
+                                         const std::vector<Var>& other_products) const {
+  // Each partial sum lives to the end and they go newest first, as the temporaries
+  // of one add(add(...)) expression do: the allocator sees the requests and
+  // releases that the published memory figures were measured with.
+  std::vector<Var> sums = {linear(first_part, mlp.w0, mlp.b0, 0)};
+  for (const Var& product : other_products) sums.push_back(add(sums.back(), product));
+  Var h = sums.back();
+  while (!sums.empty()) sums.pop_back();
+  return h;
+}
+
 Var GraphCastNet::edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& senders_latent,
                                    const Var& receivers_latent, const DeviceGraph& graph) const {
   MemoryScope scope(mlp.name.substr(mlp.name.rfind('.') + 1));
@@ -331,16 +352,16 @@ Var GraphCastNet::edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& 
   Var h;
   if (config_.concat_trick) {
     MemoryScope s("linear0");
-    Var sender_part, receiver_part;
+    Var sender_product, receiver_product;
     {
       MemoryScope node_side("sender_projection");
-      sender_part = gather_rows(linear(senders_latent, mlp.w0, Var(), L), graph.senders);
+      sender_product = gather_rows(linear(senders_latent, mlp.w0, Var(), L), graph.senders);
     }
     {
       MemoryScope node_side("receiver_projection");
-      receiver_part = gather_rows(linear(receivers_latent, mlp.w0, Var(), 2 * L), graph.receivers);
+      receiver_product = gather_rows(linear(receivers_latent, mlp.w0, Var(), 2 * L), graph.receivers);
     }
-    h = add(add(linear(edges, mlp.w0, mlp.b0, 0), sender_part), receiver_part);
+    h = first_linear_of_concat(mlp, edges, {sender_product, receiver_product});
   } else {
     MemoryScope s("linear0");
     Var cat = concat_cols({edges, gather_rows(senders_latent, graph.senders), gather_rows(receivers_latent, graph.receivers)});
@@ -356,52 +377,50 @@ Var GraphCastNet::node_mlp_forward(const Mlp& mlp, const Var& nodes, const Var& 
   Var h;
   {
     MemoryScope s("linear0");
-    if (config_.concat_trick) h = add(linear(nodes, mlp.w0, mlp.b0, 0), linear(agg, mlp.w0, Var(), L));
-    else h = linear(concat_cols({nodes, agg}), mlp.w0, mlp.b0);
+    if (config_.concat_trick) {
+      // The aggregate's product first: the order the memory figures were measured with.
+      Var aggregated_product = linear(agg, mlp.w0, Var(), L);
+      h = first_linear_of_concat(mlp, nodes, {aggregated_product});
+    } else {
+      h = linear(concat_cols({nodes, agg}), mlp.w0, mlp.b0);
+    }
   }
   return finish_mlp(mlp, h);
 }
 
 
-Var GraphCastNet::chunk_messages(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& sender_side,
-                                 const Var& receiver_side, const DeviceGraph& graph, const EdgeChunk& chunk,
+Var GraphCastNet::block_messages(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& sender_side,
+                                 const Var& receiver_side, const DeviceGraph& graph, const EdgeBlock& block,
                                  DType aggregate_dtype) const {
-  const int64_t L = config_.latent;
-  Var features = cast(Var(graph.edge_features.slice_rows(chunk.first_edge, chunk.edges)), config_.compute_dtype);
+  Var features = cast(Var(graph.edge_features.slice_rows(block.first_edge, block.edges)), config_.compute_dtype);
   Var edges = apply_mlp(edge_embed, features);
   MemoryScope scope(edge_mlp.name.substr(edge_mlp.name.rfind('.') + 1));
   Var h;
   {
     MemoryScope s("linear0");
     if (config_.concat_trick) {
-      // sender_side / receiver_side are the node projections V_s W_s, V_r W_r.
-      h = add(add(linear(edges, edge_mlp.w0, edge_mlp.b0, 0), gather_rows(sender_side, chunk.senders)),
-              gather_rows(receiver_side, chunk.receivers_csr));
+      // sender_side / receiver_side are the node projections V_s W_s, V_r W_r. The
+      // receiver side is gathered first: the order the memory figures were measured with.
+      Var receiver_product = gather_rows(receiver_side, block.receivers_csr);
+      Var sender_product = gather_rows(sender_side, block.senders);
+      h = first_linear_of_concat(edge_mlp, edges, {sender_product, receiver_product});
     } else {
-      h = linear(concat_cols({edges, gather_rows(sender_side, chunk.senders), gather_rows(receiver_side, chunk.receivers_csr)}),
+      h = linear(concat_cols({edges, gather_rows(sender_side, block.senders), gather_rows(receiver_side, block.receivers_csr)}),
                  edge_mlp.w0, edge_mlp.b0);
     }
   }
-  (void)L;
   Var messages = finish_mlp(edge_mlp, h);
   MemoryScope s("aggregate");
-  return segment_sum(messages, chunk.segment_offsets, aggregate_dtype);
+  return segment_sum(messages, block.segment_offsets, aggregate_dtype);
 }
 
 Var GraphCastNet::bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& senders_latent,
                                       const Var& receivers_latent, const DeviceGraph& graph,
                                       DType aggregate_dtype) const {
-  if (graph.chunks.empty()) {
-    Var features = cast(Var(graph.edge_features), config_.compute_dtype);
-    Var edges = apply_mlp(edge_embed, features);
-    Var messages = edge_mlp_forward(edge_mlp, edges, senders_latent, receivers_latent, graph);
-    MemoryScope scope("aggregate");
-    return segment_sum(messages, graph.receiver_offsets, aggregate_dtype);
-  }
-  // Edge chunking: the fixed edge blocks are grouped into --edge-chunks
-  // checkpointed segments, each keeping only its inputs (the node projections),
-  // so at most one segment's edge activations are alive at a time. Without
-  // chunking the blocks run plainly, with the same arithmetic.
+  // The fixed edge blocks are grouped into --edge-chunks checkpointed chunks,
+  // each keeping only its inputs (the node projections), so at most one chunk's
+  // edge activations are alive at a time. A single chunk runs its blocks
+  // plainly, with the same arithmetic.
   const int64_t L = config_.latent;
   Var sender_side = senders_latent, receiver_side = receivers_latent;
   if (config_.concat_trick) {
@@ -416,24 +435,24 @@ Var GraphCastNet::bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp
       receiver_side = linear(receivers_latent, edge_mlp.w0, Var(), 2 * L);
     }
   }
-  const int blocks = static_cast<int>(graph.chunks.size());
-  const int groups = config_.edge_chunks;
+  const int blocks = static_cast<int>(graph.blocks.size());
+  const int chunks = config_.edge_chunks;
   auto run_blocks = [this, &edge_embed, &edge_mlp, &graph, aggregate_dtype](int first, int last,
                                                                              const std::vector<Var>& in) {
     std::vector<Var> parts;
     for (int b = first; b < last; ++b) {
       MemoryScope scope("edge_block." + std::to_string(b));
-      parts.push_back(chunk_messages(edge_embed, edge_mlp, in[0], in[1], graph,
-                                     graph.chunks[static_cast<size_t>(b)], aggregate_dtype));
+      parts.push_back(block_messages(edge_embed, edge_mlp, in[0], in[1], graph,
+                                     graph.blocks[static_cast<size_t>(b)], aggregate_dtype));
     }
     return parts.size() == 1 ? parts[0] : concat_rows(parts);
   };
   std::vector<Var> parts;
-  if (groups == 1) {
+  if (chunks == 1) {
     parts.push_back(run_blocks(0, blocks, {sender_side, receiver_side}));
   } else {
-    for (int c = 0; c < groups; ++c) {
-      const int first = c * blocks / groups, last = (c + 1) * blocks / groups;
+    for (int c = 0; c < chunks; ++c) {
+      const int first = c * blocks / chunks, last = (c + 1) * blocks / chunks;
       auto fn = [run_blocks, first, last](const std::vector<Var>& in) {
         return std::vector<Var>{run_blocks(first, last, in)};
       };

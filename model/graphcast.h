@@ -58,10 +58,9 @@ struct GraphCastGeometry {
 };
 GraphCastGeometry build_geometry(const Grid& grid, int mesh_level);
 
-// One graph on the device, replicated `batch` times (block diagonal).
-// A contiguous range of receivers and their edges (edges are sorted by
-// receiver), with index tensors local to the range, for edge chunking.
-struct EdgeChunk {
+// One edge block: a contiguous range of receivers and their edges (edges are
+// sorted by receiver), with index tensors local to the range.
+struct EdgeBlock {
   int64_t first_receiver = 0, receivers = 0;
   int64_t first_edge = 0, edges = 0;
   IndexCsr senders;         // index [edges] into the sender set, CSR over all senders
@@ -69,12 +68,13 @@ struct EdgeChunk {
   Tensor segment_offsets;   // [receivers + 1] i32, local edge offsets of the range's receivers
 };
 
+// One graph on the device, replicated `batch` times (block diagonal).
 struct DeviceGraph {
   IndexCsr senders;         // gather of sender rows, with the sender grouping
   IndexCsr receivers;       // gather of receiver rows (edges sorted by receiver)
   Tensor receiver_offsets;  // [receivers + 1] i32
   Tensor edge_features;     // [edges, 4] f32
-  std::vector<EdgeChunk> chunks;  // only when edge chunking is asked for (encoder and decoder graphs)
+  std::vector<EdgeBlock> blocks;  // edge_blocks_for(...) of them for the encoder and decoder graphs; none for the mesh
   int64_t num_edges() const { return senders.index.numel(); }
 };
 
@@ -138,20 +138,27 @@ class GraphCastNet {
   Var apply_mlp(const Mlp& mlp, const Var& x) const;
   // The rest of an MLP after its first linear: SiLU -> Linear (-> LayerNorm).
   Var finish_mlp(const Mlp& mlp, const Var& first_linear_output) const;
-  // e' = edge MLP([e, v_sender, v_receiver]) over all edges (or one edge range).
+  // The first linear layer over the concatenation [first_part, part 1, part 2, ...]
+  // without building it (the concat trick): first_part W0[rows of first_part] + b0
+  // + the other parts' products with their rows of W0, made by the caller (per
+  // node, then gathered to the edges, for an edge MLP).
+  Var first_linear_of_concat(const Mlp& mlp, const Var& first_part, const std::vector<Var>& other_products) const;
+  // e' = edge MLP([e, v_sender, v_receiver]) over all edges of the graph (the
+  // processor's mesh; the encoder and decoder go block by block).
   Var edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& senders_latent, const Var& receivers_latent,
                        const DeviceGraph& graph) const;
   // v' = node MLP([v, aggregated]).
   Var node_mlp_forward(const Mlp& mlp, const Var& nodes, const Var& aggregated) const;
   std::vector<Var> run_plan(const std::vector<StagePlan>& plan, const std::vector<Var>& state,
                            const DeviceGeometry& geometry) const;
-  // Aggregated messages of one edge chunk: [chunk receivers, L].
-  Var chunk_messages(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& sender_side, const Var& receiver_side,
-                     const DeviceGraph& graph, const EdgeChunk& chunk, DType aggregate_dtype) const;
+  // Aggregated messages of one edge block: [block receivers, L].
+  Var block_messages(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& sender_side, const Var& receiver_side,
+                     const DeviceGraph& graph, const EdgeBlock& block, DType aggregate_dtype) const;
   std::vector<Var> encoder(const Var& grid_data, const DeviceGeometry& geometry) const;
   std::vector<Var> processor_step(int layer, const std::vector<Var>& state, const DeviceGeometry& geometry) const;
   Var decoder(const std::vector<Var>& state, const DeviceGeometry& geometry) const;
-  // Bipartite interaction aggregated into receivers, edge set processed in chunks.
+  // Bipartite interaction aggregated into receivers: the edge set runs block by
+  // block, the blocks grouped into config.edge_chunks checkpointed chunks.
   Var bipartite_aggregate(const Mlp& edge_embed, const Mlp& edge_mlp, const Var& senders_latent,
                           const Var& receivers_latent, const DeviceGraph& graph, DType aggregate_dtype) const;
 

@@ -185,7 +185,7 @@ TEST(GraphCast, EdgeChunksGiveBitwiseIdenticalGradientsAndMetaEqualsCpu) {
       c.edge_chunks = chunks;
       c.concat_trick = trick;
       TinyRun run(c, Device::cpu);
-      ASSERT_EQ(run.geometry.g2m.chunks.size(), 4u);
+      ASSERT_EQ(run.geometry.g2m.blocks.size(), 4u);
       Var loss = run.loss(chunks == 3 ? plan_all(2) : plan_none(2));
       const double value = scalar_value(loss.value());
       backward(loss);
