@@ -13,10 +13,11 @@
 #include "model/graphcast.h"
 
 #include <cmath>
-#include <random>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/elementwise.h"
+#include "runtime/random.h"
 
 namespace gc::model {
 
@@ -242,13 +243,14 @@ Mlp GraphCastNet::make_mlp(const std::string& name, int64_t in, int64_t hidden, 
     if (device_ == Device::meta) {
       t = Tensor::empty({fan_in, fan_out}, master_dtype(), device_);
     } else {
-      std::mt19937_64 rng(mlp_seed * 31 + salt);
-      std::normal_distribution<double> normal(0.0, 1.0);
+      // gc's own normal generator (runtime/random.h): the same weights for a
+      // seed with every standard library.
+      uint64_t state = mlp_seed * 31 + salt;
       const double stddev = 1.0 / std::sqrt(static_cast<double>(fan_in));
       std::vector<double> host(static_cast<size_t>(fan_in * fan_out));
       for (double& v : host) {
         double z;
-        do z = normal(rng);
+        do z = next_normal(state);
         while (std::fabs(z) > 2.0);
         v = static_cast<double>(static_cast<float>(z * stddev));  // the same values in f32 and f64
       }

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/random.h"
+
 namespace gc::data {
 
 namespace {
@@ -23,23 +25,6 @@ void axpy_state(const SweState& base, double scale, const SweState& increment, S
     out.divergence[i] = base.divergence[i] + scale * increment.divergence[i];
     out.geopotential[i] = base.geopotential[i] + scale * increment.geopotential[i];
   }
-}
-
-// splitmix64 stream: the seed is the state, each call advances it.
-uint64_t next_random(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-double next_uniform_open(uint64_t& state) {  // in (0, 1)
-  return (static_cast<double>(next_random(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-double next_normal(uint64_t& state) {  // Box-Muller, one value per call for simplicity
-  const double u1 = next_uniform_open(state), u2 = next_uniform_open(state);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * kPi * u2);
 }
 
 void resize_state(SweState& state, int num_coeffs) {

@@ -9,11 +9,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <unistd.h>
 
 #include "autograd/precision.h"
 #include "kernels/elementwise.h"
+#include "runtime/random.h"
 #include "tools/data/host_tensor.h"
 #include "tools/io/atomic_file.h"
 #include "tools/memory/trace.h"
@@ -174,12 +174,11 @@ void Trainer::upload_inputs() {
     return;
   }
   MemoryScope scope(Category::input, "batch");
-  std::mt19937_64 rng(options_.seed * 7919 + 17);
-  std::normal_distribution<double> normal(0.0, 1.0);
+  uint64_t state = options_.seed * 7919 + 17;
   random_input_ = data::host_filled({rows, options_.in_channels - 3}, config_.compute_dtype, options_.device,
-                                    [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = normal(rng); });
+                                    [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = next_normal(state); });
   random_target_ = data::host_filled({rows, options_.out_channels}, DType::f32, options_.device,
-                                     [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = normal(rng); });
+                                     [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = next_normal(state); });
 }
 
 // ---- the step ---------------------------------------------------------------------
