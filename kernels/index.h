@@ -23,8 +23,8 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
 
 // out [N, C] = for each node n, sum of x rows offsets[n]..offsets[n+1] (edges sorted
 // by receiver). Accumulates in f32 (f64 for f64); out may be f32 while x is bf16.
-// accumulate=true adds into out (edge chunks): each sum starts from out's value,
-// so with an f32 out, chunks taken in edge order give the unchunked result bitwise.
+// accumulate=true adds into out (edge blocks): each sum starts from out's value,
+// so with an f32 out, blocks taken in edge order give the unblocked result bitwise.
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate);
 // grad_x [E, C] = grad_out [N, C] row of each edge's receiver (assigned).
 void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets);

@@ -305,7 +305,7 @@ std::vector<Case> f64_cases() {
 INSTANTIATE_TEST_SUITE_P(Graphs, IndexOps, testing::ValuesIn(all_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Graphs, IndexGradients, testing::ValuesIn(f64_cases()), case_name);
 
-TEST(SegmentSum, AccumulateAddsAndEdgeChunksMatchBitwise) {
+TEST(SegmentSum, AccumulateAddsAndEdgeBlocksMatchBitwise) {
   const Graph g = make_graph(GraphKind::Dense);
   const int64_t cols = 65, edges = g.edges();
   const Csr csr = csr_of(g.receivers, g.nodes);
