@@ -393,6 +393,21 @@ TEST_F(GcTrainCli, MemLimitJustBelowTheSmallestExits3) {
   EXPECT_EQ(smallest_limit_in(r.err), smallest) << r.err;
 }
 
+// A dry run that runs out of memory names a limit that is exact for the dry run
+// itself: the failed run's own bytes are gone before the search for it starts.
+TEST_F(GcTrainCli, MemLimitOnMetaNamesTheSmallestDryRunLimitExactly) {
+  const std::string dry = kSegments + " --device meta --meta-target cpu";
+  const RunResult first = run(dry + " --mem-limit 1MiB");
+  EXPECT_EQ(first.exit_code, 3) << first.err;
+  const int64_t smallest = smallest_limit_in(first.err);
+  ASSERT_GT(smallest, int64_t(1) << 20) << first.err;
+  EXPECT_EQ(run(dry + " --mem-limit " + std::to_string(smallest)).exit_code, 0);
+  // Just below it the run fails late, holding most of its bytes; the limit named is the same.
+  const RunResult below = run(dry + " --mem-limit " + std::to_string(smallest - (int64_t(1) << 20)));
+  EXPECT_EQ(below.exit_code, 3) << below.err;
+  EXPECT_EQ(smallest_limit_in(below.err), smallest) << below.err;
+}
+
 // ---- trace, outputs, checkpoints ---------------------------------------------------------
 
 TEST_F(GcTrainCli, TraceIsChromeJsonAndTracePngIsAPng) {
