@@ -418,7 +418,7 @@ TEST(IndexValidation, RejectsBadIndicesAndShapesWithTheOpName) {
   expect_invalid([&] { kernels::build_csr(order, offsets, i32_tensor({0, 2, 1}), 4); }, "i32[5]");
 }
 
-// The cuda backend in full is tested by test_cuda_ops.cpp; here, the dispatch.
+// The cuda backend is checked against the cpu op by op in test_backend_ops.cpp; here, the dispatch.
 TEST(IndexCuda, GathersLikeTheCpuAndRangeChecksOnTheDevice) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;

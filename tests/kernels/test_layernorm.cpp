@@ -316,7 +316,7 @@ TEST(LayerNormValidation, RejectsBadArgumentsWithTheOpName) {
   EXPECT_THROW(kernels::layernorm_forward(on_meta, mean, rstd, x, gamma, beta, 1e-5), std::invalid_argument);
 }
 
-// The cuda backend in full is tested by test_cuda_ops.cpp; here, the dispatch.
+// The cuda backend is checked against the cpu op by op in test_backend_ops.cpp; here, the dispatch.
 TEST(LayerNormCuda, ForwardMatchesTheCpu) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;
