@@ -18,8 +18,6 @@ namespace gc {
 
 namespace {
 
-DType stats_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
-
 Tensor gemm_workspace(Device device, int64_t m, int64_t n, int64_t k) {
   const size_t bytes = kernels::gemm_workspace_bytes(device, m, n, k);
   if (bytes == 0) return Tensor();
@@ -213,8 +211,8 @@ Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
   require(gamma.value().numel() == cols && beta.value().numel() == cols,
           "layernorm: gamma and beta of " + std::to_string(cols) + " elements expected");
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mean = Tensor::empty({rows}, stats_dtype(x.dtype()), x.device());
-  Tensor rstd = Tensor::empty({rows}, stats_dtype(x.dtype()), x.device());
+  Tensor mean = Tensor::empty({rows}, accumulation_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({rows}, accumulation_dtype(x.dtype()), x.device());
   kernels::layernorm_forward(y, mean, rstd, x.value(), gamma.value(), beta.value(), eps);
   const bool record = should_record({&x, &gamma, &beta});
   Var out = Var::make_output(y, record);
@@ -232,7 +230,7 @@ Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
     const Tensor& g = ctx.grad_output();
     const Tensor& xs = ctx.saved(0);
     Tensor gx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
-    const DType sd = stats_dtype(xs.dtype());
+    const DType sd = accumulation_dtype(xs.dtype());
     Tensor scratch_gamma, scratch_beta;
     Tensor* gg = &scratch_gamma;
     Tensor* gb = &scratch_beta;
@@ -451,7 +449,7 @@ Var slice_rows(const Var& x, int64_t start, int64_t count) {
 
 namespace {
 Var reduce_all(const Var& x, bool mean) {
-  Tensor y = Tensor::empty({1}, stats_dtype(x.dtype()), x.device());
+  Tensor y = Tensor::empty({1}, accumulation_dtype(x.dtype()), x.device());
   if (mean) kernels::mean_all(y, x.value());
   else kernels::sum_all(y, x.value());
   const bool record = should_record({&x});
@@ -480,7 +478,7 @@ Var mean_all(const Var& x) { return reduce_all(x, true); }
 Var weighted_mse(const Var& pred, const Tensor& target, const Tensor& row_weight, const Tensor& col_weight) {
   require(pred.shape() == target.shape(), "weighted_mse: prediction " + pred.value().describe() + " vs target " +
                                               target.describe());
-  Tensor loss = Tensor::empty({1}, stats_dtype(pred.dtype()), pred.device());
+  Tensor loss = Tensor::empty({1}, accumulation_dtype(pred.dtype()), pred.device());
   kernels::weighted_mse_forward(loss, pred.value(), target, row_weight, col_weight);
   const bool record = should_record({&pred});
   Var out = Var::make_output(loss, record);

@@ -12,7 +12,7 @@ AdamW::AdamW(std::vector<Var> params, kernels::AdamWSettings settings)
     : params_(std::move(params)), settings_(settings) {
   MemoryScope category(Category::optimizer_state);
   for (const Var& p : params_) {
-    const DType d = p.dtype() == DType::f64 ? DType::f64 : DType::f32;
+    const DType d = accumulation_dtype(p.dtype());
     LabelOverride label(p.name() + ".adam");
     m_.push_back(Tensor::zeros(p.shape(), d, p.device()));
     v_.push_back(Tensor::zeros(p.shape(), d, p.device()));
@@ -24,7 +24,7 @@ double AdamW::grad_norm() const {
   MemoryScope category(Category::temporary);
   for (const Var& p : params_) {
     if (!p.grad().defined()) continue;
-    Tensor sq = Tensor::empty({1}, p.grad().dtype() == DType::f64 ? DType::f64 : DType::f32, p.device());
+    Tensor sq = Tensor::empty({1}, accumulation_dtype(p.grad().dtype()), p.device());
     kernels::sum_squares(sq, p.grad());
     total += scalar_value(sq);
   }

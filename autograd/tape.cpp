@@ -49,15 +49,13 @@ Var Var::with_slot(Tensor value, std::shared_ptr<GradSlot> slot) {
 
 namespace {
 
-DType leaf_grad_dtype(const GradSlot& slot) { return slot.dtype == DType::f64 ? DType::f64 : DType::f32; }
-
 // The slot's gradient as a buffer that may be written in place.
 Tensor& writable_grad(GradSlot& slot) {
   if (!slot.grad.defined()) {
     if (slot.is_leaf) {
       MemoryScope category(Category::gradient);
       LabelOverride label(slot.name.empty() ? std::string("grad") : slot.name + ".grad");
-      slot.grad = Tensor::zeros(slot.shape, leaf_grad_dtype(slot), slot.device);
+      slot.grad = Tensor::zeros(slot.shape, accumulation_dtype(slot.dtype), slot.device);
     } else {
       slot.grad = Tensor::zeros(slot.shape, slot.dtype, slot.device);
     }

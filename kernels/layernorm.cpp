@@ -10,7 +10,6 @@
 #include <cmath>
 #include <string>
 
-#include "kernels/accumulation.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/layernorm.h"

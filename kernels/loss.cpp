@@ -9,7 +9,6 @@
 
 #include <string>
 
-#include "kernels/accumulation.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/loss.h"

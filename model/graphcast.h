@@ -127,7 +127,7 @@ class GraphCastNet {
   const GraphCastConfig& config() const { return config_; }
   int num_stages() const { return config_.layers + 2; }
   // f32 master weights (f64 when the compute dtype is f64, for gradient checks).
-  DType master_dtype() const { return config_.compute_dtype == DType::f64 ? DType::f64 : DType::f32; }
+  DType master_dtype() const { return accumulation_dtype(config_.compute_dtype); }
 
   // State passed between stages: {grid latents, mesh latents, mesh edge latents}
   // (stage 0 takes {grid input} instead).

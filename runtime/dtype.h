@@ -98,6 +98,13 @@ inline T round_double_to(double value) {
 inline uint16_t f64_to_bf16(double value) { return round_double_to<bf16_t>(value).bits; }
 inline uint16_t f64_to_f16(double value) { return round_double_to<f16_t>(value).bits; }
 
+// The dtype that sums and statistics accumulate in, for an input of a given
+// dtype: f64 for f64, f32 for everything else, so a 16-bit input never
+// accumulates in 16 bits. It is the DType twin of compute_t<T> below, and the
+// dtype of everything that carries an accumulator: reductions, the loss,
+// LayerNorm's statistics, parameter and weight gradients, master weights.
+constexpr DType accumulation_dtype(DType input) { return input == DType::f64 ? DType::f64 : DType::f32; }
+
 // Compute (accumulation) type of a storage type: f64 stays f64, everything else f32.
 template <class T>
 struct compute_type {

@@ -27,7 +27,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/accumulation.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
@@ -41,7 +40,6 @@
 namespace gc {
 namespace {
 
-using kernels::accumulation_dtype;
 using test::Tolerance;
 using test::tolerance_for;
 
@@ -383,7 +381,7 @@ struct LossInputs {
   explicit LossInputs(const OpRun& r) {
     const DType w = accumulation_dtype(r.dtype);
     pred = r.random(r.shape, r.dtype, 15);
-    target = r.random(r.shape, r.dtype == DType::f64 ? DType::f64 : DType::f32, 16);
+    target = r.random(r.shape, accumulation_dtype(r.dtype), 16);
     row_weight = r.random({r.dim(0)}, w, 17, 1.0);
     col_weight = r.random({r.dim(1)}, w, 18, 1.0);
   }

@@ -9,14 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "kernels/accumulation.h"
 #include "kernels/layernorm.h"
 #include "tests/test_util.h"
 
 namespace gc {
 namespace {
 
-using kernels::accumulation_dtype;
 using test::all_close;
 using test::random_tensor;
 using test::tolerance_for;

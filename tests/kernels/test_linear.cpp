@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/accumulation.h"
 #include "kernels/linear.h"
 #include "tests/test_util.h"
 
@@ -76,7 +75,7 @@ TEST_P(LinearDtype, BackwardMatchesAnalyticProducts) {
                               test::tolerance_for(dtype, kOut), "grad_x = grad_y W^T"));
 
   // grad_W accumulates: start from random values, call twice.
-  const DType grad_dtype = kernels::accumulation_dtype(dtype);
+  const DType grad_dtype = accumulation_dtype(dtype);
   Tensor grad_W = test::random_tensor({kIn, kOut}, grad_dtype, 7);
   std::vector<double> expected = grad_W.to_doubles();
   const std::vector<double> xtg = product(x.to_doubles(), true, grad_y.to_doubles(), false, kIn, kOut, kRows);

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/accumulation.h"
 #include "kernels/loss.h"
 #include "tests/test_util.h"
 
@@ -93,7 +92,7 @@ class LossTest : public ::testing::TestWithParam<LossCase> {};
 TEST_P(LossTest, ForwardMatchesReference) {
   const LossCase& c = GetParam();
   Problem p = make_problem(c.rows, c.cols, c.dtype, c.dtype, DType::f32, 1);
-  const DType loss_dtype = kernels::accumulation_dtype(c.dtype);
+  const DType loss_dtype = accumulation_dtype(c.dtype);
   Tensor loss = Tensor::empty({1}, loss_dtype);
   kernels::weighted_mse_forward(loss, p.pred, p.target, p.row_weight, p.col_weight);
   EXPECT_TRUE(all_close(loss.to_doubles(), {reference_loss(p)},

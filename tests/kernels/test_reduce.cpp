@@ -6,7 +6,6 @@
 
 #include <cstring>
 
-#include "kernels/accumulation.h"
 #include "kernels/reduce.h"
 #include "tests/test_util.h"
 
@@ -15,7 +14,6 @@ using namespace gc::test;
 
 namespace {
 
-using kernels::accumulation_dtype;
 
 struct ReduceCase {
   DType dtype;
