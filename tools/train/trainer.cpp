@@ -1,4 +1,4 @@
-// trainer.cpp: preparing a run, the trainer's set-up and the training step.
+// trainer.cpp: the trainer's set-up and the training step.
 //
 // The step reads top to bottom: for each micro-batch, the batch, the loss (the
 // roll-out of rollout.h), backward; then the gradient norm, the update (or
@@ -15,9 +15,7 @@
 #include "kernels/elementwise.h"
 #include "runtime/random.h"
 #include "tools/data/host_tensor.h"
-#include "tools/io/atomic_file.h"
 #include "tools/memory/trace.h"
-#include "tools/train/predict.h"
 #include "tools/train/rollout.h"
 
 namespace gc {
@@ -28,60 +26,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// The demo data set, with the model's input and output widths resolved from it.
-std::shared_ptr<const data::SweDataset> load_demo_data(TrainOptions* options) {
-  data::SweDatasetConfig dc;
-  dc.truncation = options->data_truncation;
-  if (options->data_trajectories > 0) {
-    dc.train_trajectories = options->data_trajectories;
-    dc.validation_trajectories = std::max(2, options->data_trajectories / 8);
-    dc.test_trajectories = std::max(2, options->data_trajectories / 8);
-  }
-  if (options->data_frames > 0) dc.frames_per_trajectory = options->data_frames;
-  const std::string cache = options->data_cache.empty() ? std::string("runs/data-cache") : options->data_cache;
-  make_directories(cache);
-  auto data = std::make_shared<const data::SweDataset>(
-      data::load_or_generate_swe_dataset(dc, cache, 0, !options->quiet));
-  const int64_t data_channels = 2 * data::kSweChannels;
-  if (options->in_channels == 0) options->in_channels = data_channels + 3;
-  if (options->out_channels == 0) options->out_channels = data::kSweChannels;
-  if (options->in_channels != data_channels + 3 || options->out_channels != data::kSweChannels)
-    throw UsageError("the demo data has " + std::to_string(data_channels) + " input channels (+3 structural = " +
-                     std::to_string(data_channels + 3) + ") and " + std::to_string(data::kSweChannels) +
-                     " outputs; --in-channels/--out-channels cannot change that");
-  if (data->frames() < options->rollout + 3)
-    throw UsageError("--rollout " + std::to_string(options->rollout) + " is longer than the trajectories allow");
-  return data;
-}
-
 }  // namespace
-
-RunSetup prepare_run(const TrainOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  RunSetup setup;
-  setup.options = options;
-  TrainOptions& o = setup.options;
-  if (o.device == Device::meta) set_meta_target(o.meta_target);
-  if (o.device == Device::cuda) {
-    std::string why;
-    if (!cuda_available(&why)) throw std::runtime_error("--device cuda: " + why);
-  }
-  model::Grid grid;
-  if (o.has_data()) {
-    setup.data = load_demo_data(&o);
-    grid = model::make_grid_from_latitudes(setup.data->latitudes_deg, setup.data->nlon, setup.data->gauss_weights);
-  } else {
-    if (o.grid_deg <= 0) throw UsageError("preset " + o.preset + " needs --grid DEG");
-    grid = model::make_equiangular_grid(o.grid_deg);
-  }
-  const auto graph_start = std::chrono::steady_clock::now();
-  setup.geometry = std::make_shared<const model::GraphCastGeometry>(model::build_geometry(grid, o.mesh_level));
-  setup.graph_seconds = seconds_since(graph_start);
-  setup.plan = resolve_remat_plan(setup);
-  o.edge_chunks = setup.plan.edge_chunks;
-  setup.seconds = seconds_since(start);
-  return setup;
-}
 
 double learning_rate(const TrainOptions& options, int step) {
   const int warmup = std::max(0, options.warmup_steps);

@@ -16,27 +16,11 @@
 #include "model/graphcast.h"
 #include "tools/data/batch.h"
 #include "tools/data/normalization.h"
-#include "tools/data/swe_dataset.h"
 #include "tools/io/json.h"
-#include "tools/memory/dry_run.h"
 #include "tools/train/options.h"
+#include "tools/train/setup.h"
 
 namespace gc {
-
-// Everything decided before the trainer allocates; shared by the dry runs of
-// the same configuration.
-struct RunSetup {
-  TrainOptions options;                               // data-defined fields filled in
-  std::shared_ptr<const data::SweDataset> data;       // demo data; null for the random-input presets
-  std::shared_ptr<const model::GraphCastGeometry> geometry;
-  RematPlan plan;                                     // with options.edge_chunks == plan.edge_chunks
-  double seconds = 0, graph_seconds = 0;              // set-up time (graphs included), graph building
-};
-
-// Loads the data (resolving --in-channels/--out-channels from it), builds the
-// graphs and resolves --remat (auto: dry runs on meta). Throws UsageError for
-// settings the data or the budget cannot take.
-RunSetup prepare_run(const TrainOptions& options);
 
 struct StepRecord {
   int step = 0;

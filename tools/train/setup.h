@@ -1,0 +1,29 @@
+// setup.h: what a run decides before anything is allocated on the device:
+// its data, its graphs and its rematerialization plan (--remat auto's dry runs
+// included). The trainer and every dry run of the same configuration share it,
+// so no dry run loads the data or builds the graphs again.
+#pragma once
+
+#include <memory>
+
+#include "model/graphcast.h"
+#include "tools/data/swe_dataset.h"
+#include "tools/memory/dry_run.h"
+#include "tools/train/options.h"
+
+namespace gc {
+
+struct RunSetup {
+  TrainOptions options;                               // data-defined fields filled in
+  std::shared_ptr<const data::SweDataset> data;       // demo data; null for the random-input presets
+  std::shared_ptr<const model::GraphCastGeometry> geometry;
+  RematPlan plan;                                     // with options.edge_chunks == plan.edge_chunks
+  double seconds = 0, graph_seconds = 0;              // set-up time (graphs included), graph building
+};
+
+// Loads the data (resolving --in-channels/--out-channels from it), builds the
+// graphs and resolves --remat (auto: dry runs on meta). Throws UsageError for
+// settings the data or the budget cannot take.
+RunSetup prepare_run(const TrainOptions& options);
+
+}  // namespace gc
