@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "runtime/allocator.h"
+#include "runtime/device.h"
 #include "tools/io/json.h"
 #include "tools/io/safetensors.h"
 
@@ -44,6 +45,11 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
 }
 
 bool exists(const std::string& path) {
@@ -79,16 +85,25 @@ class GcTrainCli : public ::testing::Test {
   // Runs ./gc_train with `args` (shell words; the paths used here have no spaces).
   RunResult run(const std::string& args) {
     const std::string out_path = path("stdout.txt"), err_path = path("stderr.txt");
-    const std::string command = std::string(kProgram) + " " + args + " >" + out_path + " 2>" + err_path;
-    const int status = std::system(command.c_str());
+    // exec: the shell becomes the program, so a signal that kills it is seen as one
+    // and an exit status above 128 (130: interrupted) is the program's own.
+    const std::string command = "exec " + std::string(kProgram) + " " + args + " >" + out_path + " 2>" + err_path;
+    return finish(std::system(command.c_str()), out_path, err_path);
+  }
+
+  // Runs ./gc_train and sends it SIGINT (or `signal`) after `seconds`.
+  RunResult run_interrupted(const std::string& args, double seconds, const char* signal = "INT") {
+    const std::string out_path = path("stdout.txt"), err_path = path("stderr.txt");
+    const std::string command = "exec timeout --preserve-status -s " + std::string(signal) + " " +
+                                std::to_string(seconds) + " " + kProgram + " " + args + " >" + out_path + " 2>" +
+                                err_path;
+    return finish(std::system(command.c_str()), out_path, err_path);
+  }
+
+  RunResult finish(int status, const std::string& out_path, const std::string& err_path) {
     RunResult r;
     if (status != -1 && WIFEXITED(status)) {
       r.exit_code = WEXITSTATUS(status);
-      // The shell reports a program killed by a signal as 128 + the signal.
-      if (r.exit_code > 128) {
-        r.signal = r.exit_code - 128;
-        r.exit_code = -1;
-      }
     } else if (status != -1 && WIFSIGNALED(status)) {
       r.signal = WTERMSIG(status);
     }
@@ -487,8 +502,14 @@ TEST_F(GcTrainCli, ResumeOfACompletedRunWithMoreSteps) {
     std::filesystem::remove_all(path("more"), ignored);
     const RunResult r = run(kTiny + " --steps 4 --out " + path("more") + " --resume " + from);
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The whole history, once: the resumed run's records of steps 1-2 as they were, then its own.
     const std::string metrics = read_file(path("more/metrics.jsonl"));
-    EXPECT_TRUE(metrics_record(metrics, 1).is_null()) << "steps before the checkpoint are not run again";
+    const std::vector<std::string> first_lines = lines_of(read_file(path("first/metrics.jsonl")));
+    const std::vector<std::string> lines = lines_of(metrics);
+    ASSERT_EQ(lines.size(), 4u) << metrics;
+    EXPECT_EQ(lines[0], first_lines.at(0));
+    EXPECT_EQ(lines[1], first_lines.at(1));
+    for (int64_t step = 1; step <= 4; ++step) EXPECT_EQ(Value::parse(lines[static_cast<size_t>(step - 1)]).at("step").as_int(), step);
     for (int64_t step : {3, 4}) {
       const Value record = metrics_record(metrics, step);
       ASSERT_FALSE(record.is_null()) << "step " << step << ":\n" << metrics;
@@ -557,4 +578,133 @@ TEST_F(GcTrainCli, EveryByteIsBackAtExit) {
     EXPECT_EQ(r.signal, 0);
     EXPECT_EQ(r.err.find("still allocated"), std::string::npos) << r.err;
   }
+}
+
+// ---- nothing lost: bad outputs, other runs' folders, interrupts, divergence ------------------
+
+TEST_F(GcTrainCli, OutputsAreCheckedBeforeAnyWork) {
+  write_text(path("a-file"), "x");
+  struct Case {
+    std::string flags, says;
+  };
+  const std::vector<Case> cases = {
+      {"--out " + path("a-file"), "is a file"},
+      {"--out " + path("a-file/sub"), "is a file"},
+      {"--trace " + path("a-file/t.json"), "--trace"},
+      {"--trace-png " + path("a-file/t.png"), "--trace-png"},
+      {"--report " + path("a-file/r.json"), "--report"},
+      {"--report " + dir_, "is a folder"},
+      {"--trace /proc/no/such/t.json", "--trace"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.flags);
+    const RunResult r = run(kTiny + " --steps 50 --out " + path("out") + " " + c.flags);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("step 1/"), std::string::npos) << "it trained first: " << r.err;
+    EXPECT_EQ(r.err.find(".tmp."), std::string::npos) << "the message names a temporary file: " << r.err;
+  }
+  // Out of memory with a trace that cannot be written: the explanation, exit 3, no abort.
+  const RunResult oom = run(kTiny + " --steps 2 --mem-limit 1MiB --trace " + path("trace-dir/t.json") + " --out " +
+                            path("oom"));
+  EXPECT_EQ(oom.signal, 0) << oom.err;
+  EXPECT_EQ(oom.exit_code, 3) << oom.err;
+}
+
+TEST_F(GcTrainCli, AnotherRunsFolderIsNeverTouched) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("a")).exit_code, 0);
+  ASSERT_EQ(run(kTiny + " --steps 2 --seed 5 --out " + path("b")).exit_code, 0);
+  const std::string a_metrics = read_file(path("a/metrics.jsonl"));
+  const std::string b_metrics = read_file(path("b/metrics.jsonl"));
+  // A new run into a's folder.
+  const RunResult again = run(kTiny + " --steps 2 --out " + path("a"));
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("--overwrite"), std::string::npos) << again.err;
+  // Continuing a into b's folder.
+  const RunResult into_b = run(kTiny + " --steps 4 --resume " + path("a") + " --out " + path("b"));
+  EXPECT_EQ(into_b.exit_code, 2) << into_b.err;
+  EXPECT_EQ(read_file(path("a/metrics.jsonl")), a_metrics);
+  EXPECT_EQ(read_file(path("b/metrics.jsonl")), b_metrics);
+  EXPECT_TRUE(exists(path("a/checkpoint-2/weights.safetensors")));
+  EXPECT_TRUE(exists(path("b/checkpoint-2/weights.safetensors")));
+  // Said on purpose: replaced.
+  EXPECT_EQ(run(kTiny + " --steps 3 --out " + path("a") + " --overwrite").exit_code, 0);
+  EXPECT_EQ(lines_of(read_file(path("a/metrics.jsonl"))).size(), 3u);
+  // Continuing a run in its own folder is what --resume is for.
+  EXPECT_EQ(run(kTiny + " --steps 5 --out " + path("a") + " --resume " + path("a")).exit_code, 0);
+  EXPECT_EQ(lines_of(read_file(path("a/metrics.jsonl"))).size(), 5u);
+}
+
+TEST_F(GcTrainCli, InterruptSavesACheckpointAndTheRunResumesBitForBit) {
+  const std::string flags = kTiny + " --steps 100000 --lr 1e-4 --checkpoint-every-minutes 0 --out " + path("i");
+  const RunResult r = run_interrupted(flags, 2.0);
+  ASSERT_EQ(r.signal, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 130) << r.err;
+  const std::string latest = read_file(path("i/latest"));
+  ASSERT_EQ(latest.rfind("checkpoint-", 0), 0u) << r.err;
+  const int64_t saved = std::stoll(latest.substr(11));
+  EXPECT_NE(r.err.find("interrupted after step " + std::to_string(saved)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--resume " + path("i")), std::string::npos) << r.err;
+  // Every step up to the checkpoint is in metrics.jsonl, flushed as it ran.
+  const std::vector<std::string> lines = lines_of(read_file(path("i/metrics.jsonl")));
+  ASSERT_EQ(static_cast<int64_t>(lines.size()), saved);
+  // SIGTERM too; then the resumed run's history holds every step once.
+  const RunResult t = run_interrupted(kTiny + " --steps 100000 --lr 1e-4 --checkpoint-every-minutes 0 --out " +
+                                          path("i") + " --resume " + path("i"),
+                                      2.0, "TERM");
+  ASSERT_EQ(t.exit_code, 130) << t.err;
+  const std::vector<std::string> all = lines_of(read_file(path("i/metrics.jsonl")));
+  ASSERT_GT(all.size(), lines.size());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(Value::parse(all[i]).at("step").as_int(), static_cast<int64_t>(i + 1));
+  for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(all[i], lines[i]);
+}
+
+TEST_F(GcTrainCli, CheckpointEveryNSteps) {
+  const RunResult r = run(kTiny + " --steps 7 --checkpoint-every 3 --out " + path("c"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(path("c/latest")), "checkpoint-7\n");
+  EXPECT_FALSE(exists(path("c/checkpoint-6"))) << "older checkpoints go once the newer one is complete";
+  EXPECT_EQ(run(kTiny + " --checkpoint-every 0 --out " + path("d")).exit_code, 2);
+}
+
+TEST_F(GcTrainCli, DivergenceStopsKeepingTheLastGoodCheckpoint) {
+  // Step 1 is fine and saved; its update makes step 2's loss non-finite.
+  const RunResult r = run(kTiny + " --steps 5 --warmup 0 --lr 1e30 --checkpoint-every 1 --out " + path("n"));
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("step 2 diverged"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("first non-finite gradient"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(path("n/checkpoint-1")), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(path("n/latest")), "checkpoint-1\n");
+  EXPECT_FALSE(exists(path("n/checkpoint-2")));
+}
+
+TEST_F(GcTrainCli, SmallFaultsAreUsageErrors) {
+  for (const std::string& flags : {std::string("--quiet=maybe"), std::string("--no-eval=2"),
+                                   std::string("--device meta --resume ") + dir_,
+                                   std::string("--mem-limit 1e10TB"), std::string("--mem-budget 9223372036854775808"),
+                                   std::string("--edge-chunks 32"),
+                                   std::string("--device meta --remat auto --mem-budget 48MiB --edge-chunks 5")}) {
+    SCOPED_TRACE(flags);
+    const RunResult r = run(kTiny + " --steps 1 --out " + path("s") + " " + flags);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err.find("9223372036854775807 B"), std::string::npos) << r.err;
+  }
+  // --quiet=false is not quiet.
+  const RunResult loud = run("--preset graphcast-small --grid 30 --mesh 1 --latent 8 --layers 1 --no-eval --steps 1 "
+                             "--quiet=false --out " + path("loud"));
+  EXPECT_EQ(loud.exit_code, 0) << loud.err;
+  EXPECT_NE(loud.err.find("step 1/1"), std::string::npos) << loud.err;
+}
+
+TEST_F(GcTrainCli, CudaWithoutAGpuIsAnErrorNotACrash) {
+  std::string why;
+  if (gc::cuda_available(&why)) GTEST_SKIP() << "a GPU is present";
+  const RunResult r = run(kTiny + " --steps 1 --device cuda --out " + path("g"));
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--device cuda"), std::string::npos) << r.err;
 }

@@ -1,6 +1,7 @@
 // setup.cpp: prepare_run (see setup.h).
 #include "tools/train/setup.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "tools/io/atomic_file.h"
@@ -63,6 +64,14 @@ RunSetup prepare_run(const TrainOptions& options) {
   const auto graph_start = std::chrono::steady_clock::now();
   setup.geometry = std::make_shared<const model::GraphCastGeometry>(model::build_geometry(grid, o.mesh_level));
   setup.graph_seconds = seconds_since(graph_start);
+  const model::GraphCastGeometry& g = *setup.geometry;
+  const int blocks =
+      std::min(model::edge_blocks_for(g.g2m.num_edges() * o.batch, g.g2m.num_receivers * o.batch),
+               model::edge_blocks_for(g.m2g.num_edges() * o.batch, g.m2g.num_receivers * o.batch));
+  if (o.edge_chunks > blocks)
+    throw UsageError("--edge-chunks " + std::to_string(o.edge_chunks) + ": this graph's encoder and decoder edges are "
+                     "computed in " + std::to_string(blocks) + " fixed blocks, which chunks group: use 1.." +
+                     std::to_string(blocks));
   setup.plan = resolve_remat_plan(setup);
   o.edge_chunks = setup.plan.edge_chunks;
   setup.seconds = seconds_since(start);
