@@ -2,9 +2,12 @@
 // CRC32C known answers, bit-exact round trips of every dtype and odd shapes,
 // the exact bytes of a tiny file, header alignment, and every kind of
 // corruption (truncation at each length, flipped header bytes, flipped data
-// bits caught by the checksums, lying length fields, inconsistent headers)
-// giving a clear std::runtime_error that starts with the path, never a crash.
+// bits caught by the checksums, lying length fields, inconsistent headers, a
+// FIFO or device in place of the file) giving a clear std::runtime_error that
+// starts with the path, never a crash or a hang.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -572,7 +575,19 @@ TEST(SafetensorsCorrupt, InconsistentHeaders) {
 TEST(SafetensorsCorrupt, MissingFileOrDirectory) {
   TempDirectory directory;
   EXPECT_TRUE(load_fails_with(directory.file("absent.safetensors"), "cannot open"));
-  EXPECT_TRUE(load_fails_with(directory.path(), "not a regular file"));
+  EXPECT_TRUE(load_fails_with(directory.path(), "not a regular file but a directory"));
+  EXPECT_TRUE(load_fails_with("/dev/null", "not a regular file but a character device"));
+}
+
+// A FIFO without a writer: a blocking open would wait forever. The alarm turns
+// such a hang into a failed (killed) test run instead of a stuck one.
+TEST(SafetensorsCorrupt, FifoIsRefusedAtOnce) {
+  TempDirectory directory;
+  const std::string path = directory.file("weights.safetensors");
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  ::alarm(20);
+  EXPECT_TRUE(load_fails_with(path, "not a regular file but a FIFO"));
+  ::alarm(0);
 }
 
 }  // namespace

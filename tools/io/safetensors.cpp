@@ -11,7 +11,9 @@
 // cannot change); each cuda tensor is copied to the host once.
 #include "tools/io/safetensors.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -66,6 +68,15 @@ std::string excerpt(const std::string& text) {
   return text.size() <= 40 ? json::Value(text).dump() : "a string of " + std::to_string(text.size()) + " bytes";
 }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "of an unknown kind";
+}
+
 const char* safetensors_dtype_name(DType dtype) {
   switch (dtype) {
     case DType::f32: return "F32";
@@ -116,12 +127,7 @@ class Loader {
   Loader(const std::string& path, Device device) : path_(path), device_(device) {}
 
   SafetensorsFile load() {
-    file_.reset(std::fopen(path_.c_str(), "rb"));
-    if (!file_) fail(std::string("cannot open: ") + std::strerror(errno));
-    struct stat info;
-    if (::fstat(::fileno(file_.get()), &info) != 0) fail(std::string("cannot stat: ") + std::strerror(errno));
-    if (!S_ISREG(info.st_mode)) fail("not a regular file");
-    const uint64_t file_bytes = static_cast<uint64_t>(info.st_size);
+    const uint64_t file_bytes = open_regular_file();
     if (file_bytes < 8)
       fail("truncated: the file has " + std::to_string(file_bytes) + " bytes, fewer than the 8-byte header length");
 
@@ -165,6 +171,32 @@ class Loader {
 
  private:
   [[noreturn]] void fail(const std::string& what) const { throw std::runtime_error(path_ + ": " + what); }
+
+  // Opens path_ as file_ and returns its size. A blocking open would wait
+  // forever on a FIFO without a writer, so the kind of file is checked on a
+  // non-blocking descriptor before anything is read.
+  uint64_t open_regular_file() {
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) fail(std::string("cannot open: ") + std::strerror(errno));
+    struct stat info;
+    if (::fstat(fd, &info) != 0) {
+      const int error = errno;
+      ::close(fd);
+      fail(std::string("cannot stat: ") + std::strerror(error));
+    }
+    if (!S_ISREG(info.st_mode)) {
+      ::close(fd);
+      fail(std::string("not a regular file but ") + file_kind(info.st_mode));
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    file_.reset(::fdopen(fd, "rb"));
+    if (!file_) {
+      const int error = errno;
+      ::close(fd);
+      fail(std::string("cannot open: ") + std::strerror(error));
+    }
+    return static_cast<uint64_t>(info.st_size);
+  }
 
   void read_exact(void* destination, uint64_t bytes) {
     if (bytes > 0 && std::fread(destination, 1, bytes, file_.get()) != bytes)

@@ -51,7 +51,8 @@ struct SafetensorsFile {
 // Anything inconsistent throws std::runtime_error starting with the path and
 // saying what is wrong ("truncated", "corrupted header", ...); the header
 // length is checked against the file size and a 100 MB cap before any allocation.
-// Tensor bytes are checked against their checksums when the
+// Only regular files are opened for reading (a FIFO or a directory is refused
+// without blocking). Tensor bytes are checked against their checksums when the
 // file has them ("checksum mismatch in tensor '<name>'"); on meta there are no
 // bytes to check.
 SafetensorsFile load_safetensors(const std::string& path, Device device = Device::cpu);
