@@ -4,7 +4,7 @@
 // what DESIGN.md promises: usage errors exit 2 naming the flag, the --report
 // keys, meta dry runs equal the cpu run to the byte, an out-of-memory run exits
 // 3 with its explanation, traces, checkpoints and --resume, damaged checkpoints
-// (flipped bits, a FIFO, edited metadata) exiting 1.
+// (flipped bits, a FIFO, edited metadata, an odd `latest`) exiting 1.
 //
 // Every test writes only under its own mkdtemp folder in /tmp, removed at the
 // end, so the tests can run concurrently with anything else on the machine.
@@ -623,6 +623,30 @@ TEST_F(GcTrainCliResume, EditedTrainStateNamesTheFileKeyAndValue) {
     if (key == "step") value = "1:0";
   gc::save_safetensors(state_path, state.tensors, state.metadata);
   expect_refused(out, state_path + ": metadata 'step' is \"1:0\", expected an integer from 0 to 2147483647");
+}
+
+TEST_F(GcTrainCliResume, LatestWithCrLfOrBlanksIsTrimmed) {
+  for (const std::string latest : {"checkpoint-2\r\n", "checkpoint-2   \n", " checkpoint-2\t", "checkpoint-2"}) {
+    SCOPED_TRACE(gc::json::Value(latest).dump());
+    const std::string out = checkpoint_copy("trimmed");
+    std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << latest;
+    std::error_code ignored;
+    std::filesystem::remove_all(path("resumed"), ignored);
+    const RunResult r = run_within(120, kTiny + " --steps 3 --out " + path("resumed") + " --resume " + out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(exists(path("resumed/checkpoint-3/weights.safetensors")));
+  }
+}
+
+TEST_F(GcTrainCliResume, LatestNamingAMissingCheckpointSaysSo) {
+  const std::string out = checkpoint_copy("missing");
+  std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << "checkpoint-7\n";
+  expect_refused(out, "--resume: " + out + "/latest names checkpoint-7, which is missing");
+  std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << "checkpoint-2/weights.safetensors\n";
+  expect_refused(out, out + "/latest names checkpoint-2/weights.safetensors, which is not a directory");
+  std::filesystem::remove(out + "/latest");
+  ASSERT_EQ(mkfifo((out + "/latest").c_str(), 0600), 0);
+  expect_refused(out, out + "/latest is not a regular file");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 // disk, so a run killed while saving leaves the previous checkpoint usable.
 // Resuming checks everything (tensor names, shapes and dtypes, every metadata
 // value parsed whole and range-checked) before it changes the trainer.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,16 +29,33 @@
 namespace gc {
 
 namespace {
-std::string read_small_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return std::string();
-  std::string s;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && s.size() < 65536) s.append(buf, n);
-  std::fclose(f);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+// The checkpoint name in <dir>/latest without the white space around it (an
+// editor's CR LF, trailing blanks); empty when there is no such file. When
+// `latest` is there but cannot be read, `problem` says why (a FIFO is detected
+// before it could block the read).
+std::string read_latest(const std::string& dir, std::string* problem) {
+  const std::string path = dir + "/latest";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) *problem = std::string("cannot be opened: ") + std::strerror(errno);
+    return std::string();
+  }
+  struct stat info;
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    *problem = "is not a regular file";
+    ::close(fd);
+    return std::string();
+  }
+  std::string text;
+  char buffer[4096];
+  ssize_t bytes;
+  while ((bytes = ::read(fd, buffer, sizeof buffer)) > 0 && text.size() < 65536) text.append(buffer, bytes);
+  if (bytes < 0) *problem = std::string("cannot be read: ") + std::strerror(errno);
+  ::close(fd);
+  const char* blank = " \t\r\n\v\f";
+  const size_t first = text.find_first_not_of(blank);
+  if (first == std::string::npos) return std::string();
+  return text.substr(first, text.find_last_not_of(blank) + 1 - first);
 }
 
 // A name from a file, for a message: control bytes shown as '?'.
@@ -92,7 +110,8 @@ void Trainer::save_checkpoint(const std::string& out_dir) const {
                     {"clean_steps", std::to_string(loss_scaler_.clean_steps)},
                     {"skipped_steps", std::to_string(loss_scaler_.skipped_steps)},
                     {"schedule", schedule_identity(options_)}});
-  const std::string previous = read_small_file(out_dir + "/latest");
+  std::string ignored;  // an unreadable `latest` is replaced below; only the older checkpoint stays
+  const std::string previous = read_latest(out_dir, &ignored);
   write_file_atomic(out_dir + "/latest", name + "\n");
   // The older checkpoint is removed only once the new one is complete and named.
   if (!previous.empty() && previous != name && previous.rfind("checkpoint-", 0) == 0) {
@@ -179,8 +198,17 @@ const Tensor& matching_tensor(const SafetensorsFile& file, const std::string& pa
 
 void Trainer::load_checkpoint(const std::string& path) {
   std::string dir = path;
-  const std::string latest = read_small_file(path + "/latest");
-  if (!latest.empty()) dir = path + "/" + latest;
+  std::string latest_problem;
+  const std::string latest = read_latest(path, &latest_problem);
+  if (!latest_problem.empty()) throw std::runtime_error("--resume: " + path + "/latest " + latest_problem);
+  if (!latest.empty()) {
+    dir = path + "/" + latest;
+    struct stat info;
+    if (::stat(dir.c_str(), &info) != 0)
+      throw std::runtime_error("--resume: " + path + "/latest names " + printable(latest) + ", which is missing");
+    if (!S_ISDIR(info.st_mode))
+      throw std::runtime_error("--resume: " + path + "/latest names " + printable(latest) + ", which is not a directory");
+  }
   if (!is_dir(dir)) throw std::runtime_error("--resume: '" + path + "' is not a checkpoint directory");
   const std::string weights_path = dir + "/weights.safetensors", state_path = dir + "/train_state.safetensors";
   const SafetensorsFile weights = load_safetensors(weights_path, Device::cpu);
