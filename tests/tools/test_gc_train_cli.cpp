@@ -3,7 +3,8 @@
 // configuration, with stdout, stderr and the exit status captured, and checks
 // what DESIGN.md promises: usage errors exit 2 naming the flag, the --report
 // keys, meta dry runs equal the cpu run to the byte, an out-of-memory run exits
-// 3 with its explanation, traces, checkpoints and --resume.
+// 3 with its explanation, traces, checkpoints and --resume, damaged checkpoints
+// (flipped bits, a FIFO, edited metadata, an odd `latest`) exiting 1.
 //
 // Every test writes only under its own mkdtemp folder in /tmp, removed at the
 // end, so the tests can run concurrently with anything else on the machine.
@@ -565,6 +566,108 @@ TEST_F(GcTrainCli, CorruptedCheckpointExits1NamingTheFile) {
     EXPECT_NE(r.err.find(damaged), std::string::npos) << "the message does not name the file: " << r.err;
     EXPECT_FALSE(exists(path("resumed")));
   }
+}
+
+// Damaged checkpoints that resume runs meet: each exits 1 with a message that
+// names the file (and the tensor or key), never a crash or a hang.
+class GcTrainCliResume : public GcTrainCli {
+ protected:
+  // Like run(), under `timeout`: a resume that blocks is killed (signal 9)
+  // instead of hanging the tests.
+  RunResult run_within(int seconds, const std::string& args) {
+    const std::string command = "timeout -s KILL " + std::to_string(seconds) + " " + kProgram + " " + args + " >" +
+                                path("stdout.txt") + " 2>" + path("stderr.txt");
+    const int status = std::system(command.c_str());
+    RunResult r;
+    if (status != -1 && WIFEXITED(status)) {
+      r.exit_code = WEXITSTATUS(status);
+      if (r.exit_code > 128) {  // timeout exits 128 + 9 when it had to kill the program
+        r.signal = r.exit_code - 128;
+        r.exit_code = -1;
+      }
+    }
+    r.out = read_file(path("stdout.txt"));
+    r.err = read_file(path("stderr.txt"));
+    return r;
+  }
+
+  // A 2-step run's output folder copied to `name`, for damaging.
+  std::string checkpoint_copy(const std::string& name) {
+    if (!exists(path("good"))) {
+      EXPECT_EQ(run(kTiny + " --steps 2 --out " + path("good")).exit_code, 0);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(path(name), ignored);
+    std::filesystem::copy(path("good"), path(name), std::filesystem::copy_options::recursive);
+    return path(name);
+  }
+
+  // gc_train --resume `from` exits 1, writes no output folder, and says `phrase`.
+  void expect_refused(const std::string& from, const std::string& phrase) {
+    std::error_code ignored;
+    std::filesystem::remove_all(path("resumed"), ignored);
+    const RunResult r = run_within(60, kTiny + " --steps 4 --out " + path("resumed") + " --resume " + from);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(phrase), std::string::npos) << "expected \"" << phrase << "\" in: " << r.err;
+    EXPECT_FALSE(exists(path("resumed")));
+  }
+};
+
+TEST_F(GcTrainCliResume, FlippedDataBitNamesTheFileAndTheTensor) {
+  const std::string out = checkpoint_copy("flipped");
+  const std::string weights = out + "/checkpoint-2/weights.safetensors";
+  std::string bytes = read_file(weights);
+  bytes[bytes.size() - 3] ^= 0x10;  // in the data of the last tensor
+  std::ofstream(weights, std::ios::binary | std::ios::trunc) << bytes;
+  const std::string last = gc::load_safetensors(path("good/checkpoint-2/weights.safetensors")).tensors.back().first;
+  expect_refused(out, weights + ": checksum mismatch in tensor '" + last + "'");
+}
+
+TEST_F(GcTrainCliResume, FifoInPlaceOfTheWeightsIsRefusedAtOnce) {
+  const std::string out = checkpoint_copy("fifo");
+  const std::string weights = out + "/checkpoint-2/weights.safetensors";
+  std::filesystem::remove(weights);
+  ASSERT_EQ(mkfifo(weights.c_str(), 0600), 0);
+  expect_refused(out, weights + ": not a regular file but a FIFO");
+  // A directory in its place too.
+  std::filesystem::remove(weights);
+  std::filesystem::create_directory(weights);
+  expect_refused(out, weights + ": not a regular file but a directory");
+}
+
+TEST_F(GcTrainCliResume, EditedTrainStateNamesTheFileKeyAndValue) {
+  const std::string out = checkpoint_copy("edited");
+  const std::string state_path = out + "/checkpoint-2/train_state.safetensors";
+  gc::SafetensorsFile state = gc::load_safetensors(state_path);
+  for (auto& [key, value] : state.metadata)
+    if (key == "step") value = "1:0";
+  gc::save_safetensors(state_path, state.tensors, state.metadata);
+  expect_refused(out, state_path + ": metadata 'step' is \"1:0\", expected an integer from 0 to 2147483647");
+}
+
+TEST_F(GcTrainCliResume, LatestWithCrLfOrBlanksIsTrimmed) {
+  for (const std::string latest : {"checkpoint-2\r\n", "checkpoint-2   \n", " checkpoint-2\t", "checkpoint-2"}) {
+    SCOPED_TRACE(gc::json::Value(latest).dump());
+    const std::string out = checkpoint_copy("trimmed");
+    std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << latest;
+    std::error_code ignored;
+    std::filesystem::remove_all(path("resumed"), ignored);
+    const RunResult r = run_within(120, kTiny + " --steps 3 --out " + path("resumed") + " --resume " + out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(exists(path("resumed/checkpoint-3/weights.safetensors")));
+  }
+}
+
+TEST_F(GcTrainCliResume, LatestNamingAMissingCheckpointSaysSo) {
+  const std::string out = checkpoint_copy("missing");
+  std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << "checkpoint-7\n";
+  expect_refused(out, "--resume: " + out + "/latest names checkpoint-7, which is missing");
+  std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << "checkpoint-2/weights.safetensors\n";
+  expect_refused(out, out + "/latest names checkpoint-2/weights.safetensors, which is not a directory");
+  std::filesystem::remove(out + "/latest");
+  ASSERT_EQ(mkfifo((out + "/latest").c_str(), 0600), 0);
+  expect_refused(out, out + "/latest is not a regular file");
 }
 
 }  // namespace
