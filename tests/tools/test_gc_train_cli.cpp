@@ -95,7 +95,7 @@ class GcTrainCli : public ::testing::Test {
   // Runs ./gc_train and sends it SIGINT (or `signal`) after `seconds`.
   RunResult run_interrupted(const std::string& args, double seconds, const char* signal = "INT") {
     const std::string out_path = path("stdout.txt"), err_path = path("stderr.txt");
-    const std::string command = "exec timeout --preserve-status -s " + std::string(signal) + " " +
+    const std::string command = "exec timeout --foreground --preserve-status -s " + std::string(signal) + " " +
                                 std::to_string(seconds) + " " + kProgram + " " + args + " >" + out_path + " 2>" +
                                 err_path;
     return finish(std::system(command.c_str()), out_path, err_path);
