@@ -522,6 +522,8 @@ int64_t parse_bytes(const std::string& text) {
   else if (unit == "gib") scale = 1073741824.0;
   else if (unit == "tib") scale = 1099511627776.0;
   else throw std::invalid_argument(what);
+  // llround has no defined result beyond int64 (x86 returns INT64_MIN, a negative size).
+  if (!(value * scale < 9223372036854775808.0)) throw std::invalid_argument("size '" + text + "' is 2^63 bytes or more");
   return static_cast<int64_t>(std::llround(value * scale));
 }
 
