@@ -132,7 +132,9 @@ clean:
 # archive; each target's link takes only the objects it needs from it. Each target
 # runs for FUZZ_RUNS executions from its seed corpus (tests/fuzz/corpus/<name>/, kept
 # small and never written by a run) with a fixed -seed, so a run is reproducible
-# (tests/fuzz/run.sh). `make fuzz FUZZ_RUNS=1000000` is the full run.
+# (tests/fuzz/run.sh). `make fuzz FUZZ_RUNS=1000000` is the full run. A corpus holds
+# the named seeds (by hand, or by gc's writers: `make fuzz-corpus`) and, under their
+# SHA-1 names, the inputs that a full run added, minimized with libFuzzer's -merge=1.
 FUZZ_BUILD := build-fuzz
 FUZZ_CXX ?= clang++-14
 FUZZ_RUNS ?= 200000
