@@ -260,6 +260,7 @@ TEST(TrainOptions, BadFlagsAreUsageErrors) {
   EXPECT_THROW(parse_train_options({"--device", "tpu"}, &o, &help), UsageError);
   EXPECT_THROW(parse_train_options({"--preset", "huge"}, &o, &help), UsageError);
   EXPECT_THROW(parse_train_options({"--grid", "0.7"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--grid", "1e-300"}, &o, &help), UsageError);  // found by tests/fuzz
   EXPECT_THROW(parse_train_options({"--what"}, &o, &help), UsageError);
   EXPECT_FALSE(parse_train_options({"--help"}, &o, &help));
   EXPECT_NE(help.find("--mem-budget"), std::string::npos);

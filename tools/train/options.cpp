@@ -214,8 +214,12 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     if (flag == "--preset") next();
     else if (flag == "--grid") {
       o->grid_deg = parse_double(flag, next());
-      if (!(o->grid_deg > 0) || o->grid_deg > 30 || std::fabs(180.0 / o->grid_deg - std::round(180.0 / o->grid_deg)) > 1e-9)
-        throw UsageError("--grid must divide 180 degrees (e.g. 0.25, 1, 2.5), got " + std::to_string(o->grid_deg));
+      // At least 0.01 degrees: finer spacings would make grids of billions of points,
+      // and 180 / spacing would always look whole in double precision.
+      if (!(o->grid_deg >= 0.01) || o->grid_deg > 30 ||
+          std::fabs(180.0 / o->grid_deg - std::round(180.0 / o->grid_deg)) > 1e-9)
+        throw UsageError("--grid must divide 180 degrees and be 0.01..30 (e.g. 0.25, 1, 2.5), got " +
+                         std::to_string(o->grid_deg));
     } else if (flag == "--mesh") o->mesh_level = static_cast<int>(parse_int(flag, next(), 0));
     else if (flag == "--latent") o->latent = parse_int(flag, next(), 1, 1 << 20);
     else if (flag == "--layers") o->layers = static_cast<int>(parse_int(flag, next(), 1));
