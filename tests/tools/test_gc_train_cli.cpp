@@ -811,3 +811,21 @@ TEST_F(GcTrainCli, CudaWithoutAGpuIsAnErrorNotACrash) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("--device cuda"), std::string::npos) << r.err;
 }
+
+TEST_F(GcTrainCli, ResumeRefusesAnotherPrecisionSeedDataOrBatchUnlessMeant) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("r")).exit_code, 0);
+  for (const std::string& change : {std::string("--precision bf16"), std::string("--seed 9"),
+                                    std::string("--batch 2"), std::string("--accum 2")}) {
+    SCOPED_TRACE(change);
+    const RunResult r = run(kTiny + " --steps 4 --out " + path("r") + " --resume " + path("r") + " " + change);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--resume-with-changes"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(read_file(path("r/latest")), "checkpoint-2\n") << "a refused resume saves nothing";
+  // Meant: fp16 then starts its own loss scaling at 2^16, not the fp32 run's 1.
+  const RunResult meant = run(kTiny + " --steps 3 --out " + path("r") + " --resume " + path("r") +
+                              " --precision fp16 --resume-with-changes --report " + path("r.json"));
+  ASSERT_EQ(meant.exit_code, 0) << meant.err;
+  EXPECT_GE(Value::parse(read_file(path("r.json"))).at("train").at("loss_scale").as_double(), 32768.0);
+}

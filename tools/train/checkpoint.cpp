@@ -78,6 +78,20 @@ std::string checkpoint_identity(const TrainOptions& o) {
 }  // namespace
 
 namespace {
+// What a resumed run must share with the run it continues, beyond the model's
+// shape: the precision, the seed (parameters, data order, random inputs), the
+// data set and the batch. Each as (key, value) in train_state's metadata.
+std::vector<std::pair<std::string, std::string>> run_identity(const TrainOptions& o) {
+  const std::string data = o.has_data() ? "swe T" + std::to_string(o.data_truncation) + " trajectories " +
+                                              std::to_string(o.data_trajectories) + " frames " +
+                                              std::to_string(o.data_frames)
+                                        : std::string("random inputs");
+  return {{"precision", o.precision},
+          {"seed", std::to_string(o.seed)},
+          {"data", data},
+          {"batch", std::to_string(o.batch) + " x " + std::to_string(o.accum) + " (--batch x --accum)"}};
+}
+
 // The settings the learning-rate schedule depends on, as one readable string.
 std::string schedule_identity(const TrainOptions& o) {
   char text[128];
@@ -105,11 +119,14 @@ void Trainer::save_checkpoint(const std::string& out_dir) const {
                    {{"step", std::to_string(completed_steps_)},
                     {"optimizer_steps", std::to_string(optimizer_->steps())},
                     {"config", checkpoint_identity(options_)},
-                    {"seed", std::to_string(options_.seed)},
                     {"loss_scale", scale},
                     {"clean_steps", std::to_string(loss_scaler_.clean_steps)},
                     {"skipped_steps", std::to_string(loss_scaler_.skipped_steps)},
-                    {"schedule", schedule_identity(options_)}});
+                    {"schedule", schedule_identity(options_)},
+                    {"precision", run_identity(options_)[0].second},
+                    {"seed", run_identity(options_)[1].second},
+                    {"data", run_identity(options_)[2].second},
+                    {"batch", run_identity(options_)[3].second}});
   std::string ignored;  // an unreadable `latest` is replaced below; only the older checkpoint stays
   const std::string previous = read_latest(out_dir, &ignored);
   write_file_atomic(out_dir + "/latest", name + "\n");
@@ -218,6 +235,19 @@ void Trainer::load_checkpoint(const std::string& path) {
     throw std::runtime_error("--resume: " + dir + " was written for " + meta.text("config") + ", this run is " +
                              checkpoint_identity(options_));
 
+  // The precision, seed, data and batch of the run continued: a change is refused
+  // unless --resume-with-changes says it is meant (checkpoints that predate a key pass).
+  std::string changes;
+  for (const auto& [key, value] : run_identity(options_))
+    for (const auto& [k, saved] : state.metadata)
+      if (k == key && saved != value) changes += "\n  " + key + ": " + saved + " then, " + value + " now";
+  if (!changes.empty() && !options_.resume_with_changes)
+    throw UsageError("--resume: " + dir + " was written by a run with other settings:" + changes +
+                     "\n(add --resume-with-changes if the change is meant)");
+  bool precision_changed = false;
+  for (const auto& [k, saved] : state.metadata)
+    if (k == "precision" && saved != options_.precision) precision_changed = true;
+
   // Everything is checked before the trainer changes.
   std::vector<Var> params = optimizer_->params();
   std::vector<const Tensor*> w(params.size()), m(params.size()), v(params.size());
@@ -243,9 +273,13 @@ void Trainer::load_checkpoint(const std::string& path) {
   start_step_ = static_cast<int>(step);
   completed_steps_ = start_step_;
   optimizer_->set_steps(optimizer_steps);
-  loss_scaler_.scale = loss_scale;
-  loss_scaler_.clean_steps = static_cast<int>(clean_steps);
-  loss_scaler_.skipped_steps = static_cast<int>(skipped_steps);
+  // Another precision starts its own loss scaling (fp16 at 2^16) rather than
+  // inheriting the previous precision's scale of 1.
+  if (!precision_changed) {
+    loss_scaler_.scale = loss_scale;
+    loss_scaler_.clean_steps = static_cast<int>(clean_steps);
+    loss_scaler_.skipped_steps = static_cast<int>(skipped_steps);
+  }
   // The learning rate at a step depends on --steps, --lr and --warmup: a run
   // resumed with other values continues on another schedule (allowed: longer
   // training is a common reason to resume), so say so.

@@ -71,6 +71,7 @@ output
   --report FILE.json    machine-readable report
   --resume CKPT         continue from a checkpoint directory written by --out
   --overwrite           let a new run replace the checkpoint another run left in --out
+  --resume-with-changes let --resume continue with another precision, seed, data set or batch
   --checkpoint-every N  save a checkpoint every N steps (default max(100, steps / 4))
   --checkpoint-every-minutes M
                         also save one when M minutes have passed since the last (default 15;
@@ -279,6 +280,7 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--no-eval") o->no_eval = switch_value(flag, inline_value, value);
     else if (flag == "--quiet") o->quiet = switch_value(flag, inline_value, value);
     else if (flag == "--overwrite") o->overwrite = switch_value(flag, inline_value, value);
+    else if (flag == "--resume-with-changes") o->resume_with_changes = switch_value(flag, inline_value, value);
     else if (flag == "--checkpoint-every") o->checkpoint_every = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--checkpoint-every-minutes")
       o->checkpoint_every_minutes = parse_fraction(flag, next(), 0.0, 1e9);
