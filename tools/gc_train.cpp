@@ -74,6 +74,7 @@ int run(const TrainOptions& options) {
     if (!options.resume_path.empty()) trainer->load_checkpoint(options.resume_path);
     print_setup_summary(*trainer);
     if (options.device != Device::meta) {
+      tidy_out_folder(options.out_dir);
       trainer->checkpoint_every(options.out_dir, options.checkpoint_every, options.checkpoint_every_minutes);
       metrics = std::make_unique<MetricsLog>(options.out_dir, metrics_history_source(options),
                                              trainer->completed_steps());

@@ -829,3 +829,22 @@ TEST_F(GcTrainCli, ResumeRefusesAnotherPrecisionSeedDataOrBatchUnlessMeant) {
   ASSERT_EQ(meant.exit_code, 0) << meant.err;
   EXPECT_GE(Value::parse(read_file(path("r.json"))).at("train").at("loss_scale").as_double(), 32768.0);
 }
+
+TEST_F(GcTrainCli, LeftoversOfAKilledRunAreTidied) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("k")).exit_code, 0);
+  // A process that no longer exists, as a writer killed before its rename.
+  ASSERT_EQ(std::system(("sh -c 'echo $$' > " + path("dead.pid")).c_str()), 0);
+  const std::string dead = lines_of(read_file(path("dead.pid"))).at(0);
+  write_text(path("k/metrics.jsonl.tmp." + dead + ".0"), "half");
+  write_text(path("k/checkpoint-2/weights.safetensors.tmp." + dead + ".3"), "half");
+  ASSERT_EQ(mkdir(path("k/checkpoint-3").c_str(), 0755), 0);  // a save cut short
+  write_text(path("k/checkpoint-3/weights.safetensors.tmp." + dead + ".4"), "half");
+  const std::string live = path("k/report.json.tmp." + std::to_string(getpid()) + ".0");  // a live writer's
+  write_text(live, "in progress");
+  const RunResult r = run(kTiny + " --steps 4 --out " + path("k") + " --resume " + path("k"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(exists(path("k/metrics.jsonl.tmp." + dead + ".0")));
+  EXPECT_FALSE(exists(path("k/checkpoint-3")));
+  EXPECT_TRUE(exists(live));
+  EXPECT_TRUE(exists(path("k/checkpoint-4/weights.safetensors")));
+}

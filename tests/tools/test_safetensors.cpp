@@ -117,6 +117,23 @@ TEST(AtomicFile, CreatesThenReplaces) {
   EXPECT_EQ(directory.entries(), std::set<std::string>{"report.json"});
 }
 
+// Temporaries of writers that were killed go; a live writer's stay, and so do
+// files that only look alike.
+TEST(AtomicFile, StaleTemporariesOfDeadWritersAreRemoved) {
+  TempDirectory directory;
+  ASSERT_EQ(std::system(("sh -c 'echo $$' > " + directory.file("pid")).c_str()), 0);
+  std::string dead = read_bytes(directory.file("pid"));
+  while (!dead.empty() && dead.back() == '\n') dead.pop_back();
+  const std::string live = std::to_string(::getpid());
+  for (const std::string& name : {"a.json.tmp." + dead, "b.bin.tmp." + dead + ".7", "c.json.tmp." + live + ".1",
+                                  std::string("d.tmp.notapid"), std::string("e.json")})
+    write_file_atomic(directory.file(name), std::string("x"));
+  ::unlink(directory.file("pid").c_str());
+  EXPECT_EQ(remove_stale_temporaries(directory.path()), 2);
+  EXPECT_EQ(directory.entries(),
+            (std::set<std::string>{"c.json.tmp." + live + ".1", "d.tmp.notapid", "e.json"}));
+}
+
 TEST(AtomicFile, WriterThrowingMidwayLeavesOldFileAndNoTemporary) {
   TempDirectory directory;
   const std::string path = directory.file("checkpoint.bin");

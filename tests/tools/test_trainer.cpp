@@ -17,6 +17,7 @@
 #include "tools/memory/memory_report.h"
 #include "tools/train/options.h"
 #include "tools/train/trainer.h"
+#include "tests/test_util.h"
 
 using namespace gc;
 
@@ -32,12 +33,7 @@ TrainOptions tiny_options(const std::vector<std::string>& extra = {}) {
   return o;
 }
 
-std::string temp_dir(const std::string& name) {
-  std::string dir = "/tmp/gc_test_trainer_" + name + "_" + std::to_string(::getpid());
-  std::system(("rm -rf " + dir).c_str());
-  mkdir(dir.c_str(), 0755);
-  return dir;
-}
+std::string temp_dir(const std::string& name) { return test::scratch_folder("trainer_" + name); }
 
 std::vector<double> losses(const Trainer& t) {
   std::vector<double> out;

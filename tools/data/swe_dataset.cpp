@@ -377,6 +377,8 @@ SweDataset load_or_generate_swe_dataset(const SweDatasetConfig& config, const st
   if (loaded_from_cache) *loaded_from_cache = false;
   const std::string folder = cache_dir.empty() ? std::string(".") : cache_dir;
   const std::string path = (std::filesystem::path(folder) / swe_cache_file_name(config)).string();
+  // A generation killed while saving left its temporary (hundreds of MB at T42).
+  remove_stale_temporaries(folder);
   std::error_code exists_error;
   if (std::filesystem::exists(path, exists_error)) {
     try {

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cctype>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,6 +140,44 @@ void check_outputs(const TrainOptions& o) {
     if (path->empty()) continue;
     if (is_directory(*path)) throw UsageError(std::string(flag) + " " + *path + " is a folder, not a file name");
     check_folder(flag, *path, parent_of(*path), true);
+  }
+}
+
+namespace {
+// N of "checkpoint-N", -1 for anything else.
+long step_of(const std::string& name) {
+  if (name.rfind("checkpoint-", 0) != 0 || name.size() == 11 || name.size() > 20) return -1;
+  const std::string digits = name.substr(11);
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stol(digits);
+}
+}  // namespace
+
+void tidy_out_folder(const std::string& out_dir) {
+  remove_stale_temporaries(out_dir);
+  std::string latest;
+  {
+    std::ifstream in(out_dir + "/latest");
+    std::getline(in, latest);
+    while (!latest.empty() && std::isspace(static_cast<unsigned char>(latest.back()))) latest.pop_back();
+  }
+  DIR* dir = ::opendir(out_dir.c_str());
+  if (!dir) return;
+  std::vector<std::string> orphans;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.rfind("checkpoint-", 0) != 0 || name == latest || !is_directory(out_dir + "/" + name)) continue;
+    remove_stale_temporaries(out_dir + "/" + name);
+    if (step_of(name) > step_of(latest) && step_of(latest) >= 0) orphans.push_back(name);
+  }
+  ::closedir(dir);
+  // A checkpoint folder newer than the one `latest` names was never completed
+  // (the run was killed while saving it): nothing resumes it. Older ones are
+  // complete (their removal was cut short) and stay.
+  for (const std::string& name : orphans) {
+    const std::string folder = out_dir + "/" + name;
+    for (const char* file : {"/weights.safetensors", "/train_state.safetensors"}) ::unlink((folder + file).c_str());
+    if (::rmdir(folder.c_str()) == 0) std::fprintf(stderr, "gc_train: removed %s, a checkpoint never completed\n", folder.c_str());
   }
 }
 

@@ -16,6 +16,10 @@ namespace gc {
 // UsageError naming the flag.
 void check_outputs(const TrainOptions& options);
 
+// What a run killed before may have left in --out: temporaries of dead
+// writers, and checkpoint folders that `latest` does not name.
+void tidy_out_folder(const std::string& out_dir);
+
 // <out>/metrics.jsonl, one JSON object a step, appended and flushed as the run
 // goes, so a crash loses at most the step in flight. A resumed run's file holds
 // the whole history once: the records of steps 1..start_step of the run it
