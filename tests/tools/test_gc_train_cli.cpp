@@ -848,3 +848,15 @@ TEST_F(GcTrainCli, LeftoversOfAKilledRunAreTidied) {
   EXPECT_TRUE(exists(live));
   EXPECT_TRUE(exists(path("k/checkpoint-4/weights.safetensors")));
 }
+
+TEST_F(GcTrainCli, HostStructuresThatCannotFitAreRefusedBeforeAllocating) {
+  for (const std::string& flags :
+       {kTiny + " --latent 100000", std::string("--mesh 1 --latent 8 --layers 1 --data-trajectories 100000 "
+                                                "--data-frames 1000 --quiet --data-cache ") + path("cache")}) {
+    SCOPED_TRACE(flags);
+    const RunResult r = run(flags + " --steps 1 --out " + path("h"));
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("of host memory"), std::string::npos) << r.err;
+  }
+}
