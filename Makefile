@@ -3,10 +3,13 @@
 #   make              library, ./gc_train, ./gc_bench, ./gc_tests (CUDA backend when nvcc is found),
 #                     on all of the machine's cores unless -j is given
 #   make CUDA=0       CPU-only build
-#   make test         build and run ./gc_tests, then the cuda tests on cudasim (non-zero exit on any failure)
+#   make test         build and run ./gc_tests, then the cuda tests on cudasim, then a short fuzz
+#                     run (FUZZ_TEST_RUNS executions per parser; non-zero exit on any failure)
 #   make sanitize     build the tests with AddressSanitizer + UBSan into build-san/ and run them
 #   make cudasim      the cuda backend built against cudasim (tests/cudasim: its kernels run on
 #                     the CPU) into build-sim/; only `make test` needs it, so plain `make` skips it
+#   make fuzz         libFuzzer targets of the four parsers (tests/fuzz) built with clang into
+#                     build-fuzz/, each run for FUZZ_RUNS executions (non-zero exit on any crash)
 #   make clean
 #
 # Debian packages needed beyond a fresh machine of this kind: libstb-dev (PNG
@@ -62,7 +65,7 @@ LIB := $(BUILD)/libgc.a
 STB_HEADER := /usr/include/stb/stb_image_write.h
 GTEST_LIB := /usr/lib/x86_64-linux-gnu/libgtest.a
 
-.PHONY: all test sanitize clean deps cudasim
+.PHONY: all test sanitize clean deps cudasim fuzz fuzz-corpus
 .DEFAULT_GOAL := all
 
 ifeq ($(BUILD),build)
@@ -114,13 +117,79 @@ test: gc_tests gc_train cudasim
 	./gc_tests
 	./$(SIM)/gc_tests --gtest_brief=1 --gtest_filter='$(SIM_TESTS)'
 	tests/cudasim/train_check.sh
+	$(MAKE) fuzz FUZZ_RUNS=$(FUZZ_TEST_RUNS)
 
 sanitize:
 	$(MAKE) BUILD=build-san SANITIZE=1 CUDA=0 OPT="-O1" build-san/gc_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
 
 clean:
-	rm -rf build build-san $(SIM) gc_train gc_bench gc_tests
+	rm -rf build build-san $(SIM) $(FUZZ_BUILD) gc_train gc_bench gc_tests
+
+# ---- fuzz: libFuzzer targets of the parsers ------------------------------------------
+# One target per parser (tests/fuzz/fuzz_<name>.cpp), built with clang's libFuzzer,
+# AddressSanitizer and UBSan. The library sources the parsers can reach go into one
+# archive; each target's link takes only the objects it needs from it. Each target
+# runs for FUZZ_RUNS executions from its seed corpus (tests/fuzz/corpus/<name>/, kept
+# small and never written by a run) with a fixed -seed, so a run is reproducible
+# (tests/fuzz/run.sh). `make fuzz FUZZ_RUNS=1000000` is the full run. A corpus holds
+# the named seeds (by hand, or by gc's writers: `make fuzz-corpus`) and, under their
+# SHA-1 names, the inputs that a full run added, minimized with libFuzzer's -merge=1.
+FUZZ_BUILD := build-fuzz
+FUZZ_CXX ?= clang++-14
+FUZZ_RUNS ?= 200000
+FUZZ_TEST_RUNS ?= 10000
+FUZZ_SEED ?= 1
+FUZZ_TARGETS := json options safetensors swe_dataset
+# Longest input per target: a few times the largest seed.
+FUZZ_MAX_LEN_json := 4096
+FUZZ_MAX_LEN_options := 1024
+FUZZ_MAX_LEN_safetensors := 4096
+FUZZ_MAX_LEN_swe_dataset := 4096
+# The flag names and value words of gc_train, so that mutations make whole flags.
+FUZZ_FLAGS_options := -dict=tests/fuzz/options.dict
+FUZZ_SANITIZERS := address,undefined
+FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -fopenmp -I. -MMD -MP
+FUZZ_LIB_SRCS := $(wildcard runtime/*.cpp tools/io/*.cpp) tools/data/swe_dataset.cpp tools/data/swe_solver.cpp \
+  tools/data/swe_transform.cpp tools/train/options.cpp
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o) $(FUZZ_BUILD)/tests/fuzz/make_corpus.o
+# libomp for clang's -fopenmp (the library's OpenMP pragmas; g++ uses libgomp).
+OMP_HEADER := $(shell $(FUZZ_CXX) -print-resource-dir 2>/dev/null)/include/omp.h
+
+$(OMP_HEADER):
+	$(call need_package,$(OMP_HEADER),libomp-14-dev)
+
+fuzz: $(FUZZ_BINS)
+	$(foreach t,$(FUZZ_TARGETS),tests/fuzz/run.sh $(FUZZ_BUILD) $(t) $(FUZZ_RUNS) $(FUZZ_SEED) $(FUZZ_MAX_LEN_$(t)) \
+	  $(FUZZ_FLAGS_$(t)) &&) true
+
+# The binary seeds, rewritten with gc's own writers (see tests/fuzz/make_corpus.cpp).
+fuzz-corpus: $(FUZZ_BUILD)/make_corpus
+	mkdir -p tests/fuzz/corpus/safetensors tests/fuzz/corpus/swe_dataset
+	./$(FUZZ_BUILD)/make_corpus tests/fuzz/corpus
+
+# build-fuzz/ ignores itself, as a build folder should.
+$(FUZZ_BUILD)/.gitignore:
+	@mkdir -p $(dir $@)
+	@echo '*' > $@
+
+$(FUZZ_BUILD)/%.o: %.cpp | $(OMP_HEADER) $(FUZZ_BUILD)/.gitignore
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SANITIZERS) -c $< -o $@
+
+$(FUZZ_BUILD)/libgc_fuzz.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libgc_fuzz.a
+	$(FUZZ_CXX) -fsanitize=fuzzer,$(FUZZ_SANITIZERS) -fopenmp $^ -o $@ -lpthread
+
+$(FUZZ_BUILD)/make_corpus: $(FUZZ_BUILD)/tests/fuzz/make_corpus.o $(FUZZ_BUILD)/libgc_fuzz.a
+	$(FUZZ_CXX) -fsanitize=$(FUZZ_SANITIZERS) -fopenmp $^ -o $@ -lpthread
+
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d) $(FUZZ_BUILD)/tests/fuzz/make_corpus.d
 
 # ---- cudasim: the cuda backend on the CPU -------------------------------------------
 # Every source is built again with GC_CUDA defined and tests/cudasim's headers in

@@ -522,7 +522,11 @@ int64_t parse_bytes(const std::string& text) {
   else if (unit == "gib") scale = 1073741824.0;
   else if (unit == "tib") scale = 1099511627776.0;
   else throw std::invalid_argument(what);
-  return static_cast<int64_t>(std::llround(value * scale));
+  const double bytes = value * scale;
+  // 2^63 and beyond do not fit an int64_t (llround would return INT64_MIN: no limit at all).
+  if (!(bytes < 9223372036854775808.0))
+    throw std::invalid_argument("size '" + text + "' is too large (at most 9223372036854775807 bytes, 8 EiB)");
+  return static_cast<int64_t>(std::llround(bytes));
 }
 
 }  // namespace gc

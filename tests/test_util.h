@@ -11,14 +11,19 @@
 #pragma once
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <gtest/gtest.h>
 #include <memory>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "autograd/ops.h"
 #include "autograd/precision.h"
@@ -164,6 +169,32 @@ inline bool has_png_signature(const std::string& path) {
   static const std::string kPngSignature("\x89PNG\r\n\x1a\n", 8);
   const std::string bytes = read_file(path);
   return bytes.size() > kPngSignature.size() && bytes.compare(0, kPngSignature.size(), kPngSignature) == 0;
+}
+
+// A folder for a test's files under the system's temporary folder: one root
+// per test program run, removed with everything in it when the program exits,
+// so a run leaves nothing behind.
+inline const std::string& scratch_root() {
+  // Never destroyed: the exit handler below runs after the statics are gone.
+  static const std::string* root = [] {
+    std::string pattern = (std::filesystem::temp_directory_path() / "gc_tests.XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern + " failed");
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(scratch_root(), ignored);
+    });
+    return new std::string(pattern);
+  }();
+  return *root;
+}
+
+// An empty folder `name` under scratch_root().
+inline std::string scratch_folder(const std::string& name) {
+  const std::string path = scratch_root() + "/" + name;
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+  std::filesystem::create_directories(path);
+  return path;
 }
 
 // ---- the tiny GraphCast ----------------------------------------------------

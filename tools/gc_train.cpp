@@ -1,28 +1,45 @@
 // gc_train: trains GraphCast (see --help). Exit codes: 0 done, 1 error,
 // 2 bad usage, 3 out of memory (with an explanation and the smallest limit that
-// would have passed, found by dry runs on the meta device).
+// would have passed, found by dry runs on the meta device), 130 interrupted
+// (after saving a checkpoint).
 #include <cstdio>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "runtime/allocator.h"           // allocator_for, OutOfMemory
 #include "tools/memory/memory_report.h"  // oom_explanation
+#include "tools/train/interrupt.h"       // Ctrl-C and SIGTERM: finish the step, save, exit 130
 #include "tools/train/options.h"         // TrainOptions, parse_train_options
-#include "tools/train/outputs.h"         // summary, metrics, checkpoint, pictures, report, trace
+#include "tools/train/outputs.h"         // output checks, metrics, summary, checkpoint, pictures, report, trace
 #include "tools/train/predict.h"         // dry runs: the smallest limit that passes
 #include "tools/train/trainer.h"         // prepare_run, Trainer
 
 using namespace gc;
 
-
 namespace {
 int run(const TrainOptions& options);
 
-// At exit every byte must be back: report any block still allocated.
+// At exit every byte must be back: report any block still allocated. (The cuda
+// allocator of a machine without a GPU cannot even be asked: nothing to report.)
 void check_outstanding(Device device) {
-  const std::string leaks = allocator_for(device).leak_report();
-  if (!leaks.empty()) std::fprintf(stderr, "gc_train: bytes still allocated at exit: %s", leaks.c_str());
+  try {
+    const std::string leaks = allocator_for(device).leak_report();
+    if (!leaks.empty()) std::fprintf(stderr, "gc_train: bytes still allocated at exit: %s", leaks.c_str());
+  } catch (const std::exception&) {
+  }
+}
+
+// Stops the trace and writes it; a failure is returned, not thrown, so that it
+// never costs the run's checkpoint, metrics or pictures.
+std::string finish_trace(Trainer& trainer) {
+  try {
+    finish_trace_if_asked(trainer);
+    return std::string();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
 }
 }  // namespace
 
@@ -39,6 +56,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gc_train: %s\n", e.what());
     return 2;
   }
+  install_interrupt_handlers();
   const int status = run(options);
   check_outstanding(options.device);
   return status;
@@ -48,22 +66,41 @@ namespace {
 int run(const TrainOptions& options) {
   std::unique_ptr<RunSetup> setup;
   std::unique_ptr<Trainer> trainer;
+  std::unique_ptr<MetricsLog> metrics;
   try {
+    check_outputs(options);                                    // before any work
     setup = std::make_unique<RunSetup>(prepare_run(options));  // data, graphs, the remat plan
     trainer = std::make_unique<Trainer>(*setup);               // model, optimizer, fixed inputs
     if (!options.resume_path.empty()) trainer->load_checkpoint(options.resume_path);
     print_setup_summary(*trainer);
-    if (options.device != Device::meta) trainer->checkpoint_every(options.out_dir, std::max(100, options.steps / 4));
+    if (options.device != Device::meta) {
+      tidy_out_folder(options.out_dir);
+      trainer->checkpoint_every(options.out_dir, options.checkpoint_every, options.checkpoint_every_minutes);
+      metrics = std::make_unique<MetricsLog>(options.out_dir, metrics_history_source(options),
+                                             trainer->completed_steps());
+      trainer->on_step([&metrics](const StepRecord& r) { metrics->append(r); });
+    }
     start_trace_if_asked(*trainer);
     trainer->train();
-    finish_trace_if_asked(*trainer);
+    const std::string trace_error = finish_trace(*trainer);
     EvalResult eval;
     if (!options.no_eval) eval = trainer->evaluate();
     write_outputs(*trainer, options.no_eval ? nullptr : &eval);
+    if (!trace_error.empty()) {
+      std::fprintf(stderr, "gc_train: error: the trace was not written: %s (everything else was)\n",
+                   trace_error.c_str());
+      return 1;
+    }
+  } catch (const Interrupted& e) {
+    if (trainer) finish_trace(*trainer);
+    std::fprintf(stderr, "gc_train: %s\n", e.what());
+    return 130;
   } catch (const OutOfMemory& oom) {
     std::fprintf(stderr, "\n");
-    if (trainer) finish_trace_if_asked(*trainer);  // before the dry runs below, which must not land in the trace
-    trainer.reset();                                // its bytes are not the dry runs'
+    // The trace first (the dry runs below must not land in it); its own failure
+    // must not hide the explanation.
+    const std::string trace_error = trainer ? finish_trace(*trainer) : std::string();
+    trainer.reset();  // its bytes are not the dry runs'
     int64_t smallest = 0;
     try {
       if (setup) smallest = smallest_passing_limit(dry_runner(*setup), setup->plan);
@@ -71,6 +108,11 @@ int run(const TrainOptions& options) {
       smallest = 0;
     }
     std::fprintf(stderr, "gc_train: %s", oom_explanation(oom, smallest).c_str());
+    if (!trace_error.empty()) std::fprintf(stderr, "gc_train: the trace was not written: %s\n", trace_error.c_str());
+    return 3;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "\ngc_train: out of host memory while setting up or running this configuration; "
+                         "it is too large for this machine (see --device meta for its device memory)\n");
     return 3;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "gc_train: %s\n", e.what());

@@ -79,7 +79,7 @@ fi
 tail -3 "$out/tests.log"
 
 say "demo on the GPU ($demo_steps steps)"
-if timeout 300 "$train" --device cuda --steps "$demo_steps" "${small[@]}" --no-eval --quiet --out "$out/demo" \
+if timeout 300 "$train" --device cuda --steps "$demo_steps" "${small[@]}" --no-eval --quiet --overwrite --out "$out/demo" \
     --report "$out/demo.json" >"$out/demo.log" 2>&1; then
   first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
   last=$(json "$out/demo.json" 'r["train"]["loss_last"]')
@@ -97,7 +97,7 @@ rows=()
 train_on() {
   local device=$1
   shift
-  timeout 300 "$train" "$@" --device "$device" --out "$out/$name.$device" --report "$out/$name.$device.json" \
+  timeout 300 "$train" "$@" --device "$device" --overwrite --out "$out/$name.$device" --report "$out/$name.$device.json" \
     >"$out/$name.$device.log" 2>&1 && return 0
   tail -20 "$out/$name.$device.log"
   return 1

@@ -23,7 +23,7 @@ check() {
   shift
   for device in cuda meta cpu; do
     program=./build-sim/gc_train
-    if ! $program --device "$device" "$@" $small --out "$out/$name-$device" --report "$out/$name-$device.json" \
+    if ! $program --device "$device" "$@" $small --overwrite --out "$out/$name-$device" --report "$out/$name-$device.json" \
         >"$out/$name-$device.log" 2>&1; then
       tail -20 "$out/$name-$device.log"
       echo "train_check: $name on $device failed (log: $out/$name-$device.log)"

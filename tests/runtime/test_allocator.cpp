@@ -336,6 +336,15 @@ TEST(Allocator, ParseAndFormatBytes) {
   EXPECT_THROW(parse_bytes("12 parsecs"), std::invalid_argument);
   EXPECT_THROW(parse_bytes("-5GB"), std::invalid_argument);
   EXPECT_THROW(parse_bytes(""), std::invalid_argument);
+  // Beyond int64_t: refused, never wrapped to a negative (no) limit.
+  EXPECT_THROW(parse_bytes("1e10TB"), std::invalid_argument);
+  EXPECT_THROW(parse_bytes("8EiB"), std::invalid_argument);
+  EXPECT_THROW(parse_bytes("9223372036854775808"), std::invalid_argument);
+  EXPECT_EQ(parse_bytes("8000000TiB"), int64_t(8000000) << 40);
+  // Found by tests/fuzz/fuzz_options through --mem-budget 23e300GB:
+  EXPECT_THROW(parse_bytes("23e300GB"), std::invalid_argument);
+  EXPECT_THROW(parse_bytes("8589934592GiB"), std::invalid_argument);  // 2^63
+  EXPECT_EQ(parse_bytes("8589934591GiB"), INT64_MAX - (int64_t(1) << 30) + 1);  // 2^63 - 2^30
   EXPECT_EQ(format_bytes(512), "512 B");
   EXPECT_EQ(format_bytes(int64_t(3) << 29), "1.50 GiB");
 }

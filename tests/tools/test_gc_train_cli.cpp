@@ -3,7 +3,8 @@
 // configuration, with stdout, stderr and the exit status captured, and checks
 // what DESIGN.md promises: usage errors exit 2 naming the flag, the --report
 // keys, meta dry runs equal the cpu run to the byte, an out-of-memory run exits
-// 3 with its explanation, traces, checkpoints and --resume.
+// 3 with its explanation, traces, checkpoints and --resume, damaged checkpoints
+// (flipped bits, a FIFO, edited metadata, an odd `latest`) exiting 1.
 //
 // Every test writes only under its own mkdtemp folder in /tmp, removed at the
 // end, so the tests can run concurrently with anything else on the machine.
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "runtime/allocator.h"
+#include "runtime/device.h"
 #include "tools/io/json.h"
 #include "tools/io/safetensors.h"
 
@@ -44,6 +46,11 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
 }
 
 bool exists(const std::string& path) {
@@ -79,16 +86,25 @@ class GcTrainCli : public ::testing::Test {
   // Runs ./gc_train with `args` (shell words; the paths used here have no spaces).
   RunResult run(const std::string& args) {
     const std::string out_path = path("stdout.txt"), err_path = path("stderr.txt");
-    const std::string command = std::string(kProgram) + " " + args + " >" + out_path + " 2>" + err_path;
-    const int status = std::system(command.c_str());
+    // exec: the shell becomes the program, so a signal that kills it is seen as one
+    // and an exit status above 128 (130: interrupted) is the program's own.
+    const std::string command = "exec " + std::string(kProgram) + " " + args + " >" + out_path + " 2>" + err_path;
+    return finish(std::system(command.c_str()), out_path, err_path);
+  }
+
+  // Runs ./gc_train and sends it SIGINT (or `signal`) after `seconds`.
+  RunResult run_interrupted(const std::string& args, double seconds, const char* signal = "INT") {
+    const std::string out_path = path("stdout.txt"), err_path = path("stderr.txt");
+    const std::string command = "exec timeout --foreground --preserve-status -s " + std::string(signal) + " " +
+                                std::to_string(seconds) + " " + kProgram + " " + args + " >" + out_path + " 2>" +
+                                err_path;
+    return finish(std::system(command.c_str()), out_path, err_path);
+  }
+
+  RunResult finish(int status, const std::string& out_path, const std::string& err_path) {
     RunResult r;
     if (status != -1 && WIFEXITED(status)) {
       r.exit_code = WEXITSTATUS(status);
-      // The shell reports a program killed by a signal as 128 + the signal.
-      if (r.exit_code > 128) {
-        r.signal = r.exit_code - 128;
-        r.exit_code = -1;
-      }
     } else if (status != -1 && WIFSIGNALED(status)) {
       r.signal = WTERMSIG(status);
     }
@@ -487,8 +503,14 @@ TEST_F(GcTrainCli, ResumeOfACompletedRunWithMoreSteps) {
     std::filesystem::remove_all(path("more"), ignored);
     const RunResult r = run(kTiny + " --steps 4 --out " + path("more") + " --resume " + from);
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The whole history, once: the resumed run's records of steps 1-2 as they were, then its own.
     const std::string metrics = read_file(path("more/metrics.jsonl"));
-    EXPECT_TRUE(metrics_record(metrics, 1).is_null()) << "steps before the checkpoint are not run again";
+    const std::vector<std::string> first_lines = lines_of(read_file(path("first/metrics.jsonl")));
+    const std::vector<std::string> lines = lines_of(metrics);
+    ASSERT_EQ(lines.size(), 4u) << metrics;
+    EXPECT_EQ(lines[0], first_lines.at(0));
+    EXPECT_EQ(lines[1], first_lines.at(1));
+    for (int64_t step = 1; step <= 4; ++step) EXPECT_EQ(Value::parse(lines[static_cast<size_t>(step - 1)]).at("step").as_int(), step);
     for (int64_t step : {3, 4}) {
       const Value record = metrics_record(metrics, step);
       ASSERT_FALSE(record.is_null()) << "step " << step << ":\n" << metrics;
@@ -546,6 +568,108 @@ TEST_F(GcTrainCli, CorruptedCheckpointExits1NamingTheFile) {
   }
 }
 
+// Damaged checkpoints that resume runs meet: each exits 1 with a message that
+// names the file (and the tensor or key), never a crash or a hang.
+class GcTrainCliResume : public GcTrainCli {
+ protected:
+  // Like run(), under `timeout`: a resume that blocks is killed (signal 9)
+  // instead of hanging the tests.
+  RunResult run_within(int seconds, const std::string& args) {
+    const std::string command = "timeout -s KILL " + std::to_string(seconds) + " " + kProgram + " " + args + " >" +
+                                path("stdout.txt") + " 2>" + path("stderr.txt");
+    const int status = std::system(command.c_str());
+    RunResult r;
+    if (status != -1 && WIFEXITED(status)) {
+      r.exit_code = WEXITSTATUS(status);
+      if (r.exit_code > 128) {  // timeout exits 128 + 9 when it had to kill the program
+        r.signal = r.exit_code - 128;
+        r.exit_code = -1;
+      }
+    }
+    r.out = read_file(path("stdout.txt"));
+    r.err = read_file(path("stderr.txt"));
+    return r;
+  }
+
+  // A 2-step run's output folder copied to `name`, for damaging.
+  std::string checkpoint_copy(const std::string& name) {
+    if (!exists(path("good"))) {
+      EXPECT_EQ(run(kTiny + " --steps 2 --out " + path("good")).exit_code, 0);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(path(name), ignored);
+    std::filesystem::copy(path("good"), path(name), std::filesystem::copy_options::recursive);
+    return path(name);
+  }
+
+  // gc_train --resume `from` exits 1, writes no output folder, and says `phrase`.
+  void expect_refused(const std::string& from, const std::string& phrase) {
+    std::error_code ignored;
+    std::filesystem::remove_all(path("resumed"), ignored);
+    const RunResult r = run_within(60, kTiny + " --steps 4 --out " + path("resumed") + " --resume " + from);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(phrase), std::string::npos) << "expected \"" << phrase << "\" in: " << r.err;
+    EXPECT_FALSE(exists(path("resumed")));
+  }
+};
+
+TEST_F(GcTrainCliResume, FlippedDataBitNamesTheFileAndTheTensor) {
+  const std::string out = checkpoint_copy("flipped");
+  const std::string weights = out + "/checkpoint-2/weights.safetensors";
+  std::string bytes = read_file(weights);
+  bytes[bytes.size() - 3] ^= 0x10;  // in the data of the last tensor
+  std::ofstream(weights, std::ios::binary | std::ios::trunc) << bytes;
+  const std::string last = gc::load_safetensors(path("good/checkpoint-2/weights.safetensors")).tensors.back().first;
+  expect_refused(out, weights + ": checksum mismatch in tensor '" + last + "'");
+}
+
+TEST_F(GcTrainCliResume, FifoInPlaceOfTheWeightsIsRefusedAtOnce) {
+  const std::string out = checkpoint_copy("fifo");
+  const std::string weights = out + "/checkpoint-2/weights.safetensors";
+  std::filesystem::remove(weights);
+  ASSERT_EQ(mkfifo(weights.c_str(), 0600), 0);
+  expect_refused(out, weights + ": not a regular file but a FIFO");
+  // A directory in its place too.
+  std::filesystem::remove(weights);
+  std::filesystem::create_directory(weights);
+  expect_refused(out, weights + ": not a regular file but a directory");
+}
+
+TEST_F(GcTrainCliResume, EditedTrainStateNamesTheFileKeyAndValue) {
+  const std::string out = checkpoint_copy("edited");
+  const std::string state_path = out + "/checkpoint-2/train_state.safetensors";
+  gc::SafetensorsFile state = gc::load_safetensors(state_path);
+  for (auto& [key, value] : state.metadata)
+    if (key == "step") value = "1:0";
+  gc::save_safetensors(state_path, state.tensors, state.metadata);
+  expect_refused(out, state_path + ": metadata 'step' is \"1:0\", expected an integer from 0 to 2147483647");
+}
+
+TEST_F(GcTrainCliResume, LatestWithCrLfOrBlanksIsTrimmed) {
+  for (const std::string latest : {"checkpoint-2\r\n", "checkpoint-2   \n", " checkpoint-2\t", "checkpoint-2"}) {
+    SCOPED_TRACE(gc::json::Value(latest).dump());
+    const std::string out = checkpoint_copy("trimmed");
+    std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << latest;
+    std::error_code ignored;
+    std::filesystem::remove_all(path("resumed"), ignored);
+    const RunResult r = run_within(120, kTiny + " --steps 3 --out " + path("resumed") + " --resume " + out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(exists(path("resumed/checkpoint-3/weights.safetensors")));
+  }
+}
+
+TEST_F(GcTrainCliResume, LatestNamingAMissingCheckpointSaysSo) {
+  const std::string out = checkpoint_copy("missing");
+  std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << "checkpoint-7\n";
+  expect_refused(out, "--resume: " + out + "/latest names checkpoint-7, which is missing");
+  std::ofstream(out + "/latest", std::ios::binary | std::ios::trunc) << "checkpoint-2/weights.safetensors\n";
+  expect_refused(out, out + "/latest names checkpoint-2/weights.safetensors, which is not a directory");
+  std::filesystem::remove(out + "/latest");
+  ASSERT_EQ(mkfifo((out + "/latest").c_str(), 0600), 0);
+  expect_refused(out, out + "/latest is not a regular file");
+}
+
 }  // namespace
 
 TEST_F(GcTrainCli, EveryByteIsBackAtExit) {
@@ -556,5 +680,183 @@ TEST_F(GcTrainCli, EveryByteIsBackAtExit) {
     const RunResult r = run(args);
     EXPECT_EQ(r.signal, 0);
     EXPECT_EQ(r.err.find("still allocated"), std::string::npos) << r.err;
+  }
+}
+
+// ---- nothing lost: bad outputs, other runs' folders, interrupts, divergence ------------------
+
+TEST_F(GcTrainCli, OutputsAreCheckedBeforeAnyWork) {
+  write_text(path("a-file"), "x");
+  struct Case {
+    std::string flags, says;
+  };
+  const std::vector<Case> cases = {
+      {"--out " + path("a-file"), "is a file"},
+      {"--out " + path("a-file/sub"), "is a file"},
+      {"--trace " + path("a-file/t.json"), "--trace"},
+      {"--trace-png " + path("a-file/t.png"), "--trace-png"},
+      {"--report " + path("a-file/r.json"), "--report"},
+      {"--report " + dir_, "is a folder"},
+      {"--trace /proc/no/such/t.json", "--trace"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.flags);
+    const RunResult r = run(kTiny + " --steps 50 --out " + path("out") + " " + c.flags);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("step 1/"), std::string::npos) << "it trained first: " << r.err;
+    EXPECT_EQ(r.err.find(".tmp."), std::string::npos) << "the message names a temporary file: " << r.err;
+  }
+  // Out of memory with a trace that cannot be written: the explanation, exit 3, no abort.
+  const RunResult oom = run(kTiny + " --steps 2 --mem-limit 1MiB --trace " + path("trace-dir/t.json") + " --out " +
+                            path("oom"));
+  EXPECT_EQ(oom.signal, 0) << oom.err;
+  EXPECT_EQ(oom.exit_code, 3) << oom.err;
+}
+
+TEST_F(GcTrainCli, AnotherRunsFolderIsNeverTouched) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("a")).exit_code, 0);
+  ASSERT_EQ(run(kTiny + " --steps 2 --seed 5 --out " + path("b")).exit_code, 0);
+  const std::string a_metrics = read_file(path("a/metrics.jsonl"));
+  const std::string b_metrics = read_file(path("b/metrics.jsonl"));
+  // A new run into a's folder.
+  const RunResult again = run(kTiny + " --steps 2 --out " + path("a"));
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("--overwrite"), std::string::npos) << again.err;
+  // Continuing a into b's folder.
+  const RunResult into_b = run(kTiny + " --steps 4 --resume " + path("a") + " --out " + path("b"));
+  EXPECT_EQ(into_b.exit_code, 2) << into_b.err;
+  EXPECT_EQ(read_file(path("a/metrics.jsonl")), a_metrics);
+  EXPECT_EQ(read_file(path("b/metrics.jsonl")), b_metrics);
+  EXPECT_TRUE(exists(path("a/checkpoint-2/weights.safetensors")));
+  EXPECT_TRUE(exists(path("b/checkpoint-2/weights.safetensors")));
+  // Said on purpose: replaced.
+  EXPECT_EQ(run(kTiny + " --steps 3 --out " + path("a") + " --overwrite").exit_code, 0);
+  EXPECT_EQ(lines_of(read_file(path("a/metrics.jsonl"))).size(), 3u);
+  // Continuing a run in its own folder is what --resume is for.
+  EXPECT_EQ(run(kTiny + " --steps 5 --out " + path("a") + " --resume " + path("a")).exit_code, 0);
+  EXPECT_EQ(lines_of(read_file(path("a/metrics.jsonl"))).size(), 5u);
+}
+
+TEST_F(GcTrainCli, InterruptSavesACheckpointAndTheRunResumesBitForBit) {
+  const std::string flags = kTiny + " --steps 100000 --lr 1e-4 --checkpoint-every-minutes 0 --out " + path("i");
+  const RunResult r = run_interrupted(flags, 2.0);
+  ASSERT_EQ(r.signal, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 130) << r.err;
+  const std::string latest = read_file(path("i/latest"));
+  ASSERT_EQ(latest.rfind("checkpoint-", 0), 0u) << r.err;
+  const int64_t saved = std::stoll(latest.substr(11));
+  EXPECT_NE(r.err.find("interrupted after step " + std::to_string(saved)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--resume " + path("i")), std::string::npos) << r.err;
+  // Every step up to the checkpoint is in metrics.jsonl, flushed as it ran.
+  const std::vector<std::string> lines = lines_of(read_file(path("i/metrics.jsonl")));
+  ASSERT_EQ(static_cast<int64_t>(lines.size()), saved);
+  // SIGTERM too; then the resumed run's history holds every step once.
+  const RunResult t = run_interrupted(kTiny + " --steps 100000 --lr 1e-4 --checkpoint-every-minutes 0 --out " +
+                                          path("i") + " --resume " + path("i"),
+                                      2.0, "TERM");
+  ASSERT_EQ(t.exit_code, 130) << t.err;
+  const std::vector<std::string> all = lines_of(read_file(path("i/metrics.jsonl")));
+  ASSERT_GT(all.size(), lines.size());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(Value::parse(all[i]).at("step").as_int(), static_cast<int64_t>(i + 1));
+  for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(all[i], lines[i]);
+}
+
+TEST_F(GcTrainCli, CheckpointEveryNSteps) {
+  const RunResult r = run(kTiny + " --steps 7 --checkpoint-every 3 --out " + path("c"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(path("c/latest")), "checkpoint-7\n");
+  EXPECT_FALSE(exists(path("c/checkpoint-6"))) << "older checkpoints go once the newer one is complete";
+  EXPECT_EQ(run(kTiny + " --checkpoint-every 0 --out " + path("d")).exit_code, 2);
+}
+
+TEST_F(GcTrainCli, DivergenceStopsKeepingTheLastGoodCheckpoint) {
+  // Step 1 is fine and saved; its update makes step 2's loss non-finite.
+  const RunResult r = run(kTiny + " --steps 5 --warmup 0 --lr 1e30 --checkpoint-every 1 --out " + path("n"));
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("step 2 diverged"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("first non-finite gradient"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(path("n/checkpoint-1")), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(path("n/latest")), "checkpoint-1\n");
+  EXPECT_FALSE(exists(path("n/checkpoint-2")));
+}
+
+TEST_F(GcTrainCli, SmallFaultsAreUsageErrors) {
+  for (const std::string& flags : {std::string("--quiet=maybe"), std::string("--no-eval=2"),
+                                   std::string("--device meta --resume ") + dir_,
+                                   std::string("--mem-limit 1e10TB"), std::string("--mem-budget 9223372036854775808"),
+                                   std::string("--edge-chunks 32"),
+                                   std::string("--device meta --remat auto --mem-budget 48MiB --edge-chunks 5")}) {
+    SCOPED_TRACE(flags);
+    const RunResult r = run(kTiny + " --steps 1 --out " + path("s") + " " + flags);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err.find("9223372036854775807 B"), std::string::npos) << r.err;
+  }
+  // --quiet=false is not quiet.
+  const RunResult loud = run("--preset graphcast-small --grid 30 --mesh 1 --latent 8 --layers 1 --no-eval --steps 1 "
+                             "--quiet=false --out " + path("loud"));
+  EXPECT_EQ(loud.exit_code, 0) << loud.err;
+  EXPECT_NE(loud.err.find("step 1/1"), std::string::npos) << loud.err;
+}
+
+TEST_F(GcTrainCli, CudaWithoutAGpuIsAnErrorNotACrash) {
+  std::string why;
+  if (gc::cuda_available(&why)) GTEST_SKIP() << "a GPU is present";
+  const RunResult r = run(kTiny + " --steps 1 --device cuda --out " + path("g"));
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--device cuda"), std::string::npos) << r.err;
+}
+
+TEST_F(GcTrainCli, ResumeRefusesAnotherPrecisionSeedDataOrBatchUnlessMeant) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("r")).exit_code, 0);
+  for (const std::string& change : {std::string("--precision bf16"), std::string("--seed 9"),
+                                    std::string("--batch 2"), std::string("--accum 2")}) {
+    SCOPED_TRACE(change);
+    const RunResult r = run(kTiny + " --steps 4 --out " + path("r") + " --resume " + path("r") + " " + change);
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--resume-with-changes"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(read_file(path("r/latest")), "checkpoint-2\n") << "a refused resume saves nothing";
+  // Meant: fp16 then starts its own loss scaling at 2^16, not the fp32 run's 1.
+  const RunResult meant = run(kTiny + " --steps 3 --out " + path("r") + " --resume " + path("r") +
+                              " --precision fp16 --resume-with-changes --report " + path("r.json"));
+  ASSERT_EQ(meant.exit_code, 0) << meant.err;
+  EXPECT_GE(Value::parse(read_file(path("r.json"))).at("train").at("loss_scale").as_double(), 32768.0);
+}
+
+TEST_F(GcTrainCli, LeftoversOfAKilledRunAreTidied) {
+  ASSERT_EQ(run(kTiny + " --steps 2 --out " + path("k")).exit_code, 0);
+  // A process that no longer exists, as a writer killed before its rename.
+  ASSERT_EQ(std::system(("sh -c 'echo $$' > " + path("dead.pid")).c_str()), 0);
+  const std::string dead = lines_of(read_file(path("dead.pid"))).at(0);
+  write_text(path("k/metrics.jsonl.tmp." + dead + ".0"), "half");
+  write_text(path("k/checkpoint-2/weights.safetensors.tmp." + dead + ".3"), "half");
+  ASSERT_EQ(mkdir(path("k/checkpoint-3").c_str(), 0755), 0);  // a save cut short
+  write_text(path("k/checkpoint-3/weights.safetensors.tmp." + dead + ".4"), "half");
+  const std::string live = path("k/report.json.tmp." + std::to_string(getpid()) + ".0");  // a live writer's
+  write_text(live, "in progress");
+  const RunResult r = run(kTiny + " --steps 4 --out " + path("k") + " --resume " + path("k"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(exists(path("k/metrics.jsonl.tmp." + dead + ".0")));
+  EXPECT_FALSE(exists(path("k/checkpoint-3")));
+  EXPECT_TRUE(exists(live));
+  EXPECT_TRUE(exists(path("k/checkpoint-4/weights.safetensors")));
+}
+
+TEST_F(GcTrainCli, HostStructuresThatCannotFitAreRefusedBeforeAllocating) {
+  for (const std::string& flags :
+       {kTiny + " --latent 100000", std::string("--mesh 1 --latent 8 --layers 1 --data-trajectories 100000 "
+                                                "--data-frames 1000 --quiet --data-cache ") + path("cache")}) {
+    SCOPED_TRACE(flags);
+    const RunResult r = run(flags + " --steps 1 --out " + path("h"));
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("of host memory"), std::string::npos) << r.err;
   }
 }

@@ -1,9 +1,13 @@
 // test_safetensors.cpp: atomic file replacement and safetensors checkpoints:
-// bit-exact round trips of every dtype and odd shapes, the exact bytes of a tiny
-// file, header alignment, and every kind of corruption (truncation at each
-// length, flipped header bytes, lying length fields, inconsistent headers)
-// giving a clear std::runtime_error that starts with the path, never a crash.
+// CRC32C known answers, bit-exact round trips of every dtype and odd shapes,
+// the exact bytes of a tiny file, header alignment, and every kind of
+// corruption (truncation at each length, flipped header bytes, flipped data
+// bits caught by the checksums, lying length fields, inconsistent headers, a
+// FIFO or device in place of the file) giving a clear std::runtime_error that
+// starts with the path, never a crash or a hang.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -113,6 +117,23 @@ TEST(AtomicFile, CreatesThenReplaces) {
   EXPECT_EQ(directory.entries(), std::set<std::string>{"report.json"});
 }
 
+// Temporaries of writers that were killed go; a live writer's stay, and so do
+// files that only look alike.
+TEST(AtomicFile, StaleTemporariesOfDeadWritersAreRemoved) {
+  TempDirectory directory;
+  ASSERT_EQ(std::system(("sh -c 'echo $$' > " + directory.file("pid")).c_str()), 0);
+  std::string dead = read_bytes(directory.file("pid"));
+  while (!dead.empty() && dead.back() == '\n') dead.pop_back();
+  const std::string live = std::to_string(::getpid());
+  for (const std::string& name : {"a.json.tmp." + dead, "b.bin.tmp." + dead + ".7", "c.json.tmp." + live + ".1",
+                                  std::string("d.tmp.notapid"), std::string("e.json")})
+    write_file_atomic(directory.file(name), std::string("x"));
+  ::unlink(directory.file("pid").c_str());
+  EXPECT_EQ(remove_stale_temporaries(directory.path()), 2);
+  EXPECT_EQ(directory.entries(),
+            (std::set<std::string>{"c.json.tmp." + live + ".1", "d.tmp.notapid", "e.json"}));
+}
+
 TEST(AtomicFile, WriterThrowingMidwayLeavesOldFileAndNoTemporary) {
   TempDirectory directory;
   const std::string path = directory.file("checkpoint.bin");
@@ -152,6 +173,31 @@ TEST(AtomicFile, FailuresNamePathAndErrno) {
   EXPECT_THROW(write_file_atomic(occupied, std::string("x")), std::runtime_error);
   EXPECT_EQ(directory.entries(), std::set<std::string>{"occupied"});
   EXPECT_EQ(read_bytes(occupied + "/inside"), "keep");
+}
+
+// ---- CRC32C ------------------------------------------------------------------------
+
+TEST(Crc32c, KnownAnswers) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);  // the check value of the CRC-32C catalogue entry
+  EXPECT_EQ(crc32c("", 0), 0u);
+  // RFC 3720 (iSCSI), appendix B.4: 32 bytes of zeros, of ones, ascending, descending.
+  unsigned char bytes[32];
+  std::memset(bytes, 0, sizeof bytes);
+  EXPECT_EQ(crc32c(bytes, 32), 0x8A9136AAu);
+  std::memset(bytes, 0xff, sizeof bytes);
+  EXPECT_EQ(crc32c(bytes, 32), 0x62A8AB43u);
+  for (int i = 0; i < 32; ++i) bytes[i] = static_cast<unsigned char>(i);
+  EXPECT_EQ(crc32c(bytes, 32), 0x46DD794Eu);
+  for (int i = 0; i < 32; ++i) bytes[i] = static_cast<unsigned char>(31 - i);
+  EXPECT_EQ(crc32c(bytes, 32), 0x113FDB5Cu);
+}
+
+TEST(Crc32c, ContinuesAcrossPieces) {
+  const std::string text = "The quick brown fox jumps over the lazy dog";
+  for (size_t split = 0; split <= text.size(); ++split)
+    EXPECT_EQ(crc32c(text.data() + split, text.size() - split, crc32c(text.data(), split)),
+              crc32c(text.data(), text.size()))
+        << split;
 }
 
 // ---- safetensors: round trips -------------------------------------------------------
@@ -267,19 +313,34 @@ TEST(Safetensors, TinyFileByteExact) {
   const Tensor a = Tensor::from_doubles({1.0, -2.0}, {2}, DType::f32);
   const Tensor b = Tensor::from_doubles({7.0}, {}, DType::i32);  // 0-d
   save_safetensors(path, {{"a", a}, {"b", b}}, {{"k", "v"}});
-  // 132 bytes of JSON, padded with 4 spaces to 136 = 0x88.
+  // 182 bytes of JSON, padded with 2 spaces to 184 = 0xb8. The checksums are the
+  // CRC32C of a's 8 and b's 4 bytes below (computed by an independent bitwise CRC).
   const std::string header_json =
-      R"({"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"I32","shape":[],"data_offsets":[8,12]}}    )";
-  const std::string expected = std::string("\x88\0\0\0\0\0\0\0", 8) + header_json +
+      R"({"__metadata__":{"k":"v","gc.crc32c.a":"aa36f2c9","gc.crc32c.b":"5167f30d"},)"
+      R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("b":{"dtype":"I32","shape":[],"data_offsets":[8,12]}}  )";
+  const std::string expected = std::string("\xb8\0\0\0\0\0\0\0", 8) + header_json +
                                std::string("\x00\x00\x80\x3f"   // 1.0f
                                            "\x00\x00\x00\xc0"   // -2.0f
                                            "\x07\x00\x00\x00",  // int32 7
                                            12);
   EXPECT_EQ(read_bytes(path), expected);
   const SafetensorsFile loaded = load_safetensors(path);
+  EXPECT_EQ(loaded.metadata, (std::vector<std::pair<std::string, std::string>>{{"k", "v"}})) << "checksums are not metadata";
   EXPECT_EQ(loaded.tensors[1].second.shape(), Shape{});
   EXPECT_EQ(loaded.tensors[1].second.item(), 7.0);
+}
+
+// What other writers produce: no checksums. Such a file loads, unverified.
+TEST(Safetensors, FileWithoutChecksumsLoads) {
+  TempDirectory directory;
+  const std::string path = directory.file("foreign.safetensors");
+  write_bytes(path, make_file(R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                              std::string("\x00\x00\x80\x3f\x00\x00\x00\xc0", 8)));
+  const SafetensorsFile loaded = load_safetensors(path);
+  EXPECT_EQ(loaded.metadata, (std::vector<std::pair<std::string, std::string>>{{"format", "pt"}}));
+  ASSERT_EQ(loaded.tensors.size(), 1u);
+  EXPECT_EQ(loaded.tensors[0].second.to_doubles(), (std::vector<double>{1.0, -2.0}));
 }
 
 TEST(Safetensors, HeaderOrderMayDifferFromDataOrder) {
@@ -330,6 +391,7 @@ TEST(Safetensors, SaveRejectsBadInputWithoutWriting) {
   EXPECT_THROW(save_safetensors(path, {{"", good}}), std::invalid_argument);
   EXPECT_THROW(save_safetensors(path, {{"bad\xff", good}}), std::invalid_argument);
   EXPECT_THROW(save_safetensors(path, {{"g", good}}, {{"k", "1"}, {"k", "2"}}), std::invalid_argument);
+  EXPECT_THROW(save_safetensors(path, {{"g", good}}, {{"gc.crc32c.g", "00000000"}}), std::invalid_argument);
   EXPECT_TRUE(directory.entries().empty());
 }
 
@@ -406,6 +468,37 @@ TEST(SafetensorsCorrupt, FlippedHeaderBytesNeverCrash) {
   EXPECT_GT(rejected, attempts / 2);
 }
 
+// The tensor whose data holds byte `position` of the file.
+std::string tensor_at(const SafetensorsFile& file, uint64_t data_start_bytes, uint64_t position) {
+  uint64_t begin = data_start_bytes;
+  for (const auto& [name, tensor] : file.tensors) {
+    if (position < begin + tensor.nbytes()) return name;
+    begin += tensor.nbytes();
+  }
+  return "";
+}
+
+TEST(SafetensorsCorrupt, EveryFlippedDataBitNamesItsTensor) {
+  TempDirectory directory;
+  const std::string sample_path = write_sample(directory);
+  const std::string sample = read_bytes(sample_path);
+  const SafetensorsFile original = load_safetensors(sample_path);
+  uint64_t header_bytes = 0;
+  std::memcpy(&header_bytes, sample.data(), 8);
+  const std::string path = directory.file("bit.safetensors");
+  write_bytes(path, sample);
+  for (size_t position = 8 + header_bytes; position < sample.size(); ++position) {
+    const char flipped = static_cast<char>(sample[position] ^ (1 << (position % 8)));
+    overwrite_byte(path, position, flipped);
+    const std::string name = tensor_at(original, 8 + header_bytes, position);
+    EXPECT_TRUE(load_fails_with(path, "checksum mismatch in tensor '" + name + "'")) << "byte " << position;
+    // On meta no data is read, so nothing is checked.
+    EXPECT_EQ(load_safetensors(path, Device::meta).tensors.size(), 3u);
+    overwrite_byte(path, position, sample[position]);
+  }
+  EXPECT_EQ(load_safetensors(path).tensors.size(), 3u);
+}
+
 TEST(SafetensorsCorrupt, LyingLengthField) {
   TempDirectory directory;
   const std::string sample = read_bytes(write_sample(directory));
@@ -470,6 +563,20 @@ TEST(SafetensorsCorrupt, InconsistentHeaders) {
        data8, "duplicate key"},
       {R"({"__metadata__":[1]})", "", "\"__metadata__\" is not an object"},
       {R"({"__metadata__":{"k":1}})", "", "is not a string"},
+      // Checksums: all or none, 8 hex digits, each of a tensor of the file, matching its bytes.
+      {R"({"__metadata__":{"gc.crc32c.b":"00000000"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data8,
+       "checksum of tensor 'b', which the file does not hold"},
+      {R"({"__metadata__":{"gc.crc32c.a":"0000000"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data8,
+       "the checksum of tensor 'a' is \"0000000\", not 8 hex digits"},
+      {R"({"__metadata__":{"gc.crc32c.a":"0000000g"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data8,
+       "not 8 hex digits"},
+      {R"({"__metadata__":{"gc.crc32c.a":" 0000000"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data8,
+       "not 8 hex digits"},
+      {R"({"__metadata__":{"gc.crc32c.a":"00000000"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+       R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+       data8, "tensor 'b' has no checksum"},
+      {R"({"__metadata__":{"gc.crc32c.a":"00000000"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data8,
+       "checksum mismatch in tensor 'a'"},
   };
   for (const Case& c : cases) {
     write_bytes(path, make_file(c.header, c.data));
@@ -485,7 +592,19 @@ TEST(SafetensorsCorrupt, InconsistentHeaders) {
 TEST(SafetensorsCorrupt, MissingFileOrDirectory) {
   TempDirectory directory;
   EXPECT_TRUE(load_fails_with(directory.file("absent.safetensors"), "cannot open"));
-  EXPECT_TRUE(load_fails_with(directory.path(), "not a regular file"));
+  EXPECT_TRUE(load_fails_with(directory.path(), "not a regular file but a directory"));
+  EXPECT_TRUE(load_fails_with("/dev/null", "not a regular file but a character device"));
+}
+
+// A FIFO without a writer: a blocking open would wait forever. The alarm turns
+// such a hang into a failed (killed) test run instead of a stuck one.
+TEST(SafetensorsCorrupt, FifoIsRefusedAtOnce) {
+  TempDirectory directory;
+  const std::string path = directory.file("weights.safetensors");
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  ::alarm(20);
+  EXPECT_TRUE(load_fails_with(path, "not a regular file but a FIFO"));
+  ::alarm(0);
 }
 
 }  // namespace

@@ -278,6 +278,37 @@ TEST_F(SweCache, TruncatedAndCorruptedFilesAreDetected) {
   EXPECT_NE(expect_runtime_error((dir_ / "missing.bin").string()).find("cannot open"), std::string::npos);
 }
 
+// Header settings that validate() once let through to undefined behaviour (found
+// by tests/fuzz/fuzz_swe_dataset): trajectory counts whose sum overflows int, and
+// a frame interval whose step count overflows int. Both must be a clear error.
+TEST_F(SweCache, HeaderCountsAndIntervalBeyondIntAreCorruption) {
+  std::filesystem::create_directories(dir_);
+  SweDatasetConfig c = training_only_config(1, 1, 0.0);
+  c.truncation = 1;
+  const std::string path = (dir_ / "data.bin").string();
+  save_swe_dataset(generate_swe_dataset(c, 1, false), path);
+  std::vector<char> original(std::filesystem::file_size(path));
+  std::ifstream(path, std::ios::binary).read(original.data(), static_cast<std::streamsize>(original.size()));
+  auto write_with = [&](size_t offset, const void* value, size_t bytes) {
+    std::vector<char> changed = original;
+    std::memcpy(changed.data() + offset, value, bytes);
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(changed.data(), static_cast<std::streamsize>(changed.size()));
+  };
+  const uint32_t near_int_max[2] = {0x7fffff00u, 0x7fffff00u};  // train, validation trajectories
+  write_with(36, near_int_max, sizeof(near_int_max));
+  EXPECT_NE(expect_runtime_error(path).find("corrupted header"), std::string::npos);
+  const double frame_interval_hours = 1e30;
+  write_with(72, &frame_interval_hours, sizeof(frame_interval_hours));
+  EXPECT_NE(expect_runtime_error(path).find("corrupted header"), std::string::npos);
+
+  c.train_trajectories = c.validation_trajectories = 0x7fffff00;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c = small_config();
+  c.frame_interval_hours = 1e30;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+}
+
 TEST_F(SweCache, CorruptedCacheIsRegeneratedWithAWarning) {
   const SweDatasetConfig config = small_config();
   const SweDataset generated = load_or_generate_swe_dataset(config, dir_.string(), 2, false);

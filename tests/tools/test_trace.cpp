@@ -25,9 +25,7 @@
 namespace gc {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return "/tmp/gc_test_trace_" + std::to_string(getpid()) + "_" + name;
-}
+std::string temp_path(const std::string& name) { return test::scratch_root() + "/trace_" + name; }
 
 using test::has_png_signature;
 using test::read_file;

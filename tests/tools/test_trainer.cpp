@@ -1,5 +1,7 @@
 // test_trainer.cpp: the training job on a tiny random-input configuration:
-// resume continues bitwise exactly, checkpoints survive corruption checks,
+// resume continues bitwise exactly, checkpoints survive corruption checks
+// (edited train_state values and moment tensors of the wrong shape or dtype are
+// refused naming the file, key or tensor, and leave the trainer unchanged),
 // the dry run on meta reports the cpu run's figures to the byte, an impossible
 // limit is an OutOfMemory with a smallest passing limit, bad flags are usage errors.
 #include <gtest/gtest.h>
@@ -9,11 +11,13 @@
 #include <fstream>
 #include <sys/stat.h>
 
+#include "tools/io/safetensors.h"
 #include "tools/memory/dry_run.h"
 #include "tools/train/predict.h"
 #include "tools/memory/memory_report.h"
 #include "tools/train/options.h"
 #include "tools/train/trainer.h"
+#include "tests/test_util.h"
 
 using namespace gc;
 
@@ -29,12 +33,7 @@ TrainOptions tiny_options(const std::vector<std::string>& extra = {}) {
   return o;
 }
 
-std::string temp_dir(const std::string& name) {
-  std::string dir = "/tmp/gc_test_trainer_" + name + "_" + std::to_string(::getpid());
-  std::system(("rm -rf " + dir).c_str());
-  mkdir(dir.c_str(), 0755);
-  return dir;
-}
+std::string temp_dir(const std::string& name) { return test::scratch_folder("trainer_" + name); }
 
 std::vector<double> losses(const Trainer& t) {
   std::vector<double> out;
@@ -96,6 +95,102 @@ TEST(Trainer, CorruptedCheckpointIsAClearError) {
   t2.save_checkpoint(dir2);
   Trainer r2(prepare_run(other));
   EXPECT_THROW(r2.load_checkpoint(dir2), std::runtime_error);
+}
+
+namespace {
+
+// The error of r.load_checkpoint(dir), or "" when it succeeds.
+std::string load_error(Trainer& r, const std::string& dir) {
+  try {
+    r.load_checkpoint(dir);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Trainer, EditedTrainStateValuesAreRefusedNamingFileKeyAndValue) {
+  const std::string dir = temp_dir("edited");
+  TrainOptions o = tiny_options({"--steps", "2"});
+  Trainer t(prepare_run(o));
+  t.train();
+  t.save_checkpoint(dir);
+  const std::string state_path = dir + "/checkpoint-2/train_state.safetensors";
+  const SafetensorsFile original = load_safetensors(state_path);
+  TrainOptions o4 = tiny_options({"--steps", "4"});
+  Trainer r(prepare_run(o4));
+  const std::vector<double> untouched = r.optimizer().params()[0].value().to_doubles();
+  for (const std::string key : {"step", "optimizer_steps", "clean_steps", "skipped_steps", "loss_scale"}) {
+    // "3" is beyond the step for the counters, not a power of two for the scale.
+    for (const std::string value : {"abc", "", "99999999999", "1:0", "-1", " 1", "1 ", "+1", "0x1", "3"}) {
+      if (key == "step" && value == "3") continue;  // a valid step (the config check passes, then the counters do)
+      SCOPED_TRACE(key + " = \"" + value + "\"");
+      std::vector<std::pair<std::string, std::string>> metadata = original.metadata;
+      for (auto& [k, v] : metadata)
+        if (k == key) v = value;
+      save_safetensors(state_path, original.tensors, metadata);
+      const std::string error = load_error(r, dir);
+      EXPECT_NE(error.find(state_path + ": metadata '" + key + "' is \"" + value + "\", expected "), std::string::npos)
+          << error;
+    }
+  }
+  // A value that is too long is cut short in the message.
+  std::vector<std::pair<std::string, std::string>> metadata = original.metadata;
+  for (auto& [k, v] : metadata)
+    if (k == "step") v = std::string(1000, '7');
+  save_safetensors(state_path, original.tensors, metadata);
+  EXPECT_NE(load_error(r, dir).find("\"" + std::string(40, '7') + "...\""), std::string::npos);
+  // A missing key is named too.
+  metadata = original.metadata;
+  for (size_t i = 0; i < metadata.size(); ++i)
+    if (metadata[i].first == "clean_steps") metadata.erase(metadata.begin() + static_cast<long>(i));
+  save_safetensors(state_path, original.tensors, metadata);
+  EXPECT_NE(load_error(r, dir).find(state_path + ": metadata 'clean_steps' missing"), std::string::npos);
+
+  // Nothing was changed by the refused loads; the original checkpoint still loads.
+  EXPECT_EQ(r.completed_steps(), 0);
+  EXPECT_EQ(r.optimizer().params()[0].value().to_doubles(), untouched);
+  save_safetensors(state_path, original.tensors, original.metadata);
+  EXPECT_EQ(load_error(r, dir), "");
+  EXPECT_EQ(r.completed_steps(), 2);
+  EXPECT_EQ(r.optimizer().steps(), 2);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST(Trainer, MomentOfTheWrongShapeOrDtypeIsRefusedNamingFileAndTensor) {
+  const std::string dir = temp_dir("moments");
+  TrainOptions o = tiny_options({"--steps", "2"});
+  Trainer t(prepare_run(o));
+  t.train();
+  t.save_checkpoint(dir);
+  const std::string state_path = dir + "/checkpoint-2/train_state.safetensors";
+  const SafetensorsFile original = load_safetensors(state_path);
+  TrainOptions o4 = tiny_options({"--steps", "4"});
+  Trainer r(prepare_run(o4));
+  const std::string moment = t.optimizer().params()[1].name() + ".adam_v";
+  const Tensor& right = t.optimizer().second_moments()[1];
+  const Shape wrong_shape = {right.numel() + 1};
+  for (const Tensor& wrong : {Tensor::zeros(wrong_shape, right.dtype()), Tensor::zeros(right.shape(), DType::f64)}) {
+    SCOPED_TRACE(wrong.describe());
+    std::vector<std::pair<std::string, Tensor>> tensors = original.tensors;
+    for (auto& [name, tensor] : tensors)
+      if (name == moment) tensor = wrong;
+    save_safetensors(state_path, tensors, original.metadata);
+    const std::string error = load_error(r, dir);
+    EXPECT_EQ(error.rfind(state_path + ": tensor '" + moment + "' is ", 0), 0u) << error;
+    EXPECT_NE(error.find(std::string("expected ") + dtype_name(right.dtype()) + shape_string(right.shape())),
+              std::string::npos)
+        << error;
+  }
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& entry : original.tensors)
+    if (entry.first != moment) tensors.push_back(entry);
+  save_safetensors(state_path, tensors, original.metadata);
+  EXPECT_EQ(load_error(r, dir), state_path + ": tensor '" + moment + "' missing");
+  EXPECT_EQ(r.completed_steps(), 0);
+  std::system(("rm -rf " + dir).c_str());
 }
 
 TEST(Trainer, DryRunEqualsRealRunToTheByte) {
@@ -161,6 +256,7 @@ TEST(TrainOptions, BadFlagsAreUsageErrors) {
   EXPECT_THROW(parse_train_options({"--device", "tpu"}, &o, &help), UsageError);
   EXPECT_THROW(parse_train_options({"--preset", "huge"}, &o, &help), UsageError);
   EXPECT_THROW(parse_train_options({"--grid", "0.7"}, &o, &help), UsageError);
+  EXPECT_THROW(parse_train_options({"--grid", "1e-300"}, &o, &help), UsageError);  // found by tests/fuzz
   EXPECT_THROW(parse_train_options({"--what"}, &o, &help), UsageError);
   EXPECT_FALSE(parse_train_options({"--help"}, &o, &help));
   EXPECT_NE(help.find("--mem-budget"), std::string::npos);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 
 #include "tools/data/swe_solver.h"
@@ -144,11 +145,17 @@ void SweDatasetConfig::validate() const {
   require(truncation >= 1 && truncation <= 255, "truncation must be in 1..255, got " + std::to_string(truncation));
   require(train_trajectories >= 0 && validation_trajectories >= 0 && test_trajectories >= 0,
           "trajectory counts must be >= 0");
-  require(total_trajectories() >= 1, "need at least one trajectory");
+  // Summed in 64 bits: the counts of a corrupted cache header may each be near INT_MAX.
+  const int64_t total = int64_t{train_trajectories} + validation_trajectories + test_trajectories;
+  require(total >= 1, "need at least one trajectory");
+  require(total <= std::numeric_limits<int>::max(), "the trajectory counts add up to more than an int holds");
   require(frames_per_trajectory >= 1, "frames_per_trajectory must be >= 1, got " +
                                           std::to_string(frames_per_trajectory));
   require(std::isfinite(spinup_days) && spinup_days >= 0.0, "spinup_days must be >= 0");
   require(std::isfinite(frame_interval_hours) && frame_interval_hours > 0.0, "frame_interval_hours must be > 0");
+  // steps_per_frame counts solver steps in an int.
+  require(frame_interval_hours * 3600.0 / swe_stable_time_step_s(truncation) < std::numeric_limits<int>::max(),
+          "frame_interval_hours needs more than 2^31 solver steps per frame");
   require(std::isfinite(mean_depth_m) && mean_depth_m > 0.0, "mean_depth_m must be > 0");
   require(std::isfinite(rms_vorticity_per_s) && rms_vorticity_per_s > 0.0, "rms_vorticity_per_s must be > 0");
 }
@@ -370,6 +377,8 @@ SweDataset load_or_generate_swe_dataset(const SweDatasetConfig& config, const st
   if (loaded_from_cache) *loaded_from_cache = false;
   const std::string folder = cache_dir.empty() ? std::string(".") : cache_dir;
   const std::string path = (std::filesystem::path(folder) / swe_cache_file_name(config)).string();
+  // A generation killed while saving left its temporary (hundreds of MB at T42).
+  remove_stale_temporaries(folder);
   std::error_code exists_error;
   if (std::filesystem::exists(path, exists_error)) {
     try {

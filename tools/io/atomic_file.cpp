@@ -5,7 +5,9 @@
 // nothing better can be done there.
 #include "tools/io/atomic_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +101,26 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
     if (!contents.empty() && std::fwrite(contents.data(), 1, contents.size(), file) != contents.size())
       throw std::runtime_error("write_file_atomic: cannot write " + path + ": " + errno_text(errno));
   });
+}
+
+int remove_stale_temporaries(const std::string& folder) {
+  DIR* dir = ::opendir(folder.c_str());
+  if (!dir) return 0;
+  int removed = 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    const size_t mark = name.rfind(".tmp.");
+    if (mark == std::string::npos || mark == 0) continue;
+    // <pid> or <pid>.<n>, digits only.
+    const std::string tail = name.substr(mark + 5);
+    const std::string pid_text = tail.substr(0, tail.find('.'));
+    if (pid_text.empty() || pid_text.size() > 9 || tail.find_first_not_of("0123456789.") != std::string::npos) continue;
+    const long pid = std::stol(pid_text);
+    if (pid <= 0 || pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    if (::unlink((folder + "/" + name).c_str()) == 0) ++removed;
+  }
+  ::closedir(dir);
+  return removed;
 }
 
 void make_directories(const std::string& path) {

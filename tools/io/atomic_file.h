@@ -22,6 +22,11 @@ namespace gc {
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
 void write_file_atomic(const std::string& path, const std::string& contents);
 
+// Removes the temporaries (`NAME.tmp.<pid>[.<n>]`) that writers killed before
+// their rename left in `folder`: those whose process no longer exists. Returns
+// how many went. Files of live processes (a concurrent writer) stay.
+int remove_stale_temporaries(const std::string& folder);
+
 // mkdir -p: creates `path` and its missing parents (mode 0755). Throws
 // std::runtime_error naming the path when it does not end up a directory.
 void make_directories(const std::string& path);

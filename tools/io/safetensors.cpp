@@ -5,10 +5,15 @@
 // error instead of a crash or a multi-gigabyte allocation. All tensors are
 // validated before the first one is created; the bytes then go straight from
 // the file into allocator-owned storage (for cuda through a host staging
-// tensor, one tensor at a time).
+// tensor, one tensor at a time). The writer learns the checksums while it
+// writes the data, so it writes the header twice: first with placeholder
+// checksums, then in place with the real ones (fixed width, so the length
+// cannot change); each cuda tensor is copied to the host once.
 #include "tools/io/safetensors.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -16,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "tools/io/atomic_file.h"
@@ -31,6 +37,45 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // far above any real header, far below a harmful allocation
 constexpr const char* kMetadataKey = "__metadata__";
+constexpr const char* kChecksumPrefix = "gc.crc32c.";  // + tensor name: metadata key of its checksum
+
+bool is_checksum_key(const std::string& key) { return key.rfind(kChecksumPrefix, 0) == 0; }
+
+std::string checksum_text(uint32_t crc) {
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", crc);
+  return text;
+}
+
+// Exactly 8 hex digits (either case).
+bool checksum_from_text(const std::string& text, uint32_t* crc) {
+  if (text.size() != 8) return false;
+  uint32_t value = 0;
+  for (char c : text) {
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+    if (digit < 0) return false;
+    value = (value << 4) | static_cast<uint32_t>(digit);
+  }
+  *crc = value;
+  return true;
+}
+
+// A value from the file for a message: quoted, or its length when too long to show.
+std::string excerpt(const std::string& text) {
+  return text.size() <= 40 ? json::Value(text).dump() : "a string of " + std::to_string(text.size()) + " bytes";
+}
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "of an unknown kind";
+}
 
 const char* safetensors_dtype_name(DType dtype) {
   switch (dtype) {
@@ -73,6 +118,8 @@ struct Entry {
   Shape shape;
   uint64_t begin_bytes;
   uint64_t end_bytes;
+  bool has_checksum = false;
+  uint32_t checksum = 0;  // CRC32C of the bytes, when has_checksum
 };
 
 class Loader {
@@ -80,12 +127,7 @@ class Loader {
   Loader(const std::string& path, Device device) : path_(path), device_(device) {}
 
   SafetensorsFile load() {
-    file_.reset(std::fopen(path_.c_str(), "rb"));
-    if (!file_) fail(std::string("cannot open: ") + std::strerror(errno));
-    struct stat info;
-    if (::fstat(::fileno(file_.get()), &info) != 0) fail(std::string("cannot stat: ") + std::strerror(errno));
-    if (!S_ISREG(info.st_mode)) fail("not a regular file");
-    const uint64_t file_bytes = static_cast<uint64_t>(info.st_size);
+    const uint64_t file_bytes = open_regular_file();
     if (file_bytes < 8)
       fail("truncated: the file has " + std::to_string(file_bytes) + " bytes, fewer than the 8-byte header length");
 
@@ -122,12 +164,39 @@ class Loader {
       }
     }
     check_tiling(entries);
+    take_checksums(&result.metadata, &entries);
     for (const Entry& entry : entries) result.tensors.emplace_back(entry.name, read_tensor(entry));
     return result;
   }
 
  private:
   [[noreturn]] void fail(const std::string& what) const { throw std::runtime_error(path_ + ": " + what); }
+
+  // Opens path_ as file_ and returns its size. A blocking open would wait
+  // forever on a FIFO without a writer, so the kind of file is checked on a
+  // non-blocking descriptor before anything is read.
+  uint64_t open_regular_file() {
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) fail(std::string("cannot open: ") + std::strerror(errno));
+    struct stat info;
+    if (::fstat(fd, &info) != 0) {
+      const int error = errno;
+      ::close(fd);
+      fail(std::string("cannot stat: ") + std::strerror(error));
+    }
+    if (!S_ISREG(info.st_mode)) {
+      ::close(fd);
+      fail(std::string("not a regular file but ") + file_kind(info.st_mode));
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    file_.reset(::fdopen(fd, "rb"));
+    if (!file_) {
+      const int error = errno;
+      ::close(fd);
+      fail(std::string("cannot open: ") + std::strerror(error));
+    }
+    return static_cast<uint64_t>(info.st_size);
+  }
 
   void read_exact(void* destination, uint64_t bytes) {
     if (bytes > 0 && std::fread(destination, 1, bytes, file_.get()) != bytes)
@@ -213,6 +282,37 @@ class Loader {
            std::to_string(data_region_bytes_) + " bytes of data");
   }
 
+  // Moves the checksum keys out of `metadata` onto the entries they name. A file
+  // has a checksum for every tensor or for none, so a key with a damaged name
+  // shows as the checksum of no tensor, or as a tensor without one.
+  void take_checksums(std::vector<std::pair<std::string, std::string>>* metadata, std::vector<Entry>* entries) const {
+    std::unordered_map<std::string, Entry*> by_name;
+    for (Entry& entry : *entries) by_name[entry.name] = &entry;
+    std::vector<std::pair<std::string, std::string>> kept;
+    size_t checksums = 0;
+    for (auto& [key, text] : *metadata) {
+      if (!is_checksum_key(key)) {
+        kept.emplace_back(std::move(key), std::move(text));
+        continue;
+      }
+      const std::string name = key.substr(std::strlen(kChecksumPrefix));
+      const auto found = by_name.find(name);
+      if (found == by_name.end())
+        fail("corrupted header: metadata \"" + key + "\" is the checksum of tensor '" + name +
+             "', which the file does not hold");
+      if (!checksum_from_text(text, &found->second->checksum))
+        fail("corrupted header: the checksum of tensor '" + name + "' is " + excerpt(text) + ", not 8 hex digits");
+      found->second->has_checksum = true;
+      ++checksums;
+    }
+    if (checksums > 0)
+      for (const Entry& entry : *entries)
+        if (!entry.has_checksum)
+          fail("corrupted header: tensor '" + entry.name + "' has no checksum (\"" + kChecksumPrefix + entry.name +
+               "\") while the other tensors have one");
+    *metadata = std::move(kept);
+  }
+
   Tensor read_tensor(const Entry& entry) {
     if (device_ == Device::meta) return Tensor::empty(entry.shape, entry.dtype, Device::meta);
     seek_data(entry.begin_bytes);
@@ -220,11 +320,22 @@ class Loader {
     if (device_ == Device::cpu) {
       Tensor tensor = Tensor::empty(entry.shape, entry.dtype, Device::cpu);
       read_exact(tensor.data(), bytes);
+      verify_checksum(entry, tensor.data(), bytes);
       return tensor;
     }
     Tensor staging = Tensor::empty(entry.shape, entry.dtype, Device::cpu);
     read_exact(staging.data(), bytes);
+    verify_checksum(entry, staging.data(), bytes);
     return Tensor::from_host(staging.data(), entry.shape, entry.dtype, device_);
+  }
+
+  void verify_checksum(const Entry& entry, const void* data, uint64_t bytes) const {
+    if (!entry.has_checksum) return;
+    const uint32_t actual = crc32c(data, bytes);
+    if (actual != entry.checksum)
+      fail("checksum mismatch in tensor '" + entry.name + "': its " + std::to_string(bytes) + " bytes have CRC32C " +
+           checksum_text(actual) + " but the header records " + checksum_text(entry.checksum) +
+           " (the data changed after the file was written)");
   }
 
   void seek_data(uint64_t offset_bytes) {
@@ -240,7 +351,27 @@ class Loader {
   uint64_t data_region_bytes_ = 0;
 };
 
+// Entry b: the CRC32C register after shifting the byte b through it alone.
+struct Crc32cTable {
+  uint32_t entries[256];
+  Crc32cTable() {
+    for (uint32_t byte = 0; byte < 256; ++byte) {
+      uint32_t crc = byte;
+      for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ ((crc & 1) ? 0x82F63B78u : 0u);
+      entries[byte] = crc;
+    }
+  }
+};
+
 }  // namespace
+
+uint32_t crc32c(const void* data, size_t bytes, uint32_t crc) {
+  static const Crc32cTable table;
+  const unsigned char* byte = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < bytes; ++i) crc = table.entries[(crc ^ byte[i]) & 0xffu] ^ (crc >> 8);
+  return ~crc;
+}
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::vector<std::pair<std::string, std::string>>& metadata) {
@@ -257,47 +388,61 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
       throw std::invalid_argument(where + "tensor '" + name + "' is " + tensor.describe() + ": meta tensors have no data");
   }
   std::unordered_set<std::string> metadata_keys;
-  for (const auto& entry : metadata)
+  for (const auto& entry : metadata) {
     if (!metadata_keys.insert(entry.first).second)
       throw std::invalid_argument(where + "duplicate metadata key '" + entry.first + "'");
+    if (is_checksum_key(entry.first))
+      throw std::invalid_argument(where + "metadata key '" + entry.first + "' is reserved for the checksums");
+  }
 
-  json::Value header = json::Value::object();
-  if (!metadata.empty()) {
-    json::Value& metadata_object = header[kMetadataKey] = json::Value::object();
-    for (const auto& [key, text] : metadata) metadata_object[key] = text;
-  }
-  int64_t offset_bytes = 0;
-  for (const auto& [name, tensor] : tensors) {
-    json::Value entry = json::Value::object();
-    entry["dtype"] = safetensors_dtype_name(tensor.dtype());
-    json::Value shape = json::Value::array();
-    for (int64_t dim : tensor.shape()) shape.push_back(dim);
-    entry["shape"] = std::move(shape);
-    json::Value offsets = json::Value::array();
-    offsets.push_back(offset_bytes);
-    offset_bytes += static_cast<int64_t>(tensor.nbytes());
-    offsets.push_back(offset_bytes);
-    entry["data_offsets"] = std::move(offsets);
-    header[name] = std::move(entry);
-  }
-  std::string header_text = header.dump();
-  header_text.append((8 - header_text.size() % 8) % 8, ' ');  // data starts 8-byte aligned after the 8-byte length
+  // The header with checksums[i] as the checksum of tensor i, padded so that
+  // the data starts 8-byte aligned after the 8-byte length.
+  auto header_text = [&](const std::vector<uint32_t>& checksums) {
+    json::Value header = json::Value::object();
+    if (!metadata.empty() || !tensors.empty()) {
+      json::Value& metadata_object = header[kMetadataKey] = json::Value::object();
+      for (const auto& [key, text] : metadata) metadata_object[key] = text;
+      for (size_t i = 0; i < tensors.size(); ++i)
+        metadata_object[kChecksumPrefix + tensors[i].first] = checksum_text(checksums[i]);
+    }
+    int64_t offset_bytes = 0;
+    for (const auto& [name, tensor] : tensors) {
+      json::Value entry = json::Value::object();
+      entry["dtype"] = safetensors_dtype_name(tensor.dtype());
+      json::Value shape = json::Value::array();
+      for (int64_t dim : tensor.shape()) shape.push_back(dim);
+      entry["shape"] = std::move(shape);
+      json::Value offsets = json::Value::array();
+      offsets.push_back(offset_bytes);
+      offset_bytes += static_cast<int64_t>(tensor.nbytes());
+      offsets.push_back(offset_bytes);
+      entry["data_offsets"] = std::move(offsets);
+      header[name] = std::move(entry);
+    }
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    return text;
+  };
+  std::vector<uint32_t> checksums(tensors.size(), 0);
+  const std::string placeholder_header = header_text(checksums);
 
   write_file_atomic(path, [&](std::FILE* file) {
     unsigned char length_bytes[8];
-    uint64_t header_bytes = header_text.size();
+    uint64_t header_bytes = placeholder_header.size();
     for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(header_bytes >> (8 * i));
     write_bytes(file, length_bytes, 8, path);
-    write_bytes(file, header_text.data(), header_text.size(), path);
-    for (const auto& entry : tensors) {
-      const Tensor& tensor = entry.second;
-      if (tensor.device() == Device::cpu) {
-        write_bytes(file, tensor.data(), tensor.nbytes(), path);
-      } else {
-        const Tensor host = tensor.to(Device::cpu);  // freed before the next tensor is copied
-        write_bytes(file, host.data(), host.nbytes(), path);
-      }
+    write_bytes(file, placeholder_header.data(), placeholder_header.size(), path);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const Tensor& tensor = tensors[i].second;
+      const Tensor host = tensor.device() == Device::cpu ? tensor : tensor.to(Device::cpu);  // freed before the next copy
+      checksums[i] = crc32c(host.data(), host.nbytes());
+      write_bytes(file, host.data(), host.nbytes(), path);
     }
+    const std::string final_header = header_text(checksums);
+    if (final_header.size() != placeholder_header.size())
+      throw std::logic_error(where + "the header changed length when its checksums were filled in");
+    if (std::fseek(file, 8, SEEK_SET) != 0) throw std::runtime_error(path + ": seek failed: " + std::strerror(errno));
+    write_bytes(file, final_header.data(), final_header.size(), path);
   });
 }
 

@@ -124,6 +124,9 @@ RematPlan plan_auto(const AutoPlanRequest& o, const model::GraphCastGeometry& ge
     }
     if (best_cost < std::numeric_limits<double>::infinity() && best.predicted_overhead <= 1e-9) break;
   }
+  if (best.stages.empty() && smallest_estimate == std::numeric_limits<int64_t>::max())
+    throw UsageError("--remat auto: no edge chunk count could be tried (--edge-chunks " + std::to_string(o.edge_chunks) +
+                     " is more than this graph's " + std::to_string(max_chunks) + " edge blocks)");
   if (best.stages.empty()) {
     throw UsageError("--mem-budget " + format_bytes(budget) + " is too small for this configuration: the smallest "
                      "peak reached in dry runs is " + format_bytes(smallest_estimate) + " (" +

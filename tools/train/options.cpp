@@ -1,6 +1,7 @@
 // options.cpp: presets, flag parsing and --help for gc_train.
 #include "tools/train/options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +70,12 @@ output
   --trace-png FILE.png  memory timeline picture
   --report FILE.json    machine-readable report
   --resume CKPT         continue from a checkpoint directory written by --out
+  --overwrite           let a new run replace the checkpoint another run left in --out
+  --resume-with-changes let --resume continue with another precision, seed, data set or batch
+  --checkpoint-every N  save a checkpoint every N steps (default max(100, steps / 4))
+  --checkpoint-every-minutes M
+                        also save one when M minutes have passed since the last (default 15;
+                        0: never). Ctrl-C or SIGTERM finishes the step, saves and exits 130
   --no-eval             skip the evaluation
   --data-truncation T   demo data resolution: 21 (32 x 64 grid) or 42 (64 x 128)
   --data-trajectories N training trajectories of the demo data (validation and test: N/8, at least 2)
@@ -157,6 +164,14 @@ double parse_fraction(const std::string& flag, const std::string& text, double l
   return v;
 }
 
+// A switch: on when given alone; --flag=VALUE takes true/false, on/off, yes/no or 1/0.
+bool switch_value(const std::string& flag, bool inline_value, const std::string& value) {
+  if (!inline_value) return true;
+  if (value == "true" || value == "on" || value == "yes" || value == "1") return true;
+  if (value == "false" || value == "off" || value == "no" || value == "0") return false;
+  throw UsageError(flag + " is a switch: give it alone, or " + flag + "=true|false, got '" + value + "'");
+}
+
 int64_t parse_size(const std::string& flag, const std::string& text) {
   try {
     return parse_bytes(text);
@@ -200,8 +215,12 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     if (flag == "--preset") next();
     else if (flag == "--grid") {
       o->grid_deg = parse_double(flag, next());
-      if (!(o->grid_deg > 0) || o->grid_deg > 30 || std::fabs(180.0 / o->grid_deg - std::round(180.0 / o->grid_deg)) > 1e-9)
-        throw UsageError("--grid must divide 180 degrees (e.g. 0.25, 1, 2.5), got " + std::to_string(o->grid_deg));
+      // At least 0.01 degrees: finer spacings would make grids of billions of points,
+      // and 180 / spacing would always look whole in double precision.
+      if (!(o->grid_deg >= 0.01) || o->grid_deg > 30 ||
+          std::fabs(180.0 / o->grid_deg - std::round(180.0 / o->grid_deg)) > 1e-9)
+        throw UsageError("--grid must divide 180 degrees and be 0.01..30 (e.g. 0.25, 1, 2.5), got " +
+                         std::to_string(o->grid_deg));
     } else if (flag == "--mesh") o->mesh_level = static_cast<int>(parse_int(flag, next(), 0));
     else if (flag == "--latent") o->latent = parse_int(flag, next(), 1, 1 << 20);
     else if (flag == "--layers") o->layers = static_cast<int>(parse_int(flag, next(), 1));
@@ -258,8 +277,13 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--trace-png") o->trace_png = next();
     else if (flag == "--report") o->report_path = next();
     else if (flag == "--resume") o->resume_path = next();
-    else if (flag == "--no-eval") o->no_eval = true;
-    else if (flag == "--quiet") o->quiet = true;
+    else if (flag == "--no-eval") o->no_eval = switch_value(flag, inline_value, value);
+    else if (flag == "--quiet") o->quiet = switch_value(flag, inline_value, value);
+    else if (flag == "--overwrite") o->overwrite = switch_value(flag, inline_value, value);
+    else if (flag == "--resume-with-changes") o->resume_with_changes = switch_value(flag, inline_value, value);
+    else if (flag == "--checkpoint-every") o->checkpoint_every = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--checkpoint-every-minutes")
+      o->checkpoint_every_minutes = parse_fraction(flag, next(), 0.0, 1e9);
     else if (flag == "--data-truncation") {
       o->data_truncation = static_cast<int>(parse_int(flag, next(), 1));
       if (o->data_truncation != 21 && o->data_truncation != 42) throw UsageError("--data-truncation must be 21 or 42");
@@ -273,7 +297,10 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
   if (o->mesh_level > 7) throw UsageError("--mesh must be 0..7");
   if (!o->has_data() && o->rollout > 1)
     throw UsageError("--rollout > 1 needs data whose predictions can be fed back: use the demo preset");
+  if (!o->resume_path.empty() && o->device == Device::meta)
+    throw UsageError("--resume needs a device with values (cpu or cuda): a dry run on meta has no weights to load");
   if (o->out_dir.empty()) o->out_dir = "runs/" + o->preset;
+  if (o->checkpoint_every == 0) o->checkpoint_every = std::max(100, o->steps / 4);
   return true;
 }
 

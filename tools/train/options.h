@@ -52,6 +52,10 @@ struct TrainOptions {
   std::string trace_path, trace_png, report_path, resume_path;
   bool no_eval = false;
   bool quiet = false;
+  bool overwrite = false;
+  bool resume_with_changes = false;  // --resume may change precision, seed, data or batch            // a new run may replace another run's checkpoint in out_dir
+  int checkpoint_every = 0;          // steps; 0: max(100, steps / 4)
+  double checkpoint_every_minutes = 15;  // 0: never by time
   int data_truncation = 21;   // demo data: spectral truncation (21 or 42)
   std::string data_cache;     // "" : runs/data-cache
   int data_trajectories = 0;  // training trajectories of the demo data (0: the data set's default)

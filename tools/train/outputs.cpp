@@ -3,7 +3,15 @@
 // leaves a half-written file behind.
 #include "tools/train/outputs.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <cctype>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <fstream>
 #include <sstream>
 
@@ -52,37 +60,182 @@ std::string evaluation_table(const EvalResult& e) {
   return o.str();
 }
 
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Whether a new file can be made in `folder` (made, then removed at once).
+std::string write_probe_error(const std::string& folder) {
+  const std::string probe = folder + "/.gc-write-probe." + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_text();
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return std::string();
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string parent_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string real_path(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (!resolved) return path;
+  std::string out(resolved);
+  std::free(resolved);
+  return out;
+}
+
+// `folder` can hold new files: it exists and takes them, or (create=false) the
+// nearest folder above it that exists does, so it can be made when first needed.
+// Else a usage error naming the flag.
+void check_folder(const std::string& flag, const std::string& shown, const std::string& folder, bool create) {
+  std::string existing = folder;
+  while (::access(existing.c_str(), F_OK) != 0 && existing != "." && existing != "/") existing = parent_of(existing);
+  if (!is_directory(existing))
+    throw UsageError(flag + " " + shown + ": " + existing + " is a file, not a folder");
+  std::string error = write_probe_error(existing);
+  if (!error.empty()) throw UsageError(flag + " " + shown + ": cannot write in " + existing + ": " + error);
+  if (!create || existing == folder) return;
+  try {
+    make_directories(folder);
+  } catch (const std::exception& e) {
+    throw UsageError(flag + " " + shown + ": " + e.what());
+  }
+}
+
+// The run folder a --resume path belongs to: itself when it names the newest
+// checkpoint through `latest`, else the folder holding the checkpoint.
+std::string run_folder_of(const std::string& resume) {
+  if (::access((resume + "/latest").c_str(), F_OK) == 0) return resume;
+  return parent_of(resume);
+}
+
+}  // namespace
+
+void check_outputs(const TrainOptions& o) {
+  if (o.device != Device::meta) {
+    check_folder("--out", o.out_dir, o.out_dir, false);
+    const std::string latest = o.out_dir + "/latest";
+    const bool holds_a_run = ::access(latest.c_str(), F_OK) == 0;
+    if (holds_a_run && !o.overwrite) {
+      if (o.resume_path.empty())
+        throw UsageError("--out " + o.out_dir + " holds another run's checkpoint: continue it with --resume " +
+                         o.out_dir + ", or let this run replace it with --overwrite (or choose another --out)");
+      if (real_path(run_folder_of(o.resume_path)) != real_path(o.out_dir))
+        throw UsageError("--out " + o.out_dir + " holds another run's checkpoint than --resume " + o.resume_path +
+                         ": write the continued run elsewhere, or replace that run with --overwrite");
+    }
+  }
+  const std::pair<const char*, const std::string*> files[] = {
+      {"--trace", &o.trace_path}, {"--trace-png", &o.trace_png}, {"--report", &o.report_path}};
+  for (const auto& [flag, path] : files) {
+    if (path->empty()) continue;
+    if (is_directory(*path)) throw UsageError(std::string(flag) + " " + *path + " is a folder, not a file name");
+    check_folder(flag, *path, parent_of(*path), true);
+  }
+}
+
+namespace {
+// N of "checkpoint-N", -1 for anything else.
+long step_of(const std::string& name) {
+  if (name.rfind("checkpoint-", 0) != 0 || name.size() == 11 || name.size() > 20) return -1;
+  const std::string digits = name.substr(11);
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stol(digits);
+}
+}  // namespace
+
+void tidy_out_folder(const std::string& out_dir) {
+  remove_stale_temporaries(out_dir);
+  std::string latest;
+  {
+    std::ifstream in(out_dir + "/latest");
+    std::getline(in, latest);
+    while (!latest.empty() && std::isspace(static_cast<unsigned char>(latest.back()))) latest.pop_back();
+  }
+  DIR* dir = ::opendir(out_dir.c_str());
+  if (!dir) return;
+  std::vector<std::string> orphans;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.rfind("checkpoint-", 0) != 0 || name == latest || !is_directory(out_dir + "/" + name)) continue;
+    remove_stale_temporaries(out_dir + "/" + name);
+    if (step_of(name) > step_of(latest) && step_of(latest) >= 0) orphans.push_back(name);
+  }
+  ::closedir(dir);
+  // A checkpoint folder newer than the one `latest` names was never completed
+  // (the run was killed while saving it): nothing resumes it. Older ones are
+  // complete (their removal was cut short) and stay.
+  for (const std::string& name : orphans) {
+    const std::string folder = out_dir + "/" + name;
+    for (const char* file : {"/weights.safetensors", "/train_state.safetensors"}) ::unlink((folder + file).c_str());
+    if (::rmdir(folder.c_str()) == 0) std::fprintf(stderr, "gc_train: removed %s, a checkpoint never completed\n", folder.c_str());
+  }
+}
+
+std::string metrics_history_source(const TrainOptions& o) {
+  if (o.resume_path.empty()) return std::string();
+  return run_folder_of(o.resume_path) + "/metrics.jsonl";
+}
+
+MetricsLog::MetricsLog(const std::string& out_dir, const std::string& history_source, int start_step)
+    : path_(out_dir + "/metrics.jsonl") {
+  make_directories(out_dir);
+  // The records of the steps before the checkpoint, once, in order; a torn last
+  // line of an interrupted run is dropped.
+  std::ostringstream kept;
+  if (!history_source.empty() && start_step > 0) {
+    std::ifstream previous(history_source);
+    std::string line;
+    int64_t next_step = 1;
+    while (std::getline(previous, line)) {
+      try {
+        const json::Value v = json::Value::parse(line);
+        const json::Value* step = v.find("step");
+        if (step && step->as_int() == next_step && next_step <= start_step) {
+          kept << line << "\n";
+          ++next_step;
+        }
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  write_file_atomic(path_, kept.str());
+  file_ = std::fopen(path_.c_str(), "ab");
+  if (!file_) throw std::runtime_error("cannot append to " + path_ + ": " + errno_text());
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_) std::fclose(file_);
+}
+
+void MetricsLog::append(const StepRecord& r) {
+  json::Value line = json::Value::object();
+  line["step"] = r.step + 1;
+  line["loss"] = r.loss;
+  line["lr"] = r.lr;
+  line["grad_norm"] = r.grad_norm;
+  line["ms"] = r.ms;
+  line["skipped"] = r.skipped;
+  const std::string text = line.dump() + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
+    throw std::runtime_error("cannot append to " + path_ + ": " + errno_text());
+}
+
 void write_outputs(Trainer& t, const EvalResult* eval) {
   const TrainOptions& o = t.options();
   const bool real = o.device != Device::meta;
   std::string out = o.out_dir;
   if (real) {
     make_directories(out);
-    std::ostringstream metrics;
-    // A resumed run keeps the records of the steps before its checkpoint.
-    if (!o.resume_path.empty() && !t.history().empty()) {
-      std::ifstream previous(out + "/metrics.jsonl");
-      std::string line;
-      while (std::getline(previous, line)) {
-        try {
-          const json::Value v = json::Value::parse(line);
-          if (v.find("step") && v.find("step")->as_int() <= t.history().front().step) metrics << line << "\n";
-        } catch (const std::exception&) {
-          // a torn last line of an interrupted run is dropped
-        }
-      }
-    }
-    for (const StepRecord& r : t.history()) {
-      json::Value line = json::Value::object();
-      line["step"] = r.step + 1;
-      line["loss"] = r.loss;
-      line["lr"] = r.lr;
-      line["grad_norm"] = r.grad_norm;
-      line["ms"] = r.ms;
-      line["skipped"] = r.skipped;
-      metrics << line.dump() << "\n";
-    }
-    write_file_atomic(out + "/metrics.jsonl", metrics.str());
     t.save_checkpoint(out);
     write_pictures(t, eval, out);
   }

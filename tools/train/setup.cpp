@@ -1,8 +1,12 @@
 // setup.cpp: prepare_run (see setup.h).
 #include "tools/train/setup.h"
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 
+#include "runtime/allocator.h"
+#include "tools/data/swe_transform.h"
 #include "tools/io/atomic_file.h"
 #include "tools/train/predict.h"
 
@@ -12,6 +16,32 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Host memory the kernel reports as available (MemAvailable), or -1 if unknown.
+int64_t available_host_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return -1;
+}
+
+// Refuses, before allocating, host structures larger than the machine holds.
+void check_host_memory(const std::string& what, double bytes) {
+  const int64_t available = available_host_bytes();
+  if (available > 0 && bytes > static_cast<double>(available))
+    throw UsageError(what + " needs about " + format_bytes(static_cast<int64_t>(std::min(bytes, 9e18))) +
+                     " of host memory; this machine has " + format_bytes(available) + " available");
+}
+
+double swe_dataset_bytes(const data::SweDatasetConfig& dc) {
+  int nlat = 0, nlon = 0;
+  data::SphericalTransform::default_grid(dc.truncation, nlat, nlon);
+  return static_cast<double>(dc.total_trajectories()) * dc.frames_per_trajectory * nlat * nlon * data::kSweChannels *
+         sizeof(float);
 }
 
 // The demo data set, with the model's input and output widths resolved from it.
@@ -24,6 +54,9 @@ std::shared_ptr<const data::SweDataset> load_demo_data(TrainOptions* options) {
     dc.test_trajectories = std::max(2, options->data_trajectories / 8);
   }
   if (options->data_frames > 0) dc.frames_per_trajectory = options->data_frames;
+  check_host_memory("the demo data set (" + std::to_string(dc.total_trajectories()) + " trajectories x " +
+                        std::to_string(dc.frames_per_trajectory) + " frames at T" + std::to_string(dc.truncation) + ")",
+                    swe_dataset_bytes(dc));
   const std::string cache = options->data_cache.empty() ? std::string("runs/data-cache") : options->data_cache;
   make_directories(cache);
   auto data = std::make_shared<const data::SweDataset>(
@@ -63,6 +96,25 @@ RunSetup prepare_run(const TrainOptions& options) {
   const auto graph_start = std::chrono::steady_clock::now();
   setup.geometry = std::make_shared<const model::GraphCastGeometry>(model::build_geometry(grid, o.mesh_level));
   setup.graph_seconds = seconds_since(graph_start);
+  if (o.device != Device::meta) {
+    // Parameters are initialized through a host buffer of the largest weight
+    // (doubles); on the cpu the step's bytes are host memory too: parameters,
+    // gradients and AdamW's two moments at least (the dry run has the rest).
+    const double L = static_cast<double>(o.latent);
+    const double largest = 8.0 * std::max({static_cast<double>(o.in_channels) * L, 3.0 * L * L,
+                                           L * static_cast<double>(o.out_channels)});
+    const double parameters = (2.0 * o.layers + 12.0) * 3.0 * L * L;  // a lower bound: the MLPs' square weights
+    check_host_memory("--latent " + std::to_string(o.latent) + " with " + std::to_string(o.layers) + " layers",
+                      largest + (o.device == Device::cpu ? 16.0 * parameters : 0.0));
+  }
+  const model::GraphCastGeometry& g = *setup.geometry;
+  const int blocks =
+      std::min(model::edge_blocks_for(g.g2m.num_edges() * o.batch, g.g2m.num_receivers * o.batch),
+               model::edge_blocks_for(g.m2g.num_edges() * o.batch, g.m2g.num_receivers * o.batch));
+  if (o.edge_chunks > blocks)
+    throw UsageError("--edge-chunks " + std::to_string(o.edge_chunks) + ": this graph's encoder and decoder edges are "
+                     "computed in " + std::to_string(blocks) + " fixed blocks, which chunks group: use 1.." +
+                     std::to_string(blocks));
   setup.plan = resolve_remat_plan(setup);
   o.edge_chunks = setup.plan.edge_chunks;
   setup.seconds = seconds_since(start);

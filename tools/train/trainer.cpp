@@ -16,6 +16,7 @@
 #include "runtime/random.h"
 #include "tools/data/host_tensor.h"
 #include "tools/memory/trace.h"
+#include "tools/train/interrupt.h"
 #include "tools/train/rollout.h"
 
 namespace gc {
@@ -43,8 +44,10 @@ bool LossScaler::update(double grad_norm) {
     scale = std::max(1.0, scale / 2);
     clean_steps = 0;
     ++skipped_steps;
+    ++skipped_in_a_row;
     return false;
   }
+  skipped_in_a_row = 0;
   if (++clean_steps >= 2000) {
     scale *= 2;
     clean_steps = 0;
@@ -209,13 +212,51 @@ StepRecord Trainer::train_step_unguarded(int step) {
   rec.loss = loss_sum / options_.accum;
   const double unscale = 1.0 / loss_scaler_.scale;
   rec.grad_norm = optimizer_->grad_norm() * unscale;
+  check_finite(rec);
   rec.skipped = !loss_scaler_.update(rec.grad_norm);
+  if (loss_scaler_.skipped_in_a_row >= kMaxSkippedStepsInARow)
+    throw Diverged("step " + std::to_string(step + 1) + ": " + std::to_string(loss_scaler_.skipped_in_a_row) +
+                   " fp16 steps in a row overflowed (loss scale now " + std::to_string(loss_scaler_.scale) +
+                   "); the run does not recover. " + checkpoint_hint());
   if (!rec.skipped) optimizer_->step(rec.lr, unscale * clip_factor(rec.grad_norm, options_.clip_norm));
   optimizer_->zero_grad();
   release_compute_copies();
   rec.ms = seconds_since(start) * 1e3;
   rec.flops = linear_flops() - flops_before;
   return rec;
+}
+
+void Trainer::check_finite(const StepRecord& rec) {
+  // fp16 overflows are the loss scaler's; meta has no values to check.
+  if (loss_scaler_.dynamic || options_.device == Device::meta) return;
+  if (std::isfinite(rec.loss) && std::isfinite(rec.grad_norm)) return;
+  // The gradient nearest the loss in backward order (the last parameter made) first.
+  const std::vector<Var>& params = optimizer_->params();
+  std::string first;
+  int bad = 0;
+  for (size_t i = params.size(); i-- > 0;) {
+    const Var& p = params[i];
+    if (!p.grad().defined() || kernels::all_finite(p.grad())) continue;
+    if (first.empty()) first = p.name();
+    ++bad;
+  }
+  char figures[160];
+  std::snprintf(figures, sizeof figures, "the loss is %g and the gradient norm %g", rec.loss, rec.grad_norm);
+  std::string where = first.empty() ? std::string("every gradient is finite: the loss itself overflowed")
+                                    : "the first non-finite gradient in backward order is " + first + "'s (" +
+                                          std::to_string(bad) + " of " + std::to_string(params.size()) +
+                                          " parameters' gradients are non-finite)";
+  throw Diverged("step " + std::to_string(rec.step + 1) + " diverged: " + figures + "; " + where +
+                 ". The update was not applied. " + checkpoint_hint());
+}
+
+std::string Trainer::checkpoint_hint() const {
+  if (last_checkpoint_step_ >= 0)
+    return "The last good checkpoint, " + checkpoint_dir_ + "/checkpoint-" + std::to_string(last_checkpoint_step_) +
+           ", is kept: resume it with a lower --lr or a longer --warmup.";
+  if (!options_.resume_path.empty())
+    return "The checkpoint resumed, " + options_.resume_path + ", is kept: try a lower --lr or a longer --warmup.";
+  return "No checkpoint was saved: try a lower --lr or a longer --warmup.";
 }
 
 void Trainer::train(int stop_after_step) {
@@ -226,12 +267,28 @@ void Trainer::train(int stop_after_step) {
   const auto start = std::chrono::steady_clock::now();
   int last_printed_percent = -1;
   const int end_step = stop_after_step > 0 ? std::min(stop_after_step, options_.steps) : options_.steps;
+  auto last_save = std::chrono::steady_clock::now();
   for (int step = start_step_; step < end_step; ++step) {
     StepRecord rec = train_step(step);
     history_.push_back(rec);
     completed_steps_ = step + 1;
-    if (checkpoint_every_ > 0 && completed_steps_ % checkpoint_every_ == 0 && completed_steps_ < options_.steps)
+    if (on_step_) on_step_(rec);
+    const bool saving = !checkpoint_dir_.empty() && options_.device != Device::meta;
+    const bool due = (checkpoint_every_ > 0 && completed_steps_ % checkpoint_every_ == 0) ||
+                     (checkpoint_every_minutes_ > 0 && seconds_since(last_save) >= 60 * checkpoint_every_minutes_);
+    if (saving && (interrupt_requested() || (due && completed_steps_ < options_.steps))) {
       save_checkpoint(checkpoint_dir_);
+      last_checkpoint_step_ = completed_steps_;
+      last_save = std::chrono::steady_clock::now();
+    }
+    if (interrupt_requested()) {
+      if (tty) std::fprintf(stderr, "\n");
+      throw Interrupted("interrupted after step " + std::to_string(completed_steps_) + " of " +
+                        std::to_string(options_.steps) +
+                        (saving ? ": saved " + checkpoint_dir_ + "/checkpoint-" + std::to_string(completed_steps_) +
+                                      "; continue with --resume " + checkpoint_dir_
+                                : std::string(" (nothing saved)")));
+    }
     if (!options_.quiet) {
       const double elapsed = seconds_since(start);
       const int done = step + 1 - start_step_;

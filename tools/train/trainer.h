@@ -8,7 +8,9 @@
 // dry run makes exactly the allocations of the real run.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -58,9 +60,22 @@ struct LossScaler {
   bool dynamic = false;  // fp16
   double scale = 1.0;
   int clean_steps = 0, skipped_steps = 0;
+  int skipped_in_a_row = 0;  // not saved: a resumed run starts counting again
   // Whether to apply this step's update, given its unscaled gradient norm.
   bool update(double grad_norm);
 };
+
+// A run whose loss or gradients stopped being finite (fp32/bf16), or whose fp16
+// steps kept overflowing: it stops before the update, so no checkpoint holds
+// the broken weights.
+class Diverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// fp16 steps skipped in a row (each halving the loss scale) after which the run
+// is taken as diverged: from 2^16 the scale reaches 1 after 16 halvings.
+constexpr int kMaxSkippedStepsInARow = 24;
 
 class Trainer {
  public:
@@ -69,10 +84,18 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // Saves a checkpoint into this directory every `every` steps during train().
-  void checkpoint_every(const std::string& out_dir, int every) { checkpoint_dir_ = out_dir; checkpoint_every_ = every; }
+  // Saves a checkpoint into this directory every `steps` steps and when
+  // `minutes` (0: never) have passed since the last one, during train().
+  void checkpoint_every(const std::string& out_dir, int steps, double minutes = 0) {
+    checkpoint_dir_ = out_dir;
+    checkpoint_every_ = steps;
+    checkpoint_every_minutes_ = minutes;
+  }
+  // Called after every step (metrics.jsonl).
+  void on_step(std::function<void(const StepRecord&)> callback) { on_step_ = std::move(callback); }
   // Runs the steps from the current one to --steps, or only up to step
-  // `stop_after_step` (the schedule stays that of --steps). Throws OutOfMemory.
+  // `stop_after_step` (the schedule stays that of --steps). Throws OutOfMemory,
+  // Diverged, and Interrupted after saving a checkpoint when a signal came.
   void train(int stop_after_step = -1);
   // One optimizer step (exposed for tests).
   StepRecord train_step(int step);
@@ -98,6 +121,7 @@ class Trainer {
   model::GraphCastNet& net() { return *net_; }
   AdamW& optimizer() { return *optimizer_; }
   int completed_steps() const { return completed_steps_; }
+  int last_checkpoint_step() const { return last_checkpoint_step_; }  // -1: none saved by this trainer
 
  private:
   // set-up, in allocation order
@@ -107,6 +131,9 @@ class Trainer {
   void upload_inputs();         // demo: normalization factors; else the random batch
   // the step
   StepRecord train_step_unguarded(int step);
+  // Throws Diverged when this step's loss or gradients are not finite.
+  void check_finite(const StepRecord& rec);
+  std::string checkpoint_hint() const;
   data::Batch next_batch(int micro_step);
   Var loss_of(const data::Batch& batch);
   Var predict(const Var& input) const;
@@ -130,6 +157,9 @@ class Trainer {
   int start_step_ = 0;
   std::string checkpoint_dir_;
   int checkpoint_every_ = 0;
+  double checkpoint_every_minutes_ = 0;
+  int last_checkpoint_step_ = -1;
+  std::function<void(const StepRecord&)> on_step_;
   int64_t previous_limit_ = 0;
   bool limit_set_ = false;
 };
