@@ -860,3 +860,17 @@ TEST_F(GcTrainCli, HostStructuresThatCannotFitAreRefusedBeforeAllocating) {
     EXPECT_NE(r.err.find("of host memory"), std::string::npos) << r.err;
   }
 }
+
+TEST_F(GcTrainCli, Fp16ThatKeepsOverflowingStops) {
+  const RunResult r = run(kTiny + " --precision fp16 --lr 1e30 --warmup 0 --steps 60 --out " + path("f"));
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("24 fp16 steps in a row overflowed"), std::string::npos) << r.err;
+}
+
+TEST_F(GcTrainCli, AHugeBatchIsAClearErrorNotACrash) {
+  const RunResult r = run(kTiny + " --batch 2147483647 --steps 1 --out " + path("b"));
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_TRUE(r.exit_code == 2 || r.exit_code == 3) << r.err;
+  EXPECT_NE(r.err.find("memory"), std::string::npos) << r.err;
+}
