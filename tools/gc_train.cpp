@@ -14,7 +14,6 @@
 #include "tools/train/options.h"         // TrainOptions, parse_train_options
 #include "tools/train/outputs.h"         // output checks, metrics, summary, checkpoint, pictures, report, trace
 #include "tools/train/predict.h"         // dry runs: the smallest limit that passes
-#include "tools/train/spin_wait.h"       // bounded OpenMP spinning, for shared machines
 #include "tools/train/trainer.h"         // prepare_run, Trainer
 
 using namespace gc;
@@ -45,7 +44,6 @@ std::string finish_trace(Trainer& trainer) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bound_openmp_spinning(argv);  // before any thread exists; may execute gc_train again
   TrainOptions options;
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
