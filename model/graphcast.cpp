@@ -243,8 +243,7 @@ Mlp GraphCastNet::make_mlp(const std::string& name, int64_t in, int64_t hidden, 
     if (device_ == Device::meta) {
       t = Tensor::empty({fan_in, fan_out}, master_dtype(), device_);
     } else {
-      // gc's own normal generator (runtime/random.h): the same weights for a
-      // seed with every standard library.
+      // gc's own normals (runtime/random.h): a seed's weights on every standard library.
       uint64_t state = mlp_seed * 31 + salt;
       const double stddev = 1.0 / std::sqrt(static_cast<double>(fan_in));
       std::vector<double> host(static_cast<size_t>(fan_in * fan_out));
