@@ -108,6 +108,23 @@ RunSetup prepare_run(const TrainOptions& options) {
                       largest + (o.device == Device::cpu ? 16.0 * parameters : 0.0));
   }
   const model::GraphCastGeometry& g = *setup.geometry;
+  {
+    // The batch's graphs are replicas indexed in 32 bits, built on the host (on
+    // every device, meta included): indices, orders, offsets and edge features.
+    const double batch = o.batch;
+    double edges = 0;
+    for (const model::Graph* graph : {&g.g2m, &g.mesh, &g.m2g}) {
+      const double replicated = std::max({static_cast<double>(graph->num_edges()),
+                                          static_cast<double>(graph->num_senders),
+                                          static_cast<double>(graph->num_receivers)}) * batch;
+      if (replicated > 2147483647.0)
+        throw UsageError("--batch " + std::to_string(o.batch) + ": the batch's graphs would hold " +
+                         std::to_string(static_cast<long long>(std::min(replicated, 9e18))) +
+                         " edges or nodes in one graph; gc indexes them in 32 bits (at most 2147483647)");
+      edges += static_cast<double>(graph->num_edges()) * batch;
+    }
+    check_host_memory("--batch " + std::to_string(o.batch) + " (the batch's graphs)", edges * (6 * 4 + 16));
+  }
   const int blocks =
       std::min(model::edge_blocks_for(g.g2m.num_edges() * o.batch, g.g2m.num_receivers * o.batch),
                model::edge_blocks_for(g.m2g.num_edges() * o.batch, g.m2g.num_receivers * o.batch));
