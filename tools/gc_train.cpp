@@ -2,7 +2,10 @@
 // 2 bad usage, 3 out of memory (with an explanation and the smallest limit that
 // would have passed, found by dry runs on the meta device), 130 interrupted
 // (after saving a checkpoint).
+#include <omp.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <new>
 #include <string>
@@ -10,6 +13,7 @@
 
 #include "runtime/allocator.h"           // allocator_for, OutOfMemory
 #include "tools/memory/memory_report.h"  // oom_explanation
+#include "tools/train/cpu_share.h"       // threads on a shared machine
 #include "tools/train/interrupt.h"       // Ctrl-C and SIGTERM: finish the step, save, exit 130
 #include "tools/train/options.h"         // TrainOptions, parse_train_options
 #include "tools/train/outputs.h"         // output checks, metrics, summary, checkpoint, pictures, report, trace
@@ -29,6 +33,15 @@ void check_outstanding(Device device) {
     if (!leaks.empty()) std::fprintf(stderr, "gc_train: bytes still allocated at exit: %s", leaks.c_str());
   } catch (const std::exception&) {
   }
+}
+
+// On a shared machine, the cores other processes leave (unless OMP_NUM_THREADS
+// says how many): checked every 10 steps, from the first.
+void share_cores_every_few_steps(int step) {
+  static const bool chosen_by_user = std::getenv("OMP_NUM_THREADS") != nullptr;
+  static const int cores = omp_get_num_procs();
+  if (chosen_by_user || step % 10 != 0) return;
+  omp_set_num_threads(threads_for_shared_cores(cores));
 }
 
 // Stops the trace and writes it; a failure is returned, not thrown, so that it
@@ -78,7 +91,10 @@ int run(const TrainOptions& options) {
       trainer->checkpoint_every(options.out_dir, options.checkpoint_every, options.checkpoint_every_minutes);
       metrics = std::make_unique<MetricsLog>(options.out_dir, metrics_history_source(options),
                                              trainer->completed_steps());
-      trainer->on_step([&metrics](const StepRecord& r) { metrics->append(r); });
+      trainer->on_step([&metrics](const StepRecord& r) {
+        metrics->append(r);
+        share_cores_every_few_steps(r.step);
+      });
     }
     start_trace_if_asked(*trainer);
     trainer->train();
