@@ -850,6 +850,12 @@ TEST_F(GcTrainCli, LeftoversOfAKilledRunAreTidied) {
 }
 
 TEST_F(GcTrainCli, HostStructuresThatCannotFitAreRefusedBeforeAllocating) {
+  // Layers past 1024 are a usage error on every device (meta too: each layer's
+  // modules are host objects).
+  for (const std::string& device : {"cpu", "meta"}) {
+    const RunResult r = run(kTiny + " --layers 2147483647 --steps 1 --device " + device + " --out " + path("l"));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+  }
   for (const std::string& flags :
        {kTiny + " --latent 100000", std::string("--mesh 1 --latent 8 --layers 1 --data-trajectories 100000 "
                                                 "--data-frames 1000 --quiet --data-cache ") + path("cache")}) {

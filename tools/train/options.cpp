@@ -35,7 +35,7 @@ model
   --grid DEG            equiangular grid spacing with poles (presets without data)
   --mesh R              finest icosahedral mesh level
   --latent N            latent width
-  --layers N            processor layers
+  --layers N            processor layers (1..1024)
   --in-channels N       grid input width including the 3 structural features
   --out-channels N      predicted channels
   --concat-trick on|off split the first edge-MLP weight instead of concatenating (default on)
@@ -223,7 +223,7 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
                          std::to_string(o->grid_deg));
     } else if (flag == "--mesh") o->mesh_level = static_cast<int>(parse_int(flag, next(), 0));
     else if (flag == "--latent") o->latent = parse_int(flag, next(), 1, 1 << 20);
-    else if (flag == "--layers") o->layers = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--layers") o->layers = static_cast<int>(parse_int(flag, next(), 1, 1024));
     else if (flag == "--in-channels") o->in_channels = parse_int(flag, next(), 4, 1 << 20);
     else if (flag == "--out-channels") o->out_channels = parse_int(flag, next(), 1, 1 << 20);
     else if (flag == "--concat-trick") {
