@@ -852,8 +852,8 @@ TEST_F(GcTrainCli, LeftoversOfAKilledRunAreTidied) {
 TEST_F(GcTrainCli, HostStructuresThatCannotFitAreRefusedBeforeAllocating) {
   // Layers past 1024 are a usage error on every device (meta too: each layer's
   // modules are host objects).
-  for (const std::string& device : {"cpu", "meta"}) {
-    const RunResult r = run(kTiny + " --layers 2147483647 --steps 1 --device " + device + " --out " + path("l"));
+  for (const char* device : {"cpu", "meta"}) {
+    const RunResult r = run(kTiny + " --layers 2147483647 --steps 1 --device " + std::string(device) + " --out " + path("l"));
     EXPECT_EQ(r.exit_code, 2) << r.err;
   }
   for (const std::string& flags :
