@@ -28,6 +28,7 @@
 #include "autograd/ops.h"
 #include "autograd/precision.h"
 #include "model/graphcast.h"
+#include "runtime/device.h"
 #include "runtime/memory_scope.h"
 #include "runtime/tensor.h"
 
@@ -153,6 +154,18 @@ inline ::testing::AssertionResult gradient_matches(const Tensor& analytic, Tenso
 }
 
 inline const char* dtype_param_name(DType d) { return dtype_name(d); }
+
+// Restores the meta device's target (what a dry run stands for) whatever a test does.
+class MetaTargetGuard {
+ public:
+  explicit MetaTargetGuard(Device target) : saved_(meta_target()) { set_meta_target(target); }
+  ~MetaTargetGuard() { set_meta_target(saved_); }
+  MetaTargetGuard(const MetaTargetGuard&) = delete;
+  MetaTargetGuard& operator=(const MetaTargetGuard&) = delete;
+
+ private:
+  Device saved_;
+};
 
 // ---- files --------------------------------------------------------------
 

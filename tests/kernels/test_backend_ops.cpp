@@ -40,6 +40,8 @@
 namespace gc {
 namespace {
 
+using test::MetaTargetGuard;
+
 using test::Tolerance;
 using test::tolerance_for;
 
@@ -213,18 +215,6 @@ std::vector<Request> cuda_requests(const OpCase& c, int calls) {
   }
   return requests;
 }
-
-// Restores the meta target whatever a test does.
-class MetaTargetGuard {
- public:
-  explicit MetaTargetGuard(Device target) : saved_(meta_target()) { set_meta_target(target); }
-  ~MetaTargetGuard() { set_meta_target(saved_); }
-  MetaTargetGuard(const MetaTargetGuard&) = delete;
-  MetaTargetGuard& operator=(const MetaTargetGuard&) = delete;
-
- private:
-  Device saved_;
-};
 
 // Same dtype, shape and bytes (both on the host).
 ::testing::AssertionResult bitwise_equal(const Tensor& got, const Tensor& ref, const std::string& what) {

@@ -31,17 +31,7 @@
 namespace gc {
 namespace {
 
-// Restores the cpu as the meta target whatever a test does.
-class MetaTargetGuard {
- public:
-  explicit MetaTargetGuard(Device target) : saved_(meta_target()) { set_meta_target(target); }
-  ~MetaTargetGuard() { set_meta_target(saved_); }
-  MetaTargetGuard(const MetaTargetGuard&) = delete;
-  MetaTargetGuard& operator=(const MetaTargetGuard&) = delete;
-
- private:
-  Device saved_;
-};
+using test::MetaTargetGuard;
 
 // ---- no device needed ------------------------------------------------------------------------
 

@@ -109,15 +109,19 @@ std::string load_error(Trainer& r, const std::string& dir) {
   return "";
 }
 
+// A 2-step run's checkpoint saved in `dir`; returns its train_state file.
+std::string save_two_step_checkpoint(const std::string& dir) {
+  Trainer t(prepare_run(tiny_options({"--steps", "2"})));
+  t.train();
+  t.save_checkpoint(dir);
+  return dir + "/checkpoint-2/train_state.safetensors";
+}
+
 }  // namespace
 
 TEST(Trainer, EditedTrainStateValuesAreRefusedNamingFileKeyAndValue) {
   const std::string dir = temp_dir("edited");
-  TrainOptions o = tiny_options({"--steps", "2"});
-  Trainer t(prepare_run(o));
-  t.train();
-  t.save_checkpoint(dir);
-  const std::string state_path = dir + "/checkpoint-2/train_state.safetensors";
+  const std::string state_path = save_two_step_checkpoint(dir);
   const SafetensorsFile original = load_safetensors(state_path);
   TrainOptions o4 = tiny_options({"--steps", "4"});
   Trainer r(prepare_run(o4));
@@ -161,16 +165,12 @@ TEST(Trainer, EditedTrainStateValuesAreRefusedNamingFileKeyAndValue) {
 
 TEST(Trainer, MomentOfTheWrongShapeOrDtypeIsRefusedNamingFileAndTensor) {
   const std::string dir = temp_dir("moments");
-  TrainOptions o = tiny_options({"--steps", "2"});
-  Trainer t(prepare_run(o));
-  t.train();
-  t.save_checkpoint(dir);
-  const std::string state_path = dir + "/checkpoint-2/train_state.safetensors";
+  const std::string state_path = save_two_step_checkpoint(dir);
   const SafetensorsFile original = load_safetensors(state_path);
   TrainOptions o4 = tiny_options({"--steps", "4"});
   Trainer r(prepare_run(o4));
-  const std::string moment = t.optimizer().params()[1].name() + ".adam_v";
-  const Tensor& right = t.optimizer().second_moments()[1];
+  const std::string moment = r.optimizer().params()[1].name() + ".adam_v";
+  const Tensor& right = r.optimizer().second_moments()[1];
   const Shape wrong_shape = {right.numel() + 1};
   for (const Tensor& wrong : {Tensor::zeros(wrong_shape, right.dtype()), Tensor::zeros(right.shape(), DType::f64)}) {
     SCOPED_TRACE(wrong.describe());
