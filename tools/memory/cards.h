@@ -27,7 +27,7 @@ namespace gc {
 
 struct Card {
   const char* name;          // the --card spelling
-  int64_t memory_bytes;      // nominal memory (GiB-based, as the drivers report it)
+  int64_t memory_bytes;      // total memory as the driver reports it (H200: 143,771 MiB, about 140 GiB)
   double bf16_flops;         // dense tensor-core FLOP/s, bf16/fp16 inputs, fp32 accumulate
   double tf32_flops;         // dense TF32 tensor-core FLOP/s (fp32 GEMMs under --tf32)
   double fp32_flops;         // non-tensor fp32 FLOP/s (fp32 GEMMs without TF32)
@@ -45,7 +45,7 @@ inline const std::vector<Card>& known_cards() {
       {"A100-40GB", 40 * GiB, 312e12, 156e12, 19.5e12, 1555e9},
       {"A100-80GB", 80 * GiB, 312e12, 156e12, 19.5e12, 2039e9},
       {"H100-80GB", 80 * GiB, 989e12, 495e12, 67e12, 3350e9},
-      {"H200-141GB", 141 * int64_t(1000000000), 989e12, 495e12, 67e12, 4800e9},
+      {"H200-141GB", 140 * GiB, 989e12, 495e12, 67e12, 4800e9},
       {"L40S", 48 * GiB, 362e12, 183e12, 91.6e12, 864e9},
       {"RTX4090", 24 * GiB, 165.2e12, 82.6e12, 82.6e12, 1008e9},
   };
