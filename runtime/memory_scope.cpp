@@ -20,6 +20,7 @@ const char* category_name(Category category) {
     case Category::activation: return "activation";
     case Category::temporary: return "temporary";
     case Category::workspace: return "workspace";
+    case Category::communication: return "communication";
   }
   return "?";
 }

@@ -18,8 +18,9 @@ enum class Category : unsigned char {
   activation,
   temporary,
   workspace,
+  communication,  // buffers of collectives between ranks (runtime/communicator.h)
 };
-constexpr int kNumCategories = 7;
+constexpr int kNumCategories = 8;
 
 const char* category_name(Category category);
 

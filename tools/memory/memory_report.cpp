@@ -58,6 +58,8 @@ std::string memory_table(Device device, const AllocatorStats& s, const std::vect
     << " B); at the peak, '" << (s.peak_label.empty() ? std::string("-") : s.peak_label) << "' was allocating\n";
   o << "  " << pad("category", 18) << lpad("at peak", 14) << lpad("share", 8) << lpad("own peak", 14) << "\n";
   for (int c = 0; c < kNumCategories; ++c) {
+    // A single-process run never communicates: its table keeps the seven rows it always had.
+    if (static_cast<Category>(c) == Category::communication && s.category_peak[static_cast<size_t>(c)] == 0) continue;
     o << "  " << pad(category_name(static_cast<Category>(c)), 18) << lpad(format_bytes(s.at_peak[static_cast<size_t>(c)]), 14)
       << lpad(percent(s.at_peak[static_cast<size_t>(c)], s.peak_allocated), 8)
       << lpad(format_bytes(s.category_peak[static_cast<size_t>(c)]), 14) << "\n";

@@ -319,6 +319,7 @@ plot::Rgb category_colour(Category c) {
     case Category::activation: return {214, 39, 40};        // red
     case Category::temporary: return {188, 189, 34};        // olive
     case Category::workspace: return {140, 86, 75};         // brown
+    case Category::communication: return {227, 119, 194};   // pink
   }
   return {127, 127, 127};
 }
