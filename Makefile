@@ -8,7 +8,7 @@
 #   make sanitize     build the tests with AddressSanitizer + UBSan into build-san/ and run them
 #   make cudasim      the cuda backend built against cudasim (tests/cudasim: its kernels run on
 #                     the CPU) into build-sim/; only `make test` needs it, so plain `make` skips it
-#   make fuzz         libFuzzer targets of the four parsers (tests/fuzz) built with clang into
+#   make fuzz         libFuzzer targets of the five parsers (tests/fuzz) built with clang into
 #                     build-fuzz/, each run for FUZZ_RUNS executions (non-zero exit on any crash)
 #   make clean
 #
@@ -140,12 +140,13 @@ FUZZ_CXX ?= clang++-14
 FUZZ_RUNS ?= 200000
 FUZZ_TEST_RUNS ?= 10000
 FUZZ_SEED ?= 1
-FUZZ_TARGETS := json options safetensors swe_dataset
+FUZZ_TARGETS := json options safetensors swe_dataset npz
 # Longest input per target: a few times the largest seed.
 FUZZ_MAX_LEN_json := 4096
 FUZZ_MAX_LEN_options := 1024
 FUZZ_MAX_LEN_safetensors := 4096
 FUZZ_MAX_LEN_swe_dataset := 4096
+FUZZ_MAX_LEN_npz := 4096
 # The flag names and value words of gc_train, so that mutations make whole flags.
 FUZZ_FLAGS_options := -dict=tests/fuzz/options.dict
 FUZZ_SANITIZERS := address,undefined
