@@ -2,7 +2,7 @@
 """Prints DeepMind's TOA incident solar radiation in f64 at a few points, as C++ rows.
 
 tests/tools/test_solar.cpp holds the printed table (kDeepMindF64): each row is
-{seconds since 1970, lat deg, lon deg, J/m^2} from graphcast.solar_radiation at the commit
+{seconds since 1970, lat deg, lon deg, J/m^2, days since J2000} from graphcast.solar_radiation at the commit
 pinned in export_graphs.py, run with jax_enable_x64 so that nothing is rounded to f32
 (DeepMind's own runs are f32: tests/data/deepmind/forcings.npz holds those). The points cover
 both hemispheres, the poles' neighbourhood, night (0), the TSI table's clamped ends (before
@@ -48,7 +48,8 @@ def main():
     value = np.asarray(value, dtype=np.float64)
     assert value.dtype == np.float64
     seconds = int(pd.Timestamp(when).value // 10**9)
-    print(f"    {{{seconds}, {lat!r}, {lon!r}, {float(value[0, 0, 0])!r}}},  // {when}")
+    days = solar_radiation._get_j2000_days(pd.Timestamp(when))  # pylint: disable=protected-access
+    print(f"    {{{seconds}, {lat!r}, {lon!r}, {float(value[0, 0, 0])!r}, {float(days)!r}}},  // {when}")
 
 
 if __name__ == "__main__":
