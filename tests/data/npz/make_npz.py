@@ -5,7 +5,8 @@ basic.npz      every dtype gc reads, odd shapes, 0-d values as np.savez stores P
 compressed.npz the same written by np.savez_compressed (refused);
 object.npz     an object array (refused: gc never unpickles);
 fortran.npz    a Fortran-ordered array (refused);
-big_endian.npz a '>f4' array (refused).
+big_endian.npz a ">f4" array (refused);
+bad_graphs.npz see its end.
 """
 import numpy as np
 
@@ -29,3 +30,11 @@ np.savez_compressed("compressed.npz", **arrays)
 np.savez("object.npz", o=np.array([{"a": 1}], dtype=object))
 np.savez("fortran.npz", f=np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)))
 np.savez("big_endian.npz", b=np.arange(3, dtype=">f4"))
+
+# bad_graphs.npz: DeepMind's graphs (tests/data/deepmind/graphs.npz) with one
+# mesh2grid receiver outside the grid (refused by --graphs).
+graphs = dict(np.load("../deepmind/graphs.npz"))
+graphs = {k: v for k, v in graphs.items() if not k.endswith("_edge_features")}
+graphs["mesh2grid_receivers"] = graphs["mesh2grid_receivers"].copy()
+graphs["mesh2grid_receivers"][7] = 684
+np.savez("bad_graphs.npz", **graphs)
