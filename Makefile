@@ -53,7 +53,7 @@ else
 endif
 
 # The library: one folder a layer, then tools/' rooms (DESIGN.md "Layout").
-LIB_DIRS := runtime kernels kernels/cpu autograd model tools/io tools/plot tools/data tools/memory tools/train
+LIB_DIRS := runtime kernels kernels/cpu autograd model tools/io tools/plot tools/data tools/memory tools/train tools/forecast
 LIB_SRCS := $(wildcard $(LIB_DIRS:%=%/*.cpp))
 # Tests mirror the layers; tests/cudasim also holds the simulator itself (sim.cpp).
 TEST_SRCS := $(wildcard tests/runtime/*.cpp tests/kernels/*.cpp tests/autograd/*.cpp tests/model/*.cpp \
