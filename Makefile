@@ -1,6 +1,6 @@
 # gc: build everything with `make`, run the unit tests with `make test`.
 #
-#   make              library, ./gc_train, ./gc_bench, ./gc_tests (CUDA backend when nvcc is found),
+#   make              library, ./gc_train, ./gc_bench, ./gc_forecast, ./gc_tests (CUDA backend when nvcc is found),
 #                     on all of the machine's cores unless -j is given
 #   make CUDA=0       CPU-only build
 #   make test         build and run ./gc_tests, then the cuda tests on cudasim, then a short fuzz
@@ -69,7 +69,7 @@ GTEST_LIB := /usr/lib/x86_64-linux-gnu/libgtest.a
 .DEFAULT_GOAL := all
 
 ifeq ($(BUILD),build)
-all: gc_train gc_bench gc_tests
+all: gc_train gc_bench gc_forecast gc_tests
 else
 all: $(BUILD)/gc_tests
 endif
@@ -110,6 +110,9 @@ gc_train: $(BUILD)/tools/gc_train.o $(LIB)
 gc_bench: $(BUILD)/tools/gc_bench.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+gc_forecast: $(BUILD)/tools/gc_forecast.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a $(LDLIBS)
 
@@ -124,7 +127,7 @@ sanitize:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
 
 clean:
-	rm -rf build build-san $(SIM) $(FUZZ_BUILD) gc_train gc_bench gc_tests
+	rm -rf build build-san $(SIM) $(FUZZ_BUILD) gc_train gc_bench gc_forecast gc_tests
 
 # ---- fuzz: libFuzzer targets of the parsers ------------------------------------------
 # One target per parser (tests/fuzz/fuzz_<name>.cpp), built with clang's libFuzzer,

@@ -2,8 +2,10 @@
 #include "tools/forecast/forecast_data.h"
 
 #include <cmath>
+#include <cstring>
 #include <set>
 
+#include "tools/data/solar.h"
 #include "tools/io/npz.h"
 #include "tools/usage_error.h"
 
@@ -91,6 +93,34 @@ ForecastForcings load_forcings(const std::string& path, const DeepMindTaskConfig
   const int64_t steps = static_cast<int64_t>(f.datetime.size());
   for (const std::string& v : task.forcing_variables)
     f.fields[v] = floats(file, v, {steps, static_cast<int64_t>(inputs.lat.size()), static_cast<int64_t>(inputs.lon.size())});
+  return f;
+}
+
+ForecastForcings compute_forcings(const DeepMindTaskConfig& task, const ForecastInputs& inputs, int steps) {
+  ForecastForcings f;
+  if (inputs.datetime.empty()) throw UsageError("the inputs have no datetime");
+  for (int k = 1; k <= steps; ++k) f.datetime.push_back(inputs.datetime.back() + 6 * 3600 * static_cast<int64_t>(k));
+  const size_t n_lat = inputs.lat.size(), n_lon = inputs.lon.size(), nodes = n_lat * n_lon;
+  for (const std::string& v : task.forcing_variables) {
+    std::vector<float>& out = f.fields[v];
+    out.resize(static_cast<size_t>(steps) * nodes);
+    if (v == "toa_incident_solar_radiation") {
+      const std::vector<double> toa = data::toa_incident_solar_radiation(f.datetime, inputs.lat, inputs.lon);
+      for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(toa[i]);
+      continue;
+    }
+    const bool year = v == "year_progress_sin" || v == "year_progress_cos";
+    const bool day = v == "day_progress_sin" || v == "day_progress_cos";
+    if (!year && !day) throw UsageError("forcing '" + v + "' cannot be computed here: give --forcings FILE");
+    const bool sine = v.compare(v.size() - 3, 3, "sin") == 0;
+    for (int s = 0; s < steps; ++s)
+      for (size_t j = 0; j < n_lon; ++j) {
+        const float progress = year ? data::year_progress(f.datetime[static_cast<size_t>(s)])
+                                    : data::day_progress(f.datetime[static_cast<size_t>(s)], inputs.lon[j]);
+        const data::ProgressFeatures p = data::progress_features(progress);
+        for (size_t i = 0; i < n_lat; ++i) out[static_cast<size_t>(s) * nodes + i * n_lon + j] = sine ? p.sin : p.cos;
+      }
+  }
   return f;
 }
 

@@ -47,6 +47,12 @@ Statistics load_statistics(const std::string& path, const DeepMindTaskConfig& ta
 ForecastInputs load_inputs(const std::string& path, const DeepMindTaskConfig& task);
 ForecastForcings load_forcings(const std::string& path, const DeepMindTaskConfig& task, const ForecastInputs& inputs);
 
+// The forcings of `steps` target times, 6 h apart after the last input frame,
+// computed as DeepMind's data_utils does (tools/data/solar.h): TOA incident
+// solar radiation, year_progress_sin/cos, day_progress_sin/cos. UsageError for
+// a forcing it cannot compute (give --forcings then).
+ForecastForcings compute_forcings(const DeepMindTaskConfig& task, const ForecastInputs& inputs, int steps);
+
 // gc's grid of the data: its rows and columns in the data's order. Throws
 // UsageError unless the longitudes are 0, 360/n, ... (what gc's grids hold).
 model::Grid grid_of(const ForecastInputs& inputs);
