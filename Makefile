@@ -116,7 +116,7 @@ gc_forecast: $(BUILD)/tools/gc_forecast.o $(LIB)
 gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a $(LDLIBS)
 
-test: gc_tests gc_train cudasim
+test: gc_tests gc_train gc_forecast cudasim
 	./gc_tests
 	./$(SIM)/gc_tests --gtest_brief=1 --gtest_filter='$(SIM_TESTS)'
 	tests/cudasim/train_check.sh
