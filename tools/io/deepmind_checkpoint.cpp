@@ -252,8 +252,7 @@ model::GeometryOptions DeepMindCheckpoint::geometry_options() const {
   return options;
 }
 
-std::vector<std::pair<std::string, Tensor>> DeepMindCheckpoint::parameters_for(const model::GraphCastNet& net,
-                                                                              Device device) const {
+std::vector<const NpyArray*> DeepMindCheckpoint::matched_parameters(const model::GraphCastNet& net) const {
   const auto table = deepmind_parameter_table(net.config().layers);
   const std::vector<Var> params = net.parameters();
   auto fail = [this](const std::string& what) -> void { throw std::runtime_error(path + ": " + what); };
@@ -261,7 +260,7 @@ std::vector<std::pair<std::string, Tensor>> DeepMindCheckpoint::parameters_for(c
     fail("gc's network has " + std::to_string(params.size()) + " parameters, the name table " +
          std::to_string(table.size()));
   std::set<std::string> used;
-  std::vector<std::pair<std::string, Tensor>> out;
+  std::vector<const NpyArray*> out;
   for (size_t i = 0; i < params.size(); ++i) {
     const auto& [gc_name, dm_name] = table[i];
     if (params[i].name() != gc_name) fail("the name table says '" + gc_name + "', the network '" + params[i].name() + "'");
@@ -273,8 +272,7 @@ std::vector<std::pair<std::string, Tensor>> DeepMindCheckpoint::parameters_for(c
       fail("parameter '" + dm_name + "' is " + a->describe() + ", gc's " + gc_name + " needs " +
            shape_string(params[i].shape()) + " (the configuration and the weights disagree)");
     used.insert(dm_name);
-    MemoryScope scope(Category::parameter, gc_name);
-    out.emplace_back(gc_name, a->to_tensor(DType::f32, device));
+    out.push_back(a);
   }
   for (const NpyArray& a : file.arrays)
     if (a.name.compare(0, 7, "params:") == 0 && !used.count(a.name))
@@ -282,16 +280,33 @@ std::vector<std::pair<std::string, Tensor>> DeepMindCheckpoint::parameters_for(c
   return out;
 }
 
+std::vector<std::pair<std::string, Tensor>> DeepMindCheckpoint::parameters_for(const model::GraphCastNet& net,
+                                                                              Device device) const {
+  const std::vector<const NpyArray*> arrays = matched_parameters(net);
+  const std::vector<Var> params = net.parameters();
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    MemoryScope scope(Category::parameter, params[i].name());
+    out.emplace_back(params[i].name(), arrays[i]->to_tensor(DType::f32, device));
+  }
+  return out;
+}
+
 void load_deepmind_parameters(const DeepMindCheckpoint& checkpoint, model::GraphCastNet& net) {
+  const std::vector<const NpyArray*> arrays = checkpoint.matched_parameters(net);
   std::vector<Var> params = net.parameters();
-  const Device device = params.empty() ? Device::cpu : params[0].device();
-  // On meta this validates names and shapes and allocates nothing with data.
-  const auto values = checkpoint.parameters_for(net, device == Device::meta ? Device::meta : Device::cpu);
-  if (device == Device::meta) return;
   for (size_t i = 0; i < params.size(); ++i) {
-    if (params[i].value().dtype() != DType::f32)
+    Tensor& value = params[i].mutable_value();
+    if (value.dtype() != DType::f32)
       throw std::runtime_error(checkpoint.path + ": parameters load into an f32 network only");
-    params[i].mutable_value().copy_from(values[i].second);
+    if (value.device() == Device::meta) continue;
+    std::vector<float> converted;
+    const void* source = arrays[i]->data.data();
+    if (arrays[i]->kind == NpyKind::f64) {
+      for (double v : arrays[i]->to_doubles()) converted.push_back(static_cast<float>(v));
+      source = converted.data();
+    }
+    device_copy(value.data(), value.device(), source, Device::cpu, static_cast<size_t>(value.numel()) * sizeof(float));
   }
 }
 

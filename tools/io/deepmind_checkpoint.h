@@ -74,9 +74,11 @@ struct DeepMindCheckpoint {
   model::GraphCastConfig graphcast_config() const;
   // Geometry options of the model (radius fraction, mesh2grid factor).
   model::GeometryOptions geometry_options() const;
-  // gc's parameters by gc name, f32 on `device`, in the network's parameter
-  // order; every name, shape and the count checked against `net`
-  // (std::runtime_error starting with the path, naming the parameter).
+  // The DeepMind array of each of the network's parameters, in its order; every
+  // name, shape and the count checked against `net` (std::runtime_error
+  // starting with the path, naming the parameter).
+  std::vector<const NpyArray*> matched_parameters(const model::GraphCastNet& net) const;
+  // gc's parameters by gc name, f32 on `device` (through its allocator).
   std::vector<std::pair<std::string, Tensor>> parameters_for(const model::GraphCastNet& net, Device device) const;
 };
 
@@ -91,7 +93,9 @@ DeepMindCheckpoint parse_deepmind_checkpoint(NpzFile file);
 // `layers` processor layers, in gc's parameter order.
 std::vector<std::pair<std::string, std::string>> deepmind_parameter_table(int layers);
 
-// Copies the checkpoint's parameters into `net` (same configuration).
+// Copies the checkpoint's parameters into `net` (same configuration) straight
+// from the file's bytes: no allocation, so a run and its dry run (which only
+// validates) make the same requests.
 void load_deepmind_parameters(const DeepMindCheckpoint& checkpoint, model::GraphCastNet& net);
 
 }  // namespace gc

@@ -348,6 +348,7 @@ std::string NpyArray::to_text() const {
 }
 
 Tensor NpyArray::to_tensor(DType dtype, Device device) const {
+  if (device == Device::meta) return Tensor::empty(Shape(shape.begin(), shape.end()), dtype, device);
   if (dtype == DType::f32 && kind == NpyKind::f32 && device != Device::meta)
     return Tensor::from_host(data.data(), Shape(shape.begin(), shape.end()), DType::f32, device);
   return Tensor::from_doubles(to_doubles(), Shape(shape.begin(), shape.end()), dtype, device);
