@@ -127,5 +127,44 @@ TEST(DeepMindForecast, DryRunPeakEqualsCpuPeakToTheByte) {
   }
 }
 
+// The cuda backend (a GPU, or cudasim without one): the forecast equals the
+// cpu's within f32 rounding of the field (cuBLAS sums in another order), and the
+// dry run standing for cuda predicts the cuda run's peaks to the byte.
+TEST(DeepMindForecastCuda, EqualsCpuAndItsDryRun) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;
+  const Fixture f;
+  const auto geometry = f.geometry(true);
+  const forecast::Predictions cpu =
+      forecast::Predictor(f.checkpoint, f.statistics, geometry, DType::f32, Device::cpu).rollout(f.inputs, f.forcings, 2);
+  test::MetaTargetGuard target(Device::cuda);
+  AllocatorStats peaks[2];
+  forecast::Predictions cuda;
+  for (Device device : {Device::cuda, Device::meta}) {
+    CachingAllocator& allocator = allocator_for(device);
+    allocator.empty_cache();
+    allocator.reset_peak();
+    {
+      const forecast::Predictor predictor(f.checkpoint, f.statistics, geometry, DType::f32, device);
+      forecast::Predictions p = predictor.rollout(f.inputs, f.forcings, 2);
+      if (device == Device::cuda) cuda = std::move(p);
+    }
+    peaks[device == Device::meta] = allocator.stats();
+  }
+  EXPECT_EQ(peaks[0].peak_allocated, peaks[1].peak_allocated);
+  EXPECT_EQ(peaks[0].peak_reserved, peaks[1].peak_reserved);
+  ASSERT_EQ(cuda.size(), cpu.size());
+  for (const auto& [name, values] : cpu) {
+    const std::vector<float>& other = cuda.at(name);
+    ASSERT_EQ(other.size(), values.size());
+    double scale = 0, difference = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      scale = std::max(scale, std::fabs(static_cast<double>(values[i])));
+      difference = std::max(difference, std::fabs(static_cast<double>(values[i]) - other[i]));
+    }
+    EXPECT_LE(difference, 1e-5 * scale) << name;
+  }
+}
+
 }  // namespace
 }  // namespace gc
