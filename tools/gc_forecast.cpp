@@ -1,9 +1,12 @@
 // gc_forecast: GraphCast forecasts from DeepMind's checkpoints (or converted
 // ones) for N autoregressive steps, without a tape (see --help). Exit codes: 0
 // done, 1 runtime error, 2 bad usage, 3 out of memory.
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "tools/io/safetensors.h"                  // the forecast file
 #include "tools/memory/memory_report.h"            // oom_explanation
 #include "tools/memory/trace.h"                    // --trace
+#include "tools/train/cpu_share.h"                  // threads on a shared machine
 #include "tools/usage_error.h"
 
 using namespace gc;
@@ -202,6 +206,8 @@ int main(int argc, char** argv) {
       std::printf("%s", help.c_str());
       return 0;
     }
+    // On a shared machine, the cores other processes leave (OMP_NUM_THREADS wins).
+    if (std::getenv("OMP_NUM_THREADS") == nullptr) omp_set_num_threads(threads_for_shared_cores(omp_get_num_procs()));
     return run(options);
   } catch (const OutOfMemory& oom) {
     std::fprintf(stderr, "gc_forecast: %s", oom_explanation(oom, 0).c_str());
