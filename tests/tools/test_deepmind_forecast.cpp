@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <memory>
+#include <set>
 
 #include "runtime/allocator.h"
 #include "tests/test_util.h"
@@ -96,6 +97,35 @@ TEST(DeepMindForecast, ThreeStepsEqualDeepMind) {
   const double worst = worst_relative(predictor.rollout(f.inputs, f.forcings, 3), "outputs_3step.npz", 3, &elementwise);
   std::printf("three steps: largest difference %.3g of the field's scale (%.3g of the value itself)\n", worst, elementwise);
   EXPECT_LE(worst, 1e-5);
+}
+
+// On gc's own graphs the one-step forecast equals DeepMind's at every grid node
+// but the mesh2grid tie nodes (tests/tools/test_graph_file.cpp), where the
+// decoder reads another, equally near, mesh face.
+TEST(DeepMindForecast, OwnGraphsDifferOnlyAtTieNodes) {
+  const Fixture f;
+  const auto own = f.geometry(false), deepmind = f.geometry(true);
+  std::set<int32_t> tie_nodes;
+  std::set<std::pair<int32_t, int32_t>> a, b;
+  for (int64_t e = 0; e < own->m2g.num_edges(); ++e) a.insert({own->m2g.senders[static_cast<size_t>(e)], own->m2g.receivers[static_cast<size_t>(e)]});
+  for (int64_t e = 0; e < deepmind->m2g.num_edges(); ++e) b.insert({deepmind->m2g.senders[static_cast<size_t>(e)], deepmind->m2g.receivers[static_cast<size_t>(e)]});
+  for (const auto& e : a) if (!b.count(e)) tie_nodes.insert(e.second);
+  ASSERT_EQ(tie_nodes.size(), 41u);
+  const forecast::Predictions got =
+      forecast::Predictor(f.checkpoint, f.statistics, own, DType::f32, Device::cpu).rollout(f.inputs, f.forcings, 1);
+  const NpzFile reference = load_npz(kDir + "outputs_1step.npz");
+  std::set<int32_t> differing;
+  for (const auto& [name, values] : got) {
+    const std::vector<double> ref = reference.at(name).to_doubles();
+    const size_t field = 19 * 36;
+    for (size_t k = 0; k < ref.size() / field; ++k) {
+      double scale = 0;
+      for (size_t i = k * field; i < (k + 1) * field; ++i) scale = std::max(scale, std::fabs(ref[i]));
+      for (size_t i = k * field; i < (k + 1) * field; ++i)
+        if (std::fabs(values[i] - ref[i]) > 1e-5 * scale) differing.insert(static_cast<int32_t>(i - k * field));
+    }
+  }
+  EXPECT_EQ(differing, tie_nodes);
 }
 
 // The dry run of a 3-step forecast on meta (standing for the cpu) predicts the

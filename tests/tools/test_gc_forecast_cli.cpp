@@ -85,12 +85,14 @@ TEST_F(GcForecastCli, ForecastEqualsDeepMindAndDryRunEqualsTheRun) {
   EXPECT_TRUE(test::has_png_signature(path("maps/forecast_temperature_850hPa.png")));
   EXPECT_TRUE(test::has_png_signature(path("maps/forecast_2m_temperature.png")));
   ASSERT_EQ(run(kBase + " --forcings " + kDir + "forcings.npz --steps 3 --device meta --meta-target cpu --report " +
-                path("meta.json"), &err),
+                path("meta.json") + " --trace " + path("trace.json") + " --trace-png " + path("trace.png"), &err),
             0)
       << err;
   json::Value cpu = json::Value::parse(test::read_file(path("cpu.json")));
   json::Value meta = json::Value::parse(test::read_file(path("meta.json")));
   EXPECT_GT(cpu["memory"]["peak_allocated"].as_int(), 0);
+  EXPECT_FALSE(json::Value::parse(test::read_file(path("trace.json")))["traceEvents"].as_array().empty());
+  EXPECT_TRUE(test::has_png_signature(path("trace.png")));
   for (const char* key : {"peak_allocated", "peak_reserved", "at_peak", "peak_label"})
     EXPECT_EQ(cpu["memory"][key], meta["memory"][key]) << key;
   EXPECT_EQ(cpu["params"]["total"].as_int(), 43816);
