@@ -1,6 +1,6 @@
 # gc: build everything with `make`, run the unit tests with `make test`.
 #
-#   make              library, ./gc_train, ./gc_bench, ./gc_tests (CUDA backend when nvcc is found),
+#   make              library, ./gc_train, ./gc_bench, ./gc_forecast, ./gc_tests (CUDA backend when nvcc is found),
 #                     on all of the machine's cores unless -j is given
 #   make CUDA=0       CPU-only build
 #   make test         build and run ./gc_tests, then the cuda tests on cudasim, then a short fuzz
@@ -8,7 +8,7 @@
 #   make sanitize     build the tests with AddressSanitizer + UBSan into build-san/ and run them
 #   make cudasim      the cuda backend built against cudasim (tests/cudasim: its kernels run on
 #                     the CPU) into build-sim/; only `make test` needs it, so plain `make` skips it
-#   make fuzz         libFuzzer targets of the four parsers (tests/fuzz) built with clang into
+#   make fuzz         libFuzzer targets of the five parsers (tests/fuzz) built with clang into
 #                     build-fuzz/, each run for FUZZ_RUNS executions (non-zero exit on any crash)
 #   make clean
 #
@@ -109,7 +109,7 @@ $(COMM_STAMP):
 	@touch $@
 
 # The library: one folder a layer, then tools/' rooms (DESIGN.md "Layout").
-LIB_DIRS := runtime kernels kernels/cpu autograd model tools/io tools/plot tools/data tools/memory tools/train
+LIB_DIRS := runtime kernels kernels/cpu autograd model tools/io tools/plot tools/data tools/memory tools/train tools/forecast
 LIB_SRCS := $(wildcard $(LIB_DIRS:%=%/*.cpp))
 # Tests mirror the layers; tests/cudasim also holds the simulator itself (sim.cpp).
 TEST_SRCS := $(wildcard tests/runtime/*.cpp tests/kernels/*.cpp tests/autograd/*.cpp tests/model/*.cpp \
@@ -125,7 +125,7 @@ GTEST_LIB := /usr/lib/x86_64-linux-gnu/libgtest.a
 .DEFAULT_GOAL := all
 
 ifeq ($(BUILD),build)
-all: gc_train gc_bench gc_tests
+all: gc_train gc_bench gc_forecast gc_tests
 else
 all: $(BUILD)/gc_tests
 endif
@@ -166,6 +166,9 @@ gc_train: $(BUILD)/tools/gc_train.o $(LIB)
 gc_bench: $(BUILD)/tools/gc_bench.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+gc_forecast: $(BUILD)/tools/gc_forecast.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a $(LDLIBS)
 
@@ -185,7 +188,7 @@ $(MPI_TEST_OBJS): $(COMM_STAMP)
 $(BUILD)/gc_mpi_tests: $(MPI_TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(MPI_TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) $(LDLIBS)
 
-test: gc_tests gc_train cudasim $(MPI_TEST_BIN)
+test: gc_tests gc_train gc_forecast cudasim $(MPI_TEST_BIN)
 	./gc_tests
 	$(MPI_TEST_RUN)
 	./$(SIM)/gc_tests --gtest_brief=1 --gtest_filter='$(SIM_TESTS)'
@@ -197,7 +200,7 @@ sanitize:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
 
 clean:
-	rm -rf build build-san $(SIM) $(FUZZ_BUILD) gc_train gc_bench gc_tests
+	rm -rf build build-san $(SIM) $(FUZZ_BUILD) gc_train gc_bench gc_forecast gc_tests
 
 # ---- fuzz: libFuzzer targets of the parsers ------------------------------------------
 # One target per parser (tests/fuzz/fuzz_<name>.cpp), built with clang's libFuzzer,
@@ -213,12 +216,13 @@ FUZZ_CXX ?= clang++-14
 FUZZ_RUNS ?= 200000
 FUZZ_TEST_RUNS ?= 10000
 FUZZ_SEED ?= 1
-FUZZ_TARGETS := json options safetensors swe_dataset
+FUZZ_TARGETS := json options safetensors swe_dataset npz
 # Longest input per target: a few times the largest seed.
 FUZZ_MAX_LEN_json := 4096
 FUZZ_MAX_LEN_options := 1024
 FUZZ_MAX_LEN_safetensors := 4096
 FUZZ_MAX_LEN_swe_dataset := 4096
+FUZZ_MAX_LEN_npz := 4096
 # The flag names and value words of gc_train, so that mutations make whole flags.
 FUZZ_FLAGS_options := -dict=tests/fuzz/options.dict
 FUZZ_SANITIZERS := address,undefined

@@ -61,7 +61,8 @@ std::vector<float> node_structural_features(const SphereNodes& nodes) {
 }
 
 std::vector<float> edge_features(const Graph& graph, const SphereNodes& sender_nodes,
-                                 const SphereNodes& receiver_nodes, double* normalization_out) {
+                                 const SphereNodes& receiver_nodes, double* normalization_out,
+                                 double fixed_normalization) {
   check_node_set(sender_nodes, "edge_features");
   check_node_set(receiver_nodes, "edge_features");
   if (graph.num_senders != static_cast<int64_t>(sender_nodes.positions.size()) ||
@@ -82,7 +83,7 @@ std::vector<float> edge_features(const Graph& graph, const SphereNodes& sender_n
   double longest = 0.0;
 #pragma omp parallel for schedule(static) reduction(max : longest)
   for (int64_t e = 0; e < num_edges; ++e) longest = std::max(longest, length(displacement(e)));
-  const double normalization = longest > 0.0 ? longest : 1.0;
+  const double normalization = fixed_normalization > 0.0 ? fixed_normalization : longest > 0.0 ? longest : 1.0;
   if (normalization_out != nullptr) *normalization_out = normalization;
 
   std::vector<float> features(4 * num_edges);

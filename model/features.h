@@ -29,10 +29,12 @@ SphereNodes mesh_sphere_nodes(const Mesh& mesh);
 // [nodes, 3] row-major: sin lat, cos lon, sin lon.
 std::vector<float> node_structural_features(const SphereNodes& nodes);
 
-// [edges, 4] row-major: [|d|, d.r, d.e, d.n] / N. N (the longest |d|, 1 when all
-// edges have zero length) is written to *normalization_out when given.
+// [edges, 4] row-major: [|d|, d.r, d.e, d.n] / N. N is `fixed_normalization`
+// when positive (DeepMind's explicit mesh2grid factor), else the longest |d| (1
+// when all edges have zero length); it is written to *normalization_out when given.
 // Throws std::invalid_argument when the graph's node counts do not match the sets.
 std::vector<float> edge_features(const Graph& graph, const SphereNodes& sender_nodes,
-                                 const SphereNodes& receiver_nodes, double* normalization_out = nullptr);
+                                 const SphereNodes& receiver_nodes, double* normalization_out = nullptr,
+                                 double fixed_normalization = 0.0);
 
 }  // namespace gc::model

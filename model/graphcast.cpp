@@ -28,26 +28,6 @@ int edge_blocks_for(int64_t edges, int64_t receivers) {
 
 // ---- geometry --------------------------------------------------------------------
 
-GraphCastGeometry build_geometry(const Grid& grid, int mesh_level) {
-  if (mesh_level < 0 || mesh_level > 7) throw std::invalid_argument("mesh level must be 0..7, got " + std::to_string(mesh_level));
-  GraphCastGeometry g;
-  g.grid = grid;
-  std::vector<Mesh> hierarchy = build_mesh_hierarchy(mesh_level);
-  g.finest_mesh = hierarchy.back();
-  const std::vector<Vec3> grid_pos = grid_positions(grid);
-  g.mesh = build_multimesh(hierarchy);
-  g.g2m = build_grid2mesh(grid_pos, g.finest_mesh);
-  g.m2g = build_mesh2grid(grid_pos, g.finest_mesh);
-  SphereNodes grid_nodes = grid_sphere_nodes(grid);
-  SphereNodes mesh_nodes = mesh_sphere_nodes(g.finest_mesh);
-  g.grid_structural = node_structural_features(grid_nodes);
-  g.mesh_structural = node_structural_features(mesh_nodes);
-  g.g2m_features = edge_features(g.g2m, grid_nodes, mesh_nodes);
-  g.mesh_features = edge_features(g.mesh, mesh_nodes, mesh_nodes);
-  g.m2g_features = edge_features(g.m2g, mesh_nodes, grid_nodes);
-  return g;
-}
-
 namespace {
 
 Tensor upload_i32(const std::vector<int32_t>& host, Device device) {

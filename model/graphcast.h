@@ -56,7 +56,17 @@ struct GraphCastGeometry {
   int64_t num_grid_nodes() const { return grid.num_nodes(); }
   int64_t num_mesh_nodes() const { return static_cast<int64_t>(finest_mesh.vertices.size()); }
 };
-GraphCastGeometry build_geometry(const Grid& grid, int mesh_level);
+// How the graphs are made. gc builds them (GRAPHCAST.md section 2) unless
+// `graphs` gives the three edge lists (a published model's own, loaded by
+// --graphs): then they are used as given, in the grid's node numbering.
+struct GeometryOptions {
+  double radius_fraction = 0.6;           // grid2mesh radius / longest edge of the finest mesh
+  double m2g_edge_normalization = 0.0;    // > 0: mesh2grid edge features divided by it (else the longest edge)
+  const Graph* g2m = nullptr;             // all three or none: senders grid, receivers mesh
+  const Graph* mesh = nullptr;
+  const Graph* m2g = nullptr;
+};
+GraphCastGeometry build_geometry(const Grid& grid, int mesh_level, const GeometryOptions& options = {});
 
 // One edge block: a contiguous range of receivers and their edges (edges are
 // sorted by receiver), with index tensors local to the range.

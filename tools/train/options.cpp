@@ -70,6 +70,9 @@ output
   --trace-png FILE.png  memory timeline picture
   --report FILE.json    machine-readable report
   --resume CKPT         continue from a checkpoint directory written by --out
+  --init-from FILE.npz  start from DeepMind's checkpoint (np.savez of its CheckPoint): mesh,
+                        latent, layers, radius, channels come from the file, not from flags
+  --graphs FILE.npz     the three edge lists (grid2mesh, mesh, mesh2grid) instead of gc's own
   --overwrite           let a new run replace the checkpoint another run left in --out
   --resume-with-changes let --resume continue with another precision, seed, data set or batch
   --checkpoint-every N  save a checkpoint every N steps (default max(100, steps / 4))
@@ -277,6 +280,8 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--trace-png") o->trace_png = next();
     else if (flag == "--report") o->report_path = next();
     else if (flag == "--resume") o->resume_path = next();
+    else if (flag == "--init-from") o->init_from = next();
+    else if (flag == "--graphs") o->graphs_path = next();
     else if (flag == "--no-eval") o->no_eval = switch_value(flag, inline_value, value);
     else if (flag == "--quiet") o->quiet = switch_value(flag, inline_value, value);
     else if (flag == "--overwrite") o->overwrite = switch_value(flag, inline_value, value);
@@ -297,6 +302,8 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
   if (o->mesh_level > 7) throw UsageError("--mesh must be 0..7");
   if (!o->has_data() && o->rollout > 1)
     throw UsageError("--rollout > 1 needs data whose predictions can be fed back: use the demo preset");
+  if (!o->init_from.empty() && !o->resume_path.empty())
+    throw UsageError("--init-from starts a new run from DeepMind's weights; --resume continues a gc run: give one");
   if (!o->resume_path.empty() && o->device == Device::meta)
     throw UsageError("--resume needs a device with values (cpu or cuda): a dry run on meta has no weights to load");
   if (o->out_dir.empty()) o->out_dir = "runs/" + o->preset;

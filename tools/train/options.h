@@ -50,6 +50,8 @@ struct TrainOptions {
   Device meta_target = Device::cuda;  // which device a --device meta run predicts
   std::string out_dir;        // "" : runs/<preset>
   std::string trace_path, trace_png, report_path, resume_path;
+  std::string init_from;      // DeepMind checkpoint (.npz): the model configuration and the weights come from it
+  std::string graphs_path;    // the three edge lists (.npz) instead of gc's construction
   bool no_eval = false;
   bool quiet = false;
   bool overwrite = false;

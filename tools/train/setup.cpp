@@ -8,6 +8,7 @@
 #include "runtime/allocator.h"
 #include "tools/data/swe_transform.h"
 #include "tools/io/atomic_file.h"
+#include "tools/io/graph_file.h"
 #include "tools/train/predict.h"
 
 namespace gc {
@@ -67,7 +68,7 @@ std::shared_ptr<const data::SweDataset> load_demo_data(TrainOptions* options) {
   if (options->in_channels != data_channels + 3 || options->out_channels != data::kSweChannels)
     throw UsageError("the demo data has " + std::to_string(data_channels) + " input channels (+3 structural = " +
                      std::to_string(data_channels + 3) + ") and " + std::to_string(data::kSweChannels) +
-                     " outputs; --in-channels/--out-channels cannot change that");
+                     " outputs; --in-channels/--out-channels (or --init-from's checkpoint) cannot change that");
   if (data->frames() < options->rollout + 3)
     throw UsageError("--rollout " + std::to_string(options->rollout) + " is longer than the trajectories allow");
   return data;
@@ -85,6 +86,23 @@ RunSetup prepare_run(const TrainOptions& options) {
     std::string why;
     if (!cuda_available(&why)) throw std::runtime_error("--device cuda: " + why);
   }
+  model::GeometryOptions geometry_options;
+  if (!o.init_from.empty()) {
+    // The model comes from the file, not from flags.
+    try {
+      setup.init_from = std::make_shared<const DeepMindCheckpoint>(load_deepmind_checkpoint(o.init_from));
+    } catch (const std::runtime_error& e) {
+      throw UsageError(std::string("--init-from: ") + e.what());
+    }
+    const model::GraphCastConfig c = setup.init_from->graphcast_config();
+    o.mesh_level = c.mesh_level;
+    o.latent = c.latent;
+    o.layers = c.layers;
+    o.in_channels = c.in_channels;
+    o.out_channels = c.out_channels;
+    if (!o.has_data()) o.grid_deg = setup.init_from->model.resolution;
+    geometry_options = setup.init_from->geometry_options();
+  }
   model::Grid grid;
   if (o.has_data()) {
     setup.data = load_demo_data(&o);
@@ -94,7 +112,18 @@ RunSetup prepare_run(const TrainOptions& options) {
     grid = model::make_equiangular_grid(o.grid_deg);
   }
   const auto graph_start = std::chrono::steady_clock::now();
-  setup.geometry = std::make_shared<const model::GraphCastGeometry>(model::build_geometry(grid, o.mesh_level));
+  GraphFile graphs;
+  if (!o.graphs_path.empty()) {
+    try {
+      graphs = load_graph_file(o.graphs_path, grid, model::build_mesh_hierarchy(o.mesh_level).back());
+    } catch (const std::runtime_error& e) {
+      throw UsageError(std::string("--graphs: ") + e.what());
+    }
+    geometry_options.g2m = &graphs.g2m;
+    geometry_options.mesh = &graphs.mesh;
+    geometry_options.m2g = &graphs.m2g;
+  }
+  setup.geometry = std::make_shared<const model::GraphCastGeometry>(model::build_geometry(grid, o.mesh_level, geometry_options));
   setup.graph_seconds = seconds_since(graph_start);
   if (o.device != Device::meta) {
     // Parameters are initialized through a host buffer of the largest weight

@@ -92,6 +92,7 @@ void Trainer::set_memory_limit() {
 void Trainer::build_model() {
   config_ = graphcast_config(options_, options_.edge_chunks);
   net_ = std::make_unique<model::GraphCastNet>(config_, options_.device, options_.seed);
+  if (setup_.init_from) load_deepmind_parameters(*setup_.init_from, *net_);  // --init-from
   device_geometry_ = model::upload_geometry(geometry(), config_, options_.device);
   optimizer_ = std::make_unique<AdamW>(net_->parameters(), adamw_settings(options_));
 }
