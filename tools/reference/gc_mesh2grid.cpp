@@ -56,13 +56,17 @@ int main(int argc, char** argv) {
   double grid_deg = 0;
   int gaussian_nlat = 0, mesh_level = -1;
   std::string out_dir;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--grid") grid_deg = std::stod(value);
-    else if (flag == "--gaussian") gaussian_nlat = std::stoi(value);
-    else if (flag == "--mesh") mesh_level = std::stoi(value);
-    else if (flag == "--out") out_dir = value;
-    else return usage();
+  try {
+    for (int i = 1; i + 1 < argc; i += 2) {
+      const std::string flag = argv[i], value = argv[i + 1];
+      if (flag == "--grid") grid_deg = std::stod(value);
+      else if (flag == "--gaussian") gaussian_nlat = std::stoi(value);
+      else if (flag == "--mesh") mesh_level = std::stoi(value);
+      else if (flag == "--out") out_dir = value;
+      else return usage();
+    }
+  } catch (const std::exception&) {  // a value that is not a number
+    return usage();
   }
   if (argc % 2 != 1 || out_dir.empty() || mesh_level < 0 || (grid_deg > 0) == (gaussian_nlat > 0)) return usage();
   try {
