@@ -109,7 +109,7 @@ $(COMM_STAMP):
 	@touch $@
 
 # The library: one folder a layer, then tools/' rooms (DESIGN.md "Layout").
-LIB_DIRS := runtime kernels kernels/cpu autograd model tools/io tools/plot tools/data tools/memory tools/train tools/forecast
+LIB_DIRS := runtime kernels kernels/cpu autograd model tools/io tools/plot tools/data tools/memory tools/train tools/forecast tools/study
 LIB_SRCS := $(wildcard $(LIB_DIRS:%=%/*.cpp))
 # Tests mirror the layers; tests/cudasim also holds the simulator itself (sim.cpp).
 TEST_SRCS := $(wildcard tests/runtime/*.cpp tests/kernels/*.cpp tests/autograd/*.cpp tests/model/*.cpp \
@@ -125,7 +125,7 @@ GTEST_LIB := /usr/lib/x86_64-linux-gnu/libgtest.a
 .DEFAULT_GOAL := all
 
 ifeq ($(BUILD),build)
-all: gc_train gc_bench gc_forecast gc_tests
+all: gc_train gc_bench gc_forecast gc_study gc_tests
 else
 all: $(BUILD)/gc_tests
 endif
@@ -169,6 +169,11 @@ gc_bench: $(BUILD)/tools/gc_bench.o $(LIB)
 gc_forecast: $(BUILD)/tools/gc_forecast.o $(LIB)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+# gc_study links every object of tools/study/: each sub-command registers itself.
+STUDY_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard tools/study/*.cpp))
+gc_study: $(BUILD)/tools/gc_study.o $(STUDY_OBJS) $(LIB)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) /usr/lib/x86_64-linux-gnu/libgtest_main.a $(LDLIBS)
 
@@ -188,7 +193,7 @@ $(MPI_TEST_OBJS): $(COMM_STAMP)
 $(BUILD)/gc_mpi_tests: $(MPI_TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(MPI_TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) $(LDLIBS)
 
-test: gc_tests gc_train gc_forecast cudasim $(MPI_TEST_BIN)
+test: gc_tests gc_train gc_forecast gc_study cudasim $(MPI_TEST_BIN)
 	./gc_tests
 	$(MPI_TEST_RUN)
 	./$(SIM)/gc_tests --gtest_brief=1 --gtest_filter='$(SIM_TESTS)'
@@ -200,7 +205,7 @@ sanitize:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-san/gc_tests --gtest_filter='-*Slow*:*/Slow*'
 
 clean:
-	rm -rf build build-san $(SIM) $(FUZZ_BUILD) gc_train gc_bench gc_forecast gc_tests
+	rm -rf build build-san $(SIM) $(FUZZ_BUILD) gc_train gc_bench gc_forecast gc_study gc_tests
 
 # ---- fuzz: libFuzzer targets of the parsers ------------------------------------------
 # One target per parser (tests/fuzz/fuzz_<name>.cpp), built with clang's libFuzzer,
