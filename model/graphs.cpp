@@ -298,9 +298,11 @@ std::vector<int32_t> containing_faces(const std::vector<Vec3>& grid_positions, c
     return distance_squared(
         p, closest_point_on_triangle(p, mesh.vertices[face[0]], mesh.vertices[face[1]], mesh.vertices[face[2]]));
   };
-  auto better = [](double d2, int64_t f, double best_d2, int64_t best_f) {
-    return d2 < best_d2 || (d2 == best_d2 && f < best_f);
-  };
+  // Faces within kTieDistance of the nearest are equally near: the lowest index
+  // wins. Without the tolerance the choice at a tie (a grid point over an edge or
+  // vertex shared by several faces) would follow the last bit of the distances,
+  // which differs between builds (fused multiply-adds or not) and machines.
+  constexpr double kTieDistance = 1e-12;  // unit sphere: 6 micrometres on the Earth
 
   const int64_t num_grid = static_cast<int64_t>(grid_positions.size());
   std::vector<int32_t> face_of_point(num_grid);
@@ -312,15 +314,8 @@ std::vector<int32_t> containing_faces(const std::vector<Vec3>& grid_positions, c
       nearest_centroid_d2 = std::min(nearest_centroid_d2, distance_squared(p, centroids[f]));
     });
     const double search_radius = (std::sqrt(nearest_centroid_d2) + max_centroid_to_vertex) * slack;
-    double best_d2 = std::numeric_limits<double>::infinity();
-    int64_t best_face = num_faces;
-    auto consider = [&](int64_t f) {
-      const double d2 = triangle_distance_squared(p, f);
-      if (better(d2, f, best_d2, best_face)) {
-        best_d2 = d2;
-        best_face = f;
-      }
-    };
+    std::vector<std::pair<double, int64_t>> candidates;  // (distance, face)
+    auto consider = [&](int64_t f) { candidates.emplace_back(std::sqrt(triangle_distance_squared(p, f)), f); };
     if (search_radius <= buckets.cell_size()) {
       buckets.for_each_candidate(p, [&](int32_t f) {
         if (distance_squared(p, centroids[f]) <= search_radius * search_radius) consider(f);
@@ -329,6 +324,12 @@ std::vector<int32_t> containing_faces(const std::vector<Vec3>& grid_positions, c
       // Far from the mesh (not a unit vector): the bucket bound does not hold.
       for (int64_t f = 0; f < num_faces; ++f) consider(f);
     }
+    // Two passes, so that the choice does not depend on the candidates' order.
+    double nearest = std::numeric_limits<double>::infinity();
+    for (const auto& c : candidates) nearest = std::min(nearest, c.first);
+    int64_t best_face = num_faces;
+    for (const auto& c : candidates)
+      if (c.first <= nearest + kTieDistance) best_face = std::min(best_face, c.second);
     face_of_point[g] = static_cast<int32_t>(best_face);
   }
   return face_of_point;

@@ -49,7 +49,9 @@ Graph build_grid2mesh(const std::vector<Vec3>& grid_positions, const Mesh& fines
                       double radius_fraction = 0.6);
 
 // Mesh2Grid (decoder): for each grid node the 3 vertices of the face of finest_mesh
-// whose flat triangle has the nearest closest point (ties: lowest face index).
+// whose flat triangle has the nearest closest point; faces within 1e-12 (unit
+// sphere) of the nearest are a tie, won by the lowest face index, so that the
+// choice does not depend on the build's rounding.
 // Exactly 3 edges per grid node. Senders index the mesh, receivers the grid.
 Graph build_mesh2grid(const std::vector<Vec3>& grid_positions, const Mesh& finest_mesh);
 

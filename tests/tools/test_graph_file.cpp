@@ -94,9 +94,10 @@ TEST(GraphFile, GcOwnGraphsEqualDeepMindsButForTieNodes) {
   const auto a = edge_set(own.m2g), b = edge_set(dm.m2g);
   for (const auto& e : a) if (!b.count(e)) differing.insert(e.second);
   for (const auto& e : b) if (!a.count(e)) differing.insert(e.second);
-  // 41 of the 684 grid nodes, each a tie: its nearest point on the mesh is on an
-  // edge shared by two faces, so both faces are equally near (2e-16 apart).
-  EXPECT_EQ(differing.size(), 41u);
+  // 43 of the 684 grid nodes, each a tie: its nearest point on the mesh is on an
+  // edge shared by two faces, so both faces are equally near (to rounding); gc
+  // takes the lower face (model/graphs.h), DeepMind whichever trimesh returns.
+  EXPECT_EQ(differing.size(), 43u);
   const std::vector<model::Vec3> positions = model::grid_positions(grid);
   auto distance_to_face = [&](const model::Graph& g, int32_t receiver) {
     std::vector<model::Vec3> corners;
