@@ -180,7 +180,8 @@ gc_tests $(BUILD)/gc_tests: $(TEST_OBJS) $(LIB) | $(GTEST_LIB)
 # ---- the multi-process tests (tests/mpi), run under mpirun when MPI is built ---------
 MPI_TEST_SRCS := $(wildcard tests/mpi/*.cpp)
 MPI_TEST_OBJS := $(MPI_TEST_SRCS:%.cpp=$(BUILD)/%.o)
-MPIRUN := mpirun --oversubscribe --allow-run-as-root --mca btl self,vader
+# One OpenMP thread a rank: the ranks share the machine's cores.
+MPIRUN := mpirun --oversubscribe --allow-run-as-root --mca btl self,vader -x OMP_NUM_THREADS=1
 ifeq ($(MPI),1)
   MPI_TEST_BIN := $(BUILD)/gc_mpi_tests
   MPI_TEST_RUN := $(MPIRUN) -np 2 ./$(MPI_TEST_BIN) --gtest_brief=1 && $(MPIRUN) -np 4 ./$(MPI_TEST_BIN) --gtest_brief=1

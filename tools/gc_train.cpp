@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "runtime/allocator.h"           // allocator_for, OutOfMemory
+#include "runtime/communicator.h"        // mpirun: data parallel
+#include "tools/io/atomic_file.h"        // write_file_atomic
 #include "tools/memory/memory_report.h"  // oom_explanation
 #include "tools/train/cpu_share.h"       // threads on a shared machine
 #include "tools/train/interrupt.h"       // Ctrl-C and SIGTERM: finish the step, save, exit 130
@@ -24,6 +26,7 @@ using namespace gc;
 
 namespace {
 int run(const TrainOptions& options);
+int run_ranks_dry(const TrainOptions& options);
 
 // At exit every byte must be back: report any block still allocated. (The cuda
 // allocator of a machine without a GPU cannot even be asked: nothing to report.)
@@ -69,8 +72,34 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gc_train: %s\n", e.what());
     return 2;
   }
+  // Launched by mpirun with several ranks: data parallel, each rank its share of
+  // --batch; rank 0 alone prints and writes (checkpoint, metrics, report, trace).
+  try {
+    Communicator& world = world_communicator();
+    if (world.size() > 1) {
+      if (options.ranks > 1)
+        throw UsageError("--ranks is the dry run of P ranks in one process; under mpirun the ranks are mpirun's");
+      if (options.device == Device::meta)
+        throw UsageError("--device meta under mpirun: a dry run needs one process (--ranks " +
+                         std::to_string(world.size()) + " predicts every rank)");
+      options.ranks = world.size();
+      options.rank = world.rank();
+      if (options.rank != 0) {
+        options.quiet = true;
+        options.report_path.clear();
+        options.trace_path.clear();
+        options.trace_png.clear();
+      }
+    }
+  } catch (const UsageError& e) {
+    if (options.rank == 0) std::fprintf(stderr, "gc_train: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gc_train: %s\n", e.what());
+    return 1;
+  }
   install_interrupt_handlers();
-  const int status = run(options);
+  const int status = options.ranks > 1 && options.device == Device::meta ? run_ranks_dry(options) : run(options);
   check_outstanding(options.device);
   return status;
 }
@@ -83,10 +112,11 @@ int run(const TrainOptions& options) {
   try {
     check_outputs(options);                                    // before any work
     setup = std::make_unique<RunSetup>(prepare_run(options));  // data, graphs, the remat plan
+    if (options.ranks > 1) setup->comm = &world_communicator();
     trainer = std::make_unique<Trainer>(*setup);               // model, optimizer, fixed inputs
     if (!options.resume_path.empty()) trainer->load_checkpoint(options.resume_path);
     print_setup_summary(*trainer);
-    if (options.device != Device::meta) {
+    if (options.device != Device::meta && options.rank == 0) {
       tidy_out_folder(options.out_dir);
       trainer->checkpoint_every(options.out_dir, options.checkpoint_every, options.checkpoint_every_minutes);
       metrics = std::make_unique<MetricsLog>(options.out_dir, metrics_history_source(options),
@@ -99,6 +129,7 @@ int run(const TrainOptions& options) {
     start_trace_if_asked(*trainer);
     trainer->train();
     const std::string trace_error = finish_trace(*trainer);
+    if (options.rank != 0) return 0;  // rank 0 evaluates and writes
     EvalResult eval;
     if (!options.no_eval) eval = trainer->evaluate();
     write_outputs(*trainer, options.no_eval ? nullptr : &eval);
@@ -129,6 +160,74 @@ int run(const TrainOptions& options) {
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "\ngc_train: out of host memory while setting up or running this configuration; "
                          "it is too large for this machine (see --device meta for its device memory)\n");
+    return 3;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "gc_train: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\ngc_train: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+// --device meta --ranks P: every rank's dry run in turn, each from an empty
+// allocator, as each rank's process starts; prints every rank's peaks.
+int run_ranks_dry(const TrainOptions& options) {
+  try {
+    check_outputs(options);
+    std::vector<RankSummary> ranks;
+    json::Value report;
+    CachingAllocator& alloc = allocator_for(Device::meta);
+    for (int r = 0; r < options.ranks; ++r) {
+      TrainOptions o = options;
+      o.rank = r;
+      o.quiet = o.quiet || r > 0;
+      std::unique_ptr<Communicator> comm = make_meta_communicator(r, o.ranks);
+      alloc.empty_cache();
+      RunSetup setup = prepare_run(o);
+      setup.comm = comm.get();
+      Trainer trainer(setup);
+      if (r == 0) print_setup_summary(trainer);
+      trainer.train();
+      RankSummary s;
+      s.rank = r;
+      s.batch = trainer.options().batch;
+      s.peak_allocated = trainer.memory().stats.peak_allocated;
+      s.peak_reserved = trainer.memory().stats.peak_reserved;
+      s.bytes_sent = trainer.memory().ranks.empty() ? 0 : trainer.memory().ranks[static_cast<size_t>(r)].bytes_sent;
+      ranks.push_back(s);
+      if (r == 0 && !o.report_path.empty()) report = trainer.report(nullptr);
+    }
+    alloc.empty_cache();
+    if (!options.quiet) {
+      std::fprintf(stderr, "gc_train: dry run of %d data-parallel ranks (each its share of --batch %d):\n", options.ranks,
+                   options.batch);
+      std::fprintf(stderr, "  rank  batch  peak allocated   peak reserved   sent per run\n");
+      for (const RankSummary& s : ranks)
+        std::fprintf(stderr, "  %4d  %5d  %14lld  %14lld  %13lld B\n", s.rank, s.batch,
+                     static_cast<long long>(s.peak_allocated), static_cast<long long>(s.peak_reserved),
+                     static_cast<long long>(s.bytes_sent));
+    }
+    for (const RankSummary& s : ranks)
+      std::printf("rank %d: peak %lld B allocated, %lld B reserved\n", s.rank, static_cast<long long>(s.peak_allocated),
+                  static_cast<long long>(s.peak_reserved));
+    if (!options.report_path.empty()) {
+      json::Value list = json::Value::array();
+      for (const RankSummary& s : ranks) {
+        json::Value v = json::Value::object();
+        v["rank"] = s.rank;
+        v["batch"] = s.batch;
+        v["peak_allocated"] = s.peak_allocated;
+        v["peak_reserved"] = s.peak_reserved;
+        v["bytes_sent"] = s.bytes_sent;
+        list.push_back(v);
+      }
+      report["memory"]["ranks"] = list;
+      write_file_atomic(options.report_path, report.dump(2) + "\n");
+    }
+  } catch (const OutOfMemory& oom) {
+    std::fprintf(stderr, "gc_train: %s", oom_explanation(oom, 0).c_str());
     return 3;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "gc_train: %s\n", e.what());

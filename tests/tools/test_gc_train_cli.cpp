@@ -183,6 +183,9 @@ TEST_F(GcTrainCli, BadFlagsAndValuesExit2NamingTheFlag) {
       {"--lr nan", "--lr"},
       {"--rollout 2", "--rollout"},  // random inputs cannot be fed back
       {"--preset nope", "preset"},
+      {"--ranks 2", "--ranks"},                              // a dry run's flag
+      {"--ranks 3 --batch 2 --device meta", "--batch"},      // a rank without a sample
+      {"--bucket-mb 0", "--bucket-mb"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("gc_train ... " + c.args);
@@ -195,6 +198,24 @@ TEST_F(GcTrainCli, BadFlagsAndValuesExit2NamingTheFlag) {
     EXPECT_EQ(r.out, "");
     EXPECT_FALSE(exists(path("out"))) << "a usage error must not start the run";
   }
+}
+
+// --device meta --ranks P: every data-parallel rank's dry run in one process;
+// the uneven shares of --batch 3 over 2 ranks give rank 0 the larger peak, and
+// rank 0's dry run equals the one-process dry run of its share.
+TEST_F(GcTrainCli, RanksDryRunPredictsEveryRank) {
+  const Value report = run_report(kTiny + " --steps 2 --device meta --ranks 2 --batch 3", "ranks.json");
+  const std::vector<Value>& ranks = report.at("memory").at("ranks").as_array();
+  ASSERT_EQ(ranks.size(), 2u);
+  EXPECT_EQ(ranks[0].at("batch").as_int(), 2);
+  EXPECT_EQ(ranks[1].at("batch").as_int(), 1);
+  EXPECT_GT(ranks[0].at("peak_allocated").as_int(), ranks[1].at("peak_allocated").as_int());
+  EXPECT_GT(ranks[1].at("bytes_sent").as_int(), 0);
+  EXPECT_EQ(report.at("config").at("batch").as_int(), 3);
+  EXPECT_EQ(report.at("config").at("ranks").as_int(), 2);
+  const Value alone = run_report(kTiny + " --steps 2 --device meta --batch 2", "alone.json");
+  // The share alone has no gradient buckets: rank 0's peak is the same or more.
+  EXPECT_GE(ranks[0].at("peak_allocated").as_int(), alone.at("memory").at("peak_allocated").as_int());
 }
 
 TEST_F(GcTrainCli, IntegerFlagsBeyondIntRangeAreUsageErrors) {

@@ -89,7 +89,8 @@ std::vector<std::pair<std::string, std::string>> run_identity(const TrainOptions
   return {{"precision", o.precision},
           {"seed", std::to_string(o.seed)},
           {"data", data},
-          {"batch", std::to_string(o.batch) + " x " + std::to_string(o.accum) + " (--batch x --accum)"}};
+          {"batch", std::to_string(o.global_batch > 0 ? o.global_batch : o.batch) + " x " + std::to_string(o.accum) +
+                        " (--batch x --accum)"}};
 }
 
 // The settings the learning-rate schedule depends on, as one readable string.

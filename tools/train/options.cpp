@@ -60,6 +60,9 @@ memory
   --edge-chunks N       process encoder/decoder edges in N checkpointed chunks (1..32, at most
                         one per 4096 edges; edges are always computed in the same fixed blocks,
                         so results do not change)
+ranks (data parallel: mpirun -np P ./gc_train ...; each rank takes its share of --batch)
+  --ranks P             with --device meta: predict each of P data-parallel ranks' memory
+  --bucket-mb N         gradient all-reduce bucket size in MiB (default 25)
 device
   --device D            cpu | cuda | meta (meta: dry run, no data, exact memory figures)
   --meta-target D       the device a meta dry run predicts: cuda (default) or cpu; they differ
@@ -236,6 +239,8 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     } else if (flag == "--steps") o->steps = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--batch") o->batch = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--accum") o->accum = static_cast<int>(parse_int(flag, next(), 1));
+    else if (flag == "--ranks") o->ranks = static_cast<int>(parse_int(flag, next(), 1, 4096));
+    else if (flag == "--bucket-mb") o->bucket_bytes = parse_int(flag, next(), 1, 1 << 20) << 20;
     else if (flag == "--lr") o->lr = parse_double(flag, next());
     else if (flag == "--weight-decay") o->weight_decay = parse_fraction(flag, next(), 0.0, 1e9);
     else if (flag == "--adam-beta1") o->adam_beta1 = parse_fraction(flag, next(), 0.0, 1.0);
@@ -306,6 +311,13 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     throw UsageError("--init-from starts a new run from DeepMind's weights; --resume continues a gc run: give one");
   if (!o->resume_path.empty() && o->device == Device::meta)
     throw UsageError("--resume needs a device with values (cpu or cuda): a dry run on meta has no weights to load");
+  if (o->ranks > 1 && o->device != Device::meta)
+    throw UsageError("--ranks " + std::to_string(o->ranks) +
+                     " predicts P ranks on --device meta; to run on P ranks, launch with mpirun -np P");
+  if (o->ranks > o->batch)
+    throw UsageError("--batch " + std::to_string(o->batch) + " over " + std::to_string(o->ranks) +
+                     " ranks: every rank needs at least one sample; use --batch " + std::to_string(o->ranks) +
+                     " or more (with --accum to keep the memory of a smaller batch)");
   if (o->out_dir.empty()) o->out_dir = "runs/" + o->preset;
   if (o->checkpoint_every == 0) o->checkpoint_every = std::max(100, o->steps / 4);
   return true;

@@ -45,6 +45,13 @@ struct TrainOptions {
   int64_t mem_budget = 0;
   int64_t mem_limit = 0;
   int edge_chunks = 1;
+  // ranks (data parallel): under mpirun every rank takes its share of the
+  // --batch samples (ranks_batch_share); --ranks P on meta predicts each rank.
+  int ranks = 1;              // 1: a single process
+  int rank = 0;
+  int global_batch = 0;       // --batch as given; `batch` is this rank's share (set by prepare_run)
+  int batch_offset = 0;       // this rank's first sample of the step's --batch samples
+  int64_t bucket_bytes = 25ll << 20;  // gradient all-reduce buckets (--bucket-mb)
   // device and output
   Device device = Device::cpu;
   Device meta_target = Device::cuda;  // which device a --device meta run predicts

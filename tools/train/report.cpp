@@ -20,7 +20,8 @@ json::Value config_json(const TrainOptions& o) {
   c["out_channels"] = o.out_channels;
   c["concat_trick"] = o.concat_trick;
   c["steps"] = o.steps;
-  c["batch"] = o.batch;
+  c["batch"] = o.global_batch > 0 ? o.global_batch : o.batch;  // the step's samples over every rank
+  c["ranks"] = o.ranks;
   c["accum"] = o.accum;
   c["lr"] = o.lr;
   c["warmup_steps"] = o.warmup_steps;
@@ -116,6 +117,22 @@ json::Value memory_json(Device device, const MemorySummary& memory, json::Value 
     mem["outside_allocator"] = memory.outside_allocator;
   }
   mem["plan"] = std::move(plan);
+  if (!memory.ranks.empty()) {
+    // Data parallel: every rank's figures (this object's are the writing rank's, rank 0).
+    json::Value ranks = json::Value::array();
+    for (const RankSummary& r : memory.ranks) {
+      json::Value v = json::Value::object();
+      v["rank"] = r.rank;
+      v["batch"] = r.batch;
+      v["peak_allocated"] = r.peak_allocated;
+      v["peak_reserved"] = r.peak_reserved;
+      v["bytes_sent"] = r.bytes_sent;
+      v["communication_s"] = r.communication_seconds;
+      v["steps_s"] = r.step_seconds;
+      ranks.push_back(v);
+    }
+    mem["ranks"] = ranks;
+  }
   json::Value top = json::Value::array();
   for (const LiveBlock& b : memory.top_live) {
     json::Value t = json::Value::object();

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 
+#include "kernels/collectives.h"
 #include "runtime/allocator.h"
 #include "tools/data/swe_transform.h"
 #include "tools/io/atomic_file.h"
@@ -82,6 +83,19 @@ RunSetup prepare_run(const TrainOptions& options) {
   setup.options = options;
   TrainOptions& o = setup.options;
   if (o.device == Device::meta) set_meta_target(o.meta_target);
+  // Data parallel: this rank's share of the step's --batch samples (the first
+  // batch % ranks ranks take one more); everything below is built for the share.
+  o.global_batch = o.batch;
+  o.batch_offset = 0;
+  if (o.ranks > 1) {
+    if (o.batch < o.ranks)
+      throw UsageError("--batch " + std::to_string(o.batch) + " over " + std::to_string(o.ranks) +
+                       " ranks: every rank needs at least one sample; use --batch " + std::to_string(o.ranks) +
+                       " or more (with --accum to keep the memory of a smaller batch)");
+    const std::vector<int64_t> shares = kernels::balanced_counts(o.batch, o.ranks);
+    for (int r = 0; r < o.rank; ++r) o.batch_offset += static_cast<int>(shares[static_cast<size_t>(r)]);
+    o.batch = static_cast<int>(shares[static_cast<size_t>(o.rank)]);
+  }
   if (o.device == Device::cuda) {
     std::string why;
     if (!cuda_available(&why)) throw std::runtime_error("--device cuda: " + why);

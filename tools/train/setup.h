@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "model/graphcast.h"
+#include "runtime/communicator.h"
 #include "tools/data/swe_dataset.h"
 #include "tools/io/deepmind_checkpoint.h"
 #include "tools/memory/dry_run.h"
@@ -20,6 +21,10 @@ struct RunSetup {
   std::shared_ptr<const model::GraphCastGeometry> geometry;
   std::shared_ptr<const DeepMindCheckpoint> init_from;  // --init-from: its weights start the run
   RematPlan plan;                                     // with options.edge_chunks == plan.edge_chunks
+  // The ranks of a data-parallel run (options.ranks of them; this process is
+  // options.rank): mpirun's world, or a meta communicator for a dry run of one
+  // rank. Null: a single process.
+  Communicator* comm = nullptr;
   double seconds = 0, graph_seconds = 0;              // set-up time (graphs included), graph building
 };
 

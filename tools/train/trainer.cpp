@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "autograd/precision.h"
+#include "kernels/collectives.h"
 #include "kernels/elementwise.h"
 #include "runtime/random.h"
 #include "tools/data/host_tensor.h"
@@ -123,9 +124,18 @@ void Trainer::upload_inputs() {
     return;
   }
   MemoryScope scope(Category::input, "batch");
+  // The values of the whole --batch, of which this rank (data parallel) keeps its share's rows.
+  const int64_t grid_nodes = geometry().num_grid_nodes();
+  const int64_t skipped = grid_nodes * options_.batch_offset, after = grid_nodes * (options_.global_batch - options_.batch_offset) - rows;
+  auto skip = [](uint64_t& state, int64_t n) { for (int64_t i = 0; i < n; ++i) next_normal(state); };
   uint64_t state = options_.seed * 7919 + 17;
+  if (options_.device != Device::meta) skip(state, skipped * (options_.in_channels - 3));
   random_input_ = data::host_filled({rows, options_.in_channels - 3}, config_.compute_dtype, options_.device,
                                     [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = next_normal(state); });
+  if (options_.device != Device::meta) {
+    skip(state, after * (options_.in_channels - 3));
+    skip(state, skipped * options_.out_channels);
+  }
   random_target_ = data::host_filled({rows, options_.out_channels}, DType::f32, options_.device,
                                      [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = next_normal(state); });
 }
@@ -143,7 +153,134 @@ data::Batch Trainer::next_batch(int micro_step) {
     batch.targets = {random_target_};
     return batch;
   }
-  return batch_of(data::draw_training_samples(*data(), options_.seed, micro_step, options_.batch, options_.rollout));
+  // The step's --batch samples; this rank (data parallel) takes its share.
+  std::vector<data::Sample> samples =
+      data::draw_training_samples(*data(), options_.seed, micro_step, options_.global_batch, options_.rollout);
+  samples.erase(samples.begin(), samples.begin() + options_.batch_offset);
+  samples.resize(static_cast<size_t>(options_.batch));
+  return batch_of(samples);
+}
+
+Communicator& Trainer::comm() const {
+  static const std::unique_ptr<Communicator> single = make_single_communicator();
+  return setup_.comm ? *setup_.comm : *single;
+}
+
+void Trainer::all_reduce_gradients() {
+  if (comm().size() == 1) return;
+  MemoryScope scope(Category::communication, "gradient_bucket");
+  // Buckets of consecutive parameters in backward order (the last made first),
+  // one dtype each; a parameter larger than a bucket is a bucket of its own.
+  const std::vector<Var>& params = optimizer_->params();
+  size_t i = params.size();
+  while (i > 0) {
+    std::vector<Tensor> grads;
+    int64_t elements = 0, bytes = 0;
+    DType dtype = DType::f32;
+    for (; i > 0; --i) {
+      const Var& p = params[i - 1];
+      if (!p.grad().defined()) continue;  // no gradient on any rank (the decoder's unused mesh MLP)
+      const Tensor& g = p.grad();
+      if (!grads.empty() && (g.dtype() != dtype || bytes + static_cast<int64_t>(g.nbytes()) > options_.bucket_bytes)) break;
+      dtype = g.dtype();
+      grads.push_back(g);
+      elements += g.numel();
+      bytes += g.nbytes();
+    }
+    if (grads.empty()) break;
+    Tensor bucket = Tensor::empty({elements}, dtype, options_.device);
+    int64_t offset = 0;
+    for (const Tensor& g : grads) {
+      bucket.slice_rows(offset, g.numel()).copy_from(g.reshape({g.numel()}));
+      offset += g.numel();
+    }
+    kernels::all_reduce_sum(comm(), bucket);
+    offset = 0;
+    for (const Tensor& g : grads) {
+      g.reshape({g.numel()}).copy_from(bucket.slice_rows(offset, g.numel()));
+      offset += g.numel();
+    }
+  }
+}
+
+double Trainer::global_loss(double local_loss) {
+  if (comm().size() == 1) return local_loss;
+  MemoryScope scope(Category::communication, "loss");
+  const double share = static_cast<double>(options_.batch) / options_.global_batch;
+  Tensor t = data::host_filled({1}, DType::f64, options_.device, [&](data::HostValues& v) { v[0] = local_loss * share; });
+  kernels::all_reduce_sum(comm(), t);
+  return options_.device == Device::meta ? 0.0 : scalar_value(t);
+}
+
+void Trainer::check_ranks_agree(int step) {
+  if (comm().size() == 1) return;
+  // A 64-bit FNV-1a hash of every parameter's bytes, in two exact 32-bit halves.
+  uint64_t hash = 1469598103934665603ull;
+  if (options_.device != Device::meta) {
+    auto mix = [&hash](const void* data, size_t n) {
+      const auto* bytes = static_cast<const unsigned char*>(data);
+      for (size_t k = 0; k < n; ++k) hash = (hash ^ bytes[k]) * 1099511628211ull;
+    };
+    for (const Var& p : optimizer_->params()) {
+      if (p.value().device() == Device::cpu) {
+        mix(p.value().data(), p.value().nbytes());
+      } else {
+        const std::vector<double> values = p.value().to_doubles();  // exact for every float dtype
+        mix(values.data(), values.size() * sizeof(double));
+      }
+    }
+  }
+  MemoryScope scope(Category::communication, "parameter_check");
+  const int P = comm().size();
+  Tensor mine = data::host_filled({1, 2}, DType::f64, options_.device, [&](data::HostValues& v) {
+    v[0] = static_cast<double>(hash >> 32);
+    v[1] = static_cast<double>(hash & 0xffffffffu);
+  });
+  Tensor all = Tensor::empty({P, 2}, DType::f64, options_.device);
+  comm().all_gather(mine, all, std::vector<int64_t>(static_cast<size_t>(P), 1));
+  if (options_.device == Device::meta) return;
+  const std::vector<double> values = all.to_doubles();
+  for (int r = 1; r < P; ++r) {
+    if (values[2 * r] == values[0] && values[2 * r + 1] == values[1]) continue;
+    throw std::runtime_error("data parallel: after step " + std::to_string(step + 1) + " the parameters of rank " +
+                             std::to_string(r) + " differ from rank 0's; the ranks must stay bitwise equal (the same "
+                             "build and the same device on every rank), so the run stops here");
+  }
+}
+
+void Trainer::gather_rank_summaries(double step_seconds) {
+  memory_.ranks.clear();
+  if (comm().size() == 1) return;
+  const int P = comm().size();
+  constexpr int kFields = 6;
+  const CommStats& c = comm().stats();
+  const std::vector<double> mine = {static_cast<double>(options_.batch), static_cast<double>(memory_.stats.peak_allocated),
+                                    static_cast<double>(memory_.stats.peak_reserved), static_cast<double>(c.bytes_sent),
+                                    c.seconds, step_seconds};
+  // Gathered after the peaks were taken: these bytes are in no figure.
+  std::vector<double> all(static_cast<size_t>(P * kFields));
+  {
+    MemoryScope scope(Category::communication, "rank_summary");
+    Tensor t = data::host_filled({1, kFields}, DType::f64, options_.device, [&](data::HostValues& v) {
+      for (int k = 0; k < kFields; ++k) v[static_cast<size_t>(k)] = mine[static_cast<size_t>(k)];
+    });
+    Tensor gathered = Tensor::empty({P, kFields}, DType::f64, options_.device);
+    comm().all_gather(t, gathered, std::vector<int64_t>(static_cast<size_t>(P), 1));
+    if (options_.device != Device::meta) all = gathered.to_doubles();
+    // A dry run moves nothing: its own rank's figures only (gc_train --ranks gathers the others').
+    else for (int k = 0; k < kFields; ++k) all[static_cast<size_t>(comm().rank() * kFields + k)] = mine[static_cast<size_t>(k)];
+  }
+  for (int r = 0; r < P; ++r) {
+    RankSummary s;
+    s.rank = r;
+    s.batch = static_cast<int>(all[static_cast<size_t>(r * kFields)]);
+    s.peak_allocated = static_cast<int64_t>(all[static_cast<size_t>(r * kFields + 1)]);
+    s.peak_reserved = static_cast<int64_t>(all[static_cast<size_t>(r * kFields + 2)]);
+    s.bytes_sent = static_cast<int64_t>(all[static_cast<size_t>(r * kFields + 3)]);
+    s.communication_seconds = all[static_cast<size_t>(r * kFields + 4)];
+    s.step_seconds = all[static_cast<size_t>(r * kFields + 5)];
+    memory_.ranks.push_back(s);
+  }
 }
 
 Var Trainer::predict(const Var& input) const { return net_->forward(input, device_geometry_, plan().stages); }
@@ -205,12 +342,19 @@ StepRecord Trainer::train_step_unguarded(int step) {
       loss = loss_of(batch);
     }
     loss_sum += scalar_value(loss.value());
-    const double factor = loss_scaler_.scale / options_.accum;
+    // Data parallel: each rank's mean weighted by its share of the batch, so that
+    // the gradients summed over the ranks are those of the whole batch's mean.
+    const double share = comm().size() > 1 ? static_cast<double>(options_.batch) / options_.global_batch : 1.0;
+    const double factor = loss_scaler_.scale / options_.accum * share;
     TraceSpan span("backward", "backward");
     backward(factor == 1.0 ? loss : scale(loss, factor));
   }
+  {
+    TraceSpan span("communication", "all_reduce_gradients");
+    all_reduce_gradients();
+  }
   TraceSpan optimizer_span("optimizer", "optimizer");
-  rec.loss = loss_sum / options_.accum;
+  rec.loss = global_loss(loss_sum / options_.accum);
   const double unscale = 1.0 / loss_scaler_.scale;
   rec.grad_norm = optimizer_->grad_norm() * unscale;
   check_finite(rec);
@@ -222,6 +366,9 @@ StepRecord Trainer::train_step_unguarded(int step) {
   if (!rec.skipped) optimizer_->step(rec.lr, unscale * clip_factor(rec.grad_norm, options_.clip_norm));
   optimizer_->zero_grad();
   release_compute_copies();
+  // Data parallel: the ranks' parameters checked equal after the first step, every
+  // 100th and the last (a hash of every byte, gathered).
+  if (step == 0 || (step + 1) % 100 == 0 || step + 1 == options_.steps) check_ranks_agree(step);
   rec.ms = seconds_since(start) * 1e3;
   rec.flops = linear_flops() - flops_before;
   return rec;
@@ -311,6 +458,9 @@ void Trainer::train(int stop_after_step) {
   memory_.stats = alloc.stats();
   memory_.top_live = alloc.peak_snapshot();
   memory_.by_label = alloc.peak_bytes_by_label();
+  double step_seconds = 0;
+  for (const StepRecord& r : history_) step_seconds += r.ms / 1e3;
+  gather_rank_summaries(step_seconds);
   int64_t in_use = 0, total = 0;
   if (options_.device == Device::cuda && cuda_memory_in_use(&in_use, &total)) {
     memory_.device_in_use = in_use;

@@ -39,8 +39,19 @@ struct EvalResult {
   int cases = 0;
 };
 
+// One rank's figures of a data-parallel run (gathered to every rank after train()).
+struct RankSummary {
+  int rank = 0;
+  int batch = 0;                       // its share of --batch
+  int64_t peak_allocated = 0, peak_reserved = 0;
+  int64_t bytes_sent = 0;              // to the other ranks, over the run
+  double communication_seconds = 0;    // inside the collectives (transfer and waiting)
+  double step_seconds = 0;             // its steps' wall time
+};
+
 struct MemorySummary {
   AllocatorStats stats;
+  std::vector<RankSummary> ranks;   // data parallel: every rank, in rank order (empty: one process)
   std::vector<LiveBlock> top_live;  // largest live tensors at the peak
   std::vector<LiveBlock> by_label;  // bytes per allocation label at the peak
   // cuda only (else -1): the driver's bytes in use on the GPU at the end of
@@ -131,6 +142,15 @@ class Trainer {
   void upload_inputs();         // demo: normalization factors; else the random batch
   // the step
   StepRecord train_step_unguarded(int step);
+  // Data parallel: the gradients summed over the ranks in buckets of
+  // --bucket-mb (each a `communication` tensor), in a fixed order.
+  void all_reduce_gradients();
+  // The step's loss over every rank's samples (each rank's mean weighted by its share).
+  double global_loss(double local_loss);
+  // Throws std::runtime_error when a rank's parameters differ from rank 0's.
+  void check_ranks_agree(int step);
+  void gather_rank_summaries(double step_seconds);
+  Communicator& comm() const;
   // Throws Diverged when this step's loss or gradients are not finite.
   void check_finite(const StepRecord& rec);
   std::string checkpoint_hint() const;
