@@ -140,7 +140,7 @@ int run(const TrainOptions& options) {
     }
   } catch (const Interrupted& e) {
     if (trainer) finish_trace(*trainer);
-    std::fprintf(stderr, "gc_train: %s\n", e.what());
+    if (options.rank == 0) std::fprintf(stderr, "gc_train: %s\n", e.what());  // rank 0 saved
     return 130;
   } catch (const OutOfMemory& oom) {
     std::fprintf(stderr, "\n");

@@ -286,7 +286,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   // training is a common reason to resume), so say so.
   const std::string schedule = schedule_identity(options_);
   for (const auto& [k, value] : state.metadata)
-    if (k == "schedule" && value != schedule)
+    if (k == "schedule" && value != schedule && options_.rank == 0)  // data parallel: rank 0 speaks
       std::fprintf(stderr,
                    "gc_train: note: the checkpoint was written by a run scheduled as %s; this run is %s: its "
                    "learning rates from step %d on follow this run's schedule\n",

@@ -203,6 +203,14 @@ void Trainer::all_reduce_gradients() {
   }
 }
 
+bool Trainer::any_rank(bool mine) {
+  if (comm().size() == 1) return mine;
+  MemoryScope scope(Category::communication, "interrupt");
+  Tensor t = data::host_filled({1}, DType::f64, options_.device, [&](data::HostValues& v) { v[0] = mine ? 1.0 : 0.0; });
+  kernels::all_reduce_sum(comm(), t);
+  return options_.device == Device::meta ? mine : scalar_value(t) > 0;
+}
+
 double Trainer::global_loss(double local_loss) {
   if (comm().size() == 1) return local_loss;
   MemoryScope scope(Category::communication, "loss");
@@ -421,15 +429,18 @@ void Trainer::train(int stop_after_step) {
     history_.push_back(rec);
     completed_steps_ = step + 1;
     if (on_step_) on_step_(rec);
+    // Data parallel: a signal seen by any rank stops every rank after this step
+    // (each rank's own flag could come a step apart and leave one waiting).
+    const bool interrupted = any_rank(interrupt_requested());
     const bool saving = !checkpoint_dir_.empty() && options_.device != Device::meta;
     const bool due = (checkpoint_every_ > 0 && completed_steps_ % checkpoint_every_ == 0) ||
                      (checkpoint_every_minutes_ > 0 && seconds_since(last_save) >= 60 * checkpoint_every_minutes_);
-    if (saving && (interrupt_requested() || (due && completed_steps_ < options_.steps))) {
+    if (saving && (interrupted || (due && completed_steps_ < options_.steps))) {
       save_checkpoint(checkpoint_dir_);
       last_checkpoint_step_ = completed_steps_;
       last_save = std::chrono::steady_clock::now();
     }
-    if (interrupt_requested()) {
+    if (interrupted) {
       if (tty) std::fprintf(stderr, "\n");
       throw Interrupted("interrupted after step " + std::to_string(completed_steps_) + " of " +
                         std::to_string(options_.steps) +

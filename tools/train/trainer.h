@@ -147,6 +147,8 @@ class Trainer {
   void all_reduce_gradients();
   // The step's loss over every rank's samples (each rank's mean weighted by its share).
   double global_loss(double local_loss);
+  // Whether `mine` holds on any rank (all of them call it together).
+  bool any_rank(bool mine);
   // Throws std::runtime_error when a rank's parameters differ from rank 0's.
   void check_ranks_agree(int step);
   void gather_rank_summaries(double step_seconds);
