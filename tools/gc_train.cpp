@@ -82,6 +82,9 @@ int main(int argc, char** argv) {
       if (options.device == Device::meta)
         throw UsageError("--device meta under mpirun: a dry run needs one process (--ranks " +
                          std::to_string(world.size()) + " predicts every rank)");
+      if (options.device == Device::cuda)
+        throw UsageError("--device cuda under mpirun: the trainer's data parallel runs on cpu ranks for now "
+                         "(the NCCL communicator exists; one GPU per rank is not wired into the trainer yet)");
       options.ranks = world.size();
       options.rank = world.rank();
       if (options.rank != 0) {
