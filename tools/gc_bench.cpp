@@ -4,12 +4,14 @@
 //   ./gc_bench gemm [--json] [...]    GFLOP/s of the cpu GEMM on GraphCast's shapes
 //   ./gc_bench step [gc_train flags]  a training step's time by op family and module
 //   ./gc_bench device                 the cuda device: name, memory (cudaMemGetInfo), card
+//   ./gc_bench large [--elements N]   a bf16 add and cast over 2^31 + 1 elements (64-bit indexing)
 //
 // Every buffer, the GEMM's workspace included, is a Tensor, so even the benchmark
 // goes through the caching allocator. Timings are the best of several runs after
 // a warm-up; other processes on the machine lower them (check `uptime` first).
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/elementwise.h"
 #include "kernels/linear.h"
 #include "runtime/profile.h"
 #include "runtime/tensor.h"
@@ -298,6 +301,91 @@ int run_device(int argc, char** argv) {
   return 0;
 }
 
+// ---- large ---------------------------------------------------------------------------
+// Element i of a 1-D tensor, read or written through a single-element copy.
+void set_element_bits(Tensor& t, int64_t i, uint16_t bits) {
+  device_copy(static_cast<unsigned char*>(t.data()) + i * 2, t.device(), &bits, Device::cpu, 2);
+}
+
+int run_large(int argc, char** argv) {
+  int64_t elements = (int64_t(1) << 31) + 1;
+  Device device = Device::cuda;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: gc_bench large [--elements N] [--device cuda|cpu]\n"
+                  "  A bf16 add (out = a + b) and a cast of its result to f32 over N elements\n"
+                  "  (default 2^31 + 1 = 2147483649, beyond every 32-bit index), checked at the\n"
+                  "  positions where 32-bit indexing would break (2^31 - 1, 2^31, the last) and a\n"
+                  "  few others, with the time and bandwidth of each. Needs 5 x N x 2 bytes on the device\n"
+                  "  (20 GiB at the default). Exits 1 when a checked value is wrong.\n");
+      return 0;
+    } else if (arg == "--elements" && i + 1 < argc) {
+      char* end = nullptr;
+      const long long v = std::strtoll(argv[++i], &end, 10);
+      if (*end != '\0' || v < 2) throw UsageError(std::string("--elements needs an integer >= 2, got '") + argv[i] + "'");
+      elements = v;
+    } else if (arg == "--device" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      if (name != "cuda" && name != "cpu") throw UsageError("--device must be cuda or cpu, got '" + name + "'");
+      device = device_from_name(name);
+    } else {
+      throw UsageError("unknown option '" + arg + "' (see gc_bench large --help)");
+    }
+  }
+  std::string why;
+  if (device == Device::cuda && !cuda_available(&why)) {
+    std::fprintf(stderr, "gc_bench large: no cuda device: %s\n", why.c_str());
+    return 1;
+  }
+  const int64_t n = elements;
+  std::vector<int64_t> positions = {0, 1, n / 2, n - 2, n - 1};
+  for (int64_t p : {(int64_t(1) << 31) - 1, int64_t(1) << 31, (int64_t(1) << 31) + 1})
+    if (p < n) positions.push_back(p);
+  std::sort(positions.begin(), positions.end());
+  positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+  Tensor a = Tensor::empty({n}, DType::bf16, device), b = Tensor::empty({n}, DType::bf16, device);
+  kernels::fill(a, 1.0);
+  kernels::fill(b, 0.5);
+  // Distinct values at the checked positions (small integers: exact in bf16).
+  for (size_t k = 0; k < positions.size(); ++k) set_element_bits(a, positions[k], f32_to_bf16(static_cast<float>(k + 2)));
+  Tensor out = Tensor::empty({n}, DType::bf16, device);
+  Tensor wide = Tensor::empty({n}, DType::f32, device);
+  auto timed = [&](auto&& op) {
+    const auto start = std::chrono::steady_clock::now();
+    op();
+    out.item(0);  // waits for the device
+    return seconds_since(start);
+  };
+  const double add_s = timed([&] { kernels::add_forward(out, a, b); });
+  const double cast_s = timed([&] { kernels::cast(wide, out); });
+  int wrong = 0;
+  auto expect = [&](const Tensor& t, int64_t i, double want) {
+    const double got = t.item(i);
+    if (got != want) {
+      std::printf("  WRONG: %s element %lld is %g, expected %g\n", dtype_name(t.dtype()), static_cast<long long>(i), got,
+                  want);
+      ++wrong;
+    }
+  };
+  for (size_t k = 0; k < positions.size(); ++k) {
+    const int64_t p = positions[k];
+    expect(out, p, static_cast<double>(k + 2) + 0.5);
+    expect(wide, p, static_cast<double>(k + 2) + 0.5);
+    if (p + 1 < n && !std::binary_search(positions.begin(), positions.end(), p + 1)) {
+      expect(out, p + 1, 1.5);
+      expect(wide, p + 1, 1.5);
+    }
+  }
+  const double gb = 1e-9 * static_cast<double>(n);
+  std::printf("large: %lld elements on %s: bf16 add %.1f ms (%.1f GB/s), bf16 -> f32 cast %.1f ms (%.1f GB/s); "
+              "%zu positions checked (up to %lld): %s\n",
+              static_cast<long long>(n), device_name(device), add_s * 1e3, 6 * gb / add_s, cast_s * 1e3,
+              6 * gb / cast_s, positions.size(), static_cast<long long>(positions.back()),
+              wrong ? "WRONG VALUES" : "all equal");
+  return wrong ? 1 : 0;
+}
+
 // ---- subcommands ------------------------------------------------------------------------
 struct Subcommand {
   const char* name;
@@ -309,6 +397,7 @@ const Subcommand kSubcommands[] = {
     {"gemm", "GFLOP/s of the cpu GEMM on GraphCast's shapes (forward, grad_x, grad_W)", run_gemm},
     {"step", "a training step's time by op family and module (gc_train flags)", run_step},
     {"device", "the cuda device: name, memory from cudaMemGetInfo, matching --card", run_device},
+    {"large", "a bf16 add and cast over 2^31 + 1 elements (64-bit indexing), checked", run_large},
 };
 
 void print_usage(std::FILE* out) {
