@@ -9,6 +9,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifdef GC_CUDA
@@ -92,6 +93,7 @@ namespace {
 
 struct Recorder {
   bool enabled = false;
+  std::thread::id thread;  // the thread that turned timing on: the only one timed
   int depth = 0;  // open OpScopes (time counts under the outermost)
   Profile profile;
   RooflineRates rates;
@@ -151,7 +153,10 @@ int record_start_event() {
 void set_roofline_rates(const RooflineRates& rates) { g.rates = rates; }
 const RooflineRates& roofline_rates() { return g.rates; }
 
-void profile_enable(bool on) { g.enabled = on; }
+void profile_enable(bool on) {
+  g.enabled = on;
+  g.thread = std::this_thread::get_id();
+}
 bool profile_enabled() { return g.enabled; }
 
 void set_op_listener(OpListener listener) { g.listener = listener; }
@@ -201,7 +206,7 @@ OpScope::OpScope(OpFamily family, const char* name, Device device, const OpCost&
     c.host_syncs += cost.host_syncs;
     c.roofline_ms += roofline_ms_of(cost);
   }
-  if (!g.enabled) return;
+  if (!g.enabled || std::this_thread::get_id() != g.thread) return;  // copies made by worker threads are not timed
   entered_ = true;
   if (g.depth++ > 0 || device == Device::meta) return;
   g.profile.device = device;
