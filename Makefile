@@ -323,7 +323,11 @@ $(SIM)/gc_tests: $(SIM_TEST_OBJS) $(SIM)/libgc.a | $(GTEST_LIB)
 $(SIM)/gc_train: $(SIM)/tools/gc_train.o $(SIM)/libgc.a
 	$(CXX) $(LDFLAGS) $^ -o $@ -lpthread
 
--include $(SIM_LIB_OBJS:.o=.d) $(SIM_TEST_OBJS:.o=.d) $(SIM)/tools/gc_train.d
+# tools/gpu_check.sh --sim runs gc_bench (device, large) on the simulator too.
+$(SIM)/gc_bench: $(SIM)/tools/gc_bench.o $(SIM)/libgc.a
+	$(CXX) $(LDFLAGS) $^ -o $@ -lpthread
+
+-include $(SIM_LIB_OBJS:.o=.d) $(SIM_TEST_OBJS:.o=.d) $(SIM)/tools/gc_train.d $(SIM)/tools/gc_bench.d
 
 -include $(MPI_TEST_OBJS:.o=.d)
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tools/gc_train.d $(BUILD)/tools/gc_bench.d

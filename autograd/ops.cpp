@@ -13,6 +13,7 @@
 #include "kernels/linear.h"
 #include "kernels/loss.h"
 #include "kernels/reduce.h"
+#include "runtime/profile.h"
 
 namespace gc {
 
@@ -43,7 +44,11 @@ double& linear_flops() {
 }
 
 double scalar_value(const Tensor& t) {
-  if (t.is_meta()) return 0.0;
+  if (t.is_meta()) {  // no value; the read-back a real run makes, in the modelled cost
+    const OpScope scope(OpFamily::copy_cast, "item", Device::meta,
+                        copy_cost(Device::cpu, Device::meta, static_cast<double>(dtype_size(t.dtype()))));
+    return 0.0;
+  }
   return t.item(0);
 }
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "kernels/elementwise.h"
+#include "runtime/profile.h"
 
 namespace gc {
 
@@ -104,10 +105,14 @@ Tape& root_tape() {
   return tape;
 }
 
+// A span of backward or recompute work: told to the observer, and the module
+// the profiler counts its ops under.
 struct ObserverSpan {
-  explicit ObserverSpan(const char* phase, const std::string& label) {
+  explicit ObserverSpan(const char* phase, const std::string& label)
+      : profile_phase(std::string(phase) == "recompute" ? Phase::recompute : Phase::backward) {
     if (g_observer) g_observer->begin(phase, label);
   }
+  ProfilePhase profile_phase;
   ~ObserverSpan() {
     if (g_observer) g_observer->end();
   }

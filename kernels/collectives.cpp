@@ -9,6 +9,7 @@
 #include "kernels/reduce.h"
 #include "runtime/dtype.h"
 #include "runtime/memory_scope.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -38,7 +39,10 @@ void reduce_scatter_sum(Communicator& comm, const Tensor& t, Tensor& out) {
                                    std::to_string(mine) + " elements of the same dtype and device");
   MemoryScope scope(Category::communication, "reduce_scatter");
   Tensor received = Tensor::empty({p * mine, 1}, t.dtype(), t.device());
-  comm.all_to_all(t.reshape({t.numel(), 1}), counts, received, std::vector<int64_t>(static_cast<size_t>(p), mine));
+  {
+    const OpScope scope(OpFamily::communication, "all_to_all", t.device());
+    comm.all_to_all(t.reshape({t.numel(), 1}), counts, received, std::vector<int64_t>(static_cast<size_t>(p), mine));
+  }
   const DType acc = accumulation_dtype(t.dtype());
   if (acc == t.dtype()) {
     Tensor sum = out.reshape({mine});
@@ -56,6 +60,7 @@ void all_gather_chunks(Communicator& comm, const Tensor& chunk, Tensor& t) {
   check_float("all_gather_chunks", chunk);
   const std::vector<int64_t> counts = balanced_counts(t.numel(), comm.size());
   Tensor whole = t.reshape({t.numel(), 1});
+  const OpScope scope(OpFamily::communication, "all_gather", t.device());
   comm.all_gather(chunk.reshape({chunk.numel(), 1}), whole, counts);
 }
 

@@ -16,6 +16,8 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -75,6 +77,7 @@ void check_column_parts(const char* op, const Tensor& whole, const std::vector<T
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   check_operands("add_forward", {{"out", out}, {"a", a}, {"b", b}});
   if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "add_forward", out.device(), traffic::binary(out, a, b, 1));
   if (runs_on_cuda(out)) GC_CUDA_RUN("add_forward", cuda::add_forward(out, a, b));
   else if (runs_on_cpu(out)) cpu::add_forward(out, a, b);
 }
@@ -82,6 +85,7 @@ void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
 void mul_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   check_operands("mul_forward", {{"out", out}, {"a", a}, {"b", b}});
   if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "mul_forward", out.device(), traffic::binary(out, a, b, 1));
   if (runs_on_cuda(out)) GC_CUDA_RUN("mul_forward", cuda::mul_forward(out, a, b));
   else if (runs_on_cpu(out)) cpu::mul_forward(out, a, b);
 }
@@ -89,6 +93,7 @@ void mul_forward(Tensor& out, const Tensor& a, const Tensor& b) {
 void scale_forward(Tensor& out, const Tensor& x, double factor) {
   check_operands("scale_forward", {{"out", out}, {"x", x}});
   if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "scale_forward", out.device(), traffic::unary(out, x, 1));
   if (runs_on_cuda(out)) GC_CUDA_RUN("scale_forward", cuda::scale_forward(out, x, factor));
   else if (runs_on_cpu(out)) cpu::scale_forward(out, x, factor);
 }
@@ -96,6 +101,7 @@ void scale_forward(Tensor& out, const Tensor& x, double factor) {
 void accumulate(Tensor& acc, const Tensor& x) {
   check_operands("accumulate", {{"acc", acc}, {"x", x}});
   if (acc.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "accumulate", acc.device(), traffic::accumulate(acc, x));
   if (runs_on_cuda(acc)) GC_CUDA_RUN("accumulate", cuda::accumulate(acc, x));
   else if (runs_on_cpu(acc)) cpu::accumulate(acc, x);
 }
@@ -103,6 +109,7 @@ void accumulate(Tensor& acc, const Tensor& x) {
 void scale_inplace(Tensor& x, double factor) {
   check_operands("scale_inplace", {{"x", x}});
   if (x.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "scale_inplace", x.device(), traffic::unary(x, x, 1));
   if (runs_on_cuda(x)) GC_CUDA_RUN("scale_inplace", cuda::scale_inplace(x, factor));
   else if (runs_on_cpu(x)) cpu::scale_inplace(x, factor);
 }
@@ -110,6 +117,7 @@ void scale_inplace(Tensor& x, double factor) {
 void fill(Tensor& x, double value) {
   check_operands("fill", {{"x", x}});
   if (x.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "fill", x.device(), traffic::fill(x));
   if (runs_on_cuda(x)) GC_CUDA_RUN("fill", cuda::fill(x, value));
   else if (runs_on_cpu(x)) cpu::fill(x, value);
 }
@@ -117,6 +125,7 @@ void fill(Tensor& x, double value) {
 void silu_forward(Tensor& out, const Tensor& x) {
   check_operands("silu_forward", {{"out", out}, {"x", x}});
   if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "silu_forward", out.device(), traffic::unary(out, x, 5));
   if (runs_on_cuda(out)) GC_CUDA_RUN("silu_forward", cuda::silu_forward(out, x));
   else if (runs_on_cpu(out)) cpu::silu_forward(out, x);
 }
@@ -124,6 +133,8 @@ void silu_forward(Tensor& out, const Tensor& x) {
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
   check_operands("silu_backward", {{"grad_x", grad_x}, {"grad_out", grad_out}, {"x", x}});
   if (grad_x.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "silu_backward", grad_x.device(),
+                      traffic::silu_backward(grad_x, grad_out, x));
   if (runs_on_cuda(grad_x)) GC_CUDA_RUN("silu_backward", cuda::silu_backward(grad_x, grad_out, x));
   else if (runs_on_cpu(grad_x)) cpu::silu_backward(grad_x, grad_out, x);
 }
@@ -131,6 +142,7 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
 void cast(Tensor& out, const Tensor& x) {
   check_operands("cast", {{"out", out}, {"x", x}});
   if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::copy_cast, "cast", out.device(), traffic::unary(out, x, 0));
   if (runs_on_cuda(out)) GC_CUDA_RUN("cast", cuda::cast(out, x));
   else if (runs_on_cpu(out)) cpu::cast(out, x);
 }
@@ -138,6 +150,7 @@ void cast(Tensor& out, const Tensor& x) {
 void concat_cols(Tensor& out, const std::vector<Tensor>& parts) {
   check_column_parts("concat_cols", out, parts);
   if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::copy_cast, "concat_cols", out.device(), traffic::column_copy(out, parts));
   if (runs_on_cuda(out)) GC_CUDA_RUN("concat_cols", cuda::concat_cols(out, parts));
   else if (runs_on_cpu(out)) cpu::concat_cols(out, parts);
 }
@@ -145,6 +158,7 @@ void concat_cols(Tensor& out, const std::vector<Tensor>& parts) {
 void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
   check_column_parts("split_cols", x, parts);
   if (x.numel() == 0) return;
+  const OpScope scope(OpFamily::copy_cast, "split_cols", x.device(), traffic::column_copy(x, parts));
   if (runs_on_cuda(x)) GC_CUDA_RUN("split_cols", cuda::split_cols(parts, x));
   else if (runs_on_cpu(x)) cpu::split_cols(parts, x);
 }
@@ -152,6 +166,7 @@ void split_cols(std::vector<Tensor>& parts, const Tensor& x) {
 bool all_finite(const Tensor& x) {
   check_operands("all_finite", {{"x", x}});
   bool finite = true;  // a dry run has no values; it must take the same path as a clean real step
+  const OpScope scope(OpFamily::reduce, "all_finite", x.device(), traffic::all_finite(x));
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::all_finite_scratch_bytes(x.numel()));
   if (x.numel() == 0) return finite;
   if (runs_on_cuda(x)) GC_CUDA_RUN("all_finite", finite = cuda::all_finite(x, scratch));

@@ -35,6 +35,9 @@ struct GemmProblem {
   // Optional bias [n] (f32, bf16 or f16; f64 on the f64 path), added after alpha and beta.
   const void* bias = nullptr;
   DType bias_dtype = DType::f32;
+  // f32 inputs only: cuBLAS may round them to TF32 on tensor cores (--tf32, off
+  // by default: kernels::set_tf32). The cpu GEMM ignores it.
+  bool tf32 = false;
 };
 
 }  // namespace gc::kernels

@@ -15,6 +15,8 @@
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -101,13 +103,14 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
   require_float_pair(op, x, out);
   require_same_device(op, x, {&out, &index});
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(x)) {
-    GC_CUDA_RUN(op, cuda::check_index_values(index, x.rows(), op, "index", scratch));
-    GC_CUDA_RUN(op, cuda::gather_rows_forward(out, x, index));
-  } else if (runs_on_cpu(x)) {
-    cpu::check_index_values(index, x.rows(), op, "index");
-    cpu::gather_rows_forward(out, x, index);
+  {
+    const OpScope scope(OpFamily::index_check, op, x.device(), traffic::check_index_values(index));
+    if (runs_on_cuda(x)) GC_CUDA_RUN(op, cuda::check_index_values(index, x.rows(), op, "index", scratch));
+    else if (runs_on_cpu(x)) cpu::check_index_values(index, x.rows(), op, "index");
   }
+  const OpScope scope(OpFamily::gather, op, x.device(), traffic::gather_rows_forward(out, x, index));
+  if (runs_on_cuda(x)) GC_CUDA_RUN(op, cuda::gather_rows_forward(out, x, index));
+  else if (runs_on_cpu(x)) cpu::gather_rows_forward(out, x, index);
 }
 
 void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets) {
@@ -123,28 +126,37 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_float_pair(op, grad_out, grad_x);
   require_same_device(op, grad_x, {&grad_out, &order, &offsets});
   const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(grad_x)) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
-    GC_CUDA_RUN(op, cuda::check_index_values(order, edges, op, "order", scratch));
-    GC_CUDA_RUN(op, cuda::gather_rows_backward(grad_x, grad_out, order, offsets));
-  } else if (runs_on_cpu(grad_x)) {
-    cpu::check_offsets(offsets, edges, op);
-    cpu::check_index_values(order, edges, op, "order");
-    cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
+  {
+    OpCost checks = traffic::check_offsets(offsets);
+    const OpCost order_check = traffic::check_index_values(order);
+    checks.launches += order_check.launches, checks.host_syncs += order_check.host_syncs;
+    checks.bytes += order_check.bytes;
+    const OpScope scope(OpFamily::index_check, op, grad_x.device(), checks);
+    if (runs_on_cuda(grad_x)) {
+      GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
+      GC_CUDA_RUN(op, cuda::check_index_values(order, edges, op, "order", scratch));
+    } else if (runs_on_cpu(grad_x)) {
+      cpu::check_offsets(offsets, edges, op);
+      cpu::check_index_values(order, edges, op, "order");
+    }
   }
+  const OpScope scope(OpFamily::gather, op, grad_x.device(), traffic::sum_groups(grad_x, grad_out, true, false));
+  if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::gather_rows_backward(grad_x, grad_out, order, offsets));
+  else if (runs_on_cpu(grad_x)) cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
 }
 
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
   const char* op = "segment_sum_forward";
   const int64_t edges = check_segment_sum(op, {"out", out}, {"x", x}, offsets, SegmentSide::destination_is_nodes);
   const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(out)) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
-    GC_CUDA_RUN(op, cuda::segment_sum_forward(out, x, offsets, accumulate));
-  } else if (runs_on_cpu(out)) {
-    cpu::check_offsets(offsets, edges, op);
-    cpu::segment_sum_forward(out, x, offsets, accumulate);
+  {
+    const OpScope scope(OpFamily::index_check, op, out.device(), traffic::check_offsets(offsets));
+    if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
+    else if (runs_on_cpu(out)) cpu::check_offsets(offsets, edges, op);
   }
+  const OpScope scope(OpFamily::segment_sum, op, out.device(), traffic::sum_groups(out, x, false, accumulate));
+  if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::segment_sum_forward(out, x, offsets, accumulate));
+  else if (runs_on_cpu(out)) cpu::segment_sum_forward(out, x, offsets, accumulate);
 }
 
 void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
@@ -152,13 +164,14 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const int64_t edges =
       check_segment_sum(op, {"grad_x", grad_x}, {"grad_out", grad_out}, offsets, SegmentSide::destination_is_edges);
   const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(grad_x)) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
-    GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets));
-  } else if (runs_on_cpu(grad_x)) {
-    cpu::check_offsets(offsets, edges, op);
-    cpu::segment_sum_backward(grad_x, grad_out, offsets);
+  {
+    const OpScope scope(OpFamily::index_check, op, grad_x.device(), traffic::check_offsets(offsets));
+    if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
+    else if (runs_on_cpu(grad_x)) cpu::check_offsets(offsets, edges, op);
   }
+  const OpScope scope(OpFamily::segment_sum, op, grad_x.device(), traffic::segment_sum_backward(grad_x, grad_out));
+  if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets));
+  else if (runs_on_cpu(grad_x)) cpu::segment_sum_backward(grad_x, grad_out, offsets);
 }
 
 void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_nodes) {

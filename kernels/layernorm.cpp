@@ -15,6 +15,8 @@
 #include "kernels/cuda/layernorm.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -57,6 +59,7 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
   require_like_x(op, "out", out, x);
   require(eps >= 0 && std::isfinite(eps), op, "eps must be finite and >= 0; got " + std::to_string(eps));
   require_same_device(op, x, {&out, &mean, &rstd, &gamma, &beta});
+  const OpScope scope(OpFamily::layernorm, op, x.device(), traffic::layernorm_forward(x, gamma));
   if (runs_on_cuda(x)) GC_CUDA_RUN(op, cuda::layernorm_forward(out, mean, rstd, x, gamma, beta, eps));
   else if (runs_on_cpu(x)) cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
 }
@@ -78,6 +81,7 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   const int64_t cols = x.size(-1);
   const Tensor scratch =
       cuda::allocate_scratch(x.device(), cuda::layernorm_backward_scratch_bytes(x.numel() / cols, cols));
+  const OpScope scope(OpFamily::layernorm, op, x.device(), traffic::layernorm_backward(x, gamma));
   if (runs_on_cuda(x))
     GC_CUDA_RUN(op,
                 cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma, scratch));

@@ -17,6 +17,8 @@
 #include "kernels/cuda/linear.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm_problem.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -70,12 +72,15 @@ void require_workspace(const char* op, const Tensor& workspace, Device device, i
             "workspace on " + std::string(device_name(workspace.device())) + ", tensors on " + device_name(device));
 }
 
+bool g_tf32 = false;
+
 // Hands a validated product to the device: meta does nothing, cpu runs our GEMM,
 // cuda cuBLAS (which rejects the dtype mixes it cannot multiply).
 void run(const char* op, Device device, GemmProblem& g, const Tensor& workspace) {
   if (device == Device::meta) return;
   void* ws = workspace.defined() && workspace.nbytes() > 0 ? workspace.data() : nullptr;
   const size_t ws_bytes = workspace.defined() ? workspace.nbytes() : 0;
+  g.tf32 = g_tf32;
   try {
     if (device == Device::cuda)
       GC_CUDA_RUN(op, cuda::gemm(g, ws, ws_bytes));
@@ -86,9 +91,17 @@ void run(const char* op, Device device, GemmProblem& g, const Tensor& workspace)
   }
 }
 
+// cuBLAS (and the k = 0 epilogue) read C only for a beta that is not 0 in C's compute type.
+bool beta_reads_c(double beta, DType c) {
+  return c == DType::f64 ? beta != 0.0 : static_cast<float>(beta) != 0.0f;
+}
+
 void* data_or_null(const Tensor& t) { return t.defined() && t.numel() > 0 ? t.data() : nullptr; }
 
 }  // namespace
+
+void set_tf32(bool enabled) { g_tf32 = enabled; }
+bool tf32_enabled() { return g_tf32; }
 
 size_t gemm_workspace_bytes(Device device, int64_t m, int64_t n, int64_t k) {
   if (m < 0 || n < 0 || k < 0)
@@ -122,6 +135,9 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& W, const Tensor& b
   if (b.defined()) require_gemm_dtypes(op, {{"b", &b}}, "y", y, false);
   require_same_device(op, x, {&y, &W, &b});
   require_workspace(op, workspace, x.device(), xm.rows, n, xm.cols);
+  const OpScope scope(OpFamily::gemm, op, x.device(),
+                      traffic::gemm(xm.rows, n, xm.cols, x.dtype(), W.dtype(), y.dtype(), false, b.defined(),
+                                    b.defined() ? b.dtype() : y.dtype()));
   if (x.device() == Device::meta) return;
   GemmProblem g;
   g.m = xm.rows, g.n = n, g.k = xm.cols;
@@ -144,6 +160,9 @@ void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W
   require_gemm_dtypes(op, {{"grad_y", &grad_y}, {"W", &W}}, "grad_x", grad_x, false);
   require_same_device(op, grad_y, {&grad_x, &W});
   require_workspace(op, workspace, grad_y.device(), gy.rows, k, gy.cols);
+  const OpScope scope(OpFamily::gemm, op, grad_y.device(),
+                      traffic::gemm(gy.rows, k, gy.cols, grad_y.dtype(), W.dtype(), grad_x.dtype(), false, false,
+                                    grad_x.dtype()));
   if (grad_y.device() == Device::meta) return;
   GemmProblem g;  // [R, N] x ([K, N] transposed)
   g.m = gy.rows, g.n = k, g.k = gy.cols;
@@ -166,6 +185,9 @@ void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_
   require_gemm_dtypes(op, {{"x", &x}, {"grad_y", &grad_y}}, "grad_W", grad_W, true);
   require_same_device(op, x, {&grad_W, &grad_y});
   require_workspace(op, workspace, x.device(), xm.cols, gy.cols, xm.rows);
+  const OpScope scope(OpFamily::gemm, op, x.device(),
+                      traffic::gemm(xm.cols, gy.cols, xm.rows, x.dtype(), grad_y.dtype(), grad_W.dtype(), true, false,
+                                    grad_W.dtype()));
   if (x.device() == Device::meta) return;
   GemmProblem g;  // ([R, K] transposed) x [R, N], a reduction over the R rows
   g.m = xm.cols, g.n = gy.cols, g.k = xm.rows;
@@ -193,6 +215,9 @@ void matmul(Tensor& out, const Tensor& a, bool transpose_a, const Tensor& b, boo
   require(std::isfinite(beta), op, "beta must be finite; got " + std::to_string(beta));
   require_same_device(op, a, {&out, &b});
   require_workspace(op, workspace, a.device(), m, n, k);
+  const OpScope scope(OpFamily::gemm, op, a.device(),
+                      traffic::gemm(m, n, k, a.dtype(), b.dtype(), out.dtype(), beta_reads_c(beta, out.dtype()), false,
+                                    out.dtype()));
   if (a.device() == Device::meta) return;
   GemmProblem g;
   g.m = m, g.n = n, g.k = k;

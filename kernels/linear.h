@@ -17,6 +17,12 @@ namespace gc::kernels {
 // for any dtypes and transposes (meta returns what cpu would; 0 when nothing is needed).
 // The ops below need: linear_forward (m, n, k) = (R, N, K); linear_backward_input
 // (R, K, N); linear_backward_weight (K, N, R); matmul (rows of out, cols of out, inner).
+// --tf32: f32 GEMMs on cuda may use TF32 tensor cores (inputs rounded to 10
+// mantissa bits, f32 accumulation); off by default, so f32 runs keep f32 products.
+// No effect on cpu, on 16-bit or f64 products, or on a dry run's memory.
+void set_tf32(bool enabled);
+bool tf32_enabled();
+
 size_t gemm_workspace_bytes(Device device, int64_t m, int64_t n, int64_t k);
 // The largest of the three linear ops' needs, for one workspace shared by a layer.
 size_t linear_workspace_bytes(Device device, int64_t rows, int64_t in_features, int64_t out_features);

@@ -14,6 +14,8 @@
 #include "kernels/cuda/loss.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -61,6 +63,7 @@ void weighted_mse_forward(Tensor& loss, const Tensor& pred, const Tensor& target
     fail(op, std::string("loss must be ") + dtype_name(loss_dtype) + "[1] on " + device_name(pred.device()) +
                  " for pred " + pred.describe() + ", got " + loss.describe());
   const Tensor scratch = cuda::allocate_scratch(pred.device(), cuda::whole_sum_scratch_bytes());
+  const OpScope scope(OpFamily::loss, op, pred.device(), traffic::weighted_mse_forward(pred, target, row_weight));
   if (runs_on_cuda(pred))
     GC_CUDA_RUN(op, cuda::weighted_mse_forward(loss, pred, target, row_weight, col_weight, scratch));
   else if (runs_on_cpu(pred)) cpu::weighted_mse_forward(loss, pred, target, row_weight, col_weight);
@@ -74,6 +77,7 @@ void weighted_mse_backward(Tensor& grad_pred, double grad_loss, const Tensor& pr
   if (grad_pred.shape() != pred.shape() || grad_pred.dtype() != pred.dtype() || grad_pred.device() != pred.device())
     fail(op, "grad_pred " + grad_pred.describe() + " must match pred " + pred.describe());
   if (pred.numel() == 0) return;
+  const OpScope scope(OpFamily::loss, op, pred.device(), traffic::weighted_mse_backward(pred, target, row_weight));
   if (runs_on_cuda(pred))
     GC_CUDA_RUN(op, cuda::weighted_mse_backward(grad_pred, grad_loss, pred, target, row_weight, col_weight));
   else if (runs_on_cpu(pred))

@@ -12,6 +12,8 @@
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/optim.h"
 #include "kernels/dispatch.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -50,6 +52,7 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
       fail(kOp, std::string(t.name) + " " + t.tensor.describe() + " must match param " + param.describe());
   check_settings(settings, step, grad_scale);
   if (param.numel() == 0) return;
+  const OpScope scope(OpFamily::optimizer, kOp, param.device(), traffic::adamw_step(param));
   if (runs_on_cuda(param)) GC_CUDA_RUN(kOp, cuda::adamw_step(param, grad, m, v, settings, step, grad_scale));
   else if (runs_on_cpu(param)) cpu::adamw_step(param, grad, m, v, settings, step, grad_scale);
 }

@@ -14,6 +14,8 @@
 #include "kernels/cuda/reduce.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -39,6 +41,7 @@ void check_reduction(const char* op, const Tensor& out, const Tensor& x, int64_t
 void sum_all(Tensor& out, const Tensor& x) {
   check_reduction("sum_all", out, x, 1);
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::whole_sum_scratch_bytes());
+  const OpScope scope(OpFamily::reduce, "sum_all", x.device(), traffic::whole_sum(x, 1));
   if (runs_on_cuda(x)) GC_CUDA_RUN("sum_all", cuda::sum_all(out, x, scratch));
   else if (runs_on_cpu(x)) cpu::sum_all(out, x);
 }
@@ -47,6 +50,7 @@ void mean_all(Tensor& out, const Tensor& x) {
   check_reduction("mean_all", out, x, 1);
   if (x.numel() == 0) fail("mean_all", "the mean of an empty tensor " + x.describe() + " is undefined");
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::whole_sum_scratch_bytes());
+  const OpScope scope(OpFamily::reduce, "mean_all", x.device(), traffic::whole_sum(x, 1));
   if (runs_on_cuda(x)) GC_CUDA_RUN("mean_all", cuda::mean_all(out, x, scratch));
   else if (runs_on_cpu(x)) cpu::mean_all(out, x);
 }
@@ -56,6 +60,7 @@ void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
   check_reduction("sum_rows", out, x, x.defined() ? x.size(1) : 0);
   if (out.numel() == 0) return;
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::sum_rows_scratch_bytes(x.size(1)));
+  const OpScope scope(OpFamily::reduce, "sum_rows", x.device(), traffic::sum_rows(out, x, accumulate));
   if (runs_on_cuda(x)) GC_CUDA_RUN("sum_rows", cuda::sum_rows(out, x, accumulate, scratch));
   else if (runs_on_cpu(x)) cpu::sum_rows(out, x, accumulate);
 }
@@ -63,6 +68,7 @@ void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {
 void sum_squares(Tensor& out, const Tensor& x) {
   check_reduction("sum_squares", out, x, 1);
   const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::whole_sum_scratch_bytes());
+  const OpScope scope(OpFamily::reduce, "sum_squares", x.device(), traffic::whole_sum(x, 2));
   if (runs_on_cuda(x)) GC_CUDA_RUN("sum_squares", cuda::sum_squares(out, x, scratch));
   else if (runs_on_cpu(x)) cpu::sum_squares(out, x);
 }

@@ -44,6 +44,20 @@ bool cuda_memory_in_use(int64_t* used_bytes, int64_t* total_bytes) {
   return true;
 }
 
+std::string cuda_device_name() {
+  if (!cuda_available()) return std::string();
+#ifdef GC_CUDA_SIM
+  return "cudasim";
+#else
+  cudaDeviceProp properties;
+  if (cudaGetDeviceProperties(&properties, 0) != cudaSuccess) {
+    cudaGetLastError();
+    return std::string();
+  }
+  return properties.name;
+#endif
+}
+
 namespace {
 class CudaBackend final : public RawBackend {
  public:
@@ -88,6 +102,8 @@ bool cuda_available(std::string* why_not) {
 }
 
 bool cuda_memory_in_use(int64_t*, int64_t*) { return false; }
+
+std::string cuda_device_name() { return std::string(); }
 
 std::unique_ptr<RawBackend> make_cuda_backend() {
   std::string why;

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "runtime/profile.h"
+
 namespace gc {
 
 const char* device_name(Device device) {
@@ -41,6 +43,8 @@ void cuda_memset_zero(void* dst, size_t bytes);
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   if (dst_device == Device::meta || src_device == Device::meta)
     throw std::logic_error("device_copy: meta tensors have no data");
+  const OpScope scope(OpFamily::copy_cast, "copy", dst_device == Device::cpu ? src_device : dst_device,
+                      copy_cost(dst_device, src_device, static_cast<double>(bytes)));
   if (dst_device == Device::cpu && src_device == Device::cpu) {
     if (bytes) std::memmove(dst, src, bytes);
     return;
@@ -54,6 +58,7 @@ void device_copy(void* dst, Device dst_device, const void* src, Device src_devic
 
 void device_memset_zero(void* dst, Device device, size_t bytes) {
   if (device == Device::meta) return;
+  const OpScope scope(OpFamily::copy_cast, "zero", device, zero_fill_cost(static_cast<double>(bytes)));
   if (device == Device::cpu) {
     std::memset(dst, 0, bytes);
     return;

@@ -31,6 +31,10 @@ Device meta_target();
 // and its total. False, leaving both untouched, without a usable cuda device.
 bool cuda_memory_in_use(int64_t* used_bytes, int64_t* total_bytes);
 
+// The cuda device's name (cudaGetDeviceProperties; "cudasim" on the simulator),
+// or "" without a usable cuda device.
+std::string cuda_device_name();
+
 // Raw copies between devices (sizes in bytes). meta on either side is an error.
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void device_memset_zero(void* dst, Device device, size_t bytes);

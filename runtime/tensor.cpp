@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "runtime/profile.h"
+
 namespace gc {
 
 std::string shape_string(const Shape& shape) {
@@ -63,7 +65,12 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::from_host(const void* data, const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  if (device != Device::meta && t.nbytes() > 0) device_copy(t.data(), device, data, Device::cpu, t.nbytes());
+  if (device == Device::meta) {  // the copy a real run makes, in the modelled cost
+    const OpScope scope(OpFamily::copy_cast, "copy", device,
+                        copy_cost(device, Device::cpu, static_cast<double>(t.nbytes())));
+  } else if (t.nbytes() > 0) {
+    device_copy(t.data(), device, data, Device::cpu, t.nbytes());
+  }
   return t;
 }
 
@@ -144,13 +151,19 @@ void Tensor::copy_from(const Tensor& source) {
       throw std::logic_error("copy between meta and " +
                              std::string(device_name(device_ == Device::meta ? source.device_ : device_)) +
                              ": meta tensors have no data");
+    const OpScope scope(OpFamily::copy_cast, "copy", device_,
+                        copy_cost(device_, device_, static_cast<double>(nbytes())));
     return;
   }
   if (nbytes() > 0) device_copy(data(), device_, source.data(), source.device_, nbytes());
 }
 
 void Tensor::zero_() {
-  if (device_ == Device::meta || nbytes() == 0) return;
+  if (nbytes() == 0) return;
+  if (device_ == Device::meta) {
+    const OpScope scope(OpFamily::copy_cast, "zero", device_, zero_fill_cost(static_cast<double>(nbytes())));
+    return;
+  }
   device_memset_zero(data(), device_, nbytes());
 }
 

@@ -2,12 +2,16 @@
 //
 //   ./gc_bench --help                 lists the subcommands
 //   ./gc_bench gemm [--json] [...]    GFLOP/s of the cpu GEMM on GraphCast's shapes
+//   ./gc_bench step [gc_train flags]  a training step's time by op family and module
+//   ./gc_bench device                 the cuda device: name, memory (cudaMemGetInfo), card
+//   ./gc_bench large [--elements N]   a bf16 add and cast over 2^31 + 1 elements (64-bit indexing)
 //
 // Every buffer, the GEMM's workspace included, is a Tensor, so even the benchmark
 // goes through the caching allocator. Timings are the best of several runs after
 // a warm-up; other processes on the machine lower them (check `uptime` first).
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,8 +21,17 @@
 #include <string>
 #include <vector>
 
+#include "kernels/elementwise.h"
 #include "kernels/linear.h"
+#include "runtime/profile.h"
 #include "runtime/tensor.h"
+#include "tools/io/json.h"
+#include "tools/memory/cards.h"
+#include "tools/memory/memory_report.h"
+#include "tools/memory/time_report.h"
+#include "tools/train/options.h"
+#include "tools/train/setup.h"
+#include "tools/train/trainer.h"
 
 namespace gc {
 namespace {
@@ -151,6 +164,228 @@ int run_gemm(int argc, char** argv) {
   return 0;
 }
 
+// ---- step -----------------------------------------------------------------------------
+void print_step_usage(std::FILE* out) {
+  std::fprintf(out,
+      "usage: gc_bench step [--warmup N] [--repeat N] [--json] [gc_train flags]\n"
+      "  Runs training steps of the configuration the gc_train flags describe (--preset,\n"
+      "  --precision, --remat, --device, ...; see gc_train --help) with every op timed, and\n"
+      "  prints a step's time by op family (gemm, elementwise, gather, segment-sum,\n"
+      "  layernorm, ...) and by module (forward, backward, recompute, optimizer), means over\n"
+      "  the measured steps. On cuda the ops are timed with CUDA events; on cuda and meta the\n"
+      "  modelled cost of a step on the GPU follows (--card NAME adds its roofline time).\n"
+      "  --warmup N   steps run first and not counted (default 1)\n"
+      "  --repeat N   steps measured (default 3)\n"
+      "  --json       one JSON object {\"config\", \"memory\", \"time\", \"traffic\"} instead of tables\n");
+}
+
+int parse_count(const char* flag, const std::string& text, int min_value) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < min_value || v > 1000000)
+    throw UsageError(std::string(flag) + " needs an integer >= " + std::to_string(min_value) + ", got '" + text + "'");
+  return static_cast<int>(v);
+}
+
+int run_step(int argc, char** argv) {
+  int warmup = 1, repeat = 3;
+  bool json_out = false;
+  std::vector<std::string> train_args;
+  TrainOptions options;
+  try {
+    for (int i = 0; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (arg == "--help" || arg == "-h") {
+        print_step_usage(stdout);
+        return 0;
+      } else if ((arg == "--warmup" || arg == "--repeat") && i + 1 < argc) {
+        (arg == "--warmup" ? warmup : repeat) = parse_count(arg.c_str(), argv[++i], arg == "--warmup" ? 0 : 1);
+      } else if (arg == "--json") {
+        json_out = true;
+      } else {
+        train_args.push_back(arg);
+      }
+    }
+    // The step's own flags win: no evaluation, no progress line, every op timed.
+    train_args.insert(train_args.end(), {"--no-eval", "--quiet", "--profile", "--steps",
+                                         std::to_string(warmup + repeat)});
+    std::string help;
+    if (!parse_train_options(train_args, &options, &help)) {
+      print_step_usage(stdout);
+      return 0;
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "gc_bench step: %s\n", e.what());
+    print_step_usage(stderr);
+    return 2;
+  }
+  if (!json_out)
+    std::fprintf(stderr, "gc_bench step: %s on %s, %s: %d warm-up + %d measured steps\n", options.preset.c_str(),
+                 device_name(options.device), options.precision.c_str(), warmup, repeat);
+  RunSetup setup = prepare_run(options);
+  Trainer trainer(std::move(setup));
+  for (int step = 0; step < warmup + repeat; ++step) {
+    if (step == warmup) trainer.reset_profile();
+    trainer.train_step(step);
+    if (!json_out) std::fprintf(stderr, "  step %d/%d\n", step + 1, warmup + repeat);
+  }
+  const Profile& sum = trainer.profile_sum();
+  const bool timed = options.device != Device::meta;
+  const bool modelled = options.device != Device::cpu;
+  const AllocatorStats stats = allocator_for(options.device).stats();
+  if (json_out) {
+    json::Value r = json::Value::object();
+    json::Value config = json::Value::object();
+    config["preset"] = options.preset;
+    config["device"] = device_name(options.device);
+    config["precision"] = options.precision;
+    config["remat"] = options.remat;
+    config["warmup"] = warmup;
+    config["repeat"] = repeat;
+    config["tf32"] = options.tf32;
+    if (!options.card.empty()) config["card"] = options.card;
+    r["config"] = config;
+    json::Value memory = json::Value::object();
+    memory["peak_allocated"] = stats.peak_allocated;
+    memory["peak_reserved"] = stats.peak_reserved;
+    r["memory"] = memory;
+    if (timed) r["time"] = time_json(sum, trainer.profiled_steps(), trainer.profiled_wall_ms());
+    if (modelled) r["traffic"] = traffic_json(trainer.last_step_profile(), options.card);
+    std::printf("%s\n", r.dump().c_str());
+    return 0;
+  }
+  std::printf("%s: peak %s allocated, %s reserved\n", options.preset.c_str(), format_bytes(stats.peak_allocated).c_str(),
+              format_bytes(stats.peak_reserved).c_str());
+  if (timed) std::printf("%s", time_table(sum, trainer.profiled_steps(), trainer.profiled_wall_ms()).c_str());
+  if (modelled) std::printf("%s", traffic_table(trainer.last_step_profile(), options.card).c_str());
+  return 0;
+}
+
+// ---- device ----------------------------------------------------------------------------
+int run_device(int argc, char** argv) {
+  bool json_out = false;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: gc_bench device [--json]\n"
+                  "  The cuda device as gc sees it: its name, its total and free memory from\n"
+                  "  cudaMemGetInfo, and the --card of tools/memory/cards.h that matches it.\n"
+                  "  Exits 1 when no cuda device can be used (saying why).\n");
+      return 0;
+    } else if (arg == "--json") {
+      json_out = true;
+    } else {
+      std::fprintf(stderr, "gc_bench device: unknown option '%s'\n", arg.c_str());
+      return 2;
+    }
+  }
+  std::string why;
+  int64_t used = 0, total = 0;
+  if (!cuda_available(&why) || !cuda_memory_in_use(&used, &total)) {
+    std::fprintf(stderr, "gc_bench device: no cuda device: %s\n", why.empty() ? "cudaMemGetInfo failed" : why.c_str());
+    return 1;
+  }
+  const std::string name = cuda_device_name();
+  const Card* card = card_for_device(name, total);
+  if (json_out) {
+    json::Value r = json::Value::object();
+    r["name"] = name;
+    r["total_bytes"] = total;
+    r["free_bytes"] = total - used;
+    r["card"] = card ? card->name : "";
+    std::printf("%s\n", r.dump().c_str());
+  } else {
+    std::printf("%s: %lld bytes total (%s), %lld free; --card %s\n", name.c_str(), static_cast<long long>(total),
+                format_bytes(total).c_str(), static_cast<long long>(total - used), card ? card->name : "(none matches)");
+  }
+  return 0;
+}
+
+// ---- large ---------------------------------------------------------------------------
+// Element i of a 1-D tensor, read or written through a single-element copy.
+void set_element_bits(Tensor& t, int64_t i, uint16_t bits) {
+  device_copy(static_cast<unsigned char*>(t.data()) + i * 2, t.device(), &bits, Device::cpu, 2);
+}
+
+int run_large(int argc, char** argv) {
+  int64_t elements = (int64_t(1) << 31) + 1;
+  Device device = Device::cuda;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: gc_bench large [--elements N] [--device cuda|cpu]\n"
+                  "  A bf16 add (out = a + b) and a cast of its result to f32 over N elements\n"
+                  "  (default 2^31 + 1 = 2147483649, beyond every 32-bit index), checked at the\n"
+                  "  positions where 32-bit indexing would break (2^31 - 1, 2^31, the last) and a\n"
+                  "  few others, with the time and bandwidth of each. Needs 5 x N x 2 bytes on the device\n"
+                  "  (20 GiB at the default). Exits 1 when a checked value is wrong.\n");
+      return 0;
+    } else if (arg == "--elements" && i + 1 < argc) {
+      char* end = nullptr;
+      const long long v = std::strtoll(argv[++i], &end, 10);
+      if (*end != '\0' || v < 2) throw UsageError(std::string("--elements needs an integer >= 2, got '") + argv[i] + "'");
+      elements = v;
+    } else if (arg == "--device" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      if (name != "cuda" && name != "cpu") throw UsageError("--device must be cuda or cpu, got '" + name + "'");
+      device = device_from_name(name);
+    } else {
+      throw UsageError("unknown option '" + arg + "' (see gc_bench large --help)");
+    }
+  }
+  std::string why;
+  if (device == Device::cuda && !cuda_available(&why)) {
+    std::fprintf(stderr, "gc_bench large: no cuda device: %s\n", why.c_str());
+    return 1;
+  }
+  const int64_t n = elements;
+  std::vector<int64_t> positions = {0, 1, n / 2, n - 2, n - 1};
+  for (int64_t p : {(int64_t(1) << 31) - 1, int64_t(1) << 31, (int64_t(1) << 31) + 1})
+    if (p < n) positions.push_back(p);
+  std::sort(positions.begin(), positions.end());
+  positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+  Tensor a = Tensor::empty({n}, DType::bf16, device), b = Tensor::empty({n}, DType::bf16, device);
+  kernels::fill(a, 1.0);
+  kernels::fill(b, 0.5);
+  // Distinct values at the checked positions (small integers: exact in bf16).
+  for (size_t k = 0; k < positions.size(); ++k) set_element_bits(a, positions[k], f32_to_bf16(static_cast<float>(k + 2)));
+  Tensor out = Tensor::empty({n}, DType::bf16, device);
+  Tensor wide = Tensor::empty({n}, DType::f32, device);
+  auto timed = [&](auto&& op) {
+    const auto start = std::chrono::steady_clock::now();
+    op();
+    out.item(0);  // waits for the device
+    return seconds_since(start);
+  };
+  const double add_s = timed([&] { kernels::add_forward(out, a, b); });
+  const double cast_s = timed([&] { kernels::cast(wide, out); });
+  int wrong = 0;
+  auto expect = [&](const Tensor& t, int64_t i, double want) {
+    const double got = t.item(i);
+    if (got != want) {
+      std::printf("  WRONG: %s element %lld is %g, expected %g\n", dtype_name(t.dtype()), static_cast<long long>(i), got,
+                  want);
+      ++wrong;
+    }
+  };
+  for (size_t k = 0; k < positions.size(); ++k) {
+    const int64_t p = positions[k];
+    expect(out, p, static_cast<double>(k + 2) + 0.5);
+    expect(wide, p, static_cast<double>(k + 2) + 0.5);
+    if (p + 1 < n && !std::binary_search(positions.begin(), positions.end(), p + 1)) {
+      expect(out, p + 1, 1.5);
+      expect(wide, p + 1, 1.5);
+    }
+  }
+  const double gb = 1e-9 * static_cast<double>(n);
+  std::printf("large: %lld elements on %s: bf16 add %.1f ms (%.1f GB/s), bf16 -> f32 cast %.1f ms (%.1f GB/s); "
+              "%zu positions checked (up to %lld): %s\n",
+              static_cast<long long>(n), device_name(device), add_s * 1e3, 6 * gb / add_s, cast_s * 1e3,
+              6 * gb / cast_s, positions.size(), static_cast<long long>(positions.back()),
+              wrong ? "WRONG VALUES" : "all equal");
+  return wrong ? 1 : 0;
+}
+
 // ---- subcommands ------------------------------------------------------------------------
 struct Subcommand {
   const char* name;
@@ -160,6 +395,9 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"gemm", "GFLOP/s of the cpu GEMM on GraphCast's shapes (forward, grad_x, grad_W)", run_gemm},
+    {"step", "a training step's time by op family and module (gc_train flags)", run_step},
+    {"device", "the cuda device: name, memory from cudaMemGetInfo, matching --card", run_device},
+    {"large", "a bf16 add and cast over 2^31 + 1 elements (64-bit indexing), checked", run_large},
 };
 
 void print_usage(std::FILE* out) {
@@ -185,6 +423,12 @@ int main(int argc, char** argv) {
     if (name == s.name) {
       try {
         return s.run(argc - 2, argv + 2);
+      } catch (const gc::UsageError& e) {
+        std::fprintf(stderr, "gc_bench %s: %s\n", s.name, e.what());
+        return 2;
+      } catch (const gc::OutOfMemory& e) {
+        std::fprintf(stderr, "gc_bench %s: out of memory: %s\n", s.name, e.what());
+        return 3;
       } catch (const std::exception& e) {
         std::fprintf(stderr, "gc_bench %s: %s\n", s.name, e.what());
         return 1;

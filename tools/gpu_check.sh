@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# gpu_check.sh: the checks of the cuda backend that need a GPU, in one run
-# (about 5 minutes on one H100; every step has its own time limit):
-#   1. build everything (make -j16) and run ./gc_tests; the cuda tests must run, not skip;
-#   2. train the demo on the GPU for a few hundred steps (the loss must fall);
-#   3. time training steps of graphcast-small in bf16 with --remat none and with
-#      --remat auto, and of graphcast (0.25 deg) in bf16 with --remat auto, both
-#      planned for the card's memory less a margin for the CUDA context and cuBLAS;
-#   4. check that each real run's peak_allocated and peak_reserved equal its meta dry
-#      run to the byte, and print one table: configuration, ms/step, peak GB
-#      measured vs predicted, achieved TFLOP/s (from the report's flops_per_step).
-# Usage: tools/gpu_check.sh [--sim] [OUT_DIR]   (default runs/gpu_check). Exits non-zero
-# when any step fails or any peak differs from its prediction, after printing the table.
+# gpu_check.sh: the checks of the cuda backend that need a GPU, in one unattended
+# run of at most 8 minutes on one H100 or H200 (every step has its own time limit,
+# and steps that would start past the budget are skipped and say so):
+#   1. the device as gc sees it (gc_bench device: name, total memory from
+#      cudaMemGetInfo, the matching --card);
+#   2. build only what runs (gc_train, gc_bench, gc_tests; make -j16), without warnings,
+#      and run the cuda unit tests (*Cuda*): they must run, not skip;
+#   3. a bf16 add and cast over 2^31 + 1 elements (gc_bench large: 64-bit indexing);
+#   4. time training steps of graphcast-small in bf16 with --remat none and of graphcast
+#      (0.25 deg) in bf16 with --remat auto, planned for the card's memory less a margin
+#      for the CUDA context and cuBLAS; each real run's peak_allocated and peak_reserved
+#      must equal its meta dry run to the byte, and its step time is set beside the dry
+#      run's modelled roofline for the card;
+#   5. an nsys profile of two 0.25 deg steps, when nsys is installed;
+#   6. train the demo on the GPU for 200 steps (the loss must fall), and time
+#      graphcast-small with --remat auto as in 4;
+#   7. one summary: the checks (ok / FAILED / skipped) and the configurations (ms/step,
+#      roofline ms and the ratio, modelled GB / launches / host syncs, peak GB measured
+#      vs predicted, TFLOP/s), printed whatever failed before, even on Ctrl-C.
+# Usage: tools/gpu_check.sh [--sim] [OUT_DIR]   (default runs/gpu_check). Every output
+# (logs, reports, the nsys profile, summary.txt) lands in OUT_DIR. Exits non-zero when
+# any check fails or any peak differs from its prediction, after printing the summary.
 #   --sim  the same steps on cudasim (tests/cudasim: the backend simulated on the CPU,
 #          no GPU needed) with small models and few steps: checks this script's own
 #          plumbing; its timings mean nothing.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 sim=0
 if [[ ${1:-} == --sim ]]; then
@@ -22,151 +32,250 @@ if [[ ${1:-} == --sim ]]; then
   shift
 fi
 out=${1:-runs/gpu_check}
-mkdir -p "$out"
-steps=5                        # timed steps per configuration
-demo_steps=300
+mkdir -p "$out" || exit 1
+budget_s=480                   # the whole run, on one H100/H200
+steps=3                        # timed steps per configuration (one more warms up inside the median)
+demo_steps=200
+large_elements=2147483649      # 2^31 + 1
 failures=0
-# Room left on the card for what lives outside gc's allocator (CUDA context, cuBLAS handle).
-context_margin=2000000000
-train=./gc_train
-tests=(./gc_tests --gtest_brief=1)
+context_margin=2000000000      # room for what lives outside gc's allocator (CUDA context, cuBLAS)
+slow=1                         # time limits of the steps are multiplied by this (cudasim is slow)
+bin=.
+build_targets=(gc_train gc_bench gc_tests)
 small=()                       # --sim: model flags that make every configuration small
 small_grid=()                  # --sim: a coarse grid for the presets without data
 if ((sim)); then
-  train=./build-sim/gc_train
-  tests=(./build-sim/gc_tests --gtest_brief=1 --gtest_filter='*Cuda*')
+  bin=./build-sim
+  build_targets=(build-sim/gc_train build-sim/gc_bench build-sim/gc_tests)
   small=(--latent 16 --layers 1 --mesh 2)
   small_grid=(--grid 10)
   steps=2
   demo_steps=8
+  large_elements=100003
+  budget_s=3600
+  slow=6
 fi
+train=$bin/gc_train
+bench=$bin/gc_bench
 
+checks=()                      # "name|verdict|detail"
+rows=()                        # configuration rows of the summary
 say() { printf '\n== %s (%ds elapsed)\n' "$*" "$SECONDS"; }
-fail() { echo "gpu_check: FAILED: $*" >&2; failures=$((failures + 1)); }
-die() { echo "gpu_check: $*" >&2; exit 1; }
+check() { checks+=("$1|$2|${3:-}"); [[ $2 == FAILED ]] && failures=$((failures + 1)); return 0; }
+# time_left SECONDS: true when a step of about that length still fits the budget.
+time_left() { ((SECONDS + $1 * slow <= budget_s)); }
+# json FILE EXPR: a value of a JSON file, EXPR a Python expression over r; "" when absent.
+json() { python3 -c "import json, sys
+try:
+    r = json.load(open(sys.argv[1])); v = $2
+    print('' if v is None else v)
+except Exception:
+    print('')" "$1" 2>/dev/null; }
+gb() { [[ -n ${1:-} ]] && awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }
 
-# json FILE EXPR: a value of a report, EXPR a Python expression over r (the report).
-json() { python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print($2)" "$1"; }
-gb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }
+summary() {
+  trap - EXIT INT TERM
+  say "summary"
+  {
+    echo "check|result|detail"
+    for c in "${checks[@]}"; do echo "$c"; done
+    echo
+    echo "configuration|ms/step|roofline ms|measured/roofline|modelled GB, launches, syncs|peak GB measured (alloc / reserved)|peak GB predicted|GB not gc's|TFLOP/s|measured vs predicted"
+    for row in "${rows[@]}"; do echo "$row"; done
+  } | python3 -c '
+import sys
+blocks, block = [], []
+for line in sys.stdin:
+    line = line.rstrip("\n")
+    if not line:
+        blocks.append(block); block = []
+    else:
+        block.append(line.split("|"))
+blocks.append(block)
+for rows in blocks:
+    if len(rows) < 2: continue
+    widths = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    print()
+' | tee "$out/summary.txt"
+  ((sim)) && echo "cudasim: small models (${small[*]}) on the simulated device; timings mean nothing"
+  echo "GPU: ${gpu_name:-unknown} (${gpu_bytes:-?} bytes, --card ${card:-none}); bf16, $steps steps each, median" \
+    "step time; roofline: the dry run's traffic.roofline_ms; GB = 1e9 bytes; outputs in $out"
+  if ((failures > 0)); then
+    echo "gpu_check: $failures check(s) failed" >&2
+    exit 1
+  fi
+  echo "gpu_check: all checks passed"
+  exit 0
+}
+trap summary EXIT
+trap 'check interrupted FAILED "signal after ${SECONDS}s"; exit 130' INT TERM
 
-command -v python3 >/dev/null || die "python3 is needed to read the reports"
-if ((sim)); then
-  gpu_bytes=${GCSIM_DEVICE_BYTES:-8589934592}
-  echo "cudasim: a simulated device of $gpu_bytes bytes"
-elif command -v nvidia-smi >/dev/null; then
-  nvidia-smi -L
-  gpu_bytes=$(($(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1) * 1048576))
+command -v python3 >/dev/null || { echo "gpu_check: python3 is needed to read the reports" >&2; exit 1; }
+
+say "build (make -j16 ${build_targets[*]})"
+if timeout $((300 * slow)) make -j16 "${build_targets[@]}" >"$out/build.log" 2>&1; then
+  if grep -in "warning" "$out/build.log" >"$out/build_warnings.txt"; then
+    check build FAILED "warnings (build_warnings.txt)"
+  else
+    check build ok "${build_targets[*]}"
+  fi
 else
-  echo "nvidia-smi not found; assuming an 80 GB GPU"
-  gpu_bytes=80000000000
+  tail -30 "$out/build.log"
+  check build FAILED "make failed (build.log)"
+  exit 1
 fi
 
-say "build (make -j16)"
-targets=()
-((sim)) && targets=(cudasim)
-timeout 300 make -j16 "${targets[@]}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; die "the build failed (log: $out/build.log)"; }
-grep -in "warning" "$out/build.log" && fail "the build has warnings (log: $out/build.log)"
-
-say "unit tests (${tests[*]})"
-if ! timeout 300 "${tests[@]}" >"$out/tests.log" 2>&1; then
-  tail -40 "$out/tests.log"
-  fail "${tests[0]} failed (log: $out/tests.log)"
-fi
-if grep -q "no cuda device" "$out/tests.log"; then
-  grep -m1 "no cuda device" "$out/tests.log"
-  die "the cuda tests skipped: this machine's GPU is not usable by gc"
-fi
-tail -3 "$out/tests.log"
-
-say "demo on the GPU ($demo_steps steps)"
-if timeout 300 "$train" --device cuda --steps "$demo_steps" "${small[@]}" --no-eval --quiet --overwrite --out "$out/demo" \
-    --report "$out/demo.json" >"$out/demo.log" 2>&1; then
-  first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
-  last=$(json "$out/demo.json" 'r["train"]["loss_last"]')
-  echo "loss $first -> $last, $(json "$out/demo.json" 'round(r["timing"]["step_ms_median"], 2)') ms/step"
-  python3 -c "import math, sys; f, l = map(float, sys.argv[1:]); sys.exit(0 if math.isfinite(l) and l < f else 1)" \
-    "$first" "$last" || fail "the demo's loss did not fall ($first -> $last)"
+say "device"
+if "$bench" device --json >"$out/device.json" 2>"$out/device.log"; then
+  gpu_name=$(json "$out/device.json" 'r["name"]')
+  gpu_bytes=$(json "$out/device.json" 'r["total_bytes"]')
+  card=$(json "$out/device.json" 'r["card"]')
+  check device ok "$gpu_name, $gpu_bytes bytes (cudaMemGetInfo), card ${card:-none}"
 else
-  tail -20 "$out/demo.log"
-  fail "the demo failed on the GPU (log: $out/demo.log)"
+  cat "$out/device.log"
+  check device FAILED "no usable cuda device (device.log)"
+  exit 1
+fi
+((sim)) && gpu_bytes=$(json "$out/device.json" 'r["total_bytes"]') && card=H100-80GB  # a card for the roofline column
+card_flags=()
+[[ -n $card ]] && card_flags=(--card "$card")
+
+say "cuda unit tests"
+if time_left 60; then
+  if timeout $((240 * slow)) "$bin/gc_tests" --gtest_brief=1 --gtest_filter='*Cuda*' >"$out/tests.log" 2>&1; then
+    if grep -q "no cuda device" "$out/tests.log"; then
+      check "cuda tests" FAILED "skipped: $(grep -m1 -o 'no cuda device.*' "$out/tests.log")"
+    else
+      check "cuda tests" ok "$(grep -o '[0-9]* tests\? from [0-9]* test suites\? ran' "$out/tests.log" | tail -1)"
+    fi
+  else
+    tail -40 "$out/tests.log"
+    check "cuda tests" FAILED "tests.log"
+  fi
+else
+  check "cuda tests" skipped "time budget"
 fi
 
-rows=()
-# train_on DEVICE FLAGS...: one gc_train run of configuration $name (set by measure)
-# into $out/$name.DEVICE{,.json,.log}; shows the log's end when it fails.
+say "bf16 add and cast over $large_elements elements"
+if time_left 30; then
+  if timeout $((120 * slow)) "$bench" large --elements "$large_elements" >"$out/large.log" 2>&1; then
+    check "bf16 add + cast, $large_elements elements" ok "$(sed 's/^large: //' "$out/large.log" | tail -1)"
+  else
+    tail -20 "$out/large.log"
+    check "bf16 add + cast, $large_elements elements" FAILED "large.log"
+  fi
+else
+  check "bf16 add + cast" skipped "time budget"
+fi
+
+# train_on DEVICE FLAGS...: one gc_train run of configuration $name into
+# $out/$name.DEVICE{,.json,.log}; shows the log's end when it fails.
 train_on() {
   local device=$1
   shift
-  timeout 300 "$train" "$@" --device "$device" --overwrite --out "$out/$name.$device" --report "$out/$name.$device.json" \
-    >"$out/$name.$device.log" 2>&1 && return 0
+  timeout $((240 * slow)) "$train" "$@" --device "$device" --overwrite --out "$out/$name.$device" \
+    --report "$out/$name.$device.json" >"$out/$name.$device.log" 2>&1 && return 0
   tail -20 "$out/$name.$device.log"
   return 1
 }
 
-# measure NAME PRESET REMAT: meta dry run, then the real run, same flags; one table row.
-# --remat auto plans for the card's memory less the context margin.
+# measure NAME PRESET REMAT SECONDS: meta dry run (with the modelled cost for the card),
+# then the real run, same flags; one row. SECONDS: what the pair may take.
 measure() {
-  local name=$1 preset=$2 remat=$3
-  local flags=(--preset "$preset" "${small[@]}" "${small_grid[@]}" --precision bf16 --remat "$remat" --steps "$steps" --no-eval --quiet)
+  local name=$1 preset=$2 remat=$3 need=$4
+  local flags=(--preset "$preset" "${small[@]}" "${small_grid[@]}" --precision bf16 --remat "$remat" --steps "$steps"
+    --no-eval --quiet)
   [[ $remat == auto ]] && flags+=(--mem-budget "$((gpu_bytes - context_margin))")
-  say "$name: dry run on meta"
-  if ! train_on meta "${flags[@]}"; then
-    fail "$name: the dry run failed (log: $out/$name.meta.log)"
-    rows+=("$name|dry run failed||||||")
+  if ! time_left "$need"; then
+    check "$name" skipped "time budget"
+    rows+=("$name|skipped: time budget|||||||")
     return
   fi
-  local predicted_allocated predicted_reserved
-  predicted_allocated=$(json "$out/$name.meta.json" 'r["memory"]["peak_allocated"]')
-  predicted_reserved=$(json "$out/$name.meta.json" 'r["memory"]["peak_reserved"]')
-  if ((predicted_reserved + context_margin > gpu_bytes)); then
-    echo "$name: predicted peak reserved $predicted_reserved B does not fit in $gpu_bytes B; skipped"
-    rows+=("$name|skipped: does not fit||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|||")
+  say "$name: dry run on meta"
+  if ! train_on meta "${flags[@]}" "${card_flags[@]}"; then
+    check "$name" FAILED "the dry run failed ($name.meta.log)"
+    rows+=("$name|dry run failed|||||||")
+    return
+  fi
+  local m=$out/$name.meta.json
+  local predicted_allocated predicted_reserved roofline traffic
+  predicted_allocated=$(json "$m" 'r["memory"]["peak_allocated"]')
+  predicted_reserved=$(json "$m" 'r["memory"]["peak_reserved"]')
+  roofline=$(json "$m" "format(r['traffic']['roofline_ms'], '.1f')")
+  traffic=$(json "$m" "'%.0f GB, %d, %d' % (r['traffic']['bytes'] / 1e9, r['traffic']['launches'], r['traffic']['host_syncs'])")
+  if [[ -z $predicted_reserved ]] || ((predicted_reserved + context_margin > gpu_bytes)); then
+    check "$name" skipped "predicted peak reserved ${predicted_reserved:-?} B does not fit in $gpu_bytes B"
+    rows+=("$name|skipped: does not fit|$roofline||$traffic||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|||")
     return
   fi
   say "$name: $steps steps on the GPU"
-  if ! train_on cuda "${flags[@]}"; then
-    fail "$name: the run failed on the GPU (log: $out/$name.cuda.log)"
-    rows+=("$name|failed||||||")
+  if ! train_on cuda "${flags[@]}" "${card_flags[@]}"; then
+    check "$name" FAILED "the run failed on the GPU ($name.cuda.log)"
+    rows+=("$name|failed|$roofline||$traffic||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|||")
     return
   fi
-  local r=$out/$name.cuda.json measured_allocated measured_reserved ms tflops verdict
+  local r=$out/$name.cuda.json measured_allocated measured_reserved ms tflops verdict ratio outside
   measured_allocated=$(json "$r" 'r["memory"]["peak_allocated"]')
   measured_reserved=$(json "$r" 'r["memory"]["peak_reserved"]')
   ms=$(json "$r" "format(r['timing']['step_ms_median'], '.1f')")
+  ratio=$(python3 -c "import sys; print(format(float(sys.argv[1]) / float(sys.argv[2]), '.2f'))" "$ms" "$roofline" 2>/dev/null)
   # FLOPs counted by the trainer (the report's flops_per_step), not 6 x params x rows.
   tflops=$(json "$r" "format(r['timing']['flops_per_step'] / (r['timing']['step_ms_median'] * 1e-3) / 1e12, '.1f')
            if r['timing'].get('flops_per_step') and r['timing']['step_ms_median'] > 0 else 'n/a'")
-  if [[ $measured_allocated == "$predicted_allocated" && $measured_reserved == "$predicted_reserved" ]]; then
+  if [[ -n $measured_allocated && $measured_allocated == "$predicted_allocated" && $measured_reserved == "$predicted_reserved" ]]; then
     verdict="equal"
+    check "$name" ok "$ms ms/step (roofline $roofline ms), peaks equal the dry run"
   else
-    verdict="DIFFER: allocated $((measured_allocated - predicted_allocated)) B, reserved $((measured_reserved - predicted_reserved)) B"
-    fail "$name: measured peaks differ from the dry run ($verdict)"
+    verdict="DIFFER: allocated $((${measured_allocated:-0} - predicted_allocated)) B, reserved $((${measured_reserved:-0} - predicted_reserved)) B"
+    check "$name" FAILED "measured peaks differ from the dry run ($verdict)"
   fi
   outside=$(json "$r" 'r["memory"].get("outside_allocator", 0)')
-  rows+=("$name|$ms|$(gb "$measured_allocated") / $(gb "$measured_reserved")|$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|$(gb "$outside")|$tflops|$verdict")
+  rows+=("$name|$ms|$roofline|${ratio:-n/a}|$traffic|$(gb "$measured_allocated") / $(gb "$measured_reserved")|$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|$(gb "$outside")|$tflops|$verdict")
 }
 
-measure graphcast-small.bf16.remat-none graphcast-small none
-measure graphcast-small.bf16.remat-auto graphcast-small auto
-measure graphcast.bf16.remat-auto graphcast auto
+# The most telling first: a later step may be skipped when the budget runs out.
+measure graphcast-small.bf16.remat-none graphcast-small none 45
+measure graphcast.bf16.remat-auto graphcast auto 120
 
-say "summary"
-{
-  echo "configuration|ms/step|peak GB measured (alloc / reserved)|peak GB predicted (alloc / reserved)|GB not gc's|TFLOP/s|measured vs predicted"
-  for row in "${rows[@]}"; do echo "$row"; done
-} | python3 -c '
-import sys
-rows = [line.rstrip("\n").split("|") for line in sys.stdin]
-widths = [max(len(row[i]) if i < len(row) else 0 for row in rows) for i in range(len(rows[0]))]
-for row in rows:
-    print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-'
-echo
-((sim)) && echo "cudasim: small models (${small[*]}) on the simulated device; timings mean nothing"
-echo "GPU: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo unknown);" \
-  "bf16, $steps steps each, median step time; GB = 1e9 bytes; not gc's: the GPU's bytes in use minus gc's reserved (CUDA context, cuBLAS); reports and logs in $out"
-if ((failures > 0)); then
-  echo "gpu_check: $failures check(s) failed" >&2
-  exit 1
+say "nsys profile of two 0.25 deg steps"
+if ! command -v nsys >/dev/null; then
+  check "nsys profile" skipped "nsys is not installed"
+elif ! time_left 90; then
+  check "nsys profile" skipped "time budget"
+else
+  name=graphcast.bf16.remat-auto
+  plan_flags=(--preset graphcast "${small[@]}" "${small_grid[@]}" --precision bf16 --remat auto
+    --mem-budget "$((gpu_bytes - context_margin))" --steps 2 --no-eval --quiet --overwrite --out "$out/nsys-run")
+  if timeout $((180 * slow)) nsys profile --force-overwrite true --trace cuda,nvtx,osrt --output "$out/graphcast-2-steps" \
+      "$train" "${plan_flags[@]}" --device cuda >"$out/nsys.log" 2>&1; then
+    check "nsys profile" ok "$(ls "$out"/graphcast-2-steps.* 2>/dev/null | head -1)"
+  else
+    tail -20 "$out/nsys.log"
+    check "nsys profile" FAILED "nsys.log"
+  fi
 fi
-echo "gpu_check: all checks passed"
+say "demo on the GPU ($demo_steps steps)"
+if time_left 60; then
+  if timeout $((120 * slow)) "$train" --device cuda --steps "$demo_steps" "${small[@]}" --no-eval --quiet --overwrite \
+      --out "$out/demo" --report "$out/demo.json" >"$out/demo.log" 2>&1; then
+    first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
+    last=$(json "$out/demo.json" 'r["train"]["loss_last"]')
+    if python3 -c "import math, sys; f, l = map(float, sys.argv[1:]); sys.exit(0 if math.isfinite(l) and l < f else 1)" \
+        "$first" "$last" 2>/dev/null; then
+      check demo ok "loss $first -> $last, $(json "$out/demo.json" 'round(r["timing"]["step_ms_median"], 2)') ms/step"
+    else
+      check demo FAILED "the loss did not fall ($first -> $last)"
+    fi
+  else
+    tail -20 "$out/demo.log"
+    check demo FAILED "demo.log"
+  fi
+else
+  check demo skipped "time budget"
+fi
+
+measure graphcast-small.bf16.remat-auto graphcast-small auto 60
+
+# The EXIT trap prints the summary and sets the exit status.

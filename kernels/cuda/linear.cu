@@ -6,7 +6,8 @@
 // as C^T = op(B)^T op(A)^T: operands swapped, each keeping its own transpose flag.
 //
 // One cuBLAS handle, created on first use, on the default stream (gc's one
-// stream), with f32 accumulation and no TF32 (CUBLAS_COMPUTE_32F), reductions
+// stream), with f32 accumulation and no TF32 (CUBLAS_COMPUTE_32F; f32 products
+// use CUBLAS_COMPUTE_32F_FAST_TF32 only when asked, --tf32), reductions
 // kept in the accumulator type (no split-K reduction in bf16) and atomics off, so
 // a product is bitwise repeatable on one GPU model. Its workspace is set before
 // every product to the caller's tensor; kernels run in stream order, so the
@@ -149,9 +150,11 @@ void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
                                     CUBLAS_GEMM_DEFAULT));
   } else {
     const float alpha = static_cast<float>(p.alpha), beta = static_cast<float>(p.beta);
+    const cublasComputeType_t compute =
+        p.tf32 && p.a_dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     GC_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, p.n, p.m, p.k, &alpha, p.b, cuda_data_type(p.b_dtype), p.ldb,
                                     p.a, cuda_data_type(p.a_dtype), p.lda, &beta, p.c, cuda_data_type(p.c_dtype),
-                                    p.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                    p.ldc, compute, CUBLAS_GEMM_DEFAULT));
   }
   if (p.bias) launch_epilogue(p, false);
 }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "runtime/dtype.h"
+#include "sim_counters.h"
 
 // ---- fibers: a minimal context switch (x86-64 System V) -----------------------------------
 //
@@ -367,7 +369,13 @@ bool check_kernel_pointer(const char* kernel, int parameter, const void* pointer
   return false;
 }
 
+Counters stream_counters;
+
+Counters counters() { return stream_counters; }
+void reset_counters() { stream_counters = Counters(); }
+
 void run_grid(const Config& config, const char* kernel, const std::function<void()>& thread_body) {
+  ++stream_counters.kernels;
   Grid& g = grid_state;
   if (g.active && g.current != nullptr) {
     say(std::string(kernel) + ": launched from inside a kernel (dynamic parallelism is not used by gc)");
@@ -465,7 +473,42 @@ cudaError_t cudaGetLastError() {
   return error;
 }
 cudaError_t cudaPeekAtLastError() { return gcsim::last_error; }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  ++gcsim::stream_counters.host_syncs;
+  return cudaSuccess;
+}
+
+struct CUevent_st {
+  double ms = 0;
+  bool recorded = false;
+};
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  *event = new CUevent_st();
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete event;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (!event) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: no event");
+  if (!gcsim::check_stream("cudaEventRecord", stream)) return gcsim::last_error;
+  event->ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  event->recorded = true;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (!event) return fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize: no event");
+  ++gcsim::stream_counters.host_syncs;
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop) {
+  if (!start || !stop || !start->recorded || !stop->recorded)
+    return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: an event was never recorded");
+  *ms = static_cast<float>(stop->ms - start->ms);
+  return cudaSuccess;
+}
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard<std::mutex> lock(gcsim::memory_mutex);
@@ -522,16 +565,27 @@ cudaError_t cudaFree(void* pointer) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+namespace gcsim {
+namespace {
+// One copy on the stream; a blocking one with host memory on a side makes the host wait.
+cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, bool blocking) {
   if (bytes == 0) return cudaSuccess;
-  if (!check_copy("cudaMemcpy", dst, bytes, src, bytes, kind)) return gcsim::last_error;
+  if (!check_copy("cudaMemcpy", dst, bytes, src, bytes, kind)) return last_error;
+  ++stream_counters.copies;
+  if (blocking && (!in_device(dst, bytes) || !in_device(src, bytes))) ++stream_counters.host_syncs;
   std::memmove(dst, src, bytes);
   return cudaSuccess;
+}
+}  // namespace
+}  // namespace gcsim
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return gcsim::copy(dst, src, bytes, kind, true);
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
   if (!gcsim::check_stream("cudaMemcpyAsync", stream)) return gcsim::last_error;
-  return cudaMemcpy(dst, src, bytes, kind);
+  return gcsim::copy(dst, src, bytes, kind, false);
 }
 
 cudaError_t cudaMemcpy2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t height,
@@ -542,6 +596,8 @@ cudaError_t cudaMemcpy2D(void* dst, size_t dst_pitch, const void* src, size_t sr
                                                 std::to_string(dst_pitch) + ", src " + std::to_string(src_pitch) + ")");
   const size_t dst_extent = dst_pitch * (height - 1) + width, src_extent = src_pitch * (height - 1) + width;
   if (!check_copy("cudaMemcpy2D", dst, dst_extent, src, src_extent, kind)) return gcsim::last_error;
+  ++gcsim::stream_counters.copies;
+  if (!gcsim::in_device(dst, dst_extent) || !gcsim::in_device(src, src_extent)) ++gcsim::stream_counters.host_syncs;
   for (size_t row = 0; row < height; ++row)
     std::memmove(static_cast<char*>(dst) + row * dst_pitch, static_cast<const char*>(src) + row * src_pitch, width);
   return cudaSuccess;
@@ -558,6 +614,7 @@ cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   if (!gcsim::in_device(dst, bytes))
     return fail(cudaErrorInvalidValue,
                 "cudaMemset: " + gcsim::pointer_text(dst) + " + " + std::to_string(bytes) + " bytes is not device memory");
+  ++gcsim::stream_counters.memsets;
   std::memset(dst, value, bytes);
   return cudaSuccess;
 }
@@ -615,11 +672,23 @@ void store_f32(void* base, int64_t index, cudaDataType type, float value) {
 // The combinations cublasGemmEx documents for the compute types gc uses.
 bool supported(cublasComputeType_t compute, cudaDataType a, cudaDataType b, cudaDataType c) {
   if (compute == CUBLAS_COMPUTE_64F) return a == CUDA_R_64F && b == CUDA_R_64F && c == CUDA_R_64F;
+  if (compute == CUBLAS_COMPUTE_32F_FAST_TF32) return a == CUDA_R_32F && b == CUDA_R_32F && c == CUDA_R_32F;
   if (compute != CUBLAS_COMPUTE_32F) return false;
   if (a != b) return false;
   if (a == CUDA_R_32F) return c == CUDA_R_32F;
   if (a == CUDA_R_16F || a == CUDA_R_16BF) return c == a || c == CUDA_R_32F;
   return false;
+}
+
+// An f32 input as TF32 tensor cores read it: 10 explicit mantissa bits, rounded to
+// nearest (ties away from zero, as the conversion instruction cvt.rna.tf32.f32).
+float round_to_tf32(float v) {
+  if (!std::isfinite(v)) return v;
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  bits = (bits + 0x1000u) & ~0x1fffu;
+  std::memcpy(&v, &bits, 4);
+  return v;
 }
 
 // The bytes a column-major [rows, cols] operand with leading dimension ld spans.
@@ -691,6 +760,7 @@ cublasStatus_t cublasGemmEx_64(cublasHandle_t handle, cublasOperation_t transa, 
   if (!supported(compute_type, Atype, Btype, Ctype))
     return blas_fail(CUBLAS_STATUS_NOT_SUPPORTED, "cublasGemmEx_64: unsupported combination of compute type and A/B/C types");
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  ++stream_counters.gemms;
   if (touches_device(alpha, 4) || touches_device(beta, 4))
     return invalid("alpha/beta point to device memory, but the pointer mode is host");
   if (handle->workspace_bytes == 0) return invalid("no workspace was set (gc always sets its own)");
@@ -712,11 +782,12 @@ cublasStatus_t cublasGemmEx_64(cublasHandle_t handle, cublasOperation_t transa, 
       }
   } else {
     const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
+    const bool tf32 = compute_type == CUBLAS_COMPUTE_32F_FAST_TF32;
+    const auto input = [tf32](double v) { return tf32 ? round_to_tf32(static_cast<float>(v)) : static_cast<float>(v); };
     for (int64_t j = 0; j < n; ++j)
       for (int64_t i = 0; i < m; ++i) {
         float acc = 0;
-        for (int64_t l = 0; l < k; ++l)
-          acc += static_cast<float>(load(A, a_at(i, l), Atype)) * static_cast<float>(load(B, b_at(l, j), Btype));
+        for (int64_t l = 0; l < k; ++l) acc += input(load(A, a_at(i, l), Atype)) * input(load(B, b_at(l, j), Btype));
         float value = al * acc;
         if (be != 0.0f) value += be * static_cast<float>(load(C, i + j * ldc, Ctype));
         store_f32(C, i + j * ldc, Ctype, value);

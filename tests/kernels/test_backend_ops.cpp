@@ -10,7 +10,9 @@
 //         standing for cuda exactly its scratch, allocated and freed in each call
 //         under the op's label in category workspace (the dry run's promise).
 //   Cuda: every output matches the cpu's as the row says, and the op requests what
-//         its dry run requests. Skips without a GPU; runs on cudasim in `make test`.
+//         its dry run requests. Skips without a GPU; runs on cudasim in `make test`,
+//         where the launches and host synchronizations the case makes are also
+//         checked against the cost model's (kernels/traffic.h).
 //
 // Adding an op: one row in op_table(). The per-op math (f64 references, finite
 // differences) stays in test_<family>.cpp; checks that are not one op against
@@ -35,7 +37,12 @@
 #include "kernels/loss.h"
 #include "kernels/optim.h"
 #include "kernels/reduce.h"
+#include "runtime/profile.h"
 #include "tests/test_util.h"
+
+#ifdef GC_CUDA_SIM
+#include "sim_counters.h"
+#endif
 
 namespace gc {
 namespace {
@@ -806,6 +813,25 @@ TEST_P(BackendOps, CudaGivesTheCpusResults) {
   expect_repeats_hold(cpu);
   expect_matches_cpu(gpu, cpu);
 }
+
+// The cost model (kernels/traffic.h) counts the launches and host synchronizations
+// the cuda path makes, the uploads and read-backs of the case included: the
+// simulator counts them as the CUDA runtime sees them (tests/cudasim/sim_counters.h).
+// Defined in the simulated build only (build-sim), where the counters exist.
+#ifdef GC_CUDA_SIM
+TEST_P(BackendOps, CudaLaunchesAndSyncsAreTheModels) {
+  const OpCase& c = GetParam();
+  const MetaTargetGuard guard(Device::cuda);
+  profile_reset();
+  gcsim::reset_counters();
+  run_case(c, Device::cuda);
+  const CostTotals model = profile_collect().total_cost();
+  const gcsim::Counters sim = gcsim::counters();
+  EXPECT_EQ(static_cast<uint64_t>(model.launches), sim.launches())
+      << "kernels " << sim.kernels << ", gemms " << sim.gemms << ", copies " << sim.copies << ", memsets " << sim.memsets;
+  EXPECT_EQ(static_cast<uint64_t>(model.host_syncs), sim.host_syncs);
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Table, BackendOps, ::testing::ValuesIn(op_cases()), case_name);
 

@@ -17,6 +17,7 @@
 #include "autograd/tape.h"
 #include "runtime/allocator.h"
 #include "runtime/memory_scope.h"
+#include "runtime/profile.h"
 #include "runtime/tensor.h"
 #include "tests/test_util.h"
 #include "tools/io/json.h"
@@ -199,6 +200,26 @@ TEST(Trace, JsonHasMetadataNestedSlicesCountersAndInstants) {
   EXPECT_EQ(inner_forward, 1);
   EXPECT_EQ(inner_recompute, 1);
   EXPECT_GE(backward_nodes, 2);
+  // Each op is a slice of its own, named after it, with its family as category and
+  // the module it counts under in args: the segment's SiLU in forward and again in
+  // recompute, its backward among the backward nodes.
+  int silu_forward_slices = 0, silu_recompute_slices = 0, silu_backward_slices = 0;
+  for (const json::Value& e : trace.at("traceEvents").as_array()) {
+    if (e.at("ph").as_string() != "X" || !e.find("args")) continue;
+    const std::string& name = e.at("name").as_string();
+    const std::string& module = e.at("args").at("module").as_string();
+    EXPECT_EQ(e.at("args").at("op_family").as_string(), e.at("cat").as_string()) << name;
+    if (name == "silu_forward") {
+      EXPECT_EQ(e.at("cat").as_string(), "elementwise");
+      silu_forward_slices += module == "other";  // no trainer: the forward here is outside any module
+      silu_recompute_slices += module == "recompute";
+    }
+    if (name == "silu_backward" && module == "backward") ++silu_backward_slices;
+  }
+  EXPECT_EQ(silu_forward_slices, 1);
+  EXPECT_EQ(silu_recompute_slices, 1);
+  EXPECT_EQ(silu_backward_slices, 1);
+  EXPECT_FALSE(profile_enabled());  // the trace times ops only while it records
 
   expect_counters_match_peak(trace, stats);
   std::remove(path.c_str());

@@ -63,6 +63,20 @@ inline const Card* find_card(const std::string& name) {
   return nullptr;
 }
 
+// The card a device of that name (as cudaGetDeviceProperties gives it) and total
+// memory is, or nullptr: "NVIDIA H100 80GB HBM3" is H100-80GB, an A100 with more
+// than 48 GiB the 80 GB one.
+inline const Card* card_for_device(const std::string& device_name, int64_t total_bytes) {
+  auto has = [&](const char* part) { return device_name.find(part) != std::string::npos; };
+  const char* name = nullptr;
+  if (has("H200")) name = "H200-141GB";
+  else if (has("H100")) name = "H100-80GB";
+  else if (has("A100")) name = total_bytes > (int64_t(48) << 30) ? "A100-80GB" : "A100-40GB";
+  else if (has("L40S")) name = "L40S";
+  else if (has("4090")) name = "RTX4090";
+  return name ? find_card(name) : nullptr;
+}
+
 // "A100-40GB, A100-80GB, ...": for error messages and --help.
 inline std::string card_names() {
   std::string names;

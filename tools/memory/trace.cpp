@@ -27,6 +27,7 @@
 #include "autograd/tape.h"
 #include "runtime/allocator.h"
 #include "runtime/memory_scope.h"
+#include "runtime/profile.h"
 #include "tools/io/atomic_file.h"
 #include "tools/plot/plot.h"
 
@@ -36,7 +37,8 @@ namespace {
 struct Span {
   double begin_us = 0, end_us = -1;  // allocator clock; end < 0 while open
   std::string name;
-  std::string category;  // forward, backward, recompute, optimizer, step, ...
+  std::string category;  // forward, backward, recompute, optimizer, step, ...; an op's family
+  const char* module = nullptr;  // ops only: the module (profile.h's Phase) the op counts under
 };
 
 // One memory state written as a counter sample (and drawn as a timeline point).
@@ -103,7 +105,7 @@ void on_scope(bool enter, const std::string& label) {
   }
   std::string category = "forward";
   for (auto it = g_recorder.open_spans.rbegin(); it != g_recorder.open_spans.rend(); ++it) {
-    if (*it == kSkippedSpan) continue;
+    if (*it == kSkippedSpan || g_recorder.spans[*it].module) continue;  // op slices are no module's parent
     const std::string& parent = g_recorder.spans[*it].category;
     if (parent != "step") category = parent;
     break;
@@ -121,6 +123,20 @@ struct TraceTapeObserver : TapeObserver {
 };
 TraceTapeObserver g_tape_observer;
 TapeObserver* g_previous_tape_observer = nullptr;
+bool g_profile_was_enabled = false;
+
+// Ops (timed by the profiler while the trace records) become slices named after
+// the op, with the op family as category and the module in args.
+void on_op(bool enter, OpFamily family, const char* name) {
+  if (!on_recording_thread()) return;
+  if (!enter) {
+    close_span();
+    return;
+  }
+  open_span(op_family_name(family), name ? name : "op", true);
+  if (!g_recorder.open_spans.empty() && g_recorder.open_spans.back() != kSkippedSpan)
+    g_recorder.spans[g_recorder.open_spans.back()].module = phase_name(ProfilePhase::current());
+}
 
 MemorySample sample_of(const AllocEvent& e, size_t index) {
   MemorySample s;
@@ -237,6 +253,7 @@ void write_spans(EventWriter& w, const std::vector<Span>& spans, double origin_u
     put_string(f, s.name);
     std::fputs(",\"cat\":", f);
     put_string(f, s.category);
+    if (s.module) std::fprintf(f, ",\"args\":{\"op_family\":\"%s\",\"module\":\"%s\"}", s.category.c_str(), s.module);
     std::fputc('}', f);
   }
 }
@@ -390,6 +407,9 @@ void trace_begin(Device device) {
   set_scope_listener(&on_scope);
   g_previous_tape_observer = tape_observer();
   set_tape_observer(&g_tape_observer);
+  g_profile_was_enabled = profile_enabled();
+  profile_enable(true);  // ops are timed, and told to on_op, while the trace records
+  set_op_listener(&on_op);
 }
 
 void trace_end(Device device, const std::string& json_path, const std::string& png_path) {
@@ -401,6 +421,8 @@ void trace_end(Device device, const std::string& json_path, const std::string& p
   CachingAllocator& allocator = *g_recorder.allocator;
   set_scope_listener(nullptr);
   set_tape_observer(g_previous_tape_observer);
+  set_op_listener(nullptr);
+  profile_enable(g_profile_was_enabled);
   allocator.set_trace(false);
   while (!g_recorder.open_spans.empty()) close_span();  // spans still open end now
   g_recorder.recording = false;

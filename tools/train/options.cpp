@@ -9,6 +9,7 @@
 #include <map>
 
 #include "runtime/allocator.h"
+#include "tools/memory/cards.h"
 
 namespace gc {
 
@@ -67,6 +68,14 @@ device
   --device D            cpu | cuda | meta (meta: dry run, no data, exact memory figures)
   --meta-target D       the device a meta dry run predicts: cuda (default) or cpu; they differ
                         only in library workspaces (cuBLAS's 32 MiB vs the cpu GEMM's buffers)
+  --tf32                f32 GEMMs on cuda may use TF32 tensor cores (inputs rounded to 10
+                        mantissa bits, f32 accumulation); off by default
+time
+  --profile             time every op: a table of a step's time by op family and module at
+                        the end, and "time" in the report (cuda: events, no extra host syncs)
+  --card NAME           the GPU whose peak rates give the modelled step's roofline time
+                        (report "traffic"): A100-40GB, A100-80GB, H100-80GB, H200-141GB, L40S,
+                        RTX4090
 output
   --out DIR             checkpoints, metrics.jsonl, pictures (default runs/<preset>)
   --trace FILE.json     Chrome trace (ui.perfetto.dev, chrome://tracing)
@@ -280,6 +289,11 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
       const std::string v = next();
       if (v != "cpu" && v != "cuda") throw UsageError("--meta-target must be cpu or cuda, got '" + v + "'");
       o->meta_target = device_from_name(v);
+    } else if (flag == "--tf32") o->tf32 = switch_value(flag, inline_value, value);
+    else if (flag == "--profile") o->profile = switch_value(flag, inline_value, value);
+    else if (flag == "--card") {
+      o->card = next();
+      if (!find_card(o->card)) throw UsageError("--card: unknown card '" + o->card + "' (" + card_names() + ")");
     } else if (flag == "--out") o->out_dir = next();
     else if (flag == "--trace") o->trace_path = next();
     else if (flag == "--trace-png") o->trace_png = next();

@@ -55,6 +55,9 @@ struct TrainOptions {
   // device and output
   Device device = Device::cpu;
   Device meta_target = Device::cuda;  // which device a --device meta run predicts
+  bool tf32 = false;          // f32 GEMMs on cuda may use TF32 tensor cores
+  bool profile = false;       // time every op: the end-of-run time table and the report's "time"
+  std::string card;           // --card NAME (tools/memory/cards.h): the roofline of the modelled cost
   std::string out_dir;        // "" : runs/<preset>
   std::string trace_path, trace_png, report_path, resume_path;
   std::string init_from;      // DeepMind checkpoint (.npz): the model configuration and the weights come from it

@@ -17,6 +17,7 @@
 
 #include "tools/io/atomic_file.h"
 #include "tools/memory/memory_report.h"
+#include "tools/memory/time_report.h"
 #include "tools/memory/trace.h"
 #include "tools/train/pictures.h"
 
@@ -242,6 +243,10 @@ void write_outputs(Trainer& t, const EvalResult* eval) {
   const std::string table = memory_table(o.device, t.memory().stats, t.memory().top_live, t.memory().by_label,
                                          t.memory().outside_allocator);
   if (!o.quiet) std::fprintf(stderr, "%s", table.c_str());
+  if (o.profile && t.profiled_steps() > 0)
+    std::fprintf(stderr, "%s", time_table(t.profile_sum(), t.profiled_steps(), t.profiled_wall_ms()).c_str());
+  if (!o.quiet && o.device == Device::meta && t.profiled_steps() > 0)
+    std::fprintf(stderr, "%s", traffic_table(t.last_step_profile(), o.card).c_str());
   if (eval && !eval->lead_hours.empty()) std::printf("%s", evaluation_table(*eval).c_str());
   if (!o.report_path.empty()) write_file_atomic(o.report_path, t.report(eval).dump(2) + "\n");
   if (!o.quiet && real) std::fprintf(stderr, "gc_train: wrote %s/ (metrics.jsonl, checkpoint, pictures)\n", out.c_str());

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "tools/memory/memory_report.h"
+#include "tools/memory/time_report.h"
 #include "tools/train/trainer.h"
 
 namespace gc {
@@ -38,6 +39,9 @@ json::Value config_json(const TrainOptions& o) {
   c["mem_limit"] = o.mem_limit;
   c["edge_chunks"] = o.edge_chunks;
   c["device"] = device_name(o.device);
+  c["tf32"] = o.tf32;
+  c["profile"] = o.profile;
+  if (!o.card.empty()) c["card"] = o.card;
   c["out"] = o.out_dir;
   c["data_truncation"] = o.data_truncation;
   return c;
@@ -209,6 +213,9 @@ json::Value Trainer::report(const EvalResult* eval) const {
   r["memory"] = memory_json(options_.device, memory_, plan_json(options_.remat, plan()));
   r["timing"] = timing_json(history_, setup_);
   r["train"] = train_json(history_, loss_scaler_);
+  if (profile_sum_.timed) r["time"] = time_json(profile_sum_, profiled_steps_, profiled_wall_ms_);
+  // The modelled cost is the cuda device's: a dry run standing for it, or a real run beside its measured time.
+  if (options_.device != Device::cpu && profiled_steps_ > 0) r["traffic"] = traffic_json(last_step_profile_, options_.card);
   if (eval && !eval->lead_hours.empty()) r["eval"] = eval_json(*eval);
   return r;
 }

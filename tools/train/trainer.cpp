@@ -14,6 +14,8 @@
 #include "autograd/precision.h"
 #include "kernels/collectives.h"
 #include "kernels/elementwise.h"
+#include "kernels/linear.h"
+#include "tools/memory/cards.h"
 #include "runtime/random.h"
 #include "tools/data/host_tensor.h"
 #include "tools/memory/trace.h"
@@ -58,8 +60,25 @@ bool LossScaler::update(double grad_norm) {
 
 // ---- set-up ---------------------------------------------------------------------
 
+// The process-wide switches a run sets: TF32, op timing, the roofline's card
+// (tf32 chooses which f32 GEMM peak the roofline uses).
+static void apply_time_options(const TrainOptions& options) {
+  kernels::set_tf32(options.tf32);
+  profile_enable(options.profile);
+  RooflineRates rates;
+  if (const Card* card = options.card.empty() ? nullptr : find_card(options.card)) {
+    rates.vector_flops = card->fp32_flops;
+    rates.gemm_f32_flops = options.tf32 ? card->tf32_flops : card->fp32_flops;
+    rates.gemm_16bit_flops = card->bf16_flops;
+    rates.gemm_f64_flops = card->fp32_flops / 2;  // none of these cards is built for f64; an upper bound
+    rates.bandwidth = card->memory_bandwidth;
+  }
+  set_roofline_rates(rates);
+}
+
 Trainer::Trainer(RunSetup setup) : setup_(std::move(setup)) {
   const auto start = std::chrono::steady_clock::now();
+  apply_time_options(options_);
   set_memory_limit();
   try {
     build_model();
@@ -77,6 +96,7 @@ Trainer::Trainer(RunSetup setup) : setup_(std::move(setup)) {
 }
 
 Trainer::~Trainer() {
+  apply_time_options(TrainOptions());
   release_compute_copies();
   if (limit_set_) allocator_for(options_.device).set_limit(previous_limit_);
 }
@@ -337,6 +357,7 @@ StepRecord Trainer::train_step_unguarded(int step) {
   rec.step = step;
   rec.lr = learning_rate(options_, step);
   TraceSpan step_span("step", "step " + std::to_string(step + 1));
+  profile_reset();  // what ran between steps (metrics, checkpoints) is no step's
   double loss_sum = 0;
   for (int micro = 0; micro < options_.accum; ++micro) {
     data::Batch batch;
@@ -347,14 +368,16 @@ StepRecord Trainer::train_step_unguarded(int step) {
     Var loss;
     {
       TraceSpan span("forward", "forward");
+      ProfilePhase phase(Phase::forward);
       loss = loss_of(batch);
+      loss_sum += scalar_value(loss.value());
     }
-    loss_sum += scalar_value(loss.value());
     // Data parallel: each rank's mean weighted by its share of the batch, so that
     // the gradients summed over the ranks are those of the whole batch's mean.
     const double share = comm().size() > 1 ? static_cast<double>(options_.batch) / options_.global_batch : 1.0;
     const double factor = loss_scaler_.scale / options_.accum * share;
     TraceSpan span("backward", "backward");
+    ProfilePhase phase(Phase::backward);
     backward(factor == 1.0 ? loss : scale(loss, factor));
   }
   {
@@ -362,6 +385,7 @@ StepRecord Trainer::train_step_unguarded(int step) {
     all_reduce_gradients();
   }
   TraceSpan optimizer_span("optimizer", "optimizer");
+  ProfilePhase optimizer_phase(Phase::optimizer);
   rec.loss = global_loss(loss_sum / options_.accum);
   const double unscale = 1.0 / loss_scaler_.scale;
   rec.grad_norm = optimizer_->grad_norm() * unscale;
@@ -379,7 +403,18 @@ StepRecord Trainer::train_step_unguarded(int step) {
   if (step == 0 || (step + 1) % 100 == 0 || step + 1 == options_.steps) check_ranks_agree(step);
   rec.ms = seconds_since(start) * 1e3;
   rec.flops = linear_flops() - flops_before;
+  last_step_profile_ = profile_collect();
+  profile_sum_ += last_step_profile_;
+  ++profiled_steps_;
+  profiled_wall_ms_ += rec.ms;
   return rec;
+}
+
+void Trainer::reset_profile() {
+  profile_sum_ = Profile();
+  last_step_profile_ = Profile();
+  profiled_steps_ = 0;
+  profiled_wall_ms_ = 0;
 }
 
 void Trainer::check_finite(const StepRecord& rec) {

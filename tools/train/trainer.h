@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "autograd/optimizer.h"
+#include "runtime/profile.h"
 #include "model/graphcast.h"
 #include "tools/data/batch.h"
 #include "tools/data/normalization.h"
@@ -132,6 +133,14 @@ class Trainer {
   model::GraphCastNet& net() { return *net_; }
   AdamW& optimizer() { return *optimizer_; }
   int completed_steps() const { return completed_steps_; }
+  // The steps' op times (with --profile) and modelled costs (runtime/profile.h):
+  // summed over the steps since reset_profile(), with their count and wall
+  // time, and the last step's alone.
+  const Profile& profile_sum() const { return profile_sum_; }
+  const Profile& last_step_profile() const { return last_step_profile_; }
+  int profiled_steps() const { return profiled_steps_; }
+  double profiled_wall_ms() const { return profiled_wall_ms_; }
+  void reset_profile();
   int last_checkpoint_step() const { return last_checkpoint_step_; }  // -1: none saved by this trainer
 
  private:
@@ -184,6 +193,9 @@ class Trainer {
   std::function<void(const StepRecord&)> on_step_;
   int64_t previous_limit_ = 0;
   bool limit_set_ = false;
+  Profile profile_sum_, last_step_profile_;
+  int profiled_steps_ = 0;
+  double profiled_wall_ms_ = 0;
 };
 
 }  // namespace gc

@@ -1,0 +1,273 @@
+// kernels/traffic.cpp: the cost model of kernels/traffic.h, op by op, each
+// function beside the cuda code it describes (file named in its comment).
+#include "kernels/traffic.h"
+
+#include <algorithm>
+
+#include "kernels/cuda/scratch.h"
+
+namespace gc::kernels::traffic {
+namespace {
+
+double size_of(DType d) { return static_cast<double>(dtype_size(d)); }
+// The accumulation type of the cuda kernels (compute_t): f64 for f64, f32 otherwise.
+double acc_size(DType d) { return d == DType::f64 ? 8.0 : 4.0; }
+
+FlopKind gemm_kind(DType inputs) {
+  if (inputs == DType::bf16 || inputs == DType::f16) return FlopKind::gemm_16bit;
+  if (inputs == DType::f64) return FlopKind::gemm_f64;
+  return FlopKind::gemm_f32;
+}
+
+// column_sums.h: per pass of at most kPassColumns columns, a partials kernel
+// (writes sums x kRowGroups x width doubles) and a totals kernel (reads them).
+OpCost column_sums(int sums, int64_t cols) {
+  OpCost c;
+  if (cols <= 0) return c;
+  const int64_t passes = (cols + cuda::kPassColumns - 1) / cuda::kPassColumns;
+  c.launches = 2 * passes;
+  c.bytes = 2.0 * sums * cuda::kRowGroups * static_cast<double>(cols) * 8.0;
+  return c;
+}
+
+}  // namespace
+
+// ---- elementwise.cu ----------------------------------------------------------------------
+
+OpCost binary(const Tensor& out, const Tensor& a, const Tensor& b, double flops_per_element) {
+  OpCost c;
+  const double n = static_cast<double>(out.numel());
+  if (n == 0) return c;
+  c.launches = 1;
+  c.bytes = n * (size_of(out.dtype()) + size_of(a.dtype()) + size_of(b.dtype()));
+  c.flops = n * flops_per_element;
+  return c;
+}
+
+OpCost unary(const Tensor& out, const Tensor& x, double flops_per_element) {
+  OpCost c;
+  const double n = static_cast<double>(out.numel());
+  if (n == 0) return c;
+  c.launches = 1;
+  c.bytes = n * (size_of(out.dtype()) + size_of(x.dtype()));
+  c.flops = n * flops_per_element;
+  return c;
+}
+
+OpCost accumulate(const Tensor& acc, const Tensor& x) { return binary(acc, acc, x, 1); }
+
+OpCost fill(const Tensor& x) {
+  OpCost c;
+  const double n = static_cast<double>(x.numel());
+  if (n == 0) return c;
+  c.launches = 1;
+  c.bytes = n * size_of(x.dtype());
+  return c;
+}
+
+// sigmoid (exp, add, divide) and the product rule: about 8 operations an element.
+OpCost silu_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
+  return binary(grad_x, grad_out, x, 8);
+}
+
+// One cudaMemcpy2DAsync (device to device) per non-empty part.
+OpCost column_copy(const Tensor& whole, const std::vector<Tensor>& parts) {
+  OpCost c;
+  if (whole.numel() == 0) return c;
+  const double rows = static_cast<double>(whole.size(0));
+  for (const Tensor& part : parts) {
+    if (part.size(1) == 0) continue;
+    c.launches += 1;
+    c.bytes += 2.0 * rows * static_cast<double>(part.size(1)) * size_of(part.dtype());
+  }
+  return c;
+}
+
+// A memset of the flag, the kernel, and a blocking copy of the flag to the host.
+OpCost all_finite(const Tensor& x) {
+  OpCost c;
+  const double n = static_cast<double>(x.numel());
+  if (n == 0) return c;
+  c.launches = 3;
+  c.host_syncs = 1;
+  c.bytes = n * size_of(x.dtype()) + 3 * 4.0;
+  return c;
+}
+
+// ---- index.cu ------------------------------------------------------------------------------
+
+// reset_verdict_kernel, find_bad_index_kernel, and the verdict copied back (blocking).
+OpCost check_index_values(const Tensor& index) {
+  OpCost c;
+  const double n = static_cast<double>(index.numel());
+  if (n == 0) return c;
+  c.launches = 3;
+  c.host_syncs = 1;
+  c.bytes = n * 4.0 + 2 * static_cast<double>(cuda::index_check_scratch_bytes());
+  return c;
+}
+
+// reset_verdict_kernel, find_offsets_decrease_kernel, the verdict copied back.
+OpCost check_offsets(const Tensor& offsets) {
+  OpCost c;
+  c.launches = 3;
+  c.host_syncs = 1;
+  c.bytes = static_cast<double>(offsets.numel()) * 4.0 + 2 * static_cast<double>(cuda::index_check_scratch_bytes());
+  return c;
+}
+
+// gather_rows_kernel: each out row read from x by index (no reuse assumed).
+OpCost gather_rows_forward(const Tensor& out, const Tensor& x, const Tensor& /*index*/) {
+  OpCost c;
+  if (out.numel() == 0) return c;
+  const double edges = static_cast<double>(out.rows()), elements = static_cast<double>(out.numel());
+  c.launches = 1;
+  c.bytes = elements * (size_of(x.dtype()) + size_of(out.dtype())) + edges * 4.0;
+  return c;
+}
+
+// sum_groups_kernel: out [N, C] (read too when accumulating), in [E, C], the
+// order [E] when given, offsets [N + 1].
+OpCost sum_groups(const Tensor& out, const Tensor& in, bool with_order, bool accumulate) {
+  OpCost c;
+  if (out.numel() == 0) return c;
+  const double nodes = static_cast<double>(out.rows()), edges = static_cast<double>(in.rows());
+  const double out_elements = static_cast<double>(out.numel()), in_elements = static_cast<double>(in.numel());
+  c.launches = 1;
+  c.bytes = out_elements * size_of(out.dtype()) * (accumulate ? 2 : 1) + in_elements * size_of(in.dtype()) +
+            (with_order ? edges * 4.0 : 0.0) + (nodes + 1) * 4.0;
+  c.flops = in_elements;
+  return c;
+}
+
+// broadcast_groups_kernel: each node row read once (its warp's re-reads hit the
+// cache), written to each of its edges.
+OpCost segment_sum_backward(const Tensor& grad_x, const Tensor& grad_out) {
+  OpCost c;
+  if (grad_x.numel() == 0) return c;
+  const double nodes = static_cast<double>(grad_out.rows());
+  c.launches = 1;
+  c.bytes = static_cast<double>(grad_x.numel()) * size_of(grad_x.dtype()) +
+            static_cast<double>(grad_out.numel()) * size_of(grad_out.dtype()) + (nodes + 1) * 4.0;
+  return c;
+}
+
+// ---- linear.cu -------------------------------------------------------------------------------
+
+OpCost gemm(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c_dtype, bool reads_c, bool has_bias,
+            DType bias) {
+  OpCost c;
+  if (m <= 0 || n <= 0) return c;
+  const double md = static_cast<double>(m), nd = static_cast<double>(n), kd = static_cast<double>(k);
+  const double c_bytes = md * nd * size_of(c_dtype);
+  const double bias_bytes = has_bias ? nd * size_of(bias) : 0.0;
+  if (k == 0) {  // gemm_epilogue_kernel alone: C = beta C + bias
+    c.launches = 1;
+    c.bytes = c_bytes * (reads_c ? 2 : 1) + bias_bytes;
+    c.flops = has_bias ? md * nd : 0;
+    return c;
+  }
+  c.launches = 1;
+  c.kind = gemm_kind(a);
+  c.flops = 2 * md * nd * kd;
+  c.bytes = md * kd * size_of(a) + kd * nd * size_of(b) + c_bytes * (reads_c ? 2 : 1);
+  if (has_bias) {  // gemm_epilogue_kernel after cuBLAS: C read, bias added, C written
+    c.launches += 1;
+    c.serial_bytes = 2 * c_bytes + bias_bytes;
+    c.bytes += c.serial_bytes;
+    c.flops += md * nd;
+  }
+  return c;
+}
+
+// ---- layernorm.cu ------------------------------------------------------------------------------
+
+// One kernel: x read (its three loops over a row hit the cache), out written,
+// gamma and beta read, the mean and rstd of each row written.
+OpCost layernorm_forward(const Tensor& x, const Tensor& gamma) {
+  OpCost c;
+  const int64_t cols = x.dim() > 0 ? x.size(-1) : 0;
+  if (cols <= 0 || x.numel() == 0) return c;
+  const double rows = static_cast<double>(x.numel() / cols), elements = static_cast<double>(x.numel());
+  c.launches = 1;
+  c.bytes = 2 * elements * size_of(x.dtype()) + 2 * static_cast<double>(cols) * size_of(gamma.dtype()) +
+            2 * rows * acc_size(x.dtype());
+  c.flops = 8 * elements;
+  return c;
+}
+
+// The rows kernel (x and grad_out read, grad_x written, the statistics and
+// gamma read), then the column sums of grad_gamma and grad_beta, which read
+// grad_out and x again.
+OpCost layernorm_backward(const Tensor& x, const Tensor& gamma) {
+  OpCost c;
+  const int64_t cols = x.dim() > 0 ? x.size(-1) : 0;
+  if (cols <= 0 || x.numel() == 0) return c;
+  const double rows = static_cast<double>(x.numel() / cols), elements = static_cast<double>(x.numel());
+  const double es = size_of(x.dtype()), acc = acc_size(x.dtype());
+  c.launches = 1;
+  c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype());
+  c.flops = 12 * elements;
+  const OpCost sums = column_sums(2, cols);
+  c.launches += sums.launches;
+  c.bytes += sums.bytes + 2 * elements * es + 2 * rows * acc + 2 * 2 * static_cast<double>(cols) * acc;
+  c.flops += 4 * elements;
+  return c;
+}
+
+// ---- reduce.cu, loss.cu, optim.cu ----------------------------------------------------------------
+
+// reduce_common.h: partial_sums_kernel (kSumBlocks doubles written) and
+// finish_sum_kernel (read back, one value written); both launch for n = 0 too.
+OpCost whole_sum(const Tensor& x, double flops_per_element) {
+  OpCost c;
+  const double n = static_cast<double>(x.numel());
+  c.launches = 2;
+  c.bytes = n * size_of(x.dtype()) + 2 * cuda::kSumBlocks * 8.0 + acc_size(x.dtype());
+  c.flops = n * flops_per_element;
+  return c;
+}
+
+OpCost sum_rows(const Tensor& out, const Tensor& x, bool accumulate) {
+  if (out.numel() == 0 || x.size(1) == 0) return OpCost();
+  OpCost c = column_sums(1, x.size(1));
+  c.bytes += static_cast<double>(x.numel()) * size_of(x.dtype()) +
+             static_cast<double>(out.numel()) * size_of(out.dtype()) * (accumulate ? 2 : 1);
+  c.flops = static_cast<double>(x.numel());
+  return c;
+}
+
+OpCost weighted_mse_forward(const Tensor& pred, const Tensor& target, const Tensor& row_weight) {
+  OpCost c;
+  const double n = static_cast<double>(pred.numel());
+  c.launches = 2;
+  c.bytes = n * (size_of(pred.dtype()) + size_of(target.dtype())) +
+            static_cast<double>(row_weight.numel()) * size_of(row_weight.dtype()) + 2 * cuda::kSumBlocks * 8.0 +
+            acc_size(pred.dtype());
+  c.flops = 4 * n;
+  return c;
+}
+
+OpCost weighted_mse_backward(const Tensor& pred, const Tensor& target, const Tensor& row_weight) {
+  OpCost c;
+  const double n = static_cast<double>(pred.numel());
+  if (n == 0) return c;
+  c.launches = 1;
+  c.bytes = n * (2 * size_of(pred.dtype()) + size_of(target.dtype())) +
+            static_cast<double>(row_weight.numel()) * size_of(row_weight.dtype());
+  c.flops = 4 * n;
+  return c;
+}
+
+// adamw_kernel: param, m and v read and written, grad read.
+OpCost adamw_step(const Tensor& param) {
+  OpCost c;
+  const double n = static_cast<double>(param.numel());
+  if (n == 0) return c;
+  c.launches = 1;
+  c.bytes = 7 * n * size_of(param.dtype());
+  c.flops = 15 * n;
+  return c;
+}
+
+}  // namespace gc::kernels::traffic

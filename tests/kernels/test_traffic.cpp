@@ -1,0 +1,125 @@
+// test_traffic.cpp: the cost model of kernels/traffic.h as the entry points
+// count it on meta (a dry run standing for the cuda kernels): FLOPs, bytes,
+// launches and host synchronizations of single ops worked out by hand from
+// kernels/cuda/*.cu, and nothing counted for cpu ops. That the counts equal what
+// the cuda backend asks of the device is tests/cudasim/test_cuda_traffic.cpp.
+#include <gtest/gtest.h>
+
+#include "kernels/elementwise.h"
+#include "kernels/index.h"
+#include "kernels/layernorm.h"
+#include "kernels/linear.h"
+#include "kernels/reduce.h"
+#include "runtime/profile.h"
+#include "tests/test_util.h"
+
+namespace gc {
+namespace {
+
+using test::MetaTargetGuard;
+
+// The modelled cost of what `run` does, by family.
+template <class Run>
+Profile cost_of(Run run) {
+  profile_reset();
+  run();
+  Profile p = profile_collect();
+  profile_reset();
+  return p;
+}
+
+CostTotals family(const Profile& p, OpFamily f) {
+  CostTotals c;
+  for (int phase = 0; phase < kNumPhases; ++phase) c += p.cost[static_cast<size_t>(phase)][static_cast<size_t>(f)];
+  return c;
+}
+
+TEST(TrafficModel, LinearForwardIsOneCublasCallAndABiasPass) {
+  MetaTargetGuard target(Device::cuda);
+  const int64_t m = 1000, k = 474, n = 512;
+  Tensor x = Tensor::empty({m, k}, DType::bf16, Device::meta);
+  Tensor W = Tensor::empty({k, n}, DType::bf16, Device::meta);
+  Tensor b = Tensor::empty({n}, DType::f32, Device::meta);
+  Tensor y = Tensor::empty({m, n}, DType::bf16, Device::meta);
+  Tensor ws = Tensor::empty({static_cast<int64_t>(kernels::linear_workspace_bytes(Device::meta, m, k, n) / 4 + 1)},
+                            DType::i32, Device::meta);
+  const CostTotals with_bias = cost_of([&] { kernels::linear_forward(y, x, W, b, ws); }).total_cost();
+  EXPECT_EQ(with_bias.launches, 2);
+  EXPECT_EQ(with_bias.host_syncs, 0);
+  EXPECT_DOUBLE_EQ(with_bias.flops, 2.0 * m * n * k + m * n);
+  // A and B read, C written by cuBLAS; C read and written again by the bias pass.
+  EXPECT_DOUBLE_EQ(with_bias.bytes, 2.0 * (m * k + k * n + m * n) + 2.0 * 2 * m * n + 4.0 * n);
+  const CostTotals no_bias = cost_of([&] { kernels::linear_forward(y, x, W, Tensor(), ws); }).total_cost();
+  EXPECT_EQ(no_bias.launches, 1);
+  EXPECT_DOUBLE_EQ(no_bias.bytes, 2.0 * (m * k + k * n + m * n));
+  // The weight gradient accumulates: C (f32) is read as well as written.
+  Tensor gW = Tensor::empty({k, n}, DType::f32, Device::meta);
+  const CostTotals weight = cost_of([&] { kernels::linear_backward_weight(gW, x, y, ws); }).total_cost();
+  EXPECT_DOUBLE_EQ(weight.bytes, 2.0 * (m * k + m * n) + 2 * 4.0 * k * n);
+}
+
+TEST(TrafficModel, GraphOpsCheckTheirIndicesWithABlockingReadBack) {
+  MetaTargetGuard target(Device::cuda);
+  const int64_t nodes = 50, edges = 200, cols = 64;
+  Tensor x = Tensor::empty({nodes, cols}, DType::f32, Device::meta);
+  Tensor index = Tensor::empty({edges}, DType::i32, Device::meta);
+  Tensor out = Tensor::empty({edges, cols}, DType::bf16, Device::meta);
+  const Profile gather = cost_of([&] { kernels::gather_rows_forward(out, x, index); });
+  EXPECT_EQ(family(gather, OpFamily::index_check).launches, 3);  // reset, check, copy back
+  EXPECT_EQ(family(gather, OpFamily::index_check).host_syncs, 1);
+  EXPECT_EQ(family(gather, OpFamily::gather).launches, 1);
+  EXPECT_DOUBLE_EQ(family(gather, OpFamily::gather).bytes, edges * cols * (4.0 + 2.0) + edges * 4.0);
+
+  Tensor offsets = Tensor::empty({nodes + 1}, DType::i32, Device::meta);
+  Tensor order = Tensor::empty({edges}, DType::i32, Device::meta);
+  Tensor grad_x = Tensor::empty({nodes, cols}, DType::f32, Device::meta);
+  const Profile backward = cost_of([&] { kernels::gather_rows_backward(grad_x, out, order, offsets); });
+  EXPECT_EQ(family(backward, OpFamily::index_check).launches, 6);  // offsets and order, 3 each
+  EXPECT_EQ(family(backward, OpFamily::index_check).host_syncs, 2);
+  EXPECT_EQ(family(backward, OpFamily::gather).launches, 1);
+
+  Tensor sums = Tensor::empty({nodes, cols}, DType::f32, Device::meta);
+  const Profile segment = cost_of([&] { kernels::segment_sum_forward(sums, out, offsets, true); });
+  EXPECT_EQ(family(segment, OpFamily::segment_sum).launches, 1);
+  // out read and written (accumulating), the edges read, the offsets read.
+  EXPECT_DOUBLE_EQ(family(segment, OpFamily::segment_sum).bytes,
+                   2 * nodes * cols * 4.0 + edges * cols * 2.0 + (nodes + 1) * 4.0);
+}
+
+TEST(TrafficModel, ColumnSumsRunOnePassPer512Columns) {
+  MetaTargetGuard target(Device::cuda);
+  for (const int64_t cols : {1, 512, 513, 1200}) {
+    Tensor x = Tensor::empty({300, cols}, DType::bf16, Device::meta);
+    Tensor out = Tensor::empty({cols}, DType::f32, Device::meta);
+    const int64_t passes = (cols + 511) / 512;
+    EXPECT_EQ(cost_of([&] { kernels::sum_rows(out, x, true); }).total_cost().launches, 2 * passes) << cols;
+    Tensor gamma = Tensor::empty({cols}, DType::f32, Device::meta);
+    Tensor y = Tensor::empty({300, cols}, DType::bf16, Device::meta);
+    Tensor mean = Tensor::empty({300}, DType::f32, Device::meta), rstd = Tensor::empty({300}, DType::f32, Device::meta);
+    Tensor gg = Tensor::empty({cols}, DType::f32, Device::meta), gb = Tensor::empty({cols}, DType::f32, Device::meta);
+    EXPECT_EQ(cost_of([&] { kernels::layernorm_backward(y, gg, gb, y, x, mean, rstd, gamma); }).total_cost().launches,
+              1 + 2 * passes)
+        << cols;
+  }
+}
+
+TEST(TrafficModel, EmptyOpsLaunchNothingAndCpuOpsCostNoGpuWork) {
+  MetaTargetGuard target(Device::cuda);
+  Tensor empty = Tensor::empty({0, 8}, DType::f32, Device::meta);
+  EXPECT_EQ(cost_of([&] { kernels::add_forward(empty, empty, empty); }).total_cost().launches, 0);
+  Tensor a = Tensor::zeros({16, 8}, DType::f32, Device::cpu);
+  Tensor b = Tensor::zeros({16, 8}, DType::f32, Device::cpu);
+  const CostTotals cpu = cost_of([&] { kernels::add_forward(a, a, b); }).total_cost();
+  EXPECT_EQ(cpu.launches, 0);
+  EXPECT_EQ(cpu.bytes, 0);
+  // The same on meta: one kernel reading two operands and writing one.
+  Tensor m = Tensor::empty({16, 8}, DType::f32, Device::meta);
+  const CostTotals meta = cost_of([&] { kernels::add_forward(m, m, m); }).total_cost();
+  EXPECT_EQ(meta.launches, 1);
+  EXPECT_DOUBLE_EQ(meta.bytes, 16 * 8 * 12.0);
+  // A zero-filled tensor on meta: the cudaMemset a real run makes.
+  EXPECT_EQ(cost_of([&] { Tensor::zeros({16, 8}, DType::f32, Device::meta); }).total_cost().launches, 1);
+}
+
+}  // namespace
+}  // namespace gc
