@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "tools/memory/remat_policy.h"
+#include "tools/train/cpu_share.h"
 #include "tools/train/trainer.h"
 
 namespace gc::study {
@@ -91,7 +92,10 @@ SkillResult train_cell(const RunSetup& skill_setup, int64_t latent, int layers) 
   s.plan = fixed_remat_plan("none", layers, 1);
   SkillResult result;
   Trainer trainer(std::move(s));
+  // OpenMP's spinning threads beside other busy processes cost many times the step.
+  trainer.on_step([](const StepRecord& r) { share_cores_every_few_steps(r.step); });
   trainer.train();
+  share_cores_every_few_steps(0);
   const EvalResult eval = trainer.evaluate();
   std::vector<double> ms;
   for (const StepRecord& r : trainer.history()) ms.push_back(r.ms);
