@@ -2,7 +2,6 @@
 // 2 bad usage, 3 out of memory (with an explanation and the smallest limit that
 // would have passed, found by dry runs on the meta device), 130 interrupted
 // (after saving a checkpoint).
-#include <omp.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -36,15 +35,6 @@ void check_outstanding(Device device) {
     if (!leaks.empty()) std::fprintf(stderr, "gc_train: bytes still allocated at exit: %s", leaks.c_str());
   } catch (const std::exception&) {
   }
-}
-
-// On a shared machine, the cores other processes leave (unless OMP_NUM_THREADS
-// says how many): checked every 10 steps, from the first.
-void share_cores_every_few_steps(int step) {
-  static const bool chosen_by_user = std::getenv("OMP_NUM_THREADS") != nullptr;
-  static const int cores = omp_get_num_procs();
-  if (chosen_by_user || step % 10 != 0) return;
-  omp_set_num_threads(threads_for_shared_cores(cores));
 }
 
 // Stops the trace and writes it; a failure is returned, not thrown, so that it

@@ -2,9 +2,11 @@
 #include "tools/train/cpu_share.h"
 
 #include <dirent.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -58,6 +60,13 @@ int threads_for_shared_cores(int cores) {
   }
   std::sort(others.begin(), others.end());
   return std::clamp(cores - others[1], 1, cores);
+}
+
+void share_cores_every_few_steps(int step) {
+  static const bool chosen_by_user = std::getenv("OMP_NUM_THREADS") != nullptr;
+  static const int cores = omp_get_num_procs();
+  if (chosen_by_user || step % 10 != 0) return;
+  omp_set_num_threads(threads_for_shared_cores(cores));
 }
 
 }  // namespace gc

@@ -15,4 +15,8 @@ namespace gc {
 // The thread count for the next steps (1..cores); `cores` when /proc cannot be read.
 int threads_for_shared_cores(int cores);
 
+// On a shared machine, the cores other processes leave (unless OMP_NUM_THREADS
+// says how many): sets OpenMP's thread count every 10 steps, from step 0.
+void share_cores_every_few_steps(int step);
+
 }  // namespace gc
