@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "autograd/precision.h"
+#include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
 #include "kernels/layernorm.h"
@@ -208,6 +209,27 @@ Var silu(const Var& x) {
   return out;
 }
 
+Var sigmoid(const Var& x) {
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  kernels::sigmoid_forward(y, x.value());
+  const bool record = should_record({&x});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("sigmoid");
+  node->add_input(x);
+  node->add_output(out);
+  node->save(y);
+  node->set_backward([](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    const Tensor& ys = ctx.saved(0);
+    Tensor gx = Tensor::empty(ys.shape(), ys.dtype(), ys.device());
+    kernels::sigmoid_backward(gx, g, ys);
+    ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
 // ---- LayerNorm -------------------------------------------------------------------------
 
 Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
@@ -296,6 +318,36 @@ Var segment_sum(const Var& x, const Tensor& offsets, DType out_dtype) {
     Tensor gx = Tensor::empty(x_shape, x_dtype, g.device());
     kernels::segment_sum_backward(gx, g, offsets);
     ctx.add_grad(0, gx);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var segment_softmax_sum(const Var& scores, const Var& values, const Tensor& offsets) {
+  require(scores.value().dim() == 2 && values.value().dim() == 2,
+          "segment_softmax_sum: scores [E, H] and values [E, C] expected, got " + shapes(scores, values));
+  const int64_t nodes = offsets.numel() - 1;
+  Tensor y = Tensor::empty({nodes, values.shape()[1]}, values.dtype(), values.device());
+  Tensor lse = Tensor::empty({nodes, scores.shape()[1]}, accumulation_dtype(scores.dtype()), scores.device());
+  kernels::segment_softmax_sum_forward(y, lse, scores.value(), values.value(), offsets);
+  const bool record = should_record({&scores, &values});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("segment_softmax_sum");
+  node->add_input(scores);
+  node->add_input(values);
+  node->add_output(out);
+  node->save(scores.value());
+  node->save(values.value());
+  node->save(lse);
+  node->set_backward([offsets](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    const Tensor &s = ctx.saved(0), &v = ctx.saved(1);
+    Tensor gs = Tensor::empty(s.shape(), s.dtype(), s.device());
+    Tensor gv = Tensor::empty(v.shape(), v.dtype(), v.device());
+    kernels::segment_softmax_sum_backward(gs, gv, g, s, v, ctx.saved(2), offsets);
+    if (ctx.needs_grad(0)) ctx.add_grad(0, gs);
+    if (ctx.needs_grad(1)) ctx.add_grad(1, gv);
   });
   record_node(std::move(node));
   return out;

@@ -23,6 +23,8 @@ Var add(const Var& a, const Var& b);
 Var mul(const Var& a, const Var& b);
 Var scale(const Var& x, double factor);
 Var silu(const Var& x);
+// 1 / (1 + exp(-x)); saves its output (the gates multiply by it anyway).
+Var sigmoid(const Var& x);
 // LayerNorm over the last dim; statistics in f32.
 Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps = 1e-5);
 
@@ -39,6 +41,11 @@ Var gather_rows(const Var& x, const IndexCsr& csr);
 // out [N, C] = per-node sums of x [E, C], edges sorted by receiver; offsets [N + 1] i32.
 // out_dtype: the accumulation/storage dtype of the result (f32 for the encoder).
 Var segment_sum(const Var& x, const Tensor& offsets, DType out_dtype);
+// out [N, C] = per receiver and head, the softmax over the receiver's edges of
+// scores [E, H] weighting values [E, C] (kernels/attention.h); edges sorted by
+// receiver, offsets [N + 1] i32. Saves scores, values and the [N, H] f32
+// log-sum-exp: no per-edge weight is ever stored.
+Var segment_softmax_sum(const Var& scores, const Var& values, const Tensor& offsets);
 
 Var concat_cols(const std::vector<Var>& parts);
 std::vector<Var> split_cols(const Var& x, const std::vector<int64_t>& widths);

@@ -139,6 +139,20 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
   else if (runs_on_cpu(grad_x)) cpu::silu_backward(grad_x, grad_out, x);
 }
 
+void sigmoid_forward(Tensor& out, const Tensor& x) {
+  check_operands("sigmoid_forward", {{"out", out}, {"x", x}});
+  if (out.numel() == 0) return;
+  if (runs_on_cuda(out)) GC_CUDA_RUN("sigmoid_forward", cuda::sigmoid_forward(out, x));
+  else if (runs_on_cpu(out)) cpu::sigmoid_forward(out, x);
+}
+
+void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y) {
+  check_operands("sigmoid_backward", {{"grad_x", grad_x}, {"grad_out", grad_out}, {"y", y}});
+  if (grad_x.numel() == 0) return;
+  if (runs_on_cuda(grad_x)) GC_CUDA_RUN("sigmoid_backward", cuda::sigmoid_backward(grad_x, grad_out, y));
+  else if (runs_on_cpu(grad_x)) cpu::sigmoid_backward(grad_x, grad_out, y);
+}
+
 void cast(Tensor& out, const Tensor& x) {
   check_operands("cast", {{"out", out}, {"x", x}});
   if (out.numel() == 0) return;

@@ -19,6 +19,11 @@ void silu_forward(Tensor& out, const Tensor& x);  // out = x * sigmoid(x)
 // grad_x = grad_out * silu'(x)  (assigned)
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x);
 
+void sigmoid_forward(Tensor& out, const Tensor& x);  // out = 1 / (1 + exp(-x))
+// grad_x = grad_out * y (1 - y) from the forward's output y (assigned): the gates
+// keep y for the product they feed, so the backward needs nothing more.
+void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y);
+
 // Converts between any two float dtypes (round to nearest even for the 16-bit ones).
 void cast(Tensor& out, const Tensor& x);
 

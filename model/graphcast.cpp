@@ -26,6 +26,21 @@ int edge_blocks_for(int64_t edges, int64_t receivers) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_size, kEdgeBlocks, receivers})));
 }
 
+const char* processor_name(Processor processor) {
+  switch (processor) {
+    case Processor::interaction: return "interaction";
+    case Processor::gated: return "gated";
+    case Processor::attention: return "attention";
+  }
+  return "?";
+}
+
+Processor processor_from_name(const std::string& name) {
+  for (Processor p : {Processor::interaction, Processor::gated, Processor::attention})
+    if (name == processor_name(p)) return p;
+  throw std::invalid_argument("processor must be interaction, gated or attention, got '" + name + "'");
+}
+
 // ---- geometry --------------------------------------------------------------------
 
 namespace {
@@ -186,6 +201,10 @@ GraphCastNet::GraphCastNet(const GraphCastConfig& config, Device device, uint64_
     : config_(config), device_(device), seed_(seed) {
   if (config.latent < 1 || config.layers < 1 || config.in_channels < 4 || config.out_channels < 1)
     throw std::invalid_argument("GraphCast: latent, layers, out-channels must be >= 1 and in-channels >= 4");
+  if (config.processor == Processor::attention && config.latent % kAttentionHeads != 0)
+    throw std::invalid_argument("GraphCast: the attention processor splits the latent into " +
+                                std::to_string(kAttentionHeads) + " heads: --latent must be a multiple of " +
+                                std::to_string(kAttentionHeads) + ", got " + std::to_string(config.latent));
   const int64_t L = config.latent, in = config.in_channels;
   grid_embed_ = make_mlp("encoder.grid_embed", in, L, L, true);
   mesh_embed_ = make_mlp("encoder.mesh_embed", in, L, L, true);
@@ -197,6 +216,13 @@ GraphCastNet::GraphCastNet(const GraphCastConfig& config, Device device, uint64_
   for (int l = 0; l < config.layers; ++l) {
     processor_edge_mlps_.push_back(make_mlp("processor." + std::to_string(l) + ".edge_mlp", 3 * L, L, L, true));
     processor_node_mlps_.push_back(make_mlp("processor." + std::to_string(l) + ".node_mlp", 2 * L, L, L, true));
+    const std::string layer = "processor." + std::to_string(l);
+    if (config.processor == Processor::gated) {
+      edge_gates_.push_back(make_dense(layer + ".edge_gate", L, L));
+      node_gates_.push_back(make_dense(layer + ".node_gate", 2 * L, L));
+    } else if (config.processor == Processor::attention) {
+      attention_scores_.push_back(make_dense(layer + ".attention_score", L, kAttentionHeads));
+    }
   }
   m2g_edge_embed_ = make_mlp("decoder.m2g_edge_embed", 4, L, L, true);
   m2g_edge_mlp_ = make_mlp("decoder.m2g_edge_mlp", 3 * L, L, L, true);
@@ -217,32 +243,9 @@ Mlp GraphCastNet::make_mlp(const std::string& name, int64_t in, int64_t hidden, 
   m.layernorm = layernorm;
   const uint64_t mlp_seed = seed_ * 1000003ull + (next_param_seed_++);
   auto weight = [&](const std::string& pname, int64_t fan_in, int64_t fan_out, uint64_t salt) {
-    MemoryScope label(pname);
-    // One allocation on every device (meta and cpu make identical requests).
-    Tensor t;
-    if (device_ == Device::meta) {
-      t = Tensor::empty({fan_in, fan_out}, master_dtype(), device_);
-    } else {
-      // gc's own normals (runtime/random.h): a seed's weights on every standard library.
-      uint64_t state = mlp_seed * 31 + salt;
-      const double stddev = 1.0 / std::sqrt(static_cast<double>(fan_in));
-      std::vector<double> host(static_cast<size_t>(fan_in * fan_out));
-      for (double& v : host) {
-        double z;
-        do z = next_normal(state);
-        while (std::fabs(z) > 2.0);
-        v = static_cast<double>(static_cast<float>(z * stddev));  // the same values in f32 and f64
-      }
-      t = Tensor::from_doubles(host, {fan_in, fan_out}, master_dtype(), device_);
-    }
-    return Var(t, true, name + "." + pname);
+    return make_weight(name, pname, fan_in, fan_out, mlp_seed * 31 + salt);
   };
-  auto constant = [&](const std::string& pname, int64_t n, double value) {
-    MemoryScope label(pname);
-    Tensor t = Tensor::empty({n}, master_dtype(), device_);
-    kernels::fill(t, value);
-    return Var(t, true, name + "." + pname);
-  };
+  auto constant = [&](const std::string& pname, int64_t n, double value) { return make_constant(name, pname, n, value); };
   m.w0 = weight("linear0.weight", in, hidden, 1);
   m.b0 = constant("linear0.bias", hidden, 0.0);
   m.w1 = weight("linear1.weight", hidden, out, 2);
@@ -254,6 +257,46 @@ Mlp GraphCastNet::make_mlp(const std::string& name, int64_t in, int64_t hidden, 
   return m;
 }
 
+Var GraphCastNet::make_weight(const std::string& module, const std::string& pname, int64_t fan_in, int64_t fan_out,
+                              uint64_t seed) const {
+  MemoryScope label(pname);
+  // One allocation on every device (meta and cpu make identical requests).
+  Tensor t;
+  if (device_ == Device::meta) {
+    t = Tensor::empty({fan_in, fan_out}, master_dtype(), device_);
+  } else {
+    // gc's own normals (runtime/random.h): a seed's weights on every standard library.
+    uint64_t state = seed;
+    const double stddev = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    std::vector<double> host(static_cast<size_t>(fan_in * fan_out));
+    for (double& v : host) {
+      double z;
+      do z = next_normal(state);
+      while (std::fabs(z) > 2.0);
+      v = static_cast<double>(static_cast<float>(z * stddev));  // the same values in f32 and f64
+    }
+    t = Tensor::from_doubles(host, {fan_in, fan_out}, master_dtype(), device_);
+  }
+  return Var(t, true, module + "." + pname);
+}
+
+Var GraphCastNet::make_constant(const std::string& module, const std::string& pname, int64_t n, double value) const {
+  MemoryScope label(pname);
+  Tensor t = Tensor::empty({n}, master_dtype(), device_);
+  kernels::fill(t, value);
+  return Var(t, true, module + "." + pname);
+}
+
+Dense GraphCastNet::make_dense(const std::string& name, int64_t in, int64_t out) {
+  MemoryScope scope(Category::parameter, name);
+  const uint64_t seed = seed_ * 1000003ull + (next_param_seed_++);
+  Dense d;
+  d.name = name;
+  d.w = make_weight(name, "weight", in, out, seed * 31 + 1);
+  d.b = make_constant(name, "bias", out, 0.0);
+  return d;
+}
+
 std::vector<Var> GraphCastNet::parameters() const {
   std::vector<Var> p;
   auto add = [&](const Mlp& m) {
@@ -262,9 +305,17 @@ std::vector<Var> GraphCastNet::parameters() const {
   for (const Mlp* m : {&grid_embed_, &mesh_embed_, &g2m_edge_embed_, &g2m_edge_mlp_, &g2m_mesh_node_mlp_,
                        &g2m_grid_node_mlp_, &mesh_edge_embed_})
     add(*m);
+  auto add_dense = [&](const std::vector<Dense>& denses, int l) {
+    if (denses.empty()) return;
+    p.push_back(denses[static_cast<size_t>(l)].w);
+    p.push_back(denses[static_cast<size_t>(l)].b);
+  };
   for (int l = 0; l < config_.layers; ++l) {
     add(processor_edge_mlps_[static_cast<size_t>(l)]);
     add(processor_node_mlps_[static_cast<size_t>(l)]);
+    add_dense(edge_gates_, l);
+    add_dense(node_gates_, l);
+    add_dense(attention_scores_, l);
   }
   for (const Mlp* m : {&m2g_edge_embed_, &m2g_edge_mlp_, &m2g_grid_node_mlp_, &m2g_mesh_node_mlp_unused_, &output_mlp_})
     add(*m);
@@ -280,6 +331,8 @@ ParameterCounts GraphCastNet::parameter_counts() const {
   for (int l = 0; l < config_.layers; ++l)
     c.processor += processor_edge_mlps_[static_cast<size_t>(l)].parameter_count() +
                    processor_node_mlps_[static_cast<size_t>(l)].parameter_count();
+  for (const std::vector<Dense>* denses : {&edge_gates_, &node_gates_, &attention_scores_})
+    for (const Dense& d : *denses) c.processor += d.parameter_count();
   for (const Mlp* m : {&m2g_edge_embed_, &m2g_edge_mlp_, &m2g_grid_node_mlp_, &m2g_mesh_node_mlp_unused_, &output_mlp_})
     c.decoder += m->parameter_count();
   return c;
@@ -468,6 +521,46 @@ std::vector<Var> GraphCastNet::encoder(const Var& grid_data, const DeviceGeometr
   return {v_grid, v_mesh, e_mesh};
 }
 
+Var GraphCastNet::processor_aggregate(int layer, const Var& messages, const DeviceGeometry& geometry) const {
+  const size_t l = static_cast<size_t>(layer);
+  const Tensor& offsets = geometry.mesh.receiver_offsets;
+  switch (config_.processor) {
+    case Processor::interaction: {
+      MemoryScope s("aggregate");
+      return segment_sum(messages, offsets, config_.compute_dtype);
+    }
+    case Processor::gated: {
+      Var gated;
+      {
+        MemoryScope s("edge_gate");
+        Var gate;
+        {
+          MemoryScope g("linear");
+          gate = linear(messages, edge_gates_[l].w, edge_gates_[l].b);
+        }
+        {
+          MemoryScope g("sigmoid");
+          gate = sigmoid(gate);
+        }
+        MemoryScope g("product");
+        gated = mul(messages, gate);
+      }
+      MemoryScope s("aggregate");
+      return segment_sum(gated, offsets, config_.compute_dtype);
+    }
+    case Processor::attention: {
+      Var scores;
+      {
+        MemoryScope s("attention_score");
+        scores = linear(messages, attention_scores_[l].w, attention_scores_[l].b);
+      }
+      MemoryScope s("aggregate");
+      return segment_softmax_sum(scores, messages, offsets);
+    }
+  }
+  throw std::logic_error("unknown processor");
+}
+
 std::vector<Var> GraphCastNet::processor_step(int layer, const std::vector<Var>& state,
                                               const DeviceGeometry& geometry) const {
   MemoryScope scope("processor." + std::to_string(layer));
@@ -475,12 +568,26 @@ std::vector<Var> GraphCastNet::processor_step(int layer, const std::vector<Var>&
   const Var& e_mesh = state[2];
   Var edge_update = edge_mlp_forward(processor_edge_mlps_[static_cast<size_t>(layer)], e_mesh, v_mesh, v_mesh,
                                      geometry.mesh);
-  Var aggregated;
-  {
-    MemoryScope s("aggregate");
-    aggregated = segment_sum(edge_update, geometry.mesh.receiver_offsets, config_.compute_dtype);
-  }
+  Var aggregated = processor_aggregate(layer, edge_update, geometry);
   Var node_update = node_mlp_forward(processor_node_mlps_[static_cast<size_t>(layer)], v_mesh, aggregated);
+  if (config_.processor == Processor::gated) {
+    // The update gate z = sigmoid([v, agg] W_z + b_z), its concatenation split
+    // like the node MLP's first layer; v' = v + z * update.
+    const Dense& gate = node_gates_[static_cast<size_t>(layer)];
+    MemoryScope s("node_gate");
+    Var z;
+    {
+      MemoryScope g("linear");
+      Var aggregated_product = linear(aggregated, gate.w, Var(), config_.latent);
+      z = add(linear(v_mesh, gate.w, gate.b, 0), aggregated_product);
+    }
+    {
+      MemoryScope g("sigmoid");
+      z = sigmoid(z);
+    }
+    MemoryScope g("product");
+    node_update = mul(z, node_update);
+  }
   aggregated = Var();
   return {state[0], add(v_mesh, node_update), add(e_mesh, edge_update)};
 }

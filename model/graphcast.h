@@ -32,6 +32,25 @@ namespace gc::model {
 constexpr int kEdgeBlocks = 32;
 int edge_blocks_for(int64_t edges, int64_t receivers);
 
+// The processor's message-passing block (docs/BLOCKS.md). Encoder and decoder
+// are interaction networks whatever the processor.
+//   interaction: the published block: e' = e + m, v' = v + node MLP([v, sum m]),
+//                m = edge MLP([e, v_s, v_r]).
+//   gated:       messages multiplied by a learned gate g = sigmoid(m W_g + b_g)
+//                before the sum; the node update through a GRU-style update gate
+//                z = sigmoid([v, agg] W_z + b_z): v' = v + z * node MLP([v, agg]).
+//   attention:   the sum replaced by a softmax over each receiver's incoming
+//                edges of per-edge scores m W_a + b_a, kAttentionHeads heads of
+//                latent / heads channels each (kernels/attention.h, fused: no
+//                per-edge weight is stored).
+// New layers of every block are the identity when their MLPs' last linear layer
+// is zero (gc_train --grow-from relies on it).
+enum class Processor { interaction, gated, attention };
+const char* processor_name(Processor processor);
+// "interaction" | "gated" | "attention"; std::invalid_argument otherwise.
+Processor processor_from_name(const std::string& name);
+constexpr int64_t kAttentionHeads = 4;
+
 struct GraphCastConfig {
   int64_t latent = 512;
   int layers = 16;
@@ -42,6 +61,7 @@ struct GraphCastConfig {
   bool concat_trick = true;
   int edge_chunks = 1;         // checkpointed groups of the encoder/decoder edge blocks (1..kEdgeBlocks)
   int batch = 1;
+  Processor processor = Processor::interaction;
 };
 
 // Host-side geometry: the grid, the mesh hierarchy, the three graphs and their
@@ -108,6 +128,13 @@ struct Mlp {
   int64_t parameter_count() const;
 };
 
+// y = x W + b: the gates and attention scores of the gated and attention blocks.
+struct Dense {
+  std::string name;
+  Var w, b;
+  int64_t parameter_count() const { return w.value().numel() + b.value().numel(); }
+};
+
 // One item of a rematerialization plan (autograd/remat_planner.h): checkpoint=false:
 // stages run recording (tapes kept); checkpoint=true: the stages run without
 // keeping intermediates, only the item's input is kept, and inside backward they
@@ -145,6 +172,13 @@ class GraphCastNet {
 
  private:
   Mlp make_mlp(const std::string& name, int64_t in, int64_t hidden, int64_t out, bool layernorm);
+  Dense make_dense(const std::string& name, int64_t in, int64_t out);
+  // A parameter "<module>.<pname>" in the current MemoryScope (category parameter).
+  Var make_weight(const std::string& module, const std::string& pname, int64_t fan_in, int64_t fan_out,
+                  uint64_t seed) const;
+  Var make_constant(const std::string& module, const std::string& pname, int64_t n, double value) const;
+  // The aggregated messages of a processor layer, by block: [mesh nodes, L].
+  Var processor_aggregate(int layer, const Var& messages, const DeviceGeometry& geometry) const;
   Var apply_mlp(const Mlp& mlp, const Var& x) const;
   // The rest of an MLP after its first linear: SiLU -> Linear (-> LayerNorm).
   Var finish_mlp(const Mlp& mlp, const Var& first_linear_output) const;
@@ -181,6 +215,8 @@ class GraphCastNet {
   // processor
   Mlp mesh_edge_embed_;
   std::vector<Mlp> processor_edge_mlps_, processor_node_mlps_;
+  std::vector<Dense> edge_gates_, node_gates_;  // gated: one each per layer
+  std::vector<Dense> attention_scores_;         // attention: one per layer
   // decoder
   Mlp m2g_edge_embed_, m2g_edge_mlp_, m2g_grid_node_mlp_, m2g_mesh_node_mlp_unused_, output_mlp_;
 };

@@ -15,6 +15,7 @@
 #include "tools/io/atomic_file.h"        // write_file_atomic
 #include "tools/memory/memory_report.h"  // oom_explanation
 #include "tools/train/cpu_share.h"       // threads on a shared machine
+#include "tools/train/grow.h"            // --grow-from: a bigger model from a trained smaller one
 #include "tools/train/interrupt.h"       // Ctrl-C and SIGTERM: finish the step, save, exit 130
 #include "tools/train/options.h"         // TrainOptions, parse_train_options
 #include "tools/train/outputs.h"         // output checks, metrics, summary, checkpoint, pictures, report, trace
@@ -106,8 +107,19 @@ int run(const TrainOptions& options) {
     check_outputs(options);                                    // before any work
     setup = std::make_unique<RunSetup>(prepare_run(options));  // data, graphs, the remat plan
     if (options.ranks > 1) setup->comm = &world_communicator();
+    std::unique_ptr<GrowSource> grow;
+    if (!options.grow_from.empty())                            // checked before the model is allocated
+      grow = std::make_unique<GrowSource>(load_grow_source(options.grow_from, setup->options));
     trainer = std::make_unique<Trainer>(*setup);               // model, optimizer, fixed inputs
     if (!options.resume_path.empty()) trainer->load_checkpoint(options.resume_path);
+    if (grow) {
+      grow_parameters(trainer->net(), *grow, options.seed);
+      if (!options.quiet)
+        std::fprintf(stderr, "gc_train: grown from %s (latent %lld x %d layers)\n", grow->path.c_str(),
+                     static_cast<long long>(grow->latent), grow->layers);
+      grow.reset();
+      allocator_for(Device::cpu).empty_cache();  // the small model's bytes leave no cached segment behind
+    }
     print_setup_summary(*trainer);
     if (options.device != Device::meta && options.rank == 0) {
       tidy_out_folder(options.out_dir);

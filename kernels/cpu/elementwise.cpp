@@ -131,6 +131,15 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
   });
 }
 
+void sigmoid_forward(Tensor& out, const Tensor& x) {
+  map_unary(out, x, [](auto v) { return sigmoid(v); });
+}
+
+void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y) {
+  // d/dx s(x) = s (1 - s), from the saved output
+  map_binary(grad_x, grad_out, y, [](auto go, auto s) { return go * (s * (decltype(s)(1) - s)); });
+}
+
 void cast(Tensor& out, const Tensor& x) {
   visit_float_dtypes(out.dtype(), x.dtype(), [&](auto o_tag, auto x_tag) {
     using O = decltype(o_tag);

@@ -24,6 +24,8 @@ void scale_inplace(Tensor& x, double factor);
 void fill(Tensor& x, double value);
 void silu_forward(Tensor& out, const Tensor& x);
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x);
+void sigmoid_forward(Tensor& out, const Tensor& x);
+void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y);
 void cast(Tensor& out, const Tensor& x);
 void concat_cols(Tensor& out, const std::vector<Tensor>& parts);
 void split_cols(std::vector<Tensor>& parts, const Tensor& x);

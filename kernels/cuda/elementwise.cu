@@ -45,6 +45,16 @@ struct SiluBackwardOp {
   }
 };
 
+struct SigmoidOp {
+  template <class C>
+  __device__ C operator()(C v) const { return sigmoid(v); }
+};
+// grad_x = grad_out * y (1 - y) from the forward's output y.
+struct SigmoidBackwardOp {
+  template <class C>
+  __device__ C operator()(C grad_out, C s) const { return grad_out * (s * (C(1) - s)); }
+};
+
 __device__ __forceinline__ bool is_finite_value(float v) { return isfinite(v); }
 __device__ __forceinline__ bool is_finite_value(double v) { return isfinite(v); }
 __device__ __forceinline__ bool is_finite_value(bf16_t v) { return (v.bits & 0x7f80u) != 0x7f80u; }
@@ -190,6 +200,16 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
                            grad_x.data_as<GX>(), grad_out.data_as<GO>(), x.data_as<X>(), n);
                      });
   GC_CUDA_CHECK(cudaGetLastError());
+}
+
+void sigmoid_forward(Tensor& out, const Tensor& x) {
+  require_on_cuda("sigmoid_forward", {&out, &x});
+  launch_unary("sigmoid_forward", SigmoidOp{}, out, x);
+}
+
+void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y) {
+  require_on_cuda("sigmoid_backward", {&grad_x, &grad_out, &y});
+  launch_binary("sigmoid_backward", SigmoidBackwardOp{}, grad_x, grad_out, y);
 }
 
 void cast(Tensor& out, const Tensor& x) {

@@ -72,6 +72,24 @@ TEST(Autograd, ElementwiseGradients) {
                      [](const std::vector<Var>& v) { return mul(v[0], v[1]); });
   check_op_gradients("scale", {param({31}, 5)}, [](const std::vector<Var>& v) { return scale(v[0], -2.5); });
   check_op_gradients("silu", {param({33}, 6, DType::f64, 4.0)}, [](const std::vector<Var>& v) { return silu(v[0]); });
+  check_op_gradients("sigmoid", {param({33}, 7, DType::f64, 6.0)},
+                     [](const std::vector<Var>& v) { return sigmoid(v[0]); });
+  // A gate: the value used twice (gated by its own sigmoid).
+  check_op_gradients("x * sigmoid(x)", {param({4, 5}, 8, DType::f64, 3.0)},
+                     [](const std::vector<Var>& v) { return mul(v[0], sigmoid(v[0])); });
+}
+
+TEST(Autograd, SegmentSoftmaxSumGradients) {
+  // 5 receivers (receiver 3 without edges), 11 edges sorted by receiver, 2 heads of 3 channels.
+  const std::vector<double> offsets_values = {0, 4, 5, 9, 9, 11};
+  const Tensor offsets = Tensor::from_doubles(offsets_values, {6}, DType::i32);
+  check_op_gradients("segment_softmax_sum", {param({11, 2}, 9, DType::f64, 3.0), param({11, 6}, 10)},
+                     [offsets](const std::vector<Var>& v) { return segment_softmax_sum(v[0], v[1], offsets); });
+  // Scores computed from the values (the attention block's use: both from one message).
+  check_op_gradients("segment_softmax_sum of one tensor", {param({11, 6}, 11), param({6, 2}, 12)},
+                     [offsets](const std::vector<Var>& v) {
+                       return segment_softmax_sum(linear(v[0], v[1], Var()), v[0], offsets);
+                     });
 }
 
 TEST(Autograd, LayerNormGradients) {

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
@@ -438,6 +439,20 @@ const std::vector<OpRow>& op_table() {
          r.call([&] { kernels::silu_backward(grad_x, grad_out, x); });
          r.output("grad_x", grad_x, within(tolerance_for(r.dtype, 8)));
        }},
+      {"sigmoid_forward", kFloats, {{1}, {31}, {4097}}, nullptr,
+       [](OpRun& r) {
+         Tensor x = r.random({r.dim(0)}, r.dtype, 4, 8.0), out = r.empty({r.dim(0)}, r.dtype);
+         r.call([&] { kernels::sigmoid_forward(out, x); });
+         r.output("out", out, within(tolerance_for(r.dtype, 4)));
+       }},
+      // From a stored output y in (0, 1): the same two products on both devices.
+      {"sigmoid_backward", kFloats, {{1}, {31}, {4097}}, nullptr,
+       [](OpRun& r) {
+         Tensor y = r.random({r.dim(0)}, r.dtype, 4, 0.49), grad_out = r.random({r.dim(0)}, r.dtype, 5);
+         Tensor grad_x = r.empty({r.dim(0)}, r.dtype);
+         r.call([&] { kernels::sigmoid_backward(grad_x, grad_out, y); });
+         r.output("grad_x", grad_x, bitwise());
+       }},
       // From the row's dtype into every float dtype, on the specials first (signed
       // zeros, f16's limits and subnormals, overflow, infinities, NaN, ties), then
       // values that need rounding: the same bits as the host conversions.
@@ -672,6 +687,39 @@ const std::vector<OpRow>& op_table() {
            r.call([&] { kernels::segment_sum_backward(grad_x, grad_out, offsets); });
            r.output("grad_x, " + dtype_pair_name(dtypes), grad_x, bitwise());
          }
+       }},
+
+      // The attention processor's softmax over each receiver's edges (Graph's
+      // receivers; 4 heads when the columns split, else 1): the same steps in the
+      // same order on both devices; exp and log differ by an ulp or two.
+      {"segment_softmax_sum_forward", kFloats, kGraphShapes, index_check_scratch,
+       [](OpRun& r) {
+         const Graph g(r.dim(0));
+         const int64_t cols = r.dim(1), heads = cols % 4 == 0 ? 4 : 1;
+         const Tensor offsets = r.copy_of(g.receiver_offsets);
+         const Tensor scores = r.random({g.edges, heads}, r.dtype, 33, 3.0), values = r.random({g.edges, cols}, r.dtype, 34);
+         Tensor out = r.empty({g.nodes, cols}, r.dtype), lse = r.empty({g.nodes, heads}, accumulation_dtype(r.dtype));
+         r.call([&] { kernels::segment_softmax_sum_forward(out, lse, scores, values, offsets); });
+         r.output("out", out, within(tolerance_for(r.dtype, 64)));
+         r.output("logsumexp", lse, within(tolerance_for(accumulation_dtype(r.dtype), 64)));
+       }},
+      {"segment_softmax_sum_backward", kFloats, kGraphShapes, index_check_scratch,
+       [](OpRun& r) {
+         const Graph g(r.dim(0));
+         const int64_t cols = r.dim(1), heads = cols % 4 == 0 ? 4 : 1;
+         const Tensor offsets = r.copy_of(g.receiver_offsets);
+         const Tensor scores = r.random({g.edges, heads}, r.dtype, 33, 3.0), values = r.random({g.edges, cols}, r.dtype, 34);
+         Tensor out = r.empty({g.nodes, cols}, r.dtype), lse = r.empty({g.nodes, heads}, accumulation_dtype(r.dtype));
+         kernels::segment_softmax_sum_forward(out, lse, scores, values, offsets);
+         const Tensor grad_out = r.random({g.nodes, cols}, r.dtype, 35);
+         Tensor grad_scores = r.random({g.edges, heads}, r.dtype, 36), grad_values = r.random({g.edges, cols}, r.dtype, 37);
+         r.call([&] {
+           kernels::segment_softmax_sum_backward(grad_scores, grad_values, grad_out, scores, values, lse, offsets);
+         });
+         // Score gradients are differences of sums: relative to the sizes summed.
+         std::vector<double> scale(static_cast<size_t>(g.edges * heads), std::sqrt(static_cast<double>(cols)));
+         r.output("grad_scores", grad_scores, within_sums(tolerance_for(r.dtype, 64), scale));
+         r.output("grad_values", grad_values, within(tolerance_for(r.dtype, 16)));
        }},
 
       // ---- linear (cuBLAS on cuda): shapes {rows, in, out}; the workspace is the caller's ----------

@@ -118,6 +118,26 @@ TEST_P(ElementwiseTest, SiluForward) {
   EXPECT_TRUE(all_close(out.to_doubles(), ref, tolerance_for(dtype(), 4), "silu_forward"));
 }
 
+TEST_P(ElementwiseTest, SigmoidForward) {
+  Tensor x = random(50, 8.0), out = empty();
+  kernels::sigmoid_forward(out, x);
+  auto vx = x.to_doubles();
+  std::vector<double> ref(vx.size());
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] = 1.0 / (1.0 + std::exp(-vx[i]));
+  EXPECT_TRUE(all_close(out.to_doubles(), ref, tolerance_for(dtype(), 4), "sigmoid_forward"));
+}
+
+// From the stored output y: grad_out * y (1 - y), against the f64 derivative of the stored y.
+TEST_P(ElementwiseTest, SigmoidBackwardMatchesAnalyticDerivative) {
+  Tensor x = random(51, 8.0), y = empty(), grad_out = random(52), grad_x = empty();
+  kernels::sigmoid_forward(y, x);
+  kernels::sigmoid_backward(grad_x, grad_out, y);
+  auto vy = y.to_doubles(), vg = grad_out.to_doubles();
+  std::vector<double> ref(vy.size());
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] = vg[i] * vy[i] * (1.0 - vy[i]);
+  EXPECT_TRUE(all_close(grad_x.to_doubles(), ref, tolerance_for(dtype(), 4), "sigmoid_backward"));
+}
+
 TEST_P(ElementwiseTest, SiluBackwardMatchesAnalyticDerivative) {
   Tensor x = random(10, 6.0), grad_out = random(11), grad_x = empty();
   kernels::silu_backward(grad_x, grad_out, x);
@@ -254,6 +274,22 @@ TEST(ElementwiseGradient, SiluBackwardMatchesFiniteDifferences) {
   EXPECT_TRUE(gradient_matches(grad_x, x, loss, "silu"));
   kernels::silu_backward(grad_x, grad_out, x);  // called twice: assigned, not accumulated
   EXPECT_TRUE(gradient_matches(grad_x, x, loss, "silu, second call"));
+}
+
+TEST(ElementwiseGradient, SigmoidBackwardMatchesFiniteDifferences) {
+  Tensor x = random_tensor({65}, DType::f64, 42, 6.0), grad_out = random_tensor({65}, DType::f64, 43);
+  Tensor y = Tensor::empty({65}, DType::f64), grad_x = Tensor::empty({65}, DType::f64);
+  auto weights = grad_out.to_doubles();
+  auto loss = [&] {
+    kernels::sigmoid_forward(y, x);
+    return weighted_sum(weights, y);
+  };
+  kernels::sigmoid_forward(y, x);
+  kernels::sigmoid_backward(grad_x, grad_out, y);
+  EXPECT_TRUE(gradient_matches(grad_x, x, loss, "sigmoid"));
+  kernels::sigmoid_forward(y, x);
+  kernels::sigmoid_backward(grad_x, grad_out, y);  // called twice: assigned, not accumulated
+  EXPECT_TRUE(gradient_matches(grad_x, x, loss, "sigmoid, second call"));
 }
 
 TEST(ElementwiseGradient, SplitIsTheBackwardOfConcat) {

@@ -73,7 +73,9 @@ bool is_dir(const std::string& path) {
 std::string checkpoint_identity(const TrainOptions& o) {
   return "preset=" + o.preset + " latent=" + std::to_string(o.latent) + " layers=" + std::to_string(o.layers) +
          " mesh=" + std::to_string(o.mesh_level) + " in=" + std::to_string(o.in_channels) +
-         " out=" + std::to_string(o.out_channels);
+         " out=" + std::to_string(o.out_channels) +
+         // The published block keeps the identity it always had, so older checkpoints resume.
+         (o.processor == "interaction" ? std::string() : " processor=" + o.processor);
 }
 }  // namespace
 

@@ -40,6 +40,10 @@ model
   --in-channels N       grid input width including the 3 structural features
   --out-channels N      predicted channels
   --concat-trick on|off split the first edge-MLP weight instead of concatenating (default on)
+  --processor BLOCK     the processor's message-passing block: interaction (default, the
+                        published one) | gated (sigmoid-gated messages, GRU-style node update)
+                        | attention (softmax over each receiver's incoming edges, 4 heads;
+                        latent a multiple of 4); see docs/BLOCKS.md
 training
   --steps N             optimizer steps
   --batch N             samples per step
@@ -82,6 +86,10 @@ output
   --trace-png FILE.png  memory timeline picture
   --report FILE.json    machine-readable report
   --resume CKPT         continue from a checkpoint directory written by --out
+  --grow-from CKPT      start from a trained smaller gc model (a checkpoint directory written by
+                        --out): new layers start as the identity, new width by a function-
+                        preserving widening (latent a multiple of the old), so the first
+                        forecast equals the smaller model's within rounding
   --init-from FILE.npz  start from DeepMind's checkpoint (np.savez of its CheckPoint): mesh,
                         latent, layers, radius, channels come from the file, not from flags
   --graphs FILE.npz     the three edge lists (grid2mesh, mesh, mesh2grid) instead of gc's own
@@ -245,6 +253,13 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
       std::string v = next();
       if (v != "on" && v != "off") throw UsageError("--concat-trick takes on or off, got '" + v + "'");
       o->concat_trick = v == "on";
+    } else if (flag == "--processor") {
+      o->processor = next();
+      try {
+        model::processor_from_name(o->processor);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--processor: ") + e.what());
+      }
     } else if (flag == "--steps") o->steps = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--batch") o->batch = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--accum") o->accum = static_cast<int>(parse_int(flag, next(), 1));
@@ -300,6 +315,7 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--report") o->report_path = next();
     else if (flag == "--resume") o->resume_path = next();
     else if (flag == "--init-from") o->init_from = next();
+    else if (flag == "--grow-from") o->grow_from = next();
     else if (flag == "--graphs") o->graphs_path = next();
     else if (flag == "--no-eval") o->no_eval = switch_value(flag, inline_value, value);
     else if (flag == "--quiet") o->quiet = switch_value(flag, inline_value, value);
@@ -323,6 +339,15 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     throw UsageError("--rollout > 1 needs data whose predictions can be fed back: use the demo preset");
   if (!o->init_from.empty() && !o->resume_path.empty())
     throw UsageError("--init-from starts a new run from DeepMind's weights; --resume continues a gc run: give one");
+  if (o->processor == "attention" && o->latent % model::kAttentionHeads != 0 && o->init_from.empty())
+    throw UsageError("--processor attention splits the latent into " + std::to_string(model::kAttentionHeads) +
+                     " heads: --latent must be a multiple of " + std::to_string(model::kAttentionHeads) + ", got " +
+                     std::to_string(o->latent));
+  if (!o->init_from.empty() && o->processor != "interaction")
+    throw UsageError("--init-from loads DeepMind's interaction-network weights: it cannot start a --processor " +
+                     o->processor + " model");
+  if (!o->grow_from.empty() && (!o->resume_path.empty() || !o->init_from.empty()))
+    throw UsageError("--grow-from starts a new run from a smaller gc model: give it without --resume or --init-from");
   if (!o->resume_path.empty() && o->device == Device::meta)
     throw UsageError("--resume needs a device with values (cpu or cuda): a dry run on meta has no weights to load");
   if (o->ranks > 1 && o->device != Device::meta)
@@ -346,6 +371,7 @@ model::GraphCastConfig graphcast_config(const TrainOptions& o, int edge_chunks) 
   c.out_channels = o.out_channels;
   c.compute_dtype = o.compute_dtype();
   c.concat_trick = o.concat_trick;
+  c.processor = model::processor_from_name(o.processor);
   c.edge_chunks = edge_chunks;
   c.batch = o.batch;
   return c;

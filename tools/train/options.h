@@ -26,6 +26,7 @@ struct TrainOptions {
   int64_t in_channels = 0;    // grid node input width incl. 3 structural; 0: from the data
   int64_t out_channels = 0;   // 0: from the data
   bool concat_trick = true;
+  std::string processor = "interaction";  // interaction | gated | attention (model/graphcast.h)
   // training
   int steps = 0;              // 0: the preset's
   int batch = 1;
@@ -60,6 +61,7 @@ struct TrainOptions {
   std::string card;           // --card NAME (tools/memory/cards.h): the roofline of the modelled cost
   std::string out_dir;        // "" : runs/<preset>
   std::string trace_path, trace_png, report_path, resume_path;
+  std::string grow_from;      // a gc checkpoint of a smaller model of the same kind: grown into this one (tools/train/grow.h)
   std::string init_from;      // DeepMind checkpoint (.npz): the model configuration and the weights come from it
   std::string graphs_path;    // the three edge lists (.npz) instead of gc's construction
   bool no_eval = false;

@@ -29,10 +29,11 @@ void print_setup_summary(const Trainer& t) {
   const model::GraphCastGeometry& g = const_cast<Trainer&>(t).geometry();
   const model::ParameterCounts pc = const_cast<Trainer&>(t).net().parameter_counts();
   std::fprintf(stderr,
-               "gc_train: preset %s on %s, %s, latent %lld x %d layers, mesh %d, batch %d, remat %s\n"
+               "gc_train: preset %s on %s, %s, latent %lld x %d layers%s%s, mesh %d, batch %d, remat %s\n"
                "  grid %lld nodes (%lld x %lld), mesh %lld nodes, edges: mesh %lld, grid2mesh %lld, mesh2grid %lld\n"
                "  parameters %lld (encoder %lld, processor %lld, decoder %lld)\n",
                o.preset.c_str(), device_name(o.device), o.precision.c_str(), static_cast<long long>(o.latent), o.layers,
+               o.processor == "interaction" ? "" : " ", o.processor == "interaction" ? "" : o.processor.c_str(),
                o.mesh_level, o.batch, o.remat.c_str(), static_cast<long long>(g.num_grid_nodes()),
                static_cast<long long>(g.grid.num_lat()), static_cast<long long>(g.grid.num_lon()),
                static_cast<long long>(g.num_mesh_nodes()), static_cast<long long>(g.mesh.num_edges()),

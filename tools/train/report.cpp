@@ -20,6 +20,8 @@ json::Value config_json(const TrainOptions& o) {
   c["in_channels"] = o.in_channels;
   c["out_channels"] = o.out_channels;
   c["concat_trick"] = o.concat_trick;
+  c["processor"] = o.processor;
+  if (!o.grow_from.empty()) c["grow_from"] = o.grow_from;
   c["steps"] = o.steps;
   c["batch"] = o.global_batch > 0 ? o.global_batch : o.batch;  // the step's samples over every rank
   c["ranks"] = o.ranks;
