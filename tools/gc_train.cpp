@@ -101,6 +101,7 @@ int run(const TrainOptions& options) {
     const std::string trace_error = finish_trace(*trainer);
     EvalResult eval;
     if (!options.no_eval) eval = trainer->evaluate();
+    if (metrics) metrics->append_eval(*trainer, eval);
     write_outputs(*trainer, options.no_eval ? nullptr : &eval);
     if (!trace_error.empty()) {
       std::fprintf(stderr, "gc_train: error: the trace was not written: %s (everything else was)\n",

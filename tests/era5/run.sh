@@ -71,6 +71,24 @@ else
   echo "tests/era5: ./gc_tests not built: the C++ reader was not run on the fresh conversion"
 fi
 
+# The converted data trains: a few steps of GraphCast's task, then its scores by lead time.
+if [ -x ./gc_train ]; then
+  ./gc_train --data "$tmp/f32" --train-years 2015 --valid-years 2016 --mesh 1 --latent 8 --layers 2 --steps 3 \
+    --out "$tmp/run" --report "$tmp/run/report.json" --quiet >"$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; fail "gc_train --data"; }
+  "$PY" - "$tmp/run/report.json" "$tmp/run/metrics.jsonl" <<'PYEOF' || fail "gc_train --data: report"
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+e = r["eval"]
+assert e["variables"][:2] == ["geopotential@500", "temperature@850"], e["variables"]
+assert e["lead_hours"][0] == 6 and all(math.isfinite(x) for row in e["rmse"]["model"] for x in row)
+assert r["memory"]["host_data_pipeline_bytes"] > 0
+lines = [json.loads(l) for l in open(sys.argv[2])]
+assert [l["step"] for l in lines if "loss" in l] == [1, 2, 3] and "eval" in lines[-1]
+print("tests/era5: gc_train --data trained 3 steps; z500 RMSE at 6 h: model %.1f, persistence %.1f, climatology %.1f m2/s2"
+      % (e["rmse"]["model"][0][0], e["rmse"]["persistence"][0][0], e["rmse"]["climatology"][0][0]))
+PYEOF
+fi
+
 # Resume: a conversion that lost its last chunks and its description ends with the same bytes.
 cp -r "$tmp/f32" "$tmp/resumed"
 rm "$tmp/resumed/dataset.json" "$tmp/resumed/chunk-00002.bin" "$tmp/resumed/partial/chunk-00001.npz"

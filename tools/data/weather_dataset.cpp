@@ -348,12 +348,16 @@ std::map<std::string, std::vector<float>> load_weather_static(const WeatherDatas
 
 WeatherPrefetcher::WeatherPrefetcher(const WeatherDataset& data,
                                      std::function<std::vector<int64_t>(int64_t request)> frames_of,
-                                     int64_t frames_per_request, int slots, float* pool, int64_t first_request)
+                                     int64_t frames_per_request, int slots, float* pool, int64_t first_request,
+                                     FillExtra fill_extra, int64_t extra_floats)
     : data_(data),
       frames_of_(std::move(frames_of)),
       frames_per_request_(frames_per_request),
       slots_(slots),
       pool_(pool),
+      fill_extra_(std::move(fill_extra)),
+      extra_floats_(extra_floats),
+      slot_floats_(frames_per_request * data.frame_values() + extra_floats),
       next_to_fill_(first_request),
       consumer_at_(first_request - 1),
       filled_up_to_(first_request) {
@@ -381,12 +385,13 @@ void WeatherPrefetcher::run() {
       if (stop_) return;
       request = next_to_fill_;
     }
-    float* slot = pool_ + (request % slots_) * frames_per_request_ * frame;
+    float* slot = pool_ + (request % slots_) * slot_floats_;
     try {
       const std::vector<int64_t> frames = frames_of_(request);
       if (static_cast<int64_t>(frames.size()) != frames_per_request_)
         throw std::logic_error("WeatherPrefetcher: a request of another frame count");
       for (size_t f = 0; f < frames.size(); ++f) data_.read_frame(frames[f], slot + static_cast<int64_t>(f) * frame);
+      if (fill_extra_) fill_extra_(request, slot + frames_per_request_ * frame);
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mutex_);
       error_ = e.what();
@@ -414,7 +419,7 @@ const float* WeatherPrefetcher::acquire(int64_t request) {
     ++waits_;
   }
   if (filled_up_to_ <= request) throw WeatherDataError(error_);
-  return pool_ + (request % slots_) * frames_per_request_ * data_.frame_values();
+  return pool_ + (request % slots_) * slot_floats_;
 }
 
 }  // namespace gc::data

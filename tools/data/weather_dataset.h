@@ -110,21 +110,26 @@ std::map<std::string, std::vector<float>> load_weather_static(const WeatherDatas
 // Reads ahead, in a background thread, the frames that requests 0, 1, 2, ...
 // will need (frames_of(i): the time indices of request i, the same count for
 // every request), into a fixed ring of `slots` buffers: host memory is bounded by
-// slots * frames * frame_values * 4 bytes, allocated once by the caller (pool).
-// acquire(i) returns request i's frames (blocking until they are read) and
-// releases request i - 1's slot; requests must be acquired in order.
+// slots * (frames * frame_values + extra_floats) * 4 bytes, allocated once by the
+// caller (pool). fill_extra(i, extra), when given, also runs in the thread and
+// writes extra_floats values after request i's frames (the trainer's forcings).
+// acquire(i) returns request i's slot (blocking until it is filled) and
+// releases request i - 1's; requests must be acquired in order.
 class WeatherPrefetcher {
  public:
+  using FillExtra = std::function<void(int64_t request, float* extra)>;
   WeatherPrefetcher(const WeatherDataset& data, std::function<std::vector<int64_t>(int64_t request)> frames_of,
-                    int64_t frames_per_request, int slots, float* pool, int64_t first_request = 0);
+                    int64_t frames_per_request, int slots, float* pool, int64_t first_request = 0,
+                    FillExtra fill_extra = {}, int64_t extra_floats = 0);
   ~WeatherPrefetcher();
   WeatherPrefetcher(const WeatherPrefetcher&) = delete;
   WeatherPrefetcher& operator=(const WeatherPrefetcher&) = delete;
 
-  // [frames_per_request][frame_values] of request i, valid until the next acquire.
+  // [frames_per_request][frame_values] of request i, then its extra_floats, valid
+  // until the next acquire.
   const float* acquire(int64_t request);
-  static int64_t pool_floats(const WeatherDataset& data, int64_t frames_per_request, int slots) {
-    return data.frame_values() * frames_per_request * slots;
+  static int64_t pool_floats(const WeatherDataset& data, int64_t frames_per_request, int slots, int64_t extra_floats = 0) {
+    return (data.frame_values() * frames_per_request + extra_floats) * slots;
   }
   double wait_seconds() const { return wait_seconds_; }  // time acquire spent blocked
   int64_t waits() const { return waits_; }               // acquires that had to wait
@@ -137,6 +142,9 @@ class WeatherPrefetcher {
   int64_t frames_per_request_;
   int slots_;
   float* pool_;
+  FillExtra fill_extra_;
+  int64_t extra_floats_;
+  int64_t slot_floats_;
   std::mutex mutex_;
   std::condition_variable changed_;
   int64_t next_to_fill_;   // producer's next request

@@ -217,6 +217,16 @@ MetricsLog::~MetricsLog() {
   if (file_) std::fclose(file_);
 }
 
+void MetricsLog::append_eval(const Trainer& t, const EvalResult& eval) {
+  if (eval.lead_hours.empty()) return;
+  json::Value line = json::Value::object();
+  line["step"] = t.completed_steps();
+  line["eval"] = t.report(&eval).at("eval");
+  const std::string text = line.dump() + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
+    throw std::runtime_error("cannot append to " + path_ + ": " + errno_text());
+}
+
 void MetricsLog::append(const StepRecord& r) {
   json::Value line = json::Value::object();
   line["step"] = r.step + 1;
@@ -242,6 +252,13 @@ void write_outputs(Trainer& t, const EvalResult* eval) {
   const std::string table = memory_table(o.device, t.memory().stats, t.memory().top_live, t.memory().by_label,
                                          t.memory().outside_allocator);
   if (!o.quiet) std::fprintf(stderr, "%s", table.c_str());
+  if (!o.quiet && t.weather())
+    std::fprintf(stderr,
+                 "  host memory of the data reader: %s (%d buffers of a micro-batch's frames and TOA radiation; "
+                 "in the cpu allocator's `input`, label data.prefetch)\n"
+                 "  steps that waited for the reader: %lld, %.1f ms in all\n",
+                 format_bytes(t.host_data_bytes()).c_str(), o.prefetch_slots, static_cast<long long>(t.data_waits()),
+                 t.data_wait_seconds() * 1e3);
   if (eval && !eval->lead_hours.empty()) std::printf("%s", evaluation_table(*eval).c_str());
   if (!o.report_path.empty()) write_file_atomic(o.report_path, t.report(eval).dump(2) + "\n");
   if (!o.quiet && real) std::fprintf(stderr, "gc_train: wrote %s/ (metrics.jsonl, checkpoint, pictures)\n", out.c_str());
