@@ -34,10 +34,24 @@ def main():
     p.add_argument("out")
     p.add_argument("--times", type=int, default=40)
     p.add_argument("--start", default="2015-12-27T00")
+    p.add_argument("--resolution", type=float, default=10.0, help="grid spacing in degrees (default 10)")
+    p.add_argument("--no-poles", action="store_true", help="latitudes half a spacing from the poles (WeatherBench2's 64 x 32)")
+    p.add_argument("--levels", help="comma-separated pressure levels (default 250,500,850,1000)")
+    p.add_argument("--full", action="store_true",
+                   help="all of GraphCast's variables (v, w, q, 10 m v wind, precipitation, TOA radiation too)")
     args = p.parse_args()
+    global LEVELS
+    if args.levels:
+        LEVELS = [int(x) for x in args.levels.split(",")]
+    if args.full:
+        ATMOSPHERIC.update({"v_component_of_wind": (0.0, 8.0, "m s**-1"), "vertical_velocity": (0.0, 0.2, "Pa s**-1"),
+                            "specific_humidity": (5e-3, 3e-3, "kg kg**-1")})
+        SURFACE.update({"10m_v_component_of_wind": (0.0, 5.0, "m s**-1"), "total_precipitation_6hr": (1e-3, 5e-4, "m"),
+                        "toa_incident_solar_radiation": (1.0e6, 1.0e6, "J m**-2")})
     rng = np.random.default_rng(17)
-    lat = np.arange(-90.0, 90.1, 10.0)
-    lon = np.arange(-180.0, 180.0, 10.0)
+    r = args.resolution
+    lat = np.arange(-90.0 + r / 2, 90.0, r) if args.no_poles else np.arange(-90.0, 90.0 + r / 2, r)
+    lon = np.arange(-180.0, 180.0, r)
     times = np.datetime64(args.start, "s") + np.arange(args.times) * np.timedelta64(6, "h")
     t_hours = np.arange(args.times) * 6.0
     data = {}

@@ -145,6 +145,25 @@ TEST(WeatherDataset, PrefetcherDeliversWhatDirectReadsGive) {
   }
 }
 
+TEST(WeatherDataset, PrefetcherFillsTheExtraValuesOfEachRequest) {
+  const WeatherDataset d = open_weather_dataset(data_dir());
+  const int64_t extra = 7;
+  std::vector<float> pool(static_cast<size_t>(WeatherPrefetcher::pool_floats(d, 2, 3, extra)));
+  WeatherPrefetcher prefetcher(
+      d, [&](int64_t r) { return std::vector<int64_t>{r % d.times, (r + 3) % d.times}; }, 2, 3, pool.data(), 0,
+      [](int64_t r, float* out) {
+        for (int64_t i = 0; i < 7; ++i) out[i] = static_cast<float>(r * 100 + i);
+      },
+      extra);
+  std::vector<float> direct(static_cast<size_t>(d.frame_values()));
+  for (int64_t r = 0; r < 12; ++r) {
+    const float* slot = prefetcher.acquire(r);
+    d.read_frame((r + 3) % d.times, direct.data());
+    for (int64_t i = 0; i < d.frame_values(); ++i) ASSERT_EQ(slot[d.frame_values() + i], direct[static_cast<size_t>(i)]);
+    for (int64_t i = 0; i < extra; ++i) ASSERT_EQ(slot[2 * d.frame_values() + i], static_cast<float>(r * 100 + i)) << r;
+  }
+}
+
 TEST(WeatherDataset, PrefetcherReportsReadErrors) {
   const WeatherDataset d = open_weather_dataset(data_dir());
   std::vector<float> pool(static_cast<size_t>(WeatherPrefetcher::pool_floats(d, 1, 2)));

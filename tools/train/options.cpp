@@ -118,7 +118,7 @@ void apply_preset(const std::string& name, TrainOptions* o) {
     // docs/DATA.md), sized for two CPU cores: the demo's network on the data's grid.
     apply_preset("demo", o);
     o->preset = name;
-    o->steps = 1000;
+    o->steps = 3000;
     o->rollout = 1;
     return;
   }

@@ -51,8 +51,10 @@ std::string evaluation_table(const EvalResult& e) {
     std::snprintf(buf, sizeof buf, "  %3dh", e.lead_hours[k]);
     o << buf;
     for (size_t v = 0; v < e.variables.size(); ++v) {
-      std::snprintf(buf, sizeof buf, "  | %*s %7.3f  %7.3f  %7.3f  %5.3f", static_cast<int>(e.variables[v].size() + 1), "",
-                    e.rmse_model[v][k], e.rmse_persistence[v][k], e.rmse_climatology[v][k], e.acc_model[v][k]);
+      // Weather data (units given): 4 significant digits, whatever the unit's scale.
+      std::snprintf(buf, sizeof buf, e.units.empty() ? "  | %*s %7.3f  %7.3f  %7.3f  %5.3f" : "  | %*s %7.4g  %7.4g  %7.4g  %5.3f",
+                    static_cast<int>(e.variables[v].size() + 1), "", e.rmse_model[v][k], e.rmse_persistence[v][k],
+                    e.rmse_climatology[v][k], e.acc_model[v][k]);
       o << buf;
     }
     o << "\n";

@@ -3,7 +3,7 @@
 // and of climatology (the mean of the training times per grid point), and the
 // model's ACC (anomalies from that climatology, per case, then averaged), by lead
 // time from 6 h, for the headline variables the data holds (z500, t850, t2m,
-// u10, v10, q700; the first channels when it holds none of them). Cases start
+// u10, v10, q700, named so; the first channels when it holds none of them). Cases start
 // in the validation times, spread evenly over them.
 #include <cmath>
 
@@ -15,16 +15,25 @@ namespace gc {
 
 namespace {
 
+// The headline variables and WeatherBench2's short names for them.
+const std::pair<const char*, const char*> kHeadline[] = {
+    {"geopotential@500", "z500"}, {"temperature@850", "t850"}, {"2m_temperature", "t2m"},
+    {"10m_u_component_of_wind", "u10"}, {"10m_v_component_of_wind", "v10"}, {"specific_humidity@700", "q700"}};
+
 // The channels scored: the headline variables present, in WeatherBench2's order.
 std::vector<int64_t> scored_channels(const data::WeatherTask& w) {
-  const char* headline[] = {"geopotential@500", "temperature@850", "2m_temperature", "10m_u_component_of_wind",
-                            "10m_v_component_of_wind", "specific_humidity@700"};
   std::vector<int64_t> out;
-  for (const char* name : headline)
+  for (const auto& h : kHeadline)
     for (int64_t c = 0; c < w.channels(); ++c)
-      if (w.state_names[static_cast<size_t>(c)] == name) out.push_back(c);
+      if (w.state_names[static_cast<size_t>(c)] == h.first) out.push_back(c);
   for (int64_t c = 0; out.empty() && c < std::min<int64_t>(6, w.channels()); ++c) out.push_back(c);
   return out;
+}
+
+std::string short_name(const std::string& name) {
+  for (const auto& h : kHeadline)
+    if (name == h.first) return h.second;
+  return name;
 }
 
 }  // namespace
@@ -50,8 +59,8 @@ EvalResult Trainer::evaluate_weather() {
   const size_t V = channels.size();
   for (int k = 1; k <= leads; ++k) result.lead_hours.push_back(6 * k);
   for (int64_t c : channels) {
-    result.variables.push_back(w.state_names[static_cast<size_t>(c)]);
-    const std::string& name = result.variables.back();
+    const std::string& name = w.state_names[static_cast<size_t>(c)];
+    result.variables.push_back(short_name(name));
     result.units.push_back(d.find(name.substr(0, name.find('@')))->units);
   }
 
