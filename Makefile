@@ -146,6 +146,15 @@ $(GTEST_LIB):
 	$(call need_package,$(GTEST_LIB),libgtest-dev)
 deps: $(STB_HEADER) $(GTEST_LIB)
 
+# Python for tools/era5/ and its test only (never to build, train or forecast):
+# Debian's xarray and netCDF4. Not root and missing: tests/era5/run.sh says so and skips.
+PY_XARRAY := /usr/lib/python3/dist-packages/xarray/__init__.py
+PY_NETCDF4 := /usr/lib/python3/dist-packages/netCDF4/__init__.py
+$(PY_XARRAY):
+	-$(call need_package,$(PY_XARRAY),python3-xarray)
+$(PY_NETCDF4):
+	-$(call need_package,$(PY_NETCDF4),python3-netcdf4)
+
 # ---- compile ------------------------------------------------------------------
 $(BUILD)/%.o: %.cpp | $(STB_HEADER)
 	@mkdir -p $(dir $@)
@@ -194,8 +203,9 @@ $(MPI_TEST_OBJS): $(COMM_STAMP)
 $(BUILD)/gc_mpi_tests: $(MPI_TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(MPI_TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) $(LDLIBS)
 
-test: gc_tests gc_train gc_forecast gc_study cudasim $(MPI_TEST_BIN)
+test: gc_tests gc_train gc_forecast gc_study cudasim $(MPI_TEST_BIN) | $(PY_XARRAY) $(PY_NETCDF4)
 	./gc_tests
+	tests/era5/run.sh
 	$(MPI_TEST_RUN)
 	./$(SIM)/gc_tests --gtest_brief=1 --gtest_filter='$(SIM_TESTS)'
 	tests/cudasim/train_check.sh
@@ -222,19 +232,20 @@ FUZZ_CXX ?= clang++-14
 FUZZ_RUNS ?= 200000
 FUZZ_TEST_RUNS ?= 10000
 FUZZ_SEED ?= 1
-FUZZ_TARGETS := json options safetensors swe_dataset npz
+FUZZ_TARGETS := json options safetensors swe_dataset npz weather_dataset
 # Longest input per target: a few times the largest seed.
 FUZZ_MAX_LEN_json := 4096
 FUZZ_MAX_LEN_options := 1024
 FUZZ_MAX_LEN_safetensors := 4096
 FUZZ_MAX_LEN_swe_dataset := 4096
 FUZZ_MAX_LEN_npz := 4096
+FUZZ_MAX_LEN_weather_dataset := 4096
 # The flag names and value words of gc_train, so that mutations make whole flags.
 FUZZ_FLAGS_options := -dict=tests/fuzz/options.dict
 FUZZ_SANITIZERS := address,undefined
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -fopenmp -I. -MMD -MP
 FUZZ_LIB_SRCS := $(wildcard runtime/*.cpp tools/io/*.cpp) tools/data/swe_dataset.cpp tools/data/swe_solver.cpp \
-  tools/data/swe_transform.cpp tools/train/options.cpp
+  tools/data/swe_transform.cpp tools/data/weather_dataset.cpp tools/train/options.cpp
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 .SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o) $(FUZZ_BUILD)/tests/fuzz/make_corpus.o

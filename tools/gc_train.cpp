@@ -137,6 +137,7 @@ int run(const TrainOptions& options) {
     if (options.rank != 0) return 0;  // rank 0 evaluates and writes
     EvalResult eval;
     if (!options.no_eval) eval = trainer->evaluate();
+    if (metrics) metrics->append_eval(*trainer, eval);
     write_outputs(*trainer, options.no_eval ? nullptr : &eval);
     if (!trace_error.empty()) {
       std::fprintf(stderr, "gc_train: error: the trace was not written: %s (everything else was)\n",

@@ -21,6 +21,10 @@ struct Batch {
   std::vector<Tensor> targets;  // per roll-out step k: [B * grid, C] f32, frame t+1+k as a state
   Tensor state;                 // [B * grid, C] f32: frame t as a state
   Tensor previous_input;        // [B * grid, C] compute dtype: frame t as an input
+  // Weather data (weather_task.h): per roll-out step k >= 1 (index k - 1), the input columns
+  // that do not come from the model: forcings and static fields [B * grid, X] compute dtype.
+  // Empty for the demo data, whose inputs are the two frames alone.
+  std::vector<Tensor> extra_inputs;
 };
 
 // `batch` training samples of micro step `micro_step`. They depend only on

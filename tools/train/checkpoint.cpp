@@ -87,7 +87,9 @@ std::vector<std::pair<std::string, std::string>> run_identity(const TrainOptions
   const std::string data = o.has_data() ? "swe T" + std::to_string(o.data_truncation) + " trajectories " +
                                               std::to_string(o.data_trajectories) + " frames " +
                                               std::to_string(o.data_frames)
-                                        : std::string("random inputs");
+                                        : o.has_weather_data() ? "weather " + o.data_dir + " train " + o.train_years +
+                                                                       " valid " + o.valid_years
+                                                               : std::string("random inputs");
   return {{"precision", o.precision},
           {"seed", std::to_string(o.seed)},
           {"data", data},

@@ -13,6 +13,7 @@ namespace gc {
 
 EvalResult Trainer::evaluate() {
   EvalResult result;
+  if (weather() && options_.device != Device::meta) return evaluate_weather();
   if (!data() || options_.device == Device::meta) return result;
   NoGradGuard no_grad;
   const data::SweDataset& d = *data();

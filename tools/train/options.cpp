@@ -28,7 +28,7 @@ shallow-water data (generated on first use, then cached), evaluation against
 persistence and climatology, pictures, checkpoints and a report in runs/demo/.
 
 preset
-  --preset NAME         demo (default) | graphcast (0.25 deg, 37 levels, 474 in / 227 out,
+  --preset NAME         demo (default) | era5-demo (needs --data DIR) | graphcast (0.25 deg, 37 levels, 474 in / 227 out,
                         mesh 6, latent 512, 16 layers) | graphcast-small (1 deg, 13 levels,
                         186/83, mesh 5) | graphcast-operational (0.25 deg, 13 levels, 184/83,
                         mesh 6); the flags below override a preset's fields
@@ -104,6 +104,12 @@ output
   --data-trajectories N training trajectories of the demo data (validation and test: N/8, at least 2)
   --data-frames N       6-hourly frames per trajectory
   --data-cache DIR      where the generated data set is cached (default runs/data-cache)
+weather data (docs/DATA.md)
+  --data DIR            train GraphCast's task on a data set converted by tools/era5/convert.py
+  --train-years SPEC    training times: 2015, 1979-2015 or 2016-01-01..2016-03-31T18
+                        (default: the first three quarters of the data's times)
+  --valid-years SPEC    times the evaluation scores (default: the times after the training's)
+  --prefetch N          host buffers the background reader fills ahead (default 3, at least 2)
   --quiet               no progress line
   --help                this text
 )";
@@ -125,6 +131,15 @@ void apply_preset(const std::string& name, TrainOptions* o) {
     o->lr = 1e-3;  // 2e-3 trained as well for one seed and poorly for another
     o->warmup_steps = 100;
     o->weight_decay = 0.0;
+    return;
+  }
+  if (name == "era5-demo") {
+    // GraphCast's task on a converted ERA5 / WeatherBench2 data set (--data DIR,
+    // docs/DATA.md), sized for two CPU cores: the demo's network on the data's grid.
+    apply_preset("demo", o);
+    o->preset = name;
+    o->steps = 3000;
+    o->rollout = 1;
     return;
   }
   o->latent = 512;
@@ -150,7 +165,7 @@ void apply_preset(const std::string& name, TrainOptions* o) {
     o->in_channels = 184;
     o->out_channels = 83;
   } else {
-    throw UsageError("unknown preset '" + name + "' (demo, graphcast, graphcast-small, graphcast-operational)");
+    throw UsageError("unknown preset '" + name + "' (demo, era5-demo, graphcast, graphcast-small, graphcast-operational)");
   }
 }
 
@@ -330,12 +345,25 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     } else if (flag == "--data-cache") o->data_cache = next();
     else if (flag == "--data-trajectories") o->data_trajectories = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--data-frames") o->data_frames = static_cast<int>(parse_int(flag, next(), 4));
+    else if (flag == "--data") {
+      o->data_dir = next();
+      if (o->data_dir.empty()) throw UsageError("--data needs a folder");
+    } else if (flag == "--train-years") o->train_years = next();
+    else if (flag == "--valid-years") o->valid_years = next();
+    else if (flag == "--prefetch") o->prefetch_slots = static_cast<int>(parse_int(flag, next(), 2, 64));
     else throw UsageError("unknown flag '" + args[i] + "' (see --help)");
   }
   if (o->remat == "auto" && o->mem_budget == 0)
     throw UsageError("--remat auto needs --mem-budget SIZE (the memory the step must fit in)");
   if (o->mesh_level > 7) throw UsageError("--mesh must be 0..7");
-  if (!o->has_data() && o->rollout > 1)
+  if (o->preset == "era5-demo" && !o->has_weather_data())
+    throw UsageError("--preset era5-demo trains on weather data: give --data DIR (docs/DATA.md says how to make one)");
+  if ((!o->train_years.empty() || !o->valid_years.empty()) && !o->has_weather_data())
+    throw UsageError("--train-years and --valid-years split weather data: give --data DIR");
+  if (o->has_weather_data() && o->preset != "demo" && o->preset != "era5-demo")
+    throw UsageError("--data trains on weather data with the demo or era5-demo preset (the " + o->preset +
+                     " preset measures memory on random inputs of its own shape)");
+  if (!o->has_data() && !o->has_weather_data() && o->rollout > 1)
     throw UsageError("--rollout > 1 needs data whose predictions can be fed back: use the demo preset");
   if (!o->init_from.empty() && !o->resume_path.empty())
     throw UsageError("--init-from starts a new run from DeepMind's weights; --resume continues a gc run: give one");

@@ -74,9 +74,14 @@ struct TrainOptions {
   std::string data_cache;     // "" : runs/data-cache
   int data_trajectories = 0;  // training trajectories of the demo data (0: the data set's default)
   int data_frames = 0;        // frames per trajectory (0: default)
+  std::string data_dir;       // --data: a gc weather data set (docs/DATA.md), GraphCast's task on it
+  std::string train_years, valid_years;  // --train-years / --valid-years ("" : 3/4 and the rest)
+  int prefetch_slots = 3;     // --prefetch: host buffers of the weather data's reader
 
   DType compute_dtype() const;
-  bool has_data() const { return preset == "demo"; }
+  // The built-in demo data (SWE), unless --data names weather data.
+  bool has_data() const { return preset == "demo" && data_dir.empty(); }
+  bool has_weather_data() const { return !data_dir.empty(); }
 };
 
 // The network these options describe, its encoder/decoder edges grouped into

@@ -53,8 +53,10 @@ std::string evaluation_table(const EvalResult& e) {
     std::snprintf(buf, sizeof buf, "  %3dh", e.lead_hours[k]);
     o << buf;
     for (size_t v = 0; v < e.variables.size(); ++v) {
-      std::snprintf(buf, sizeof buf, "  | %*s %7.3f  %7.3f  %7.3f  %5.3f", static_cast<int>(e.variables[v].size() + 1), "",
-                    e.rmse_model[v][k], e.rmse_persistence[v][k], e.rmse_climatology[v][k], e.acc_model[v][k]);
+      // Weather data (units given): 4 significant digits, whatever the unit's scale.
+      std::snprintf(buf, sizeof buf, e.units.empty() ? "  | %*s %7.3f  %7.3f  %7.3f  %5.3f" : "  | %*s %7.4g  %7.4g  %7.4g  %5.3f",
+                    static_cast<int>(e.variables[v].size() + 1), "", e.rmse_model[v][k], e.rmse_persistence[v][k],
+                    e.rmse_climatology[v][k], e.acc_model[v][k]);
       o << buf;
     }
     o << "\n";
@@ -219,6 +221,16 @@ MetricsLog::~MetricsLog() {
   if (file_) std::fclose(file_);
 }
 
+void MetricsLog::append_eval(const Trainer& t, const EvalResult& eval) {
+  if (eval.lead_hours.empty()) return;
+  json::Value line = json::Value::object();
+  line["step"] = t.completed_steps();
+  line["eval"] = t.report(&eval).at("eval");
+  const std::string text = line.dump() + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
+    throw std::runtime_error("cannot append to " + path_ + ": " + errno_text());
+}
+
 void MetricsLog::append(const StepRecord& r) {
   json::Value line = json::Value::object();
   line["step"] = r.step + 1;
@@ -248,6 +260,13 @@ void write_outputs(Trainer& t, const EvalResult* eval) {
     std::fprintf(stderr, "%s", time_table(t.profile_sum(), t.profiled_steps(), t.profiled_wall_ms()).c_str());
   if (!o.quiet && o.device == Device::meta && t.profiled_steps() > 0)
     std::fprintf(stderr, "%s", traffic_table(t.last_step_profile(), o.card).c_str());
+  if (!o.quiet && t.weather())
+    std::fprintf(stderr,
+                 "  host memory of the data reader: %s (%d buffers of a micro-batch's frames and TOA radiation; "
+                 "in the cpu allocator's `input`, label data.prefetch)\n"
+                 "  steps that waited for the reader: %lld, %.1f ms in all\n",
+                 format_bytes(t.host_data_bytes()).c_str(), o.prefetch_slots, static_cast<long long>(t.data_waits()),
+                 t.data_wait_seconds() * 1e3);
   if (eval && !eval->lead_hours.empty()) std::printf("%s", evaluation_table(*eval).c_str());
   if (!o.report_path.empty()) write_file_atomic(o.report_path, t.report(eval).dump(2) + "\n");
   if (!o.quiet && real) std::fprintf(stderr, "gc_train: wrote %s/ (metrics.jsonl, checkpoint, pictures)\n", out.c_str());

@@ -31,6 +31,8 @@ class MetricsLog {
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
   void append(const StepRecord& record);
+  // One line {"step": N, "eval": {...}} with the report's evaluation (scores by lead).
+  void append_eval(const Trainer& trainer, const EvalResult& eval);
 
  private:
   std::string path_;

@@ -69,7 +69,8 @@ void write_rmse_png(const EvalResult& eval, const std::string& path) {
     plot::ChartText text;
     text.title = "RMSE of " + eval.variables[v] + " by lead (" + std::to_string(eval.cases) + " held-out cases)";
     text.x_label = "lead (hours)";
-    text.y_label = std::string("latitude-weighted RMSE (") + data::swe_channel_unit(channel) + ")";
+    const std::string unit = eval.units.empty() ? data::swe_channel_unit(channel) : eval.units[v];
+    text.y_label = "latitude-weighted RMSE (" + unit + ")";
     plot::line_chart(canvas, plot::Rect{0, chart_h * channel, chart_w, chart_h}, series, text);
   }
   canvas.save_png(path);

@@ -214,6 +214,17 @@ json::Value Trainer::report(const EvalResult* eval) const {
   r["params"] = params_json(net_->parameter_counts());
   r["memory"] = memory_json(options_.device, memory_, plan_json(options_.remat, plan()));
   r["timing"] = timing_json(history_, setup_);
+  if (weather()) {
+    r["memory"]["host_data_pipeline_bytes"] = host_data_bytes_;
+    r["timing"]["data_waits"] = data_waits();
+    r["timing"]["data_wait_ms"] = data_wait_seconds() * 1e3;
+    r["config"]["data"] = weather()->data->dir;
+    json::Value train_range = json::Value::array(), valid_range = json::Value::array();
+    for (int64_t t : {weather()->train.first, weather()->train.last}) train_range.push_back(weather()->data->time_seconds(t));
+    for (int64_t t : {weather()->valid.first, weather()->valid.last}) valid_range.push_back(weather()->data->time_seconds(t));
+    r["config"]["train_seconds"] = train_range;
+    r["config"]["valid_seconds"] = valid_range;
+  }
   r["train"] = train_json(history_, loss_scaler_);
   if (profile_sum_.timed) r["time"] = time_json(profile_sum_, profiled_steps_, profiled_wall_ms_);
   // The modelled cost is the cuda device's: a dry run standing for it, or a real run beside its measured time.

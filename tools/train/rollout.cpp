@@ -19,7 +19,9 @@ void roll_out(const data::Batch& batch, int steps, const Tensor& state_to_input,
     if (k + 1 < steps) {
       Var next = mul(state, Var(state_to_input));
       if (next.dtype() != compute_dtype) next = cast(next, compute_dtype);
-      input = concat_cols({previous, next});
+      input = batch.extra_inputs.empty()
+                  ? concat_cols({previous, next})
+                  : concat_cols({previous, next, Var(batch.extra_inputs[static_cast<size_t>(k)])});
       previous = next;
     }
   }

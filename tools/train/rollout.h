@@ -5,7 +5,8 @@
 // From a batch's frame t, step k (0-based) asks predict(k, input) for the
 // normalized 6-hour change y, updates the state S += y, and hands S to
 // visit(k, S); every step but the last feeds S back as the next input:
-// [previous frame, S * diff_std / std] in the compute dtype. The state update,
+// [previous frame, S * diff_std / std] in the compute dtype, followed, for weather
+// data, by the step's forcings and static fields (batch.extra_inputs[k]). The state update,
 // visit and feed-back are labelled "loss" in the memory figures.
 #pragma once
 

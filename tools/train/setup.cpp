@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 
 #include "kernels/collectives.h"
@@ -75,6 +76,32 @@ std::shared_ptr<const data::SweDataset> load_demo_data(TrainOptions* options) {
   return data;
 }
 
+// --data: the weather data set and GraphCast's task on it, with the model's
+// input and output widths resolved from it.
+std::shared_ptr<const data::WeatherTask> load_weather_task(TrainOptions* options) {
+  std::shared_ptr<const data::WeatherDataset> dataset;
+  try {
+    dataset = std::make_shared<const data::WeatherDataset>(data::open_weather_dataset(options->data_dir));
+  } catch (const data::WeatherDataError& e) {
+    throw UsageError(std::string("--data: ") + e.what());
+  }
+  auto task = std::make_shared<const data::WeatherTask>(
+      data::make_weather_task(dataset, options->train_years, options->valid_years));
+  const int64_t inputs = task->input_channels() + 3, outputs = task->channels();
+  if (options->in_channels == 0) options->in_channels = inputs;
+  if (options->out_channels == 0) options->out_channels = outputs;
+  if (options->in_channels != inputs || options->out_channels != outputs)
+    throw UsageError("the weather data's task has " + std::to_string(inputs) + " inputs (with the 3 structural) and " +
+                     std::to_string(outputs) + " outputs; --in-channels/--out-channels (or --init-from's checkpoint) "
+                     "cannot change that");
+  if (task->sample_starts(task->train, options->rollout).empty())
+    throw UsageError("--rollout " + std::to_string(options->rollout) + " needs " + std::to_string(options->rollout + 2) +
+                     " consecutive training times; the training range holds " + std::to_string(task->train.count()));
+  if (!options->quiet)
+    for (const std::string& note : task->notes) std::fprintf(stderr, "gc_train: --data: %s\n", note.c_str());
+  return task;
+}
+
 }  // namespace
 
 RunSetup prepare_run(const TrainOptions& options) {
@@ -114,11 +141,15 @@ RunSetup prepare_run(const TrainOptions& options) {
     o.layers = c.layers;
     o.in_channels = c.in_channels;
     o.out_channels = c.out_channels;
-    if (!o.has_data()) o.grid_deg = setup.init_from->model.resolution;
+    if (!o.has_data() && !o.has_weather_data()) o.grid_deg = setup.init_from->model.resolution;
     geometry_options = setup.init_from->geometry_options();
   }
   model::Grid grid;
-  if (o.has_data()) {
+  if (o.has_weather_data()) {
+    setup.weather = load_weather_task(&o);
+    const data::WeatherDataset& d = *setup.weather->data;
+    grid = model::make_grid_from_latitudes(d.latitudes_deg, d.n_lon(), setup.weather->latitude_weight);
+  } else if (o.has_data()) {
     setup.data = load_demo_data(&o);
     grid = model::make_grid_from_latitudes(setup.data->latitudes_deg, setup.data->nlon, setup.data->gauss_weights);
   } else {

@@ -9,6 +9,7 @@
 #include "model/graphcast.h"
 #include "runtime/communicator.h"
 #include "tools/data/swe_dataset.h"
+#include "tools/data/weather_task.h"
 #include "tools/io/deepmind_checkpoint.h"
 #include "tools/memory/dry_run.h"
 #include "tools/train/options.h"
@@ -18,6 +19,7 @@ namespace gc {
 struct RunSetup {
   TrainOptions options;                               // data-defined fields filled in
   std::shared_ptr<const data::SweDataset> data;       // demo data; null for the random-input presets
+  std::shared_ptr<const data::WeatherTask> weather;   // --data: GraphCast's task on weather data
   std::shared_ptr<const model::GraphCastGeometry> geometry;
   std::shared_ptr<const DeepMindCheckpoint> init_from;  // --init-from: its weights start the run
   RematPlan plan;                                     // with options.edge_chunks == plan.edge_chunks

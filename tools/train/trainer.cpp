@@ -126,13 +126,37 @@ void Trainer::upload_loss_weights() {
   row_weight_ = data::host_filled({rows}, DType::f32, options_.device, [&](data::HostValues& v) {
     for (int64_t r = 0; r < rows; ++r) v[static_cast<size_t>(r)] = g.row_weight[static_cast<size_t>((r % grid_nodes) / g.num_lon())];
   });
-  col_weight_ = data::host_filled({options_.out_channels}, DType::f32, options_.device, [](data::HostValues& v) {
-    for (size_t i = 0; i < v.size(); ++i) v[i] = 1.0;
+  // Weather data: DeepMind's per-variable and per-level weights (weather_task.h); else 1.
+  const data::WeatherTask* w = weather();
+  col_weight_ = data::host_filled({options_.out_channels}, DType::f32, options_.device, [w](data::HostValues& v) {
+    for (size_t i = 0; i < v.size(); ++i) v[i] = w ? w->column_weight[i] : 1.0;
   });
 }
 
 void Trainer::upload_inputs() {
   const int64_t rows = geometry().num_grid_nodes() * options_.batch;
+  if (weather()) {
+    const data::WeatherTask& w = *weather();
+    const int64_t C = w.channels();
+    {
+      MemoryScope scope(Category::input, "normalization");
+      state_to_input_ = data::host_filled({rows, C}, DType::f32, options_.device, [&](data::HostValues& v) {
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < C; ++c) v[static_cast<size_t>(r * C + c)] = w.state_to_input(c);
+      });
+    }
+    // The reader's ring: per slot, every frame of a micro-batch and its TOA radiation.
+    // Host memory, through the cpu allocator; a dry run standing for a cpu run
+    // makes the same request on meta (for a cuda run it is not device memory).
+    const int64_t frames = static_cast<int64_t>(options_.batch) * (options_.rollout + 2);
+    const int64_t floats =
+        data::WeatherPrefetcher::pool_floats(*w.data, frames, options_.prefetch_slots, frames * w.data->nodes());
+    host_data_bytes_ = floats * static_cast<int64_t>(sizeof(float));
+    MemoryScope scope(Category::input, "data.prefetch");
+    if (options_.device != Device::meta) prefetch_pool_ = Tensor::empty({floats}, DType::f32, Device::cpu);
+    else if (meta_target() == Device::cpu) prefetch_pool_ = Tensor::empty({floats}, DType::f32, Device::meta);
+    return;
+  }
   if (data()) {
     norm_ = data::swe_normalization(*data());
     const int C = data::kSweChannels;
@@ -166,7 +190,31 @@ data::Batch Trainer::batch_of(const std::vector<data::Sample>& samples) const {
   return data::assemble_batch(*data(), norm_, samples, options_.rollout, config_.compute_dtype, options_.device);
 }
 
+data::Batch Trainer::next_weather_batch(int micro_step) {
+  const data::WeatherTask& w = *weather();
+  const int steps = options_.rollout, batch = options_.batch;
+  const std::vector<int64_t> samples = w.draw_training_samples(options_.seed, micro_step, batch, steps);
+  if (options_.device == Device::meta)
+    return data::assemble_weather_batch(w, samples, steps, nullptr, nullptr, config_.compute_dtype, options_.device);
+  const int64_t frames = static_cast<int64_t>(batch) * (steps + 2);
+  if (!prefetcher_) {
+    // Requests are micro steps; a resumed run starts at its own.
+    const uint64_t seed = options_.seed;
+    auto frames_of = [&w, seed, batch, steps](int64_t request) {
+      return data::WeatherTask::frames_of(w.draw_training_samples(seed, request, batch, steps), steps);
+    };
+    auto toa = [&w, frames_of](int64_t request, float* out) { w.toa_radiation(frames_of(request), out); };
+    prefetcher_ = std::make_unique<data::WeatherPrefetcher>(*w.data, frames_of, frames, options_.prefetch_slots,
+                                                             static_cast<float*>(prefetch_pool_.data()), micro_step,
+                                                             toa, frames * w.data->nodes());
+  }
+  const float* slot = prefetcher_->acquire(micro_step);
+  return data::assemble_weather_batch(w, samples, steps, slot, slot + frames * w.data->frame_values(),
+                                      config_.compute_dtype, options_.device);
+}
+
 data::Batch Trainer::next_batch(int micro_step) {
+  if (weather()) return next_weather_batch(micro_step);
   if (!data()) {
     data::Batch batch;
     batch.input = random_input_;
@@ -314,7 +362,7 @@ void Trainer::gather_rank_summaries(double step_seconds) {
 Var Trainer::predict(const Var& input) const { return net_->forward(input, device_geometry_, plan().stages); }
 
 Var Trainer::loss_of(const data::Batch& batch) {
-  if (!data()) {
+  if (!data() && !weather()) {
     Var y = predict(Var(batch.input));
     MemoryScope scope("loss");
     return weighted_mse(y, batch.targets[0], row_weight_, col_weight_);

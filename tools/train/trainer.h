@@ -19,6 +19,7 @@
 #include "model/graphcast.h"
 #include "tools/data/batch.h"
 #include "tools/data/normalization.h"
+#include "tools/data/weather_task.h"
 #include "tools/io/json.h"
 #include "tools/train/options.h"
 #include "tools/train/setup.h"
@@ -35,6 +36,7 @@ struct StepRecord {
 struct EvalResult {
   std::vector<int> lead_hours;
   std::vector<std::string> variables;
+  std::vector<std::string> units;  // per variable; empty: the demo data's (h, u, v)
   // [variable][lead]
   std::vector<std::vector<double>> rmse_model, rmse_persistence, rmse_climatology, acc_model;
   int cases = 0;
@@ -112,7 +114,7 @@ class Trainer {
   // One optimizer step (exposed for tests).
   StepRecord train_step(int step);
 
-  EvalResult evaluate();  // demo data only
+  EvalResult evaluate();  // demo data and weather data (--data)
   // Forecast of one case (demo data): trajectory, start frame t (inputs t-1, t),
   // `leads` autoregressive steps; returns [lead][grid * channels] in physical units.
   std::vector<std::vector<float>> forecast(int trajectory, int start_frame, int leads);
@@ -126,6 +128,12 @@ class Trainer {
   const RunSetup& setup() const { return setup_; }
   const TrainOptions& options() const { return setup_.options; }
   const data::SweDataset* data() const { return setup_.data.get(); }
+  const data::WeatherTask* weather() const { return setup_.weather.get(); }  // --data
+  // Host bytes of the weather data's reader (its ring of buffers; 0 without --data).
+  int64_t host_data_bytes() const { return host_data_bytes_; }
+  // Time the steps spent waiting for the reader, and how many of them waited.
+  double data_wait_seconds() const { return prefetcher_ ? prefetcher_->wait_seconds() : 0.0; }
+  int64_t data_waits() const { return prefetcher_ ? prefetcher_->waits() : 0; }
   const model::GraphCastGeometry& geometry() const { return *setup_.geometry; }
   const RematPlan& plan() const { return setup_.plan; }
   const std::vector<StepRecord>& history() const { return history_; }
@@ -169,6 +177,8 @@ class Trainer {
   Var loss_of(const data::Batch& batch);
   Var predict(const Var& input) const;
   data::Batch batch_of(const std::vector<data::Sample>& samples) const;
+  data::Batch next_weather_batch(int micro_step);
+  EvalResult evaluate_weather();
 
   RunSetup setup_;
   const TrainOptions& options_ = setup_.options;
@@ -191,6 +201,11 @@ class Trainer {
   double checkpoint_every_minutes_ = 0;
   int last_checkpoint_step_ = -1;
   std::function<void(const StepRecord&)> on_step_;
+  // --data: the reader's ring of host buffers (allocator bytes, `input` / data.prefetch)
+  // and the thread that fills it (declared after the ring, so it stops first).
+  Tensor prefetch_pool_;
+  int64_t host_data_bytes_ = 0;
+  std::unique_ptr<data::WeatherPrefetcher> prefetcher_;
   int64_t previous_limit_ = 0;
   bool limit_set_ = false;
   Profile profile_sum_, last_step_profile_;
