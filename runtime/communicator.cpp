@@ -2,6 +2,7 @@
 // single-process and meta communicators; finding out how the process was launched.
 #include "runtime/communicator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <stdexcept>
@@ -164,6 +165,26 @@ bool built_with_nccl() {
   return true;
 #else
   return false;
+#endif
+}
+
+int launcher_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    const char* value = std::getenv(name);
+    if (value && *value) return std::max(0, std::atoi(value));
+  }
+  return 0;
+}
+
+std::unique_ptr<Communicator> make_device_communicator(Device device, Communicator& world) {
+  if (device != Device::cuda) return nullptr;
+  cuda_select_device(launcher_local_rank());
+#if defined(GC_CUDA) && defined(GC_NCCL)
+  return make_nccl_communicator(world);
+#else
+  (void)world;
+  throw std::runtime_error("--device cuda on several ranks needs NCCL between the GPUs, and this build has none: "
+                           "build with CUDA (nvcc on the PATH) where the toolkit ships nccl.h and libnccl");
 #endif
 }
 

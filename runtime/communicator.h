@@ -89,6 +89,16 @@ bool built_with_nccl();
 // several ranks but this build has no MPI.
 Communicator& world_communicator();
 
+// This rank's index among the ranks on its machine (the launcher's local rank:
+// OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID or SLURM_LOCALID; 0 when none).
+int launcher_local_rank();
+
+// The communicator for tensors of `device` over the ranks of `world`: null for
+// cpu and meta (world itself moves them); for cuda, this rank's GPU (its local
+// rank modulo the GPU count) is selected and an NCCL communicator is made.
+// Throws std::runtime_error naming the remedy when the build has no NCCL.
+std::unique_ptr<Communicator> make_device_communicator(Device device, Communicator& world);
+
 #ifdef GC_MPI
 std::unique_ptr<Communicator> make_mpi_communicator();  // MPI_COMM_WORLD
 #endif

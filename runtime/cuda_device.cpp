@@ -94,7 +94,23 @@ void cuda_memset_zero(void* dst, size_t bytes) {
   if (bytes) GC_CUDA_CHECK(cudaMemset(dst, 0, bytes));
 }
 
+int cuda_select_device(int index) {
+  std::string why;
+  if (!cuda_available(&why)) throw std::runtime_error("cuda device unavailable: " + why);
+  int count = 0;
+  GC_CUDA_CHECK(cudaGetDeviceCount(&count));
+  const int chosen = ((index % count) + count) % count;
+  GC_CUDA_CHECK(cudaSetDevice(chosen));
+  return chosen;
+}
+
 #else
+
+int cuda_select_device(int) {
+  std::string why;
+  cuda_available(&why);
+  throw std::runtime_error("cuda device unavailable: " + why);
+}
 
 bool cuda_available(std::string* why_not) {
   if (why_not) *why_not = "built without CUDA (nvcc was not found at build time, or CUDA=0)";

@@ -20,6 +20,10 @@ Device device_from_name(const std::string& name);
 // ("built without CUDA", "no CUDA driver", "no GPU found", ...).
 bool cuda_available(std::string* why_not = nullptr);
 
+// Makes GPU `index` modulo the GPU count the current device of this process
+// (before anything else touches CUDA); returns the chosen GPU. Throws without one.
+int cuda_select_device(int index);
+
 // The device whose allocation behaviour a meta dry run reproduces: library
 // workspaces differ (the cpu GEMM's packing buffers vs cuBLAS's fixed workspace),
 // everything else is the same policy. cpu or cuda; default cpu.

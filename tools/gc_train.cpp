@@ -73,9 +73,6 @@ int main(int argc, char** argv) {
       if (options.device == Device::meta)
         throw UsageError("--device meta under mpirun: a dry run needs one process (--ranks " +
                          std::to_string(world.size()) + " predicts every rank)");
-      if (options.device == Device::cuda)
-        throw UsageError("--device cuda under mpirun: the trainer's data parallel runs on cpu ranks for now "
-                         "(the NCCL communicator exists; one GPU per rank is not wired into the trainer yet)");
       options.ranks = world.size();
       options.rank = world.rank();
       if (options.rank != 0) {
@@ -101,12 +98,14 @@ int main(int argc, char** argv) {
 namespace {
 int run(const TrainOptions& options) {
   std::unique_ptr<RunSetup> setup;
+  std::unique_ptr<Communicator> device_comm;  // cuda ranks: NCCL, one GPU each
   std::unique_ptr<Trainer> trainer;
   std::unique_ptr<MetricsLog> metrics;
   try {
     check_outputs(options);                                    // before any work
+    if (options.ranks > 1) device_comm = make_device_communicator(options.device, world_communicator());
     setup = std::make_unique<RunSetup>(prepare_run(options));  // data, graphs, the remat plan
-    if (options.ranks > 1) setup->comm = &world_communicator();
+    if (options.ranks > 1) setup->comm = device_comm ? device_comm.get() : &world_communicator();
     std::unique_ptr<GrowSource> grow;
     if (!options.grow_from.empty())                            // checked before the model is allocated
       grow = std::make_unique<GrowSource>(load_grow_source(options.grow_from, setup->options));

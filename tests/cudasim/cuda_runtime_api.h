@@ -49,6 +49,7 @@ struct dim3 {
 };
 
 cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaSetDevice(int device);  // the simulator has one GPU: 0
 const char* cudaGetErrorString(cudaError_t error);
 cudaError_t cudaGetLastError();
 cudaError_t cudaPeekAtLastError();

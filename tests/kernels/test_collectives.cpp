@@ -4,9 +4,14 @@
 // across real ranks run under mpirun in tests/mpi/.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <memory>
+#include <string>
+
 #include "kernels/collectives.h"
 #include "runtime/allocator.h"
 #include "runtime/communicator.h"
+#include "runtime/device.h"
 #include "runtime/memory_scope.h"
 #include "tests/test_util.h"
 
@@ -15,6 +20,44 @@ namespace {
 
 using kernels::all_reduce_sum;
 using kernels::balanced_counts;
+
+TEST(Collectives, TheLocalRankComesFromTheLauncher) {
+  const char* saved = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  const std::string kept = saved ? saved : "";
+  setenv("OMPI_COMM_WORLD_LOCAL_RANK", "3", 1);
+  EXPECT_EQ(launcher_local_rank(), 3);
+  unsetenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  if (!std::getenv("MPI_LOCALRANKID") && !std::getenv("SLURM_LOCALID")) {
+    EXPECT_EQ(launcher_local_rank(), 0);
+  }
+  if (saved) setenv("OMPI_COMM_WORLD_LOCAL_RANK", kept.c_str(), 1);
+}
+
+// cpu ranks move tensors through the world itself; cuda ranks take their local
+// rank's GPU (modulo the GPU count) and NCCL, or fail saying what is missing.
+TEST(CudaRankDevice, EachRankTakesItsGpuAndNcclOrSaysWhatIsMissing) {
+  std::unique_ptr<Communicator> single = make_single_communicator();
+  EXPECT_EQ(make_device_communicator(Device::cpu, *single), nullptr);
+  EXPECT_EQ(make_device_communicator(Device::meta, *single), nullptr);
+  if (!cuda_available()) {
+    EXPECT_THROW(cuda_select_device(0), std::runtime_error);
+    EXPECT_THROW(make_device_communicator(Device::cuda, *single), std::runtime_error);
+    return;
+  }
+  EXPECT_EQ(cuda_select_device(0), 0);
+  const int last = cuda_select_device(-1);  // the GPU count less one
+  EXPECT_GE(last, 0);
+  EXPECT_EQ(cuda_select_device(last + 1), 0);
+  try {
+    std::unique_ptr<Communicator> nccl = make_device_communicator(Device::cuda, *single);
+    ASSERT_NE(nccl, nullptr);
+    EXPECT_STREQ(nccl->backend(), "nccl");
+    EXPECT_EQ(nccl->size(), 1);
+  } catch (const std::runtime_error& e) {
+    EXPECT_FALSE(built_with_nccl()) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NCCL"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Collectives, BalancedCountsSplitEvenlyWithTheFirstRanksTakingTheRest) {
   const std::vector<int64_t> ten_over_four = {3, 3, 2, 2}, two_over_four = {1, 1, 0, 0}, none = {0, 0, 0};

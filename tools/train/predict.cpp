@@ -24,6 +24,12 @@ DryRunResult dry_run(const RunSetup& setup, int64_t limit, const RematPlan& plan
   const int64_t saved_limit = meta.limit();
   meta.set_limit(0);
   meta.empty_cache();
+  // Data parallel: this rank's dry run, gradient buckets included.
+  std::unique_ptr<Communicator> rank_comm;
+  if (o.ranks > 1) {
+    rank_comm = make_meta_communicator(o.rank, o.ranks);
+    s.comm = rank_comm.get();
+  }
   DryRunResult result;
   try {
     Trainer t(std::move(s));
