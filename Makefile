@@ -326,4 +326,6 @@ $(SIM)/gc_train: $(SIM)/tools/gc_train.o $(SIM)/libgc.a
 -include $(SIM_LIB_OBJS:.o=.d) $(SIM_TEST_OBJS:.o=.d) $(SIM)/tools/gc_train.d
 
 -include $(MPI_TEST_OBJS:.o=.d)
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tools/gc_train.d $(BUILD)/tools/gc_bench.d
+# Every program's own object too, so that a changed header rebuilds it.
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tools/gc_train.d $(BUILD)/tools/gc_bench.d $(BUILD)/tools/gc_forecast.d \
+  $(BUILD)/tools/gc_study.d
