@@ -341,4 +341,6 @@ $(SIM)/gc_bench: $(SIM)/tools/gc_bench.o $(SIM)/libgc.a
 -include $(SIM_LIB_OBJS:.o=.d) $(SIM_TEST_OBJS:.o=.d) $(SIM)/tools/gc_train.d $(SIM)/tools/gc_bench.d
 
 -include $(MPI_TEST_OBJS:.o=.d)
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tools/gc_train.d $(BUILD)/tools/gc_bench.d
+# Every program's own object too, so that a changed header rebuilds it.
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/tools/gc_train.d $(BUILD)/tools/gc_bench.d $(BUILD)/tools/gc_forecast.d \
+  $(BUILD)/tools/gc_study.d
