@@ -220,20 +220,19 @@ StepRecord Trainer::train_step_unguarded(int step) {
       TraceSpan span("input", "make_batch");
       batch = next_batch(step * options_.accum + micro);
     }
+    ProfilePhase forward_phase(Phase::forward);  // the loss and its read; backward's phase nests inside
     Var loss;
     {
       TraceSpan span("forward", "forward");
-      ProfilePhase phase(Phase::forward);
       loss = loss_of(batch);
-      loss_sum += scalar_value(loss.value());
     }
+    loss_sum += scalar_value(loss.value());
     const double factor = loss_scaler_.scale / options_.accum;
     TraceSpan span("backward", "backward");
     ProfilePhase phase(Phase::backward);
     backward(factor == 1.0 ? loss : scale(loss, factor));
   }
   TraceSpan optimizer_span("optimizer", "optimizer");
-  ProfilePhase optimizer_phase(Phase::optimizer);
   rec.loss = loss_sum / options_.accum;
   const double unscale = 1.0 / loss_scaler_.scale;
   rec.grad_norm = optimizer_->grad_norm() * unscale;
