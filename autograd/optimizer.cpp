@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "kernels/reduce.h"
+#include "runtime/profile.h"
 
 namespace gc {
 
@@ -20,6 +21,7 @@ AdamW::AdamW(std::vector<Var> params, kernels::AdamWSettings settings)
 }
 
 double AdamW::grad_norm() const {
+  ProfilePhase phase(Phase::optimizer);
   double total = 0;
   MemoryScope category(Category::temporary);
   for (const Var& p : params_) {
@@ -32,6 +34,7 @@ double AdamW::grad_norm() const {
 }
 
 void AdamW::step(double lr, double grad_scale) {
+  ProfilePhase phase(Phase::optimizer);
   ++step_;
   kernels::AdamWSettings s = settings_;
   s.lr = lr;
@@ -43,6 +46,7 @@ void AdamW::step(double lr, double grad_scale) {
 }
 
 void AdamW::zero_grad() {
+  ProfilePhase phase(Phase::optimizer);
   for (Var& p : params_) p.zero_grad();
 }
 

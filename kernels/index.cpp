@@ -127,11 +127,8 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_same_device(op, grad_x, {&grad_out, &order, &offsets});
   const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
   {
-    OpCost checks = traffic::check_offsets(offsets);
-    const OpCost order_check = traffic::check_index_values(order);
-    checks.launches += order_check.launches, checks.host_syncs += order_check.host_syncs;
-    checks.bytes += order_check.bytes;
-    const OpScope scope(OpFamily::index_check, op, grad_x.device(), checks);
+    const OpScope scope(OpFamily::index_check, op, grad_x.device(),
+                        traffic::check_offsets_and_order(offsets, order));
     if (runs_on_cuda(grad_x)) {
       GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
       GC_CUDA_RUN(op, cuda::check_index_values(order, edges, op, "order", scratch));

@@ -116,6 +116,15 @@ OpCost check_offsets(const Tensor& offsets) {
   return c;
 }
 
+OpCost check_offsets_and_order(const Tensor& offsets, const Tensor& order) {
+  OpCost c = check_offsets(offsets);
+  const OpCost o = check_index_values(order);
+  c.launches += o.launches;
+  c.host_syncs += o.host_syncs;
+  c.bytes += o.bytes;
+  return c;
+}
+
 // gather_rows_kernel: each out row read from x by index (no reuse assumed).
 OpCost gather_rows_forward(const Tensor& out, const Tensor& x, const Tensor& /*index*/) {
   OpCost c;

@@ -34,6 +34,7 @@ OpCost all_finite(const Tensor& x);
 // index.h: the range checks, then the op.
 OpCost check_index_values(const Tensor& index);
 OpCost check_offsets(const Tensor& offsets);
+OpCost check_offsets_and_order(const Tensor& offsets, const Tensor& order);  // gather backward
 OpCost gather_rows_forward(const Tensor& out, const Tensor& x, const Tensor& index);
 OpCost sum_groups(const Tensor& out, const Tensor& in, bool with_order, bool accumulate);  // gather backward, segment sum
 OpCost segment_sum_backward(const Tensor& grad_x, const Tensor& grad_out);

@@ -214,6 +214,10 @@ int run_step(int argc, char** argv) {
       print_step_usage(stdout);
       return 0;
     }
+    if (!options.report_path.empty() || !options.trace_path.empty() || !options.trace_png.empty() ||
+        !options.resume_path.empty())
+      throw UsageError("--report, --trace, --trace-png and --resume are gc_train's: gc_bench step writes no files "
+                       "(--json prints its figures)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "gc_bench step: %s\n", e.what());
     print_step_usage(stderr);

@@ -44,6 +44,7 @@ bin=.
 build_targets=(gc_train gc_bench gc_tests)
 small=()                       # --sim: model flags that make every configuration small
 small_grid=()                  # --sim: a coarse grid for the presets without data
+demo_flags=()                  # --sim: the few steps start at the full learning rate
 if ((sim)); then
   bin=./build-sim
   build_targets=(build-sim/gc_train build-sim/gc_bench build-sim/gc_tests)
@@ -51,6 +52,7 @@ if ((sim)); then
   small_grid=(--grid 10)
   steps=2
   demo_steps=8
+  demo_flags=(--warmup 0)      # 8 steps of a 100-step warm-up barely move the weights
   large_elements=100003
   budget_s=3600
   slow=6
@@ -67,7 +69,7 @@ time_left() { ((SECONDS + $1 * slow <= budget_s)); }
 # json FILE EXPR: a value of a JSON file, EXPR a Python expression over r; "" when absent.
 json() { python3 -c "import json, sys
 try:
-    r = json.load(open(sys.argv[1])); v = $2
+    r = json.load(open(sys.argv[1])); v = ($2)
     print('' if v is None else v)
 except Exception:
     print('')" "$1" 2>/dev/null; }
@@ -203,8 +205,8 @@ measure() {
   local predicted_allocated predicted_reserved roofline traffic
   predicted_allocated=$(json "$m" 'r["memory"]["peak_allocated"]')
   predicted_reserved=$(json "$m" 'r["memory"]["peak_reserved"]')
-  roofline=$(json "$m" "format(r['traffic']['roofline_ms'], '.1f')")
-  traffic=$(json "$m" "'%.0f GB, %d, %d' % (r['traffic']['bytes'] / 1e9, r['traffic']['launches'], r['traffic']['host_syncs'])")
+  roofline=$(json "$m" "format(r['traffic']['roofline_ms'], '.4g')")
+  traffic=$(json "$m" "'%.4g GB, %d, %d' % (r['traffic']['bytes'] / 1e9, r['traffic']['launches'], r['traffic']['host_syncs'])")
   if [[ -z $predicted_reserved ]] || ((predicted_reserved + context_margin > gpu_bytes)); then
     check "$name" skipped "predicted peak reserved ${predicted_reserved:-?} B does not fit in $gpu_bytes B"
     rows+=("$name|skipped: does not fit|$roofline||$traffic||$(gb "$predicted_allocated") / $(gb "$predicted_reserved")|||")
@@ -220,7 +222,7 @@ measure() {
   measured_allocated=$(json "$r" 'r["memory"]["peak_allocated"]')
   measured_reserved=$(json "$r" 'r["memory"]["peak_reserved"]')
   ms=$(json "$r" "format(r['timing']['step_ms_median'], '.1f')")
-  ratio=$(python3 -c "import sys; print(format(float(sys.argv[1]) / float(sys.argv[2]), '.2f'))" "$ms" "$roofline" 2>/dev/null)
+  ratio=$(python3 -c "import sys; print(format(float(sys.argv[1]) / float(sys.argv[2]), '.3g'))" "$ms" "$roofline" 2>/dev/null)
   # FLOPs counted by the trainer (the report's flops_per_step), not 6 x params x rows.
   tflops=$(json "$r" "format(r['timing']['flops_per_step'] / (r['timing']['step_ms_median'] * 1e-3) / 1e12, '.1f')
            if r['timing'].get('flops_per_step') and r['timing']['step_ms_median'] > 0 else 'n/a'")
@@ -258,7 +260,7 @@ else
 fi
 say "demo on the GPU ($demo_steps steps)"
 if time_left 60; then
-  if timeout $((120 * slow)) "$train" --device cuda --steps "$demo_steps" "${small[@]}" --no-eval --quiet --overwrite \
+  if timeout $((120 * slow)) "$train" --device cuda --steps "$demo_steps" "${small[@]}" "${demo_flags[@]}" --no-eval --quiet --overwrite \
       --out "$out/demo" --report "$out/demo.json" >"$out/demo.log" 2>&1; then
     first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
     last=$(json "$out/demo.json" 'r["train"]["loss_last"]')

@@ -2,7 +2,8 @@
 // simulated cublasGemmEx_64 checks what cuBLAS documents (leading dimensions,
 // supported type combinations, scale type, workspace) and that every operand's
 // whole extent lies in device memory, then multiplies on the CPU: f32 (or f64)
-// accumulation in order of k, one rounding into C's type. Statuses follow the
+// accumulation in order of k, one rounding into C's type (FAST_TF32 rounds the f32
+// inputs to TF32 first). Statuses follow the
 // cuBLAS headers.
 #pragma once
 

@@ -128,6 +128,9 @@ TEST_F(TimeCli, BadCardsAndFlagsAreUsageErrors) {
   r = run("./gc_bench", "step --no-such-flag");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--no-such-flag"), std::string::npos);
+  r = run("./gc_bench", "step --report " + path("r.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--json"), std::string::npos) << r.err;
   r = run("./gc_bench", "large --elements 1");
   EXPECT_EQ(r.exit_code, 2);
   for (const char* sub : {"step", "device", "large"}) {

@@ -413,13 +413,13 @@ StepRecord Trainer::train_step_unguarded(int step) {
       TraceSpan span("input", "make_batch");
       batch = next_batch(step * options_.accum + micro);
     }
+    ProfilePhase forward_phase(Phase::forward);  // the loss and its read; backward's phase nests inside
     Var loss;
     {
       TraceSpan span("forward", "forward");
-      ProfilePhase phase(Phase::forward);
       loss = loss_of(batch);
-      loss_sum += scalar_value(loss.value());
     }
+    loss_sum += scalar_value(loss.value());
     // Data parallel: each rank's mean weighted by its share of the batch, so that
     // the gradients summed over the ranks are those of the whole batch's mean.
     const double share = comm().size() > 1 ? static_cast<double>(options_.batch) / options_.global_batch : 1.0;
@@ -433,7 +433,6 @@ StepRecord Trainer::train_step_unguarded(int step) {
     all_reduce_gradients();
   }
   TraceSpan optimizer_span("optimizer", "optimizer");
-  ProfilePhase optimizer_phase(Phase::optimizer);
   rec.loss = global_loss(loss_sum / options_.accum);
   const double unscale = 1.0 / loss_scaler_.scale;
   rec.grad_norm = optimizer_->grad_norm() * unscale;
