@@ -248,4 +248,5 @@ TEST(WeatherTraining, BadDataIsAUsageError) {
   refused({"--data", kFixture, "--train-years", "2019", "--quiet"}, "holds none of the data's times");
   refused({"--data", kFixture, "--train-years", "2015", "--rollout", "3", "--quiet"}, "consecutive training times");
   refused({"--data", kFixture, "--in-channels", "9", "--quiet"}, "inputs (with the 3 structural)");
+  refused({"--data", kFixture, "--init-from", "tests/data/deepmind/checkpoint.npz"}, "DeepMind's channel order");
 }
