@@ -327,17 +327,28 @@ def coarsen_coordinates(lat, lon, factor, method):
         return lat, lon
     if method == "subsample":
         return lat[::factor], lon[::factor]
-    return lat.reshape(-1, factor).mean(axis=1), lon[::factor] + (lon[1] - lon[0]) * (factor - 1) / 2.0
+    return lat.reshape(-1, factor).mean(axis=1), lon[::factor]
 
 
 def coarsen_field(x, factor, method):
-    """x [..., lat, lon] north to south, lon from 0 -> the output grid."""
+    """x [..., lat, lon] north to south, lon from 0 -> the output grid.
+
+    mean: rows in blocks of `factor` (their mean latitude); columns in cells of `factor`
+    source cells centred on the kept longitudes 0, factor * d, ... (gc's grids start at 0), so
+    for an even factor the two source cells at a cell's edges count half (0.25, 0.5, 0.25 for
+    2)."""
     if factor <= 1:
         return x
     if method == "subsample":
         return x[..., ::factor, ::factor]
-    shape = x.shape[:-2] + (x.shape[-2] // factor, factor, x.shape[-1] // factor, factor)
-    return x.reshape(shape).mean(axis=(-3, -1))
+    shape = x.shape[:-2] + (x.shape[-2] // factor, factor, x.shape[-1])
+    x = x.reshape(shape).mean(axis=-2)
+    half = factor // 2
+    out = 0.0
+    for m in range(-half, half + 1):
+        weight = 0.5 if factor % 2 == 0 and abs(m) == half else 1.0
+        out = out + weight * np.roll(x, -m, axis=-1)[..., ::factor]
+    return out / factor
 
 
 # ---- reading one block of times -----------------------------------------------------------------
@@ -658,7 +669,8 @@ def main(argv=None):
     p.add_argument("--coarsen", type=int, default=1, help="integer coarsening factor of the grid (default 1)")
     p.add_argument("--resolution", type=float, help="output resolution in degrees (a whole multiple of the source's)")
     p.add_argument("--coarsen-method", choices=("subsample", "mean"), default="subsample",
-                   help="subsample keeps every Nth row/column (and the poles); mean averages N x N blocks")
+                   help="subsample keeps every Nth row/column (and the poles); mean averages N x N cells "
+                        "(grids without pole rows)")
     p.add_argument("--allow-fine", action="store_true", help="allow outputs finer than 1 deg")
     p.add_argument("--dtype", choices=("f32", "bf16"), default="f32", help="value type on disk (default f32)")
     p.add_argument("--chunk-times", type=int, default=64, help="times per chunk file (default 64)")
