@@ -101,6 +101,30 @@ done
 echo "tests/era5: an interrupted conversion resumed to the same bytes"
 expect_error "other settings" -- "$tmp/source.nc" --out "$tmp/resumed" --levels 500,850 --coarsen 2
 
+# DeepMind's statistics files (--stats-from: *_by_level.nc, 37 levels) replace the computed ones
+# wherever they hold a variable, taken at the converted levels.
+mkdir -p "$tmp/dmstats"
+"$PY" - "$tmp/dmstats" <<'PYEOF'
+import sys
+import numpy as np
+import xarray as xr
+levels = np.array([1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 125, 150, 175, 200, 225, 250, 300, 350, 400, 450, 500, 550,
+                   600, 650, 700, 750, 775, 800, 825, 850, 875, 900, 925, 950, 975, 1000], dtype=np.int32)
+for k, key in enumerate(("mean", "stddev", "diffs_stddev")):
+    xr.Dataset({"temperature": (("level",), 100.0 * (k + 1) + levels.astype(np.float64)),
+                "2m_temperature": ((), 7.0 + k)}, coords={"level": levels}).to_netcdf("%s/%s_by_level.nc" % (sys.argv[1], key))
+PYEOF
+convert "$tmp/source.nc" --out "$tmp/dm" $args --stats-from "$tmp/dmstats" 2>/dev/null
+"$PY" - "$tmp/dm/stats.npz" "$tmp/f32/stats.npz" <<'PYEOF' || fail "--stats-from"
+import sys
+import numpy as np
+dm, own = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert list(dm["mean/temperature"]) == [600.0, 950.0, 1100.0] and list(dm["diffs_stddev/temperature"]) == [800.0, 1150.0, 1300.0]
+assert float(dm["stddev/2m_temperature"]) == 8.0
+assert np.array_equal(dm["mean/geopotential"], own["mean/geopotential"])  # not in DeepMind's files: computed
+PYEOF
+echo "tests/era5: --stats-from takes DeepMind's *_by_level.nc at the converted levels, the rest computed"
+
 # Bad input: clear messages, exit 2.
 expect_error "lack specific_humidity" -- "$tmp/source.nc" --out "$tmp/x" --variables geopotential,specific_humidity
 expect_error "pressure levels \[700\]" -- "$tmp/source.nc" --out "$tmp/x" --levels 500,700
