@@ -250,3 +250,45 @@ TEST(WeatherTraining, BadDataIsAUsageError) {
   refused({"--data", kFixture, "--in-channels", "9", "--quiet"}, "inputs (with the 3 structural)");
   refused({"--data", kFixture, "--init-from", "tests/data/deepmind/checkpoint.npz"}, "DeepMind's channel order");
 }
+
+// The baselines' scores, written out: persistence (frame t) and climatology (the mean
+// of the training times per point) against the truth at t + lead, latitude-weighted.
+TEST(WeatherTraining, ScoresOfTheBaselinesAreTheDirectComputation) {
+  TrainOptions o = weather_options({"--train-years", "2015", "--valid-years", "2016", "--steps", "1"});
+  o.no_eval = false;
+  Trainer t(prepare_run(o));
+  t.train();
+  const EvalResult e = t.evaluate();
+  ASSERT_EQ(e.lead_hours, (std::vector<int>{6, 12}));  // 4 validation times: one case, t = 5
+  ASSERT_EQ(e.cases, 1);
+  ASSERT_EQ(e.variables, (std::vector<std::string>{"z500", "t850", "t2m", "u10"}));
+  EXPECT_EQ(e.units[0], "m**2 s**-2");
+  const data::WeatherDataset& d = *t.weather()->data;
+  const int64_t nodes = d.nodes(), C = d.channels;
+  std::vector<std::vector<float>> frames(8, std::vector<float>(static_cast<size_t>(d.frame_values())));
+  for (int64_t k = 0; k < 8; ++k) d.read_frame(k, frames[static_cast<size_t>(k)].data());
+  const std::vector<double> w = data::deepmind_latitude_weights(d.latitudes_deg);
+  const int64_t channels[] = {d.channel_of("geopotential", 500), d.channel_of("temperature", 850),
+                              d.channel_of("2m_temperature"), d.channel_of("10m_u_component_of_wind")};
+  for (size_t v = 0; v < 4; ++v) {
+    const int64_t c = channels[v];
+    for (int lead = 1; lead <= 2; ++lead) {
+      double persist = 0, clim = 0, wsum = 0;
+      for (int64_t i = 0; i < nodes; ++i) {
+        const double wi = w[static_cast<size_t>(i / d.n_lon())];
+        const double truth = frames[static_cast<size_t>(5 + lead)][static_cast<size_t>(i * C + c)];
+        double mean = 0;
+        for (int k = 0; k < 4; ++k) mean += frames[static_cast<size_t>(k)][static_cast<size_t>(i * C + c)] / 4.0;
+        persist += wi * std::pow(frames[5][static_cast<size_t>(i * C + c)] - truth, 2);
+        clim += wi * std::pow(mean - truth, 2);
+        wsum += wi;
+      }
+      EXPECT_NEAR(e.rmse_persistence[v][static_cast<size_t>(lead - 1)], std::sqrt(persist / wsum),
+                  1e-9 * std::sqrt(persist / wsum)) << e.variables[v] << " lead " << lead;
+      EXPECT_NEAR(e.rmse_climatology[v][static_cast<size_t>(lead - 1)], std::sqrt(clim / wsum),
+                  1e-9 * std::sqrt(clim / wsum)) << e.variables[v] << " lead " << lead;
+      EXPECT_TRUE(std::isfinite(e.rmse_model[v][static_cast<size_t>(lead - 1)]));
+      EXPECT_LE(std::fabs(e.acc_model[v][static_cast<size_t>(lead - 1)]), 1.0);
+    }
+  }
+}
