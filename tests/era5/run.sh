@@ -35,10 +35,10 @@ convert() { "$PY" tools/era5/convert.py "$@"; }
 
 if [ "${1:-}" = "--fixture" ]; then
   out=tests/data/weather
-  "$PY" tests/era5/make_synthetic.py "$tmp/source.nc" --times 8 --start 2015-12-31T00
+  "$PY" tests/era5/make_synthetic.py "$tmp/source.nc" --times 8 --start 2015-12-31T00 --precipitation
   rm -rf "$out"
   convert "$tmp/source.nc" --out "$out" --levels 500,850,1000 --coarsen 2 --chunk-times 3 \
-    --variables geopotential,temperature,2m_temperature,10m_u_component_of_wind,geopotential_at_surface,land_sea_mask
+    --variables geopotential,temperature,2m_temperature,10m_u_component_of_wind,total_precipitation_6hr,geopotential_at_surface,land_sea_mask
   "$PY" tests/era5/check.py "$tmp/source.nc" "$out" --levels 500,850,1000 --coarsen 2 --expected 0,4,7
   rm -rf "$out/partial" "$out/conversion.json" "$out/stats"  # the reader needs neither
   echo "tests/era5: wrote $out"
