@@ -7,14 +7,15 @@
 // (toa_incident_solar_radiation computed by tools/data/solar.h, never read from
 // the data; year and day progress sin/cos), and the static fields; the targets
 // are frames t+1 .. t+K. Input columns per grid node, in this order:
-//   [state at t-1 (C)] [state at t (C)] [forcings at t-1, t, t+1 (3 x 5)] [static (S)]
+//   [state at t-1 (P)] [state at t (P)] [forcings at t-1, t, t+1 (3 x 5)] [static (S)]
 // each normalized (x - mean) / stddev; the model state is (x - mean) / diffs_stddev
 // (DeepMind's InputsAndResiduals: the network predicts the normalized 6-hour
-// residual). Target-only variables (total_precipitation_6hr) come after the
-// state variables among the outputs and are predicted directly, as DeepMind does:
-// their state is (x - mean) / stddev, the step does not add the previous state to
-// them (keep_state 0) and they are not fed back. The order differs from DeepMind's stacking (variables sorted by
-// name): a gc-trained model is not laid out as a DeepMind checkpoint.
+// residual). Target-only variables (total_precipitation_6hr) come after the P
+// state channels among the C outputs and are predicted directly, as DeepMind
+// does: their state is (x - mean) / stddev, the step does not add the previous
+// state to them (keep_state 0) and they are not fed back. The column order
+// differs from DeepMind's stacking (variables sorted by name): a gc-trained model
+// is not laid out as a DeepMind checkpoint.
 //
 // The loss is DeepMind's losses.weighted_mse_per_level: per target, the mean over
 // latitude, longitude and level of the squared error times the normalized
