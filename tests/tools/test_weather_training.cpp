@@ -17,6 +17,7 @@
 
 #include "autograd/ops.h"
 #include "model/grid.h"
+#include "runtime/allocator.h"
 #include "tests/test_util.h"
 #include "tools/data/solar.h"
 #include "tools/data/weather_task.h"
@@ -207,6 +208,9 @@ TEST(WeatherTask, BatchColumnsAreTheNormalizedFramesForcingsAndStatics) {
 
 TEST(WeatherTraining, MetaEqualsCpuAndTheReaderIsAccounted) {
   TrainOptions o = weather_options({"--rollout", "2", "--batch", "2"});
+  // Both allocators start empty, as a process does (earlier tests may leave cached segments).
+  allocator_for(Device::cpu).empty_cache();
+  allocator_for(Device::meta).empty_cache();
   Trainer cpu(prepare_run(o));
   cpu.train();
   for (const StepRecord& r : cpu.history()) EXPECT_TRUE(std::isfinite(r.loss));
