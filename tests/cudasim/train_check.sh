@@ -1,7 +1,7 @@
 #!/bin/sh
 # tests/cudasim/train_check.sh: gc_train end to end on the simulated GPU (run by
 # `make test` after the unit tests). For each configuration below, a small model
-# trains on the demo data with --device cuda in build-sim/gc_train, and
+# trains on the demo data (or the weather fixture) with --device cuda in build-sim/gc_train, and
 #   - its report's peak_allocated and peak_reserved must equal those of the
 #     --device meta dry run of the same configuration (to the byte);
 #   - its report must say that no device byte lies outside gc's allocator;
@@ -59,5 +59,7 @@ check fp32 --steps 2
 check bf16-remat-all --steps 1 --precision bf16 --remat all
 check fp16-batch-accum-rollout-chunks --steps 1 --precision fp16 --batch 2 --accum 2 --rollout 2 --edge-chunks 2 \
   --remat every:1 --concat-trick off
+# GraphCast's task on weather data (tests/data/weather): forcings and statics fed at each roll-out step.
+check weather-rollout --steps 2 --data tests/data/weather --rollout 2 --batch 2
 
 [ "$failures" = 0 ] || { echo "train_check: $failures failure(s)"; exit 1; }

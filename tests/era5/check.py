@@ -112,7 +112,7 @@ def main():
 
     if args.expected:
         times = [int(t) for t in args.expected.split(",")]
-        out = {"times": np.array(times, dtype=np.int64), "channel_names": np.array(names)}
+        out = {"times": np.array(times, dtype=np.int64)}
         for t in times:
             out["frame/%d" % t] = np.ascontiguousarray(expected[t])
         for s in desc.get("static", []):

@@ -37,6 +37,7 @@ def main():
     p.add_argument("--resolution", type=float, default=10.0, help="grid spacing in degrees (default 10)")
     p.add_argument("--no-poles", action="store_true", help="latitudes half a spacing from the poles (WeatherBench2's 64 x 32)")
     p.add_argument("--levels", help="comma-separated pressure levels (default 250,500,850,1000)")
+    p.add_argument("--precipitation", action="store_true", help="also total_precipitation_6hr (a target only)")
     p.add_argument("--full", action="store_true",
                    help="all of GraphCast's variables (v, w, q, 10 m v wind, precipitation, TOA radiation too)")
     args = p.parse_args()
@@ -48,6 +49,8 @@ def main():
                             "specific_humidity": (5e-3, 3e-3, "kg kg**-1")})
         SURFACE.update({"10m_v_component_of_wind": (0.0, 5.0, "m s**-1"), "total_precipitation_6hr": (1e-3, 5e-4, "m"),
                         "toa_incident_solar_radiation": (1.0e6, 1.0e6, "J m**-2")})
+    if args.precipitation:
+        SURFACE["total_precipitation_6hr"] = (1e-3, 5e-4, "m")
     rng = np.random.default_rng(17)
     r = args.resolution
     lat = np.arange(-90.0 + r / 2, 90.0, r) if args.no_poles else np.arange(-90.0, 90.0 + r / 2, r)

@@ -34,8 +34,13 @@ void check_parsed(const gc::TrainOptions& o, const std::vector<std::string>& arg
   } catch (const gc::UsageError&) {
     broken("parsed, but the precision is not one of fp32, bf16, fp16", args);
   }
-  require(o.preset == "demo" || o.preset == "graphcast" || o.preset == "graphcast-small" ||
+  require(o.preset == "demo" || o.preset == "era5-demo" || o.preset == "graphcast" || o.preset == "graphcast-small" ||
               o.preset == "graphcast-operational", "an unknown preset");
+  require(o.preset != "era5-demo" || o.has_weather_data(), "era5-demo without --data");
+  require(!o.has_weather_data() || o.preset == "demo" || o.preset == "era5-demo", "--data with a random-input preset");
+  require(o.has_weather_data() || (o.train_years.empty() && o.valid_years.empty()), "--train-years without --data");
+  require(o.prefetch_slots >= 2 && o.prefetch_slots <= 64, "--prefetch outside 2..64");
+  require(o.init_from.empty() || !o.has_weather_data(), "--init-from with --data");
   if (o.grid_deg != 0) {
     // make_equiangular_grid builds 180 / grid_deg intervals as an integer count.
     const double intervals = 180.0 / o.grid_deg;

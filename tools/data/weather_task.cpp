@@ -155,21 +155,22 @@ WeatherTask make_weather_task(std::shared_ptr<const WeatherDataset> data_ptr, co
   const WeatherDataset& d = *data_ptr;
   WeatherTask task;
   task.data = data_ptr;
+  // The outputs: the state variables (fed back), then the target-only ones.
+  std::vector<const WeatherVariable*> outputs;
   for (const WeatherVariable& v : d.variables) {
-    if (v.role == "forcing") {
-      task.notes.push_back(v.name + " is not read: gc computes the TOA radiation itself");
-      continue;
-    }
-    if (v.role == "target") {
-      task.notes.push_back(v.name + " is left out: gc does not train target-only variables yet");
-      continue;
-    }
-    for (int64_t c = 0; c < v.channels; ++c) {
-      task.state_channels.push_back(v.first_channel + c);
-      task.state_names.push_back(v.has_levels ? v.name + "@" + std::to_string(d.levels_hpa[static_cast<size_t>(c)]) : v.name);
-    }
+    if (v.role == "forcing") task.notes.push_back(v.name + " is not read: gc computes the TOA radiation itself");
+    if (v.role == "state") outputs.push_back(&v);
   }
-  if (task.state_channels.empty()) throw UsageError("weather data " + d.dir + ": no variable to train on (role state)");
+  for (const WeatherVariable& v : d.variables)
+    if (v.role == "target") outputs.push_back(&v);
+  for (const WeatherVariable* v : outputs) {
+    for (int64_t c = 0; c < v->channels; ++c) {
+      task.state_channels.push_back(v->first_channel + c);
+      task.state_names.push_back(v->has_levels ? v->name + "@" + std::to_string(d.levels_hpa[static_cast<size_t>(c)]) : v->name);
+    }
+    if (v->role == "state") task.fed_back = static_cast<int64_t>(task.state_channels.size());
+  }
+  if (task.fed_back == 0) throw UsageError("weather data " + d.dir + ": no variable to train on (role state)");
   for (const WeatherStatic& s : d.statics) task.statics.push_back(s.name);
 
   // Splits.
@@ -185,8 +186,7 @@ WeatherTask make_weather_task(std::shared_ptr<const WeatherDataset> data_ptr, co
 
   // Statistics: the state variables', the static fields', the forcings' (when there).
   std::vector<std::string> names;
-  for (const WeatherVariable& v : d.variables)
-    if (v.role == "state") names.push_back(v.name);
+  for (const WeatherVariable* v : outputs) names.push_back(v->name);
   for (const std::string& s : task.statics) names.push_back(s);
   WeatherStatistics stats;
   try {
@@ -194,15 +194,16 @@ WeatherTask make_weather_task(std::shared_ptr<const WeatherDataset> data_ptr, co
   } catch (const WeatherDataError& e) {
     throw UsageError(e.what());
   }
-  for (const WeatherVariable& v : d.variables) {
-    if (v.role != "state") continue;
+  for (const WeatherVariable* vp : outputs) {
+    const WeatherVariable& v = *vp;
     for (int64_t c = 0; c < v.channels; ++c) {
       const size_t l = static_cast<size_t>(c);
       task.mean.push_back(stats.mean.at(v.name)[l]);
       task.stddev.push_back(stats.stddev.at(v.name)[l]);
-      if (!(stats.diffs_stddev.at(v.name)[l] > 0))
-        throw UsageError(d.statistics_path + ": diffs_stddev/" + v.name + " is 0: a target needs 6-hour changes");
       task.diffs_stddev.push_back(stats.diffs_stddev.at(v.name)[l]);
+      if (v.role == "state" && !(task.diffs_stddev.back() > 0))
+        throw UsageError(d.statistics_path + ": diffs_stddev/" + v.name + " is 0: a target needs 6-hour changes");
+      task.state_scale.push_back(v.role == "state" ? task.diffs_stddev.back() : task.stddev.back());
       // weighted_mse_per_level: mean over levels of (pressure / mean pressure) weights.
       double level_weight = 1.0;
       if (v.has_levels) {
@@ -287,7 +288,7 @@ WeatherTask make_weather_task(std::shared_ptr<const WeatherDataset> data_ptr, co
 Batch assemble_weather_batch(const WeatherTask& task, const std::vector<int64_t>& starts, int steps, const float* frames,
                              const float* toa, DType compute_dtype, Device device) {
   const WeatherDataset& d = *task.data;
-  const int64_t C = task.channels(), nodes = d.nodes(), B = static_cast<int64_t>(starts.size());
+  const int64_t C = task.channels(), P = task.fed_back, nodes = d.nodes(), B = static_cast<int64_t>(starts.size());
   const int64_t rows = B * nodes, per_sample = steps + 2, X = task.extra_channels();
   const size_t S = task.statics.size();
   MemoryScope scope(Category::input, "batch");
@@ -314,24 +315,26 @@ Batch assemble_weather_batch(const WeatherTask& task, const std::vector<int64_t>
     }
   };
   Batch batch;
-  const int64_t width = 2 * C + X;
+  const int64_t width = 2 * P + X;
   batch.input = host_filled({rows, width}, compute_dtype, device, [&](HostValues& v) {
     for (int64_t b = 0; b < B; ++b)
       for (int64_t i = 0; i < nodes; ++i)
         for (int64_t f = 0; f < 2; ++f)
-          for (int64_t c = 0; c < C; ++c)
-            v[static_cast<size_t>((b * nodes + i) * width + f * C + c)] =
+          for (int64_t c = 0; c < P; ++c)
+            v[static_cast<size_t>((b * nodes + i) * width + f * P + c)] =
                 (value(b, f, i, c) - task.mean[static_cast<size_t>(c)]) / task.stddev[static_cast<size_t>(c)];
-    fill_extra(v, 0, 2 * C, width);
+    fill_extra(v, 0, 2 * P, width);
   });
+  // Frame f of every sample: as the state ([rows, C], state units) or as an input ([rows, P]).
   auto frame_tensor = [&](int64_t f, DType dtype, bool as_input) {
-    return host_filled({rows, C}, dtype, device, [&](HostValues& v) {
+    const int64_t n = as_input ? P : C;
+    return host_filled({rows, n}, dtype, device, [&](HostValues& v) {
       for (int64_t b = 0; b < B; ++b)
         for (int64_t i = 0; i < nodes; ++i)
-          for (int64_t c = 0; c < C; ++c) {
+          for (int64_t c = 0; c < n; ++c) {
             const double x = value(b, f, i, c) - task.mean[static_cast<size_t>(c)];
-            v[static_cast<size_t>((b * nodes + i) * C + c)] =
-                x / (as_input ? task.stddev[static_cast<size_t>(c)] : task.diffs_stddev[static_cast<size_t>(c)]);
+            v[static_cast<size_t>((b * nodes + i) * n + c)] =
+                x / (as_input ? task.stddev[static_cast<size_t>(c)] : task.state_scale[static_cast<size_t>(c)]);
           }
     });
   };

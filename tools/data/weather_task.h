@@ -7,11 +7,15 @@
 // (toa_incident_solar_radiation computed by tools/data/solar.h, never read from
 // the data; year and day progress sin/cos), and the static fields; the targets
 // are frames t+1 .. t+K. Input columns per grid node, in this order:
-//   [state at t-1 (C)] [state at t (C)] [forcings at t-1, t, t+1 (3 x 5)] [static (S)]
+//   [state at t-1 (P)] [state at t (P)] [forcings at t-1, t, t+1 (3 x 5)] [static (S)]
 // each normalized (x - mean) / stddev; the model state is (x - mean) / diffs_stddev
 // (DeepMind's InputsAndResiduals: the network predicts the normalized 6-hour
-// residual). The order differs from DeepMind's stacking (variables sorted by
-// name): a gc-trained model is not laid out as a DeepMind checkpoint.
+// residual). Target-only variables (total_precipitation_6hr) come after the P
+// state channels among the C outputs and are predicted directly, as DeepMind
+// does: their state is (x - mean) / stddev, the step does not add the previous
+// state to them (keep_state 0) and they are not fed back. The column order
+// differs from DeepMind's stacking (variables sorted by name): a gc-trained model
+// is not laid out as a DeepMind checkpoint.
 //
 // The loss is DeepMind's losses.weighted_mse_per_level: per target, the mean over
 // latitude, longitude and level of the squared error times the normalized
@@ -54,11 +58,15 @@ std::vector<double> deepmind_latitude_weights(const std::vector<double>& latitud
 
 struct WeatherTask {
   std::shared_ptr<const WeatherDataset> data;
-  std::vector<int64_t> state_channels;  // [C] the data channels that are inputs and targets (the outputs)
+  // [C] the data channels of the outputs: first the `fed_back` ones that are inputs and
+  // targets (residuals), then the target-only ones (predicted directly, never inputs).
+  std::vector<int64_t> state_channels;
+  int64_t fed_back = 0;
   std::vector<std::string> state_names; // [C] "geopotential@500", "2m_temperature", ...
   std::vector<std::string> notes;       // what of the data the task leaves out, and why
   std::vector<std::string> statics;     // [S]
   std::vector<double> mean, stddev, diffs_stddev;  // [C]
+  std::vector<double> state_scale;  // [C] the state's unit: diffs_stddev (fed back) or stddev (target-only)
   std::vector<double> forcing_mean, forcing_stddev;  // [5]
   std::vector<float> static_inputs;     // [nodes, S] normalized
   std::vector<double> column_weight;    // [C] variable weight x level weight / levels
@@ -68,7 +76,7 @@ struct WeatherTask {
   int64_t channels() const { return static_cast<int64_t>(state_channels.size()); }
   int64_t forcings() const { return static_cast<int64_t>(weather_forcings().size()); }
   int64_t extra_channels() const { return 3 * forcings() + static_cast<int64_t>(statics.size()); }
-  int64_t input_channels() const { return 2 * channels() + extra_channels(); }  // without the 3 structural
+  int64_t input_channels() const { return 2 * fed_back + extra_channels(); }  // without the 3 structural
   double state_to_input(int64_t c) const { return diffs_stddev[static_cast<size_t>(c)] / stddev[static_cast<size_t>(c)]; }
 
   // Start times t whose inputs t-1, t and targets t+1 .. t+steps all lie in `range`.
@@ -94,7 +102,7 @@ WeatherTask make_weather_task(std::shared_ptr<const WeatherDataset> data, const 
 // The batch of these samples with `steps` targets each, from their frames
 // [B][steps + 2][frame_values] and TOA [B][steps + 2][nodes] (both null on meta:
 // shapes only, no values written). Inputs as the header says; extra_inputs per
-// step k >= 1.
+// step k >= 1; state and targets [B * grid, C] in state units.
 Batch assemble_weather_batch(const WeatherTask& task, const std::vector<int64_t>& starts, int steps,
                              const float* frames, const float* toa, DType compute_dtype, Device device);
 

@@ -315,11 +315,18 @@ def make_plan(args, source):
         "latitudes": [float(x) for x in out_lat],
         "longitudes": [float(x) for x in out_lon],
         "dtype": args.dtype,
-        "chunk_times": args.chunk_times,
+        "chunk_times": args.chunk_times or auto_chunk_times(len(out_lat), len(out_lon), dynamic, levels),
         "stats_start_seconds": int(stats_start.astype(np.int64)),
         "stats_end_seconds": int(stats_end.astype(np.int64)),
         "sources": [os.path.abspath(p) for p, _ in source.datasets],
     }
+
+
+def auto_chunk_times(n_lat, n_lon, dynamic, levels):
+    """Times per chunk when --chunk-times is not given: at most 64, and a block (held in f64
+    while it is converted) of at most 256 MiB, so 0.25-degree data converts one time at a time."""
+    n_ch = sum(len(levels) if VARIABLES[v][1] else 1 for v in dynamic)
+    return int(max(1, min(64, (256 << 20) // (n_lat * n_lon * n_ch * 8))))
 
 
 def coarsen_coordinates(lat, lon, factor, method):
@@ -327,17 +334,28 @@ def coarsen_coordinates(lat, lon, factor, method):
         return lat, lon
     if method == "subsample":
         return lat[::factor], lon[::factor]
-    return lat.reshape(-1, factor).mean(axis=1), lon[::factor] + (lon[1] - lon[0]) * (factor - 1) / 2.0
+    return lat.reshape(-1, factor).mean(axis=1), lon[::factor]
 
 
 def coarsen_field(x, factor, method):
-    """x [..., lat, lon] north to south, lon from 0 -> the output grid."""
+    """x [..., lat, lon] north to south, lon from 0 -> the output grid.
+
+    mean: rows in blocks of `factor` (their mean latitude); columns in cells of `factor`
+    source cells centred on the kept longitudes 0, factor * d, ... (gc's grids start at 0), so
+    for an even factor the two source cells at a cell's edges count half (0.25, 0.5, 0.25 for
+    2)."""
     if factor <= 1:
         return x
     if method == "subsample":
         return x[..., ::factor, ::factor]
-    shape = x.shape[:-2] + (x.shape[-2] // factor, factor, x.shape[-1] // factor, factor)
-    return x.reshape(shape).mean(axis=(-3, -1))
+    shape = x.shape[:-2] + (x.shape[-2] // factor, factor, x.shape[-1])
+    x = x.reshape(shape).mean(axis=-2)
+    half = factor // 2
+    out = 0.0
+    for m in range(-half, half + 1):
+        weight = 0.5 if factor % 2 == 0 and abs(m) == half else 1.0
+        out = out + weight * np.roll(x, -m, axis=-1)[..., ::factor]
+    return out / factor
 
 
 # ---- reading one block of times -----------------------------------------------------------------
@@ -495,6 +513,7 @@ def convert(args):
     started = time_module.time()
     converted = 0
     files = []
+    last_frame = None  # (time index, frame) of the last chunk converted in this run
     for k in range(n_chunks):
         first = k * per
         n = min(per, count - first)
@@ -509,7 +528,14 @@ def convert(args):
         if not done or args.overwrite:
             t0 = time_module.time()
             block = read_block(source, plan, first, n)
-            previous = read_block(source, plan, first - 1, 1)[0] if first > 0 else None
+            # The time before the chunk (for its first 6-hour difference): kept from the chunk
+            # just converted, read again after a resumption.
+            if first == 0:
+                previous = None
+            elif last_frame is not None and last_frame[0] == first - 1:
+                previous = last_frame[1]
+            else:
+                previous = read_block(source, plan, first - 1, 1)[0]
             values, diffs = chunk_statistics(block, previous, plan, first)
             np.savez(partial + ".tmp.npz", vn=values.n, vmean=values.mean, vm2=values.m2,
                      dn=diffs.n, dmean=diffs.mean, dm2=diffs.m2)
@@ -517,6 +543,8 @@ def convert(args):
             payload = block.astype(np.float32) if plan["dtype"] == "f32" else to_bf16_bits(block)
             header = chunk_header(plan, first, n, n_ch)
             write_atomic(path, lambda f: (f.write(header), f.write(np.ascontiguousarray(payload).astype("<" + payload.dtype.str[1:]).tobytes())))
+            last_frame = (first + n - 1, block[-1].copy())
+            del block, payload
             converted += 1
             elapsed = time_module.time() - started
             eta = elapsed / converted * (n_chunks - k - 1)
@@ -658,17 +686,19 @@ def main(argv=None):
     p.add_argument("--coarsen", type=int, default=1, help="integer coarsening factor of the grid (default 1)")
     p.add_argument("--resolution", type=float, help="output resolution in degrees (a whole multiple of the source's)")
     p.add_argument("--coarsen-method", choices=("subsample", "mean"), default="subsample",
-                   help="subsample keeps every Nth row/column (and the poles); mean averages N x N blocks")
+                   help="subsample keeps every Nth row/column (and the poles); mean averages N x N cells "
+                        "(grids without pole rows)")
     p.add_argument("--allow-fine", action="store_true", help="allow outputs finer than 1 deg")
     p.add_argument("--dtype", choices=("f32", "bf16"), default="f32", help="value type on disk (default f32)")
-    p.add_argument("--chunk-times", type=int, default=64, help="times per chunk file (default 64)")
+    p.add_argument("--chunk-times", type=int,
+                   help="times per chunk file (default: up to 64, fewer when a chunk would pass 256 MiB in f64)")
     p.add_argument("--stats-start", help="first time of the statistics (default: --start)")
     p.add_argument("--stats-end", help="last time of the statistics (default: --end)")
     p.add_argument("--stats-from", help="folder of DeepMind's statistics (*_by_level.nc) to use instead")
     p.add_argument("--ignore-units", action="store_true", help="accept units other than ERA5's as they are")
     p.add_argument("--overwrite", action="store_true", help="convert again into a folder that holds a conversion")
     args = p.parse_args(argv)
-    if args.chunk_times < 1:
+    if args.chunk_times is not None and args.chunk_times < 1:
         p.error("--chunk-times must be at least 1")
     if args.coarsen < 1:
         p.error("--coarsen must be at least 1")

@@ -356,6 +356,9 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
   if (o->remat == "auto" && o->mem_budget == 0)
     throw UsageError("--remat auto needs --mem-budget SIZE (the memory the step must fit in)");
   if (o->mesh_level > 7) throw UsageError("--mesh must be 0..7");
+  if (!o->init_from.empty() && o->has_weather_data())
+    throw UsageError("--init-from with --data: gc's weather inputs are not stacked in DeepMind's channel order, so "
+                     "DeepMind's weights cannot start such a run yet");
   if (o->preset == "era5-demo" && !o->has_weather_data())
     throw UsageError("--preset era5-demo trains on weather data: give --data DIR (docs/DATA.md says how to make one)");
   if ((!o->train_years.empty() || !o->valid_years.empty()) && !o->has_weather_data())

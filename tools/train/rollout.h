@@ -17,9 +17,14 @@
 
 namespace gc {
 
+// Weather data with target-only variables (weather_task.h): keep_state [B * grid, C]
+// f32 is 1 for the residual channels and 0 for those predicted directly (S = y there),
+// and only the first fed_back columns of S are fed back; without them every channel
+// is a residual and fed back.
 void roll_out(const data::Batch& batch, int steps,
-              const Tensor& state_to_input,  // [B * grid, C] f32: diff_std / std per channel
+              const Tensor& state_to_input,  // [B * grid, C or fed_back] f32: diff_std / std per channel
               DType compute_dtype, const std::function<Var(int k, const Var& input)>& predict,
-              const std::function<void(int k, const Var& state)>& visit);
+              const std::function<void(int k, const Var& state)>& visit, const Tensor* keep_state = nullptr,
+              int64_t fed_back = 0);
 
 }  // namespace gc

@@ -137,13 +137,18 @@ void Trainer::upload_inputs() {
   const int64_t rows = geometry().num_grid_nodes() * options_.batch;
   if (weather()) {
     const data::WeatherTask& w = *weather();
-    const int64_t C = w.channels();
+    const int64_t C = w.channels(), P = w.fed_back;
     {
       MemoryScope scope(Category::input, "normalization");
-      state_to_input_ = data::host_filled({rows, C}, DType::f32, options_.device, [&](data::HostValues& v) {
+      state_to_input_ = data::host_filled({rows, P}, DType::f32, options_.device, [&](data::HostValues& v) {
         for (int64_t r = 0; r < rows; ++r)
-          for (int64_t c = 0; c < C; ++c) v[static_cast<size_t>(r * C + c)] = w.state_to_input(c);
+          for (int64_t c = 0; c < P; ++c) v[static_cast<size_t>(r * P + c)] = w.state_to_input(c);
       });
+      if (P < C)  // target-only variables: predicted directly, not as residuals
+        keep_state_ = data::host_filled({rows, C}, DType::f32, options_.device, [&](data::HostValues& v) {
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < C; ++c) v[static_cast<size_t>(r * C + c)] = c < P ? 1.0 : 0.0;
+        });
     }
     // The reader's ring: per slot, every frame of a micro-batch and its TOA radiation.
     // Host memory, through the cpu allocator; a dry run standing for a cpu run
@@ -381,7 +386,8 @@ Var Trainer::loss_of(const data::Batch& batch) {
            [&](int k, const Var& state) {
              Var l = weighted_mse(state, batch.targets[static_cast<size_t>(k)], row_weight_, col_weight_);
              total = total.defined() ? add(total, l) : l;
-           });
+           },
+           keep_state_.defined() ? &keep_state_ : nullptr, weather() ? weather()->fed_back : 0);
   return rollout > 1 ? scale(total, 1.0 / rollout) : total;
 }
 

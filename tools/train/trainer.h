@@ -189,7 +189,8 @@ class Trainer {
   data::Normalization norm_;    // demo data
   Tensor row_weight_;           // [B * grid] f32
   Tensor col_weight_;           // [out] f32
-  Tensor state_to_input_;       // [B * grid, out] f32: diff_std / std per channel (demo)
+  Tensor state_to_input_;       // [B * grid, out] f32: diff_std / std per channel (weather: the fed-back ones)
+  Tensor keep_state_;           // [B * grid, out] f32: weather data with target-only variables (rollout.h)
   Tensor random_input_, random_target_;
   std::vector<StepRecord> history_;
   MemorySummary memory_;

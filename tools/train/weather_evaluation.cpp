@@ -107,7 +107,7 @@ EvalResult Trainer::evaluate_weather() {
           for (int64_t i = 0; i < nodes; ++i) {
             const double wi = weight[static_cast<size_t>(i)];
             const double pred = w.mean[static_cast<size_t>(c)] +
-                                s[static_cast<size_t>((b * nodes + i) * w.channels() + c)] * w.diffs_stddev[static_cast<size_t>(c)];
+                                s[static_cast<size_t>((b * nodes + i) * w.channels() + c)] * w.state_scale[static_cast<size_t>(c)];
             const double obs = truth[i * d.channels + ch], last = last_input[i * d.channels + ch];
             const double cl = clim[static_cast<size_t>(i) * V + v];
             se_m += wi * (pred - obs) * (pred - obs);
@@ -123,7 +123,7 @@ EvalResult Trainer::evaluate_weather() {
           acc[v][static_cast<size_t>(k)] += (ff > 0 && oo > 0) ? fc / std::sqrt(ff * oo) : 0.0;
         }
       }
-    });
+    }, keep_state_.defined() ? &keep_state_ : nullptr, w.fed_back);
   }
   const double used = static_cast<double>(starts.size());
   result.cases = static_cast<int>(starts.size());
