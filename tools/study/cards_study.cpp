@@ -122,12 +122,18 @@ std::vector<LargestModel> largest_models(const RunSetup& prepared, const std::ve
   for (const MemoryBudget& b : budgets) bytes.push_back(b.bytes());
   const auto start = std::chrono::steady_clock::now();
   // Latent in steps of 32 (n = latent / 32), then layers.
-  std::vector<int64_t> widths = largest_fitting(max_latent / 32, bytes, [&](int64_t n) {
-    return smallest_peak(prepared, 32 * n, layers);
-  });
-  std::vector<int64_t> depths = largest_fitting(max_layers, bytes, [&](int64_t n) {
-    return smallest_peak(prepared, latent, static_cast<int>(n));
-  });
+  auto probe = [&](int64_t probe_latent, int probe_layers) {
+    const int64_t peak = smallest_peak(prepared, probe_latent, probe_layers);
+    if (progress)
+      std::fprintf(stderr, "cards: %s: latent %lld x %d layers: smallest peak %s (%.1f s so far)\n",
+                   prepared.options.preset.c_str(), static_cast<long long>(probe_latent), probe_layers,
+                   gib(peak).c_str(), seconds_since(start));
+    return peak;
+  };
+  std::vector<int64_t> widths =
+      largest_fitting(max_latent / 32, bytes, [&](int64_t n) { return probe(32 * n, layers); });
+  std::vector<int64_t> depths =
+      largest_fitting(max_layers, bytes, [&](int64_t n) { return probe(latent, static_cast<int>(n)); });
   std::vector<LargestModel> result(budgets.size());
   for (size_t i = 0; i < budgets.size(); ++i) {
     // The planner confirms: step down while it finds no plan (its budget slots round down).

@@ -10,7 +10,7 @@
 // step before the chosen one in the ladder never fits; tests check it.
 //
 // "Largest": at the preset's layer count, the widest latent (a multiple of 32,
-// up to 8192), and at the preset's latent, the most layers (up to 1024), for
+// up to 4096 by default), and at the preset's latent, the most layers (up to 128), for
 // which bf16 with every stage checkpointed and the most edge chunks fits (then
 // --remat auto finds a plan at least as fast; the planner confirms the answer).
 #pragma once
@@ -65,8 +65,8 @@ struct CardsOptions {
   std::vector<MemoryBudget> budgets;       // the cards (card_budget / card_bytes_budget)
   int batch = 1;                           // effective batch per optimizer step
   std::vector<std::string> extra_flags;    // gc_train flags added to every preset (tests: --grid, --mesh)
-  int64_t max_latent = 8192;
-  int max_layers = 1024;
+  int64_t max_latent = 4096;
+  int max_layers = 128;
   bool largest = true;                     // search the largest model (the slow part)
   bool progress = true;
 };
