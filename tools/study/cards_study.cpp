@@ -36,17 +36,6 @@ int64_t smallest_peak(const RunSetup& s, int64_t latent, int layers) {
   return dry_run_peak(s, c).peak_reserved;
 }
 
-bool auto_finds_plan(const RunSetup& s, int64_t latent, int layers, int64_t budget) {
-  Configuration c;
-  c.latent = latent;
-  c.layers = layers;
-  c.precision = "bf16";
-  c.remat = "auto";
-  c.budget = budget;
-  c.edge_chunks = most_edge_chunks(s);  // the planner tries only this chunking: the one the search used
-  return dry_run_peak(s, c).planned;
-}
-
 // For each budget, the largest n in 1..max with peak(n) <= budget (0: none),
 // peak non-decreasing in n; peaks are cached across budgets.
 std::vector<int64_t> largest_fitting(int64_t max, const std::vector<int64_t>& budgets,
@@ -136,9 +125,6 @@ std::vector<LargestModel> largest_models(const RunSetup& prepared, const std::ve
       largest_fitting(max_layers, bytes, [&](int64_t n) { return probe(latent, static_cast<int>(n)); });
   std::vector<LargestModel> result(budgets.size());
   for (size_t i = 0; i < budgets.size(); ++i) {
-    // The planner confirms: step down while it finds no plan (its budget slots round down).
-    while (widths[i] > 0 && !auto_finds_plan(prepared, 32 * widths[i], layers, bytes[i])) --widths[i];
-    while (depths[i] > 0 && !auto_finds_plan(prepared, latent, static_cast<int>(depths[i]), bytes[i])) --depths[i];
     result[i].latent = 32 * widths[i];
     result[i].layers = static_cast<int>(depths[i]);
     result[i].latent_capped = widths[i] == max_latent / 32;

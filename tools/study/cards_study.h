@@ -10,9 +10,11 @@
 // step before the chosen one in the ladder never fits; tests check it.
 //
 // "Largest": at the preset's layer count, the widest latent (a multiple of 32,
-// up to 4096 by default), and at the preset's latent, the most layers (up to 128), for
-// which bf16 with every stage checkpointed and the most edge chunks fits (then
-// --remat auto finds a plan at least as fast; the planner confirms the answer).
+// up to 4096 by default), and at the preset's latent, the most layers (up to
+// 128), for which bf16 with every stage checkpointed and the most edge chunks
+// fits: the smallest peak gc reaches for a size, so --remat auto has at least
+// that plan (one dry run a size, shared by all cards). Peaks are nearly, not
+// strictly, monotone in the size; the answer fits and the next size does not.
 #pragma once
 
 #include <cstdint>
