@@ -160,7 +160,16 @@ std::vector<PresetStudy> run_cards_study(const CardsOptions& options) {
     if (options.largest) {
       const std::vector<LargestModel> largest =
           largest_models(prepared, options.budgets, options.max_latent, options.max_layers, options.progress);
-      for (size_t i = 0; i < largest.size(); ++i) p.cards[i].largest = largest[i];
+      for (size_t i = 0; i < largest.size(); ++i) {
+        LargestModel& m = p.cards[i].largest;
+        m = largest[i];
+        // The planner's nested schedules can go below every stage checkpointed at
+        // the most chunks: a preset that fits is at least as large as itself.
+        if (p.cards[i].plan.fits) {
+          m.latent = std::max(m.latent, p.latent);
+          m.layers = std::max(m.layers, p.layers);
+        }
+      }
     }
     study.push_back(std::move(p));
   }

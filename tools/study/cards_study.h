@@ -15,6 +15,8 @@
 // fits: the smallest peak gc reaches for a size, so --remat auto has at least
 // that plan (one dry run a size, shared by all cards). Peaks are nearly, not
 // strictly, monotone in the size; the answer fits and the next size does not.
+// The planner's nested schedules can do better (a lower bound for --remat auto);
+// a preset whose cheapest plan fits counts as fitting at its own size.
 #pragma once
 
 #include <cstdint>
