@@ -195,7 +195,7 @@ TEST(StudyCards, TheChosenPlanFitsAndTheOneBeforeItDoesNot) {
 }
 
 TEST(StudyCards, LargestModelIsAtTheBoundary) {
-  // 22 GB of card: a budget between the smallest peaks of two widths.
+  // A 2.3 GB card: 300 MB for the allocator, between the smallest peaks of two widths.
   const std::vector<MemoryBudget> budgets = {card_bytes_budget(2300000000)};
   const std::vector<LargestModel> largest = largest_models(tiny_target(), budgets, 4096, 64, false);
   ASSERT_EQ(largest.size(), 1u);
@@ -214,26 +214,12 @@ TEST(StudyCards, LargestModelIsAtTheBoundary) {
   };
   const int layers = tiny_target().options.layers;
   EXPECT_LE(all_peak(m.latent, layers), budget);
-  auto auto_plans = [&](int64_t latent, int layers) {
-    Configuration c;
-    c.latent = latent;
-    c.layers = layers;
-    c.precision = "bf16";
-    c.remat = "auto";
-    c.budget = budget;
-    c.edge_chunks = 4;
-    return dry_run_peak(tiny_target(), c).planned;
-  };
-  EXPECT_TRUE(auto_plans(m.latent, layers));
-  EXPECT_FALSE(auto_plans(m.latent + 32, layers));
-  // Layers at the preset's latent: the planner finds a plan at the answer and none
-  // beyond it (its every-stage dry run sits above gc_train --remat all's, so the
-  // answer may be below the all-checkpointed boundary, never above it).
+  EXPECT_GT(all_peak(m.latent + 32, layers), budget);
+  // Layers at the preset's latent.
   const int64_t latent = tiny_target().options.latent;
   ASSERT_GT(m.layers, 0);
   ASSERT_FALSE(m.layers_capped);
-  EXPECT_TRUE(auto_plans(latent, m.layers));
-  EXPECT_FALSE(auto_plans(latent, m.layers + 1));
+  EXPECT_GT(all_peak(latent, m.layers + 1), budget);
   EXPECT_LE(all_peak(latent, m.layers), budget);
 }
 

@@ -33,8 +33,8 @@ const char* const kCardsUsageTail = R"()
                        with accumulation are tried
   --grid DEG, --mesh R override every preset's grid spacing / mesh level
   --no-largest         skip the search for the largest model (the slow part)
-  --max-latent N       the largest latent searched (default 8192)
-  --max-layers N       the most layers searched (default 1024)
+  --max-latent N       the largest latent searched (default 4096)
+  --max-layers N       the most layers searched (default 128)
   --json FILE          the study as JSON
   --png FILE           one picture: plans and largest latents, presets x cards
   --quiet              no progress on stderr

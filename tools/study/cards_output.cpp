@@ -12,7 +12,8 @@ namespace {
 std::string plan_text(const CardPlan& plan) {
   if (!plan.fits) return "nothing fits";
   std::string text = plan.choice.describe();
-  if (plan.choice.remat == "auto") text += ", " + std::to_string(plan.peak.edge_chunks) + " edge chunks";
+  if (plan.choice.remat == "auto")
+    text += ", " + std::to_string(plan.peak.edge_chunks) + (plan.peak.edge_chunks == 1 ? " edge chunk" : " edge chunks");
   return text;
 }
 
@@ -32,8 +33,11 @@ std::string cards_table(const CardsOptions& options, const std::vector<PresetStu
          " B (context, cuBLAS handle, driver); peak: reserved bytes of the chosen plan's dry run (standing for cuda)\n";
   out += "model ms: the step's linear-layer FLOPs at the card's dense peak for the precision (a lower bound)\n";
   if (options.largest)
-    out += "largest: bf16 with --remat auto; latent (steps of 32, at most " + std::to_string(options.max_latent) +
-           ") at the preset's layers, layers (at most " + std::to_string(options.max_layers) + ") at its latent\n";
+    out += "largest: latent (steps of 32, at most " + std::to_string(options.max_latent) +
+           ") at the preset's layers and layers (at most " + std::to_string(options.max_layers) +
+           ") at its latent for which bf16 with every stage\n"
+           "         checkpointed at the most edge chunks fits (or the preset itself, when its plan fits): a lower bound "
+           "for --remat auto\n";
   out += "\n";
   char line[512];
   std::snprintf(line, sizeof line, "%-22s %-14s %10s  %-46s %10s %9s %9s", "preset", "card", "budget", "cheapest plan",
@@ -116,7 +120,7 @@ json::Value cards_json(const CardsOptions& options, const std::vector<PresetStud
 void save_cards_png(const CardsOptions& options, const std::vector<PresetStudy>& study, const std::string& path) {
   HeatMap fraction, width;
   fraction.title = "cheapest plan that fits; colour: peak / budget";
-  width.title = "largest latent at the preset's layers (bf16, remat auto)";
+  width.title = "largest latent at the preset's layers, bf16 (a lower bound for remat auto)";
   for (HeatMap* m : {&fraction, &width}) {
     m->row_label = "preset";
     m->column_label = "card (budget = memory - CUDA context margin)";

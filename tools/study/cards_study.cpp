@@ -36,17 +36,6 @@ int64_t smallest_peak(const RunSetup& s, int64_t latent, int layers) {
   return dry_run_peak(s, c).peak_reserved;
 }
 
-bool auto_finds_plan(const RunSetup& s, int64_t latent, int layers, int64_t budget) {
-  Configuration c;
-  c.latent = latent;
-  c.layers = layers;
-  c.precision = "bf16";
-  c.remat = "auto";
-  c.budget = budget;
-  c.edge_chunks = most_edge_chunks(s);  // the planner tries only this chunking: the one the search used
-  return dry_run_peak(s, c).planned;
-}
-
 // For each budget, the largest n in 1..max with peak(n) <= budget (0: none),
 // peak non-decreasing in n; peaks are cached across budgets.
 std::vector<int64_t> largest_fitting(int64_t max, const std::vector<int64_t>& budgets,
@@ -122,17 +111,20 @@ std::vector<LargestModel> largest_models(const RunSetup& prepared, const std::ve
   for (const MemoryBudget& b : budgets) bytes.push_back(b.bytes());
   const auto start = std::chrono::steady_clock::now();
   // Latent in steps of 32 (n = latent / 32), then layers.
-  std::vector<int64_t> widths = largest_fitting(max_latent / 32, bytes, [&](int64_t n) {
-    return smallest_peak(prepared, 32 * n, layers);
-  });
-  std::vector<int64_t> depths = largest_fitting(max_layers, bytes, [&](int64_t n) {
-    return smallest_peak(prepared, latent, static_cast<int>(n));
-  });
+  auto probe = [&](int64_t probe_latent, int probe_layers) {
+    const int64_t peak = smallest_peak(prepared, probe_latent, probe_layers);
+    if (progress)
+      std::fprintf(stderr, "cards: %s: latent %lld x %d layers: smallest peak %s (%.1f s so far)\n",
+                   prepared.options.preset.c_str(), static_cast<long long>(probe_latent), probe_layers,
+                   gib(peak).c_str(), seconds_since(start));
+    return peak;
+  };
+  std::vector<int64_t> widths =
+      largest_fitting(max_latent / 32, bytes, [&](int64_t n) { return probe(32 * n, layers); });
+  std::vector<int64_t> depths =
+      largest_fitting(max_layers, bytes, [&](int64_t n) { return probe(latent, static_cast<int>(n)); });
   std::vector<LargestModel> result(budgets.size());
   for (size_t i = 0; i < budgets.size(); ++i) {
-    // The planner confirms: step down while it finds no plan (its budget slots round down).
-    while (widths[i] > 0 && !auto_finds_plan(prepared, 32 * widths[i], layers, bytes[i])) --widths[i];
-    while (depths[i] > 0 && !auto_finds_plan(prepared, latent, static_cast<int>(depths[i]), bytes[i])) --depths[i];
     result[i].latent = 32 * widths[i];
     result[i].layers = static_cast<int>(depths[i]);
     result[i].latent_capped = widths[i] == max_latent / 32;
@@ -168,7 +160,16 @@ std::vector<PresetStudy> run_cards_study(const CardsOptions& options) {
     if (options.largest) {
       const std::vector<LargestModel> largest =
           largest_models(prepared, options.budgets, options.max_latent, options.max_layers, options.progress);
-      for (size_t i = 0; i < largest.size(); ++i) p.cards[i].largest = largest[i];
+      for (size_t i = 0; i < largest.size(); ++i) {
+        LargestModel& m = p.cards[i].largest;
+        m = largest[i];
+        // The planner's nested schedules can go below every stage checkpointed at
+        // the most chunks: a preset that fits is at least as large as itself.
+        if (p.cards[i].plan.fits) {
+          m.latent = std::max(m.latent, p.latent);
+          m.layers = std::max(m.layers, p.layers);
+        }
+      }
     }
     study.push_back(std::move(p));
   }

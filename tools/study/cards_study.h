@@ -10,9 +10,13 @@
 // step before the chosen one in the ladder never fits; tests check it.
 //
 // "Largest": at the preset's layer count, the widest latent (a multiple of 32,
-// up to 8192), and at the preset's latent, the most layers (up to 1024), for
-// which bf16 with every stage checkpointed and the most edge chunks fits (then
-// --remat auto finds a plan at least as fast; the planner confirms the answer).
+// up to 4096 by default), and at the preset's latent, the most layers (up to
+// 128), for which bf16 with every stage checkpointed and the most edge chunks
+// fits: the smallest peak gc reaches for a size, so --remat auto has at least
+// that plan (one dry run a size, shared by all cards). Peaks are nearly, not
+// strictly, monotone in the size; the answer fits and the next size does not.
+// The planner's nested schedules can do better (a lower bound for --remat auto);
+// a preset whose cheapest plan fits counts as fitting at its own size.
 #pragma once
 
 #include <cstdint>
@@ -65,8 +69,8 @@ struct CardsOptions {
   std::vector<MemoryBudget> budgets;       // the cards (card_budget / card_bytes_budget)
   int batch = 1;                           // effective batch per optimizer step
   std::vector<std::string> extra_flags;    // gc_train flags added to every preset (tests: --grid, --mesh)
-  int64_t max_latent = 8192;
-  int max_layers = 1024;
+  int64_t max_latent = 4096;
+  int max_layers = 128;
   bool largest = true;                     // search the largest model (the slow part)
   bool progress = true;
 };
