@@ -38,8 +38,8 @@ climatology's (mean of h, u, v; lower is better), every --eval-every steps.
   --small LxN           the small model, latent x layers (default 32x2)
   --big LxN             the big model (default 64x4; latent a whole multiple of the small's)
   --processor BLOCK     interaction (default) | gated | attention
-  --small-steps N       steps of the small model (default 300)
-  --big-steps N         steps of the big model, grown or from scratch (default 600)
+  --small-steps N       steps of the small model (default 200)
+  --big-steps N         steps of the big model, grown or from scratch (default 400)
   --eval-every N        steps between evaluations (default 100)
   --target R            the skill to reach (default: the scratch run's final skill)
   --seed N              seed of every run (default 0)
@@ -111,7 +111,7 @@ json::Value curve_json(const Curve& c) {
 int run_grow(int argc, char** argv) {
   std::pair<int64_t, int> small = {32, 2}, big = {64, 4};
   std::string processor = "interaction";
-  int small_steps = 300, big_steps = 600, every = 100, trajectories = 64;
+  int small_steps = 200, big_steps = 400, every = 100, trajectories = 64;
   int64_t seed = 0;
   double target = -1;
   std::string data_cache = "runs/data-cache", out = "runs/study-grow";
