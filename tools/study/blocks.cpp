@@ -162,8 +162,8 @@ void draw(const std::vector<BlockRun>& runs, const std::vector<std::string>& pro
       series.push_back(s);
     }
     plot::line_chart(canvas, {(day - 1) * 600, 0, 600, 520}, series,
-                     {"held-out RMSE at " + std::to_string(24 * day) + " h, " + subtitle, "processor layers",
-                      "RMSE / climatology's (mean of h, u, v)"});
+                     {std::to_string(24 * day) + " h: " + subtitle, "processor layers",
+                      "held-out RMSE / climatology's (mean of h, u, v)"});
   }
   canvas.save_png(path);
 }
