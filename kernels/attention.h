@@ -7,8 +7,8 @@
 //   lse[n, h] = log sum_e exp(scores[e, h])
 //   out[n, c] = sum_e exp(scores[e, h] - lse[n, h]) * values[e, c]
 // The normalized weights and the weighted messages ([E, C]) are never stored:
-// the only per-edge tensor beyond the inputs is none in the forward, and the
-// gradients in the backward. A receiver without edges gets out = 0 and
+// the forward writes no per-edge tensor, the backward only the two gradients
+// (weights recomputed from the scores and lse). A receiver without edges gets out = 0 and
 // lse = -inf. Statistics and sums in f32 (f64 for f64); one task (cpu) or one
 // thread (cuda) per output element, edges in CSR order: deterministic, no atomics.
 #pragma once

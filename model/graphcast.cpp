@@ -221,7 +221,7 @@ GraphCastNet::GraphCastNet(const GraphCastConfig& config, Device device, uint64_
       edge_gates_.push_back(make_dense(layer + ".edge_gate", L, L));
       node_gates_.push_back(make_dense(layer + ".node_gate", 2 * L, L));
     } else if (config.processor == Processor::attention) {
-      attention_scores_.push_back(make_dense(layer + ".attention_score", L, kAttentionHeads));
+      attention_scores_.push_back(make_dense(layer + ".attention_score", L, kAttentionHeads, false));
     }
   }
   m2g_edge_embed_ = make_mlp("decoder.m2g_edge_embed", 4, L, L, true);
@@ -287,13 +287,13 @@ Var GraphCastNet::make_constant(const std::string& module, const std::string& pn
   return Var(t, true, module + "." + pname);
 }
 
-Dense GraphCastNet::make_dense(const std::string& name, int64_t in, int64_t out) {
+Dense GraphCastNet::make_dense(const std::string& name, int64_t in, int64_t out, bool bias) {
   MemoryScope scope(Category::parameter, name);
   const uint64_t seed = seed_ * 1000003ull + (next_param_seed_++);
   Dense d;
   d.name = name;
   d.w = make_weight(name, "weight", in, out, seed * 31 + 1);
-  d.b = make_constant(name, "bias", out, 0.0);
+  if (bias) d.b = make_constant(name, "bias", out, 0.0);
   return d;
 }
 
@@ -308,7 +308,7 @@ std::vector<Var> GraphCastNet::parameters() const {
   auto add_dense = [&](const std::vector<Dense>& denses, int l) {
     if (denses.empty()) return;
     p.push_back(denses[static_cast<size_t>(l)].w);
-    p.push_back(denses[static_cast<size_t>(l)].b);
+    if (denses[static_cast<size_t>(l)].b.defined()) p.push_back(denses[static_cast<size_t>(l)].b);
   };
   for (int l = 0; l < config_.layers; ++l) {
     add(processor_edge_mlps_[static_cast<size_t>(l)]);
@@ -552,7 +552,7 @@ Var GraphCastNet::processor_aggregate(int layer, const Var& messages, const Devi
       Var scores;
       {
         MemoryScope s("attention_score");
-        scores = linear(messages, attention_scores_[l].w, attention_scores_[l].b);
+        scores = linear(messages, attention_scores_[l].w, Var());
       }
       MemoryScope s("aggregate");
       return segment_softmax_sum(scores, messages, offsets);

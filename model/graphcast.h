@@ -40,7 +40,8 @@ int edge_blocks_for(int64_t edges, int64_t receivers);
 //                before the sum; the node update through a GRU-style update gate
 //                z = sigmoid([v, agg] W_z + b_z): v' = v + z * node MLP([v, agg]).
 //   attention:   the sum replaced by a softmax over each receiver's incoming
-//                edges of per-edge scores m W_a + b_a, kAttentionHeads heads of
+//                edges of per-edge scores m W_a (no bias: a softmax ignores a
+//                shift, so its gradient would be 0), kAttentionHeads heads of
 //                latent / heads channels each (kernels/attention.h, fused: no
 //                per-edge weight is stored).
 // New layers of every block are the identity when their MLPs' last linear layer
@@ -128,11 +129,11 @@ struct Mlp {
   int64_t parameter_count() const;
 };
 
-// y = x W + b: the gates and attention scores of the gated and attention blocks.
+// y = x W (+ b): the gates and attention scores of the gated and attention blocks.
 struct Dense {
   std::string name;
-  Var w, b;
-  int64_t parameter_count() const { return w.value().numel() + b.value().numel(); }
+  Var w, b;  // b undefined: no bias
+  int64_t parameter_count() const { return w.value().numel() + (b.defined() ? b.value().numel() : 0); }
 };
 
 // One item of a rematerialization plan (autograd/remat_planner.h): checkpoint=false:
@@ -172,7 +173,7 @@ class GraphCastNet {
 
  private:
   Mlp make_mlp(const std::string& name, int64_t in, int64_t hidden, int64_t out, bool layernorm);
-  Dense make_dense(const std::string& name, int64_t in, int64_t out);
+  Dense make_dense(const std::string& name, int64_t in, int64_t out, bool bias = true);
   // A parameter "<module>.<pname>" in the current MemoryScope (category parameter).
   Var make_weight(const std::string& module, const std::string& pname, int64_t fan_in, int64_t fan_out,
                   uint64_t seed) const;

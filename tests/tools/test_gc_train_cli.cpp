@@ -357,7 +357,11 @@ INSTANTIATE_TEST_SUITE_P(GcTrainCli, GcTrainCliMeta,
                          ::testing::Values(MetaCase{"fp32", "", false},
                                            MetaCase{"bf16_remat_all", "--precision bf16 --remat all", false},
                                            MetaCase{"chunks2_every1", "--edge-chunks 2 --remat every:1", false},
-                                           MetaCase{"demo_rollout2", "", true}),
+                                           MetaCase{"demo_rollout2", "", true},
+                                           MetaCase{"gated_fp32", "--processor gated", false},
+                                           MetaCase{"gated_bf16_remat_all", "--processor gated --precision bf16 --remat all", false},
+                                           MetaCase{"attention_bf16", "--processor attention --precision bf16", false},
+                                           MetaCase{"attention_chunks2_every1", "--processor attention --edge-chunks 2 --remat every:1", false}),
                          [](const ::testing::TestParamInfo<MetaCase>& info) { return std::string(info.param.name); });
 
 // ---- out of memory --------------------------------------------------------------------

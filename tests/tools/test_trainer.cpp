@@ -43,6 +43,22 @@ std::vector<double> losses(const Trainer& t) {
 
 }  // namespace
 
+// train(stop) then train() continues where the first call stopped (what the
+// studies' periodic evaluations rely on): the same losses and weights as one call.
+TEST(Trainer, TrainingInTwoCallsEqualsOne) {
+  TrainOptions o = tiny_options();
+  Trainer whole(prepare_run(o));
+  whole.train();
+  Trainer split(prepare_run(o));
+  split.train(2);
+  EXPECT_EQ(split.completed_steps(), 2);
+  split.train();
+  EXPECT_EQ(split.completed_steps(), 6);
+  EXPECT_EQ(losses(split), losses(whole));
+  for (size_t i = 0; i < whole.optimizer().params().size(); ++i)
+    ASSERT_EQ(whole.optimizer().params()[i].value().to_doubles(), split.optimizer().params()[i].value().to_doubles());
+}
+
 TEST(Trainer, ResumeContinuesBitwiseExactly) {
   const std::string dir = temp_dir("resume");
   TrainOptions o = tiny_options();

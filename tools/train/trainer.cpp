@@ -512,7 +512,7 @@ void Trainer::train(int stop_after_step) {
   int last_printed_percent = -1;
   const int end_step = stop_after_step > 0 ? std::min(stop_after_step, options_.steps) : options_.steps;
   auto last_save = std::chrono::steady_clock::now();
-  for (int step = start_step_; step < end_step; ++step) {
+  for (int step = completed_steps_; step < end_step; ++step) {
     StepRecord rec = train_step(step);
     history_.push_back(rec);
     completed_steps_ = step + 1;
