@@ -203,7 +203,7 @@ $(MPI_TEST_OBJS): $(COMM_STAMP)
 $(BUILD)/gc_mpi_tests: $(MPI_TEST_OBJS) $(LIB) | $(GTEST_LIB)
 	$(CXX) $(LDFLAGS) $(MPI_TEST_OBJS) $(LIB) -o $@ $(GTEST_LIB) $(LDLIBS)
 
-test: gc_tests gc_train gc_forecast gc_study cudasim $(MPI_TEST_BIN) | $(PY_XARRAY) $(PY_NETCDF4)
+test: gc_tests gc_train gc_bench gc_forecast gc_study cudasim $(MPI_TEST_BIN) | $(PY_XARRAY) $(PY_NETCDF4)
 	./gc_tests
 	tests/era5/run.sh
 	$(MPI_TEST_RUN)
