@@ -245,7 +245,8 @@ FUZZ_FLAGS_options := -dict=tests/fuzz/options.dict
 FUZZ_SANITIZERS := address,undefined
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -fopenmp -I. -MMD -MP
 FUZZ_LIB_SRCS := $(wildcard runtime/*.cpp tools/io/*.cpp) tools/data/swe_dataset.cpp tools/data/swe_solver.cpp \
-  tools/data/swe_transform.cpp tools/data/weather_dataset.cpp tools/train/options.cpp
+  tools/data/swe_transform.cpp tools/data/weather_dataset.cpp tools/train/options.cpp \
+  model/processor.cpp
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 .SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o) $(FUZZ_BUILD)/tests/fuzz/make_corpus.o

@@ -13,6 +13,8 @@
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
+#include "kernels/traffic.h"
+#include "runtime/profile.h"
 
 namespace gc::kernels {
 namespace {
@@ -54,13 +56,15 @@ void segment_softmax_sum_forward(Tensor& out, Tensor& logsumexp, const Tensor& s
   require_matrix(op, "logsumexp", logsumexp, nodes, scores.size(1), accumulation_dtype(scores.dtype()));
   require_same_device(op, scores, {&out, &logsumexp});
   const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(out)) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
-    GC_CUDA_RUN(op, cuda::segment_softmax_sum_forward(out, logsumexp, scores, values, offsets));
-  } else if (runs_on_cpu(out)) {
-    cpu::check_offsets(offsets, edges, op);
-    cpu::segment_softmax_sum_forward(out, logsumexp, scores, values, offsets);
+  {
+    const OpScope scope(OpFamily::index_check, op, out.device(), traffic::check_offsets(offsets));
+    if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
+    else if (runs_on_cpu(out)) cpu::check_offsets(offsets, edges, op);
   }
+  const OpScope scope(OpFamily::segment_sum, op, out.device(),
+                      traffic::segment_softmax_sum_forward(out, logsumexp, scores, values, offsets));
+  if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::segment_softmax_sum_forward(out, logsumexp, scores, values, offsets));
+  else if (runs_on_cpu(out)) cpu::segment_softmax_sum_forward(out, logsumexp, scores, values, offsets);
 }
 
 void segment_softmax_sum_backward(Tensor& grad_scores, Tensor& grad_values, const Tensor& grad_out,
@@ -74,14 +78,18 @@ void segment_softmax_sum_backward(Tensor& grad_scores, Tensor& grad_values, cons
   require_matrix(op, "grad_values", grad_values, edges, values.size(1), values.dtype());
   require_same_device(op, scores, {&grad_out, &logsumexp, &grad_scores, &grad_values});
   const Tensor scratch = cuda::allocate_scratch(grad_values.device(), cuda::index_check_scratch_bytes());
-  if (runs_on_cuda(grad_values)) {
-    GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
+  {
+    const OpScope scope(OpFamily::index_check, op, grad_values.device(), traffic::check_offsets(offsets));
+    if (runs_on_cuda(grad_values)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
+    else if (runs_on_cpu(grad_values)) cpu::check_offsets(offsets, edges, op);
+  }
+  const OpScope scope(OpFamily::segment_sum, op, grad_values.device(),
+                      traffic::segment_softmax_sum_backward(grad_out, scores, values, logsumexp, offsets));
+  if (runs_on_cuda(grad_values))
     GC_CUDA_RUN(op, cuda::segment_softmax_sum_backward(grad_scores, grad_values, grad_out, scores, values,
                                                         logsumexp, offsets));
-  } else if (runs_on_cpu(grad_values)) {
-    cpu::check_offsets(offsets, edges, op);
+  else if (runs_on_cpu(grad_values))
     cpu::segment_softmax_sum_backward(grad_scores, grad_values, grad_out, scores, values, logsumexp, offsets);
-  }
 }
 
 }  // namespace gc::kernels

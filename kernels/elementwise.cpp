@@ -142,6 +142,7 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
 void sigmoid_forward(Tensor& out, const Tensor& x) {
   check_operands("sigmoid_forward", {{"out", out}, {"x", x}});
   if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "sigmoid_forward", out.device(), traffic::unary(out, x, 4));
   if (runs_on_cuda(out)) GC_CUDA_RUN("sigmoid_forward", cuda::sigmoid_forward(out, x));
   else if (runs_on_cpu(out)) cpu::sigmoid_forward(out, x);
 }
@@ -149,6 +150,8 @@ void sigmoid_forward(Tensor& out, const Tensor& x) {
 void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y) {
   check_operands("sigmoid_backward", {{"grad_x", grad_x}, {"grad_out", grad_out}, {"y", y}});
   if (grad_x.numel() == 0) return;
+  const OpScope scope(OpFamily::elementwise, "sigmoid_backward", grad_x.device(),
+                      traffic::sigmoid_backward(grad_x, grad_out, y));
   if (runs_on_cuda(grad_x)) GC_CUDA_RUN("sigmoid_backward", cuda::sigmoid_backward(grad_x, grad_out, y));
   else if (runs_on_cpu(grad_x)) cpu::sigmoid_backward(grad_x, grad_out, y);
 }

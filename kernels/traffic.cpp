@@ -70,6 +70,11 @@ OpCost silu_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor&
   return binary(grad_x, grad_out, x, 8);
 }
 
+// y (1 - y) times the gradient: 3 operations an element.
+OpCost sigmoid_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& y) {
+  return binary(grad_x, grad_out, y, 3);
+}
+
 // One cudaMemcpy2DAsync (device to device) per non-empty part.
 OpCost column_copy(const Tensor& whole, const std::vector<Tensor>& parts) {
   OpCost c;
@@ -91,6 +96,53 @@ OpCost all_finite(const Tensor& x) {
   c.launches = 3;
   c.host_syncs = 1;
   c.bytes = n * size_of(x.dtype()) + 3 * 4.0;
+  return c;
+}
+
+// ---- attention.cu ----------------------------------------------------------------------------
+
+// logsumexp_kernel (a thread per node and head: its scores, the offsets, the statistic written),
+// then, with values, weighted_sum_kernel (a thread per node and column: scores, values and the
+// statistic read, the output written). exp, subtract, multiply-add: about 3 operations a term.
+OpCost segment_softmax_sum_forward(const Tensor& out, const Tensor& logsumexp, const Tensor& scores,
+                                   const Tensor& values, const Tensor& offsets) {
+  OpCost c;
+  const double nodes = static_cast<double>(out.size(0));
+  if (nodes == 0) return c;
+  const double score_bytes = static_cast<double>(scores.numel()) * size_of(scores.dtype());
+  const double lse_bytes = static_cast<double>(logsumexp.numel()) * acc_size(scores.dtype());
+  const double offset_bytes = static_cast<double>(offsets.numel()) * 4.0;
+  c.launches = 1;
+  c.bytes = score_bytes + offset_bytes + lse_bytes;
+  c.flops = 3.0 * static_cast<double>(scores.numel());
+  if (values.size(1) == 0) return c;
+  c.launches += 1;
+  c.bytes += score_bytes + offset_bytes + lse_bytes + static_cast<double>(values.numel()) * size_of(values.dtype()) +
+             static_cast<double>(out.numel()) * size_of(out.dtype());
+  c.flops += 3.0 * static_cast<double>(values.numel());
+  return c;
+}
+
+// score_gradient_kernel (a thread per node and head: the output gradient, scores, values,
+// statistic and offsets read, the score gradients written), then, with values,
+// value_gradient_kernel (a thread per node and column: the output gradient, scores, statistic
+// and offsets read, the value gradients written).
+OpCost segment_softmax_sum_backward(const Tensor& grad_out, const Tensor& scores, const Tensor& values,
+                                    const Tensor& logsumexp, const Tensor& offsets) {
+  OpCost c;
+  if (scores.size(0) == 0 || grad_out.size(0) == 0) return c;
+  const double score_bytes = static_cast<double>(scores.numel()) * size_of(scores.dtype());
+  const double value_bytes = static_cast<double>(values.numel()) * size_of(values.dtype());
+  const double grad_out_bytes = static_cast<double>(grad_out.numel()) * size_of(grad_out.dtype());
+  const double lse_bytes = static_cast<double>(logsumexp.numel()) * acc_size(scores.dtype());
+  const double offset_bytes = static_cast<double>(offsets.numel()) * 4.0;
+  c.launches = 1;
+  c.bytes = grad_out_bytes + 2 * score_bytes + value_bytes + lse_bytes + offset_bytes;
+  c.flops = 5.0 * static_cast<double>(values.numel()) + 3.0 * static_cast<double>(scores.numel());
+  if (values.size(1) == 0) return c;
+  c.launches += 1;
+  c.bytes += grad_out_bytes + score_bytes + lse_bytes + offset_bytes + value_bytes;
+  c.flops += 3.0 * static_cast<double>(values.numel());
   return c;
 }
 

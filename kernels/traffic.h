@@ -28,6 +28,7 @@ OpCost unary(const Tensor& out, const Tensor& x, double flops_per_element);  // 
 OpCost accumulate(const Tensor& acc, const Tensor& x);
 OpCost fill(const Tensor& x);
 OpCost silu_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& x);
+OpCost sigmoid_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& y);
 OpCost column_copy(const Tensor& whole, const std::vector<Tensor>& parts);  // concat_cols, split_cols
 OpCost all_finite(const Tensor& x);
 
@@ -38,6 +39,13 @@ OpCost check_offsets_and_order(const Tensor& offsets, const Tensor& order);  // 
 OpCost gather_rows_forward(const Tensor& out, const Tensor& x, const Tensor& index);
 OpCost sum_groups(const Tensor& out, const Tensor& in, bool with_order, bool accumulate);  // gather backward, segment sum
 OpCost segment_sum_backward(const Tensor& grad_x, const Tensor& grad_out);
+
+// attention.h: the log-sum-exp pass, then the weighted sum (forward); the score
+// gradients, then the value gradients (backward).
+OpCost segment_softmax_sum_forward(const Tensor& out, const Tensor& logsumexp, const Tensor& scores,
+                                   const Tensor& values, const Tensor& offsets);
+OpCost segment_softmax_sum_backward(const Tensor& grad_out, const Tensor& scores, const Tensor& values,
+                                    const Tensor& logsumexp, const Tensor& offsets);
 
 // linear.h: C [m, n] = op(A) [m, k] op(B) [k, n] (+ beta C) (+ bias [n]).
 OpCost gemm(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c, bool reads_c, bool has_bias, DType bias);

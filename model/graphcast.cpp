@@ -26,21 +26,6 @@ int edge_blocks_for(int64_t edges, int64_t receivers) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_size, kEdgeBlocks, receivers})));
 }
 
-const char* processor_name(Processor processor) {
-  switch (processor) {
-    case Processor::interaction: return "interaction";
-    case Processor::gated: return "gated";
-    case Processor::attention: return "attention";
-  }
-  return "?";
-}
-
-Processor processor_from_name(const std::string& name) {
-  for (Processor p : {Processor::interaction, Processor::gated, Processor::attention})
-    if (name == processor_name(p)) return p;
-  throw std::invalid_argument("processor must be interaction, gated or attention, got '" + name + "'");
-}
-
 // ---- geometry --------------------------------------------------------------------
 
 namespace {
