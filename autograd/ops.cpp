@@ -14,6 +14,7 @@
 #include "kernels/linear.h"
 #include "kernels/loss.h"
 #include "kernels/reduce.h"
+#include "runtime/communicator.h"
 #include "runtime/profile.h"
 
 namespace gc {
@@ -477,6 +478,43 @@ Var concat_rows(const std::vector<Var>& parts) {
       if (ctx.needs_grad(i)) ctx.add_grad(i, g.slice_rows(first, counts[i]).clone());
       first += counts[i];
     }
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var exchange_rows(const Var& send, Communicator& comm, const std::vector<int64_t>& send_counts,
+                  const std::vector<int64_t>& recv_counts) {
+  require(send.value().dim() == 2, "exchange_rows: send [R, C] expected, got " + send.value().describe());
+  int64_t rows = 0;
+  for (int64_t c : recv_counts) rows += c;
+  Tensor y;
+  {
+    MemoryScope category(Category::communication);
+    y = Tensor::empty({rows, send.shape()[1]}, send.dtype(), send.device());
+  }
+  {
+    OpScope op(OpFamily::communication, "exchange_rows", send.value().device());
+    comm.all_to_all(send.value(), send_counts, y, recv_counts);
+  }
+  const bool record = should_record({&send});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("exchange_rows");
+  node->add_input(send);
+  node->add_output(out);
+  const Shape send_shape = send.shape();
+  Communicator* c = &comm;
+  node->set_backward([c, send_shape, send_counts, recv_counts](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    Tensor gs;
+    {
+      MemoryScope category(Category::communication);
+      gs = Tensor::empty(send_shape, g.dtype(), g.device());
+    }
+    OpScope op(OpFamily::communication, "exchange_rows", g.device());
+    c->all_to_all(g, recv_counts, gs, send_counts);
+    ctx.add_grad(0, gs);
   });
   record_node(std::move(node));
   return out;

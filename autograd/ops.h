@@ -14,6 +14,8 @@
 
 namespace gc {
 
+class Communicator;
+
 // y [R, N] = x [R, K] W[w_row_start : w_row_start + K, :] + b [N]; b may be an
 // undefined Var. A row block of W lets a layer whose input is a concatenation
 // [a, b, c] be computed as a Wa + b Wb + c Wc without building the concatenation
@@ -54,6 +56,15 @@ Var cast(const Var& x, DType dtype);
 Var concat_rows(const std::vector<Var>& parts);
 // Rows [start, start + count) of x, as a differentiable copy.
 Var slice_rows(const Var& x, int64_t start, int64_t count);
+// The rows of an all-to-all (runtime/communicator.h): out holds, in rank order,
+// the rows each rank sent this one (recv_counts[q] from rank q); send's rows go
+// out in rank order (send_counts[q] to rank q). Backward is the reverse
+// exchange: the gradient of each received row goes back to the rank that sent
+// it. Every rank of `comm` must call it (and run its backward) together. The
+// received rows and, in backward, the returned gradient rows are tensors of
+// category `communication`.
+Var exchange_rows(const Var& send, Communicator& comm, const std::vector<int64_t>& send_counts,
+                  const std::vector<int64_t>& recv_counts);
 
 Var sum_all(const Var& x);   // [1], f32 (f64 for f64)
 Var mean_all(const Var& x);  // [1]

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/elementwise.h"
+#include "model/partition.h"
 #include "runtime/random.h"
 
 namespace gc::model {
@@ -54,7 +55,14 @@ std::vector<EdgeBlock> make_blocks(const Graph& g, const std::vector<int32_t>& r
     std::vector<int32_t> senders(g.senders.begin() + block.first_edge, g.senders.begin() + block.first_edge + block.edges);
     std::vector<int32_t> receivers(g.receivers.begin() + block.first_edge,
                                    g.receivers.begin() + block.first_edge + block.edges);
-    Graph local = make_graph(g.num_senders, g.num_receivers, senders, receivers);
+    // The block's edges in the graph's own order (sorted by receiver; a shard's
+    // keep the global order within a receiver): no re-sorting, so the sender CSR
+    // below matches the index slice.
+    Graph local;
+    local.num_senders = g.num_senders;
+    local.num_receivers = g.num_receivers;
+    local.senders = std::move(senders);
+    local.receivers = std::move(receivers);
     const SenderCsr csr = local.sender_csr();
     std::vector<int32_t> identity(static_cast<size_t>(block.edges)), local_offsets;
     for (int64_t e = 0; e < block.edges; ++e) identity[static_cast<size_t>(e)] = static_cast<int32_t>(e);
@@ -77,11 +85,30 @@ std::vector<EdgeBlock> make_blocks(const Graph& g, const std::vector<int32_t>& r
 
 // The graph replicated `batch` times: sample b's senders/receivers are offset by
 // b * num_senders / b * num_receivers, so edges stay sorted by receiver. With
-// edge_blocks, also the fixed edge blocks of the replicated graph.
+// edge_blocks, also the fixed edge blocks of the replicated graph. A shard's
+// graph (model parallel) keeps each sample's own senders first and the halo's
+// after all of them, owner by owner, sample by sample (partition.h).
 DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features, int batch, Device device,
-                         const std::string& name, bool edge_blocks) {
+                         const std::string& name, bool edge_blocks, const GraphShard* shard = nullptr) {
   MemoryScope scope(Category::input, "graph." + name);
   const int64_t edges = graph.num_edges();
+  // Replicated index of sender s in sample b: base[s] + b * stride[s].
+  std::vector<int64_t> base(static_cast<size_t>(graph.num_senders)), stride(base.size(), graph.num_senders);
+  for (size_t i = 0; i < base.size(); ++i) base[i] = static_cast<int64_t>(i);
+  if (shard) {
+    const int64_t owned = shard->owned_senders;
+    int64_t local = owned, first = owned * batch;
+    for (size_t i = 0; i < static_cast<size_t>(owned); ++i) stride[i] = owned;
+    for (const std::vector<int32_t>& from : shard->halo_from) {
+      const int64_t n = static_cast<int64_t>(from.size());
+      for (int64_t k = 0; k < n; ++k) {
+        base[static_cast<size_t>(local + k)] = first + k;
+        stride[static_cast<size_t>(local + k)] = n;
+      }
+      local += n;
+      first += n * batch;
+    }
+  }
   Graph replicated;
   replicated.num_senders = graph.num_senders * batch;
   replicated.num_receivers = graph.num_receivers * batch;
@@ -89,7 +116,8 @@ DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features,
   replicated.receivers.reserve(static_cast<size_t>(edges * batch));
   for (int b = 0; b < batch; ++b) {
     for (int64_t e = 0; e < edges; ++e) {
-      replicated.senders.push_back(static_cast<int32_t>(graph.senders[static_cast<size_t>(e)] + b * graph.num_senders));
+      const size_t sender = static_cast<size_t>(graph.senders[static_cast<size_t>(e)]);
+      replicated.senders.push_back(static_cast<int32_t>(base[sender] + b * stride[sender]));
       replicated.receivers.push_back(
           static_cast<int32_t>(graph.receivers[static_cast<size_t>(e)] + b * graph.num_receivers));
     }
@@ -120,6 +148,30 @@ DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features,
   return d;
 }
 
+// The halo of a shard's graph for the replicated batch: to rank q, every
+// sample's rows of send_to[q] (sample by sample); from rank q, halo_from[q]'s.
+DeviceHalo upload_halo(const GraphShard& shard, int batch, Device device, const std::string& name) {
+  MemoryScope scope(Category::input, "graph." + name + ".halo");
+  DeviceHalo h;
+  h.active = true;
+  std::vector<int32_t> rows;
+  for (const std::vector<int32_t>& to : shard.send_to) {
+    h.send_counts.push_back(static_cast<int64_t>(to.size()) * batch);
+    for (int b = 0; b < batch; ++b)
+      for (int32_t r : to) rows.push_back(static_cast<int32_t>(r + b * shard.owned_senders));
+  }
+  for (const std::vector<int32_t>& from : shard.halo_from) h.recv_counts.push_back(static_cast<int64_t>(from.size()) * batch);
+  std::vector<int32_t> identity(rows.size());
+  for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int32_t>(i);
+  const Graph g = make_graph(shard.owned_senders * batch, static_cast<int64_t>(rows.size()), rows, identity);
+  const SenderCsr csr = g.sender_csr();
+  h.send.index = upload_i32(rows, device);
+  h.send.order = upload_i32(csr.order, device);
+  h.send.offsets = upload_i32(csr.offsets, device);
+  h.send.num_nodes = shard.owned_senders * batch;
+  return h;
+}
+
 Tensor upload_rows_as(const std::vector<float>& host, int64_t cols, int batch, DType dtype, Device device) {
   const int64_t rows = static_cast<int64_t>(host.size()) / cols;
   Tensor f32 = Tensor::empty({rows * batch, cols}, DType::f32, device);
@@ -137,32 +189,76 @@ Tensor upload_rows_as(const std::vector<float>& host, int64_t cols, int batch, D
 
 }  // namespace
 
-DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCastConfig& config, Device device) {
+DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCastConfig& config, Device device,
+                               const GeometryShard* shard, Communicator* comm) {
+  if (shard && shard->ranks > 1 && !comm)
+    throw std::invalid_argument("upload_geometry: a shard of " + std::to_string(shard->ranks) + " needs a communicator");
   DeviceGeometry d;
   d.batch = config.batch;
-  d.grid_nodes = geometry.num_grid_nodes();
-  d.mesh_nodes = geometry.num_mesh_nodes();
+  d.grid_nodes = shard ? shard->grid_nodes : geometry.num_grid_nodes();
+  d.mesh_nodes = shard ? static_cast<int64_t>(shard->mesh_nodes.size()) : geometry.num_mesh_nodes();
   // The encoder and decoder edge sets are always computed in the same fixed
   // blocks; --edge-chunks only groups blocks into checkpointed segments, so the
   // arithmetic (hence every gradient bit) does not depend on the chunking.
-  d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m", true);
-  d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh", false);
-  d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g", true);
+  if (shard) {
+    d.g2m = upload_graph(shard->g2m.graph, shard->g2m.features, config.batch, device, "g2m", true, &shard->g2m);
+    d.mesh = upload_graph(shard->mesh.graph, shard->mesh.features, config.batch, device, "mesh", false, &shard->mesh);
+    d.m2g = upload_graph(shard->m2g.graph, shard->m2g.features, config.batch, device, "m2g", true, &shard->m2g);
+    if (shard->ranks > 1) {
+      d.comm = comm;
+      d.g2m_halo = upload_halo(shard->g2m, config.batch, device, "g2m");
+      d.mesh_halo = upload_halo(shard->mesh, config.batch, device, "mesh");
+      d.m2g_halo = upload_halo(shard->m2g, config.batch, device, "m2g");
+      // Shard q of this group is rank (this rank - shard->rank + q) of comm.
+      const int first = comm->rank() - shard->rank;
+      if (first < 0 || first + shard->ranks > comm->size())
+        throw std::invalid_argument("upload_geometry: shard " + std::to_string(shard->rank) + " of " +
+                                    std::to_string(shard->ranks) + " cannot be rank " + std::to_string(comm->rank()) +
+                                    " of " + std::to_string(comm->size()));
+      for (DeviceHalo* h : {&d.g2m_halo, &d.mesh_halo, &d.m2g_halo}) {
+        std::vector<int64_t> send(static_cast<size_t>(comm->size()), 0), recv(send.size(), 0);
+        for (int q = 0; q < shard->ranks; ++q) {
+          send[static_cast<size_t>(first + q)] = h->send_counts[static_cast<size_t>(q)];
+          recv[static_cast<size_t>(first + q)] = h->recv_counts[static_cast<size_t>(q)];
+        }
+        h->send_counts = send;
+        h->recv_counts = recv;
+      }
+    }
+  } else {
+    d.g2m = upload_graph(geometry.g2m, geometry.g2m_features, config.batch, device, "g2m", true);
+    d.mesh = upload_graph(geometry.mesh, geometry.mesh_features, config.batch, device, "mesh", false);
+    d.m2g = upload_graph(geometry.m2g, geometry.m2g_features, config.batch, device, "m2g", true);
+  }
   for (const DeviceGraph* g : {&d.g2m, &d.m2g})
     if (config.edge_chunks < 1 || config.edge_chunks > static_cast<int>(g->blocks.size()))
       throw std::invalid_argument("--edge-chunks must be 1.." + std::to_string(g->blocks.size()) +
                                   ": the encoder and decoder edge sets are computed in " +
                                   std::to_string(g->blocks.size()) + " fixed blocks, which chunks group");
   MemoryScope scope(Category::input, "graph.nodes");
-  d.grid_structural = upload_rows_as(geometry.grid_structural, 3, config.batch, config.compute_dtype, device);
+  const std::vector<float>& grid_structural = shard ? shard->grid_structural : geometry.grid_structural;
+  const std::vector<float>& mesh_structural = shard ? shard->mesh_structural : geometry.mesh_structural;
+  d.grid_structural = upload_rows_as(grid_structural, 3, config.batch, config.compute_dtype, device);
   // Mesh node input: zeros in the data channels, then the 3 structural features.
   std::vector<float> mesh_input(static_cast<size_t>(d.mesh_nodes * config.in_channels), 0.0f);
   for (int64_t n = 0; n < d.mesh_nodes; ++n)
     for (int64_t c = 0; c < 3; ++c)
       mesh_input[static_cast<size_t>(n * config.in_channels + config.in_channels - 3 + c)] =
-          geometry.mesh_structural[static_cast<size_t>(n * 3 + c)];
+          mesh_structural[static_cast<size_t>(n * 3 + c)];
   d.mesh_input = upload_rows_as(mesh_input, config.in_channels, config.batch, config.compute_dtype, device);
   return d;
+}
+
+Var halo_extend(const Var& x, const DeviceHalo& halo, Communicator* comm) {
+  if (!halo.active) return x;
+  Var received;
+  {
+    MemoryScope scope(Category::communication, "halo");
+    Var sent = gather_rows(x, halo.send);
+    received = exchange_rows(sent, *comm, halo.send_counts, halo.recv_counts);
+  }
+  MemoryScope scope("halo");
+  return concat_rows({x, received});
 }
 
 // ---- parameters -------------------------------------------------------------------
@@ -492,7 +588,8 @@ std::vector<Var> GraphCastNet::encoder(const Var& grid_data, const DeviceGeometr
   grid_input = Var();
   Var v_mesh = apply_mlp(mesh_embed_, Var(geometry.mesh_input));
   // The encoder's edge->node sum accumulates in f32 (GRAPHCAST.md section 4).
-  Var aggregated = bipartite_aggregate(g2m_edge_embed_, g2m_edge_mlp_, v_grid, v_mesh, geometry.g2m, master_dtype());
+  Var aggregated = bipartite_aggregate(g2m_edge_embed_, g2m_edge_mlp_, halo_extend(v_grid, geometry.g2m_halo, geometry.comm),
+                                       v_mesh, geometry.g2m, master_dtype());
   Var mesh_update = node_mlp_forward(g2m_mesh_node_mlp_, v_mesh, aggregated);
   aggregated = Var();
   Var grid_update = apply_mlp(g2m_grid_node_mlp_, v_grid);
@@ -551,8 +648,8 @@ std::vector<Var> GraphCastNet::processor_step(int layer, const std::vector<Var>&
   MemoryScope scope("processor." + std::to_string(layer));
   const Var& v_mesh = state[1];
   const Var& e_mesh = state[2];
-  Var edge_update = edge_mlp_forward(processor_edge_mlps_[static_cast<size_t>(layer)], e_mesh, v_mesh, v_mesh,
-                                     geometry.mesh);
+  Var edge_update = edge_mlp_forward(processor_edge_mlps_[static_cast<size_t>(layer)], e_mesh,
+                                     halo_extend(v_mesh, geometry.mesh_halo, geometry.comm), v_mesh, geometry.mesh);
   Var aggregated = processor_aggregate(layer, edge_update, geometry);
   Var node_update = node_mlp_forward(processor_node_mlps_[static_cast<size_t>(layer)], v_mesh, aggregated);
   if (config_.processor == Processor::gated) {
@@ -581,8 +678,8 @@ Var GraphCastNet::decoder(const std::vector<Var>& state, const DeviceGeometry& g
   MemoryScope scope("decoder");
   const Var& v_grid = state[0];
   const Var& v_mesh = state[1];
-  Var aggregated = bipartite_aggregate(m2g_edge_embed_, m2g_edge_mlp_, v_mesh, v_grid, geometry.m2g,
-                                       config_.compute_dtype);
+  Var aggregated = bipartite_aggregate(m2g_edge_embed_, m2g_edge_mlp_, halo_extend(v_mesh, geometry.m2g_halo, geometry.comm),
+                                       v_grid, geometry.m2g, config_.compute_dtype);
   Var grid_update = node_mlp_forward(m2g_grid_node_mlp_, v_grid, aggregated);
   aggregated = Var();
   Var v = add(v_grid, grid_update);

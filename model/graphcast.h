@@ -21,6 +21,7 @@
 #include "model/graphs.h"
 #include "model/grid.h"
 #include "model/mesh.h"
+#include "runtime/communicator.h"
 
 namespace gc::model {
 
@@ -109,15 +110,36 @@ struct DeviceGraph {
   int64_t num_edges() const { return senders.index.numel(); }
 };
 
+// Model parallel (partition.h): the senders of a graph that other ranks own,
+// received before its edge update. The rows to send are gathered from this
+// rank's sender rows (`send`, with its CSR for the backward's sum), exchanged
+// over `comm`, and appended after them; per sample, in the replicated batch,
+// the received rows come after all the samples' own rows (partition.h).
+struct DeviceHalo {
+  bool active = false;
+  IndexCsr send;                        // [rows sent] into this rank's sender rows
+  std::vector<int64_t> send_counts;     // [ranks] rows to each rank (the batch's samples together)
+  std::vector<int64_t> recv_counts;     // [ranks] rows from each rank
+};
+
 struct DeviceGeometry {
   DeviceGraph g2m, mesh, m2g;
+  DeviceHalo g2m_halo, mesh_halo, m2g_halo;  // model parallel only (active)
+  Communicator* comm = nullptr;              // model parallel: the ranks the halos move between
   Tensor grid_structural;  // [batch * grid nodes, 3] compute dtype
   Tensor mesh_input;       // [batch * mesh nodes, in_channels] compute dtype: zeros + structural
   int64_t grid_nodes = 0, mesh_nodes = 0;  // per sample
   int batch = 1;
 };
-// Category `input`, labelled "graph.*".
-DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCastConfig& config, Device device);
+// Category `input`, labelled "graph.*". With a shard (model parallel,
+// partition.h) the rank's part: its owned nodes, the edges into them, and the
+// halos exchanged over `comm` (every rank of a model-parallel group calls the
+// forward and backward together).
+struct GeometryShard;
+DeviceGeometry upload_geometry(const GraphCastGeometry& geometry, const GraphCastConfig& config, Device device,
+                               const GeometryShard* shard = nullptr, Communicator* comm = nullptr);
+// x [batch * owned senders, L] followed by the halo's rows (x itself without a halo).
+Var halo_extend(const Var& x, const DeviceHalo& halo, Communicator* comm);
 
 // Linear -> SiLU -> Linear (-> LayerNorm).
 struct Mlp {

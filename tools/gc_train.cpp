@@ -75,6 +75,10 @@ int main(int argc, char** argv) {
                          std::to_string(world.size()) + " predicts every rank)");
       options.ranks = world.size();
       options.rank = world.rank();
+      if (world.size() % options.model_parallel != 0)
+        throw UsageError("mpirun -np " + std::to_string(world.size()) + " is not a multiple of --model-parallel " +
+                         std::to_string(options.model_parallel) + ": the ranks are replicas of " +
+                         std::to_string(options.model_parallel) + " shards each");
       if (options.rank != 0) {
         options.quiet = true;
         options.report_path.clear();
@@ -184,19 +188,23 @@ int run_ranks_dry(const TrainOptions& options) {
     std::vector<RankSummary> ranks;
     json::Value report;
     CachingAllocator& alloc = allocator_for(Device::meta);
+    std::unique_ptr<RunSetup> first;  // rank 0's data and graphs, lent to the others
     for (int r = 0; r < options.ranks; ++r) {
       TrainOptions o = options;
       o.rank = r;
       o.quiet = o.quiet || r > 0;
       std::unique_ptr<Communicator> comm = make_meta_communicator(r, o.ranks);
       alloc.empty_cache();
-      RunSetup setup = prepare_run(o);
+      RunSetup setup = prepare_run(o, first.get());
+      if (!first) first = std::make_unique<RunSetup>(setup);
       setup.comm = comm.get();
       Trainer trainer(setup);
       if (r == 0) print_setup_summary(trainer);
       trainer.train();
       RankSummary s;
       s.rank = r;
+      s.replica = o.replica();
+      s.shard = o.shard();
       s.batch = trainer.options().batch;
       s.peak_allocated = trainer.memory().stats.peak_allocated;
       s.peak_reserved = trainer.memory().stats.peak_reserved;
@@ -206,11 +214,15 @@ int run_ranks_dry(const TrainOptions& options) {
     }
     alloc.empty_cache();
     if (!options.quiet) {
-      std::fprintf(stderr, "gc_train: dry run of %d data-parallel ranks (each its share of --batch %d):\n", options.ranks,
-                   options.batch);
-      std::fprintf(stderr, "  rank  batch  peak allocated   peak reserved   sent per run\n");
+      if (options.model_parallel > 1)
+        std::fprintf(stderr, "gc_train: dry run of %d ranks: %d replica(s) (each its share of --batch %d) of %d shards:\n",
+                     options.ranks, options.replicas(), options.batch, options.model_parallel);
+      else
+        std::fprintf(stderr, "gc_train: dry run of %d data-parallel ranks (each its share of --batch %d):\n",
+                     options.ranks, options.batch);
+      std::fprintf(stderr, "  rank  replica  shard  batch  peak allocated   peak reserved   sent per run\n");
       for (const RankSummary& s : ranks)
-        std::fprintf(stderr, "  %4d  %5d  %14lld  %14lld  %13lld B\n", s.rank, s.batch,
+        std::fprintf(stderr, "  %4d  %7d  %5d  %5d  %14lld  %14lld  %13lld B\n", s.rank, s.replica, s.shard, s.batch,
                      static_cast<long long>(s.peak_allocated), static_cast<long long>(s.peak_reserved),
                      static_cast<long long>(s.bytes_sent));
     }
@@ -222,6 +234,8 @@ int run_ranks_dry(const TrainOptions& options) {
       for (const RankSummary& s : ranks) {
         json::Value v = json::Value::object();
         v["rank"] = s.rank;
+        v["replica"] = s.replica;
+        v["shard"] = s.shard;
         v["batch"] = s.batch;
         v["peak_allocated"] = s.peak_allocated;
         v["peak_reserved"] = s.peak_reserved;

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <memory>
 
 #include "runtime/allocator.h"
+#include "runtime/communicator.h"
 #include "tools/memory/chain.h"
 #include "tools/usage_error.h"
 
@@ -23,7 +25,9 @@ Chain measure(const AutoPlanRequest& o, const model::GraphCastGeometry& geometry
   {
     model::GraphCastConfig c = o.config(edge_chunks);
     model::GraphCastNet net(c, Device::meta, o.seed);
-    model::DeviceGeometry g = model::upload_geometry(geometry, c, Device::meta);
+    std::unique_ptr<Communicator> comm;
+    if (o.shard && o.shard->ranks > 1) comm = make_meta_communicator(o.rank, o.ranks);
+    model::DeviceGeometry g = model::upload_geometry(geometry, c, Device::meta, o.shard, comm.get());
     chain = measure_chain(net, g);
   }
   meta.set_limit(saved_limit);
@@ -65,9 +69,10 @@ RematPlan plan_auto(const AutoPlanRequest& o, const model::GraphCastGeometry& ge
   if (budget <= 0) throw UsageError("--remat auto needs --mem-budget SIZE");
   std::vector<int> candidates = {1, 2, 4, 8, 16, 32};
   if (o.edge_chunks > 1) candidates = {o.edge_chunks};
-  const int64_t max_chunks =
-      std::min(model::edge_blocks_for(geometry.g2m.num_edges() * o.batch, geometry.g2m.num_receivers * o.batch),
-               model::edge_blocks_for(geometry.m2g.num_edges() * o.batch, geometry.m2g.num_receivers * o.batch));
+  const model::Graph& g2m = o.shard ? o.shard->g2m.graph : geometry.g2m;
+  const model::Graph& m2g = o.shard ? o.shard->m2g.graph : geometry.m2g;
+  const int64_t max_chunks = std::min(model::edge_blocks_for(g2m.num_edges() * o.batch, g2m.num_receivers * o.batch),
+                                      model::edge_blocks_for(m2g.num_edges() * o.batch, m2g.num_receivers * o.batch));
   RematPlan best;
   double best_cost = std::numeric_limits<double>::infinity();
   double baseline_cost = 0;

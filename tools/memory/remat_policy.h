@@ -13,6 +13,7 @@
 #include <string>
 
 #include "model/graphs.h"
+#include "model/partition.h"
 #include "tools/memory/dry_run.h"
 
 namespace gc {
@@ -31,6 +32,10 @@ struct AutoPlanRequest {
   Device target = Device::cuda;  // the device the dry runs stand for
   uint64_t seed = 0;
   std::string advice;         // appended to the message when nothing fits ("; also consider ...")
+  // Model parallel: the shard the plan is for (the tightest rank's), measured as
+  // rank `rank` of `ranks` (a meta communicator: its halos are counted, not moved).
+  const model::GeometryShard* shard = nullptr;
+  int rank = 0, ranks = 1;
 };
 
 // Throws UsageError when no plan fits, naming the smallest budget that would.

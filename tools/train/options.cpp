@@ -66,7 +66,10 @@ memory
                         one per 4096 edges; edges are always computed in the same fixed blocks,
                         so results do not change)
 ranks (data parallel: mpirun -np P ./gc_train ...; each rank takes its share of --batch)
-  --ranks P             with --device meta: predict each of P data-parallel ranks' memory
+  --ranks P             with --device meta: predict each of P ranks' memory
+  --model-parallel Q    shard each sample's graphs over Q ranks (latitude bands; halo exchange);
+                        P ranks = P/Q replicas of Q shards. --device meta alone: --ranks Q.
+                        Training only: evaluation needs the whole grid in one process
   --bucket-mb N         gradient all-reduce bucket size in MiB (default 25)
 device
   --device D            cpu | cuda | meta (meta: dry run, no data, exact memory figures)
@@ -279,6 +282,7 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
     else if (flag == "--batch") o->batch = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--accum") o->accum = static_cast<int>(parse_int(flag, next(), 1));
     else if (flag == "--ranks") o->ranks = static_cast<int>(parse_int(flag, next(), 1, 4096));
+    else if (flag == "--model-parallel") o->model_parallel = static_cast<int>(parse_int(flag, next(), 1, 4096));
     else if (flag == "--bucket-mb") o->bucket_bytes = parse_int(flag, next(), 1, 1 << 20) << 20;
     else if (flag == "--lr") o->lr = parse_double(flag, next());
     else if (flag == "--weight-decay") o->weight_decay = parse_fraction(flag, next(), 0.0, 1e9);
@@ -384,9 +388,16 @@ bool parse_train_options(const std::vector<std::string>& args, TrainOptions* o, 
   if (o->ranks > 1 && o->device != Device::meta)
     throw UsageError("--ranks " + std::to_string(o->ranks) +
                      " predicts P ranks on --device meta; to run on P ranks, launch with mpirun -np P");
-  if (o->ranks > o->batch)
-    throw UsageError("--batch " + std::to_string(o->batch) + " over " + std::to_string(o->ranks) +
-                     " ranks: every rank needs at least one sample; use --batch " + std::to_string(o->ranks) +
+  if (o->model_parallel > 1 && o->device == Device::meta && o->ranks == 1) o->ranks = o->model_parallel;
+  if (o->model_parallel > 1 && o->ranks > 1 && o->ranks % o->model_parallel != 0)
+    throw UsageError("--ranks " + std::to_string(o->ranks) + " is not a multiple of --model-parallel " +
+                     std::to_string(o->model_parallel) + ": the ranks are replicas of " +
+                     std::to_string(o->model_parallel) + " shards each");
+  if (o->model_parallel > 1) o->no_eval = true;  // evaluation needs the whole grid in one process
+  if (o->ranks / o->model_parallel > o->batch)
+    throw UsageError("--batch " + std::to_string(o->batch) + " over " + std::to_string(o->ranks / o->model_parallel) +
+                     " data-parallel replicas: every replica needs at least one sample; use --batch " +
+                     std::to_string(o->ranks / o->model_parallel) +
                      " or more (with --accum to keep the memory of a smaller batch)");
   if (o->out_dir.empty()) o->out_dir = "runs/" + o->preset;
   if (o->checkpoint_every == 0) o->checkpoint_every = std::max(100, o->steps / 4);

@@ -49,6 +49,9 @@ struct TrainOptions {
   // ranks (data parallel): under mpirun every rank takes its share of the
   // --batch samples (ranks_batch_share); --ranks P on meta predicts each rank.
   int ranks = 1;              // 1: a single process
+  // --model-parallel Q: each sample's graphs sharded over Q ranks (model/partition.h);
+  // rank r is shard r % Q of replica r / Q, and the replicas share --batch.
+  int model_parallel = 1;
   int rank = 0;
   int global_batch = 0;       // --batch as given; `batch` is this rank's share (set by prepare_run)
   int batch_offset = 0;       // this rank's first sample of the step's --batch samples
@@ -79,6 +82,9 @@ struct TrainOptions {
   int prefetch_slots = 3;     // --prefetch: host buffers of the weather data's reader
 
   DType compute_dtype() const;
+  int replicas() const { return ranks / model_parallel; }
+  int replica() const { return rank / model_parallel; }
+  int shard() const { return rank % model_parallel; }
   // The built-in demo data (SWE), unless --data names weather data.
   bool has_data() const { return preset == "demo" && data_dir.empty(); }
   bool has_weather_data() const { return !data_dir.empty(); }

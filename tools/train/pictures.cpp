@@ -206,7 +206,9 @@ void write_forecast_pngs(Trainer& trainer, const std::string& out_dir) {
 void write_pictures(Trainer& trainer, const EvalResult* eval, const std::string& out_dir) {
   if (!trainer.history().empty()) write_loss_png(trainer, out_dir + "/loss.png");
   if (eval && !eval->lead_hours.empty() && !eval->variables.empty()) write_rmse_png(*eval, out_dir + "/rmse.png");
-  if (trainer.data() != nullptr && trainer.options().device != Device::meta) write_forecast_pngs(trainer, out_dir);
+  // A forecast needs the whole grid in one process (not under --model-parallel).
+  if (trainer.data() != nullptr && trainer.options().device != Device::meta && trainer.options().model_parallel == 1)
+    write_forecast_pngs(trainer, out_dir);
 }
 
 }  // namespace gc

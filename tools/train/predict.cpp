@@ -3,6 +3,10 @@
 
 #include "tools/memory/remat_policy.h"
 
+#include <cstdio>
+#include <memory>
+#include <vector>
+
 namespace gc {
 
 DryRunResult dry_run(const RunSetup& setup, int64_t limit, const RematPlan& plan, int steps) {
@@ -65,7 +69,34 @@ RematPlan resolve_remat_plan(const RunSetup& setup) {
   if (o.precision == "fp32") request.advice += "; also consider --precision bf16";
   if (o.batch > 1) request.advice += "; or a smaller --batch with --accum";
   // The planner's dry runs happen before anything of this run is allocated.
-  return plan_auto(request, *setup.geometry, dry_runner(setup), !o.quiet);
+  if (!setup.shard) return plan_auto(request, *setup.geometry, dry_runner(setup), !o.quiet);
+  // Model parallel: every shard of a replica must run the same plan (their halo
+  // exchanges pair up, recomputation included), so all plan for the tightest
+  // shard: the one whose step without remat peaks highest (ties: the lowest).
+  std::vector<RunSetup> shards;
+  size_t tightest = 0;
+  int64_t tightest_peak = -1;
+  for (int q = 0; q < o.model_parallel; ++q) {
+    RunSetup s = setup;
+    s.options.rank = o.replica() * o.model_parallel + q;
+    s.shard = q == o.shard() ? setup.shard
+                             : std::make_shared<const model::GeometryShard>(
+                                   model::shard_geometry(*setup.geometry, *setup.partition, q));
+    const DryRunResult none = dry_run(s, 0, fixed_remat_plan("none", o.layers, 1));
+    if (none.stats.peak_reserved > tightest_peak) {
+      tightest_peak = none.stats.peak_reserved;
+      tightest = shards.size();
+    }
+    shards.push_back(std::move(s));
+  }
+  const RunSetup& tight = shards[tightest];
+  request.shard = tight.shard.get();
+  request.rank = tight.options.rank;
+  request.ranks = o.ranks;
+  if (!o.quiet)
+    std::fprintf(stderr, "remat auto: --model-parallel %d: planning for shard %d, the tightest (%s without remat)\n",
+                 o.model_parallel, static_cast<int>(tightest), format_bytes(tightest_peak).c_str());
+  return plan_auto(request, *setup.geometry, dry_runner(tight), !o.quiet);
 }
 
 }  // namespace gc

@@ -25,6 +25,7 @@ json::Value config_json(const TrainOptions& o) {
   c["steps"] = o.steps;
   c["batch"] = o.global_batch > 0 ? o.global_batch : o.batch;  // the step's samples over every rank
   c["ranks"] = o.ranks;
+  c["model_parallel"] = o.model_parallel;
   c["accum"] = o.accum;
   c["lr"] = o.lr;
   c["warmup_steps"] = o.warmup_steps;
@@ -129,6 +130,8 @@ json::Value memory_json(Device device, const MemorySummary& memory, json::Value 
     for (const RankSummary& r : memory.ranks) {
       json::Value v = json::Value::object();
       v["rank"] = r.rank;
+      v["replica"] = r.replica;
+      v["shard"] = r.shard;
       v["batch"] = r.batch;
       v["peak_allocated"] = r.peak_allocated;
       v["peak_reserved"] = r.peak_reserved;

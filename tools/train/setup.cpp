@@ -104,7 +104,7 @@ std::shared_ptr<const data::WeatherTask> load_weather_task(TrainOptions* options
 
 }  // namespace
 
-RunSetup prepare_run(const TrainOptions& options) {
+RunSetup prepare_run(const TrainOptions& options, const RunSetup* reuse) {
   const auto start = std::chrono::steady_clock::now();
   RunSetup setup;
   setup.options = options;
@@ -112,23 +112,27 @@ RunSetup prepare_run(const TrainOptions& options) {
   if (o.device == Device::meta) set_meta_target(o.meta_target);
   // Data parallel: this rank's share of the step's --batch samples (the first
   // batch % ranks ranks take one more); everything below is built for the share.
+  // Model parallel: the Q shards of a replica share its samples.
   o.global_batch = o.batch;
   o.batch_offset = 0;
-  if (o.ranks > 1) {
-    if (o.batch < o.ranks)
-      throw UsageError("--batch " + std::to_string(o.batch) + " over " + std::to_string(o.ranks) +
-                       " ranks: every rank needs at least one sample; use --batch " + std::to_string(o.ranks) +
-                       " or more (with --accum to keep the memory of a smaller batch)");
-    const std::vector<int64_t> shares = kernels::balanced_counts(o.batch, o.ranks);
-    for (int r = 0; r < o.rank; ++r) o.batch_offset += static_cast<int>(shares[static_cast<size_t>(r)]);
-    o.batch = static_cast<int>(shares[static_cast<size_t>(o.rank)]);
+  if (o.model_parallel < 1 || o.ranks % o.model_parallel != 0)
+    throw UsageError("--model-parallel " + std::to_string(o.model_parallel) + " does not divide the " +
+                     std::to_string(o.ranks) + " ranks");
+  if (o.replicas() > 1) {
+    if (o.batch < o.replicas())
+      throw UsageError("--batch " + std::to_string(o.batch) + " over " + std::to_string(o.replicas()) +
+                       " data-parallel replicas: every replica needs at least one sample; use --batch " +
+                       std::to_string(o.replicas()) + " or more (with --accum to keep the memory of a smaller batch)");
+    const std::vector<int64_t> shares = kernels::balanced_counts(o.batch, o.replicas());
+    for (int r = 0; r < o.replica(); ++r) o.batch_offset += static_cast<int>(shares[static_cast<size_t>(r)]);
+    o.batch = static_cast<int>(shares[static_cast<size_t>(o.replica())]);
   }
   if (o.device == Device::cuda) {
     std::string why;
     if (!cuda_available(&why)) throw std::runtime_error("--device cuda: " + why);
   }
   model::GeometryOptions geometry_options;
-  if (!o.init_from.empty()) {
+  if (!o.init_from.empty() && !reuse) {
     // The model comes from the file, not from flags.
     try {
       setup.init_from = std::make_shared<const DeepMindCheckpoint>(load_deepmind_checkpoint(o.init_from));
@@ -145,7 +149,18 @@ RunSetup prepare_run(const TrainOptions& options) {
     geometry_options = setup.init_from->geometry_options();
   }
   model::Grid grid;
-  if (o.has_weather_data()) {
+  if (reuse) {
+    setup.weather = reuse->weather;
+    setup.data = reuse->data;
+    setup.init_from = reuse->init_from;
+    setup.geometry = reuse->geometry;
+    setup.partition = reuse->partition;
+    o.in_channels = reuse->options.in_channels;
+    o.out_channels = reuse->options.out_channels;
+    o.mesh_level = reuse->options.mesh_level;
+    o.latent = reuse->options.latent;
+    o.layers = reuse->options.layers;
+  } else if (o.has_weather_data()) {
     setup.weather = load_weather_task(&o);
     const data::WeatherDataset& d = *setup.weather->data;
     grid = model::make_grid_from_latitudes(d.latitudes_deg, d.n_lon(), setup.weather->latitude_weight);
@@ -158,7 +173,7 @@ RunSetup prepare_run(const TrainOptions& options) {
   }
   const auto graph_start = std::chrono::steady_clock::now();
   GraphFile graphs;
-  if (!o.graphs_path.empty()) {
+  if (!reuse && !o.graphs_path.empty()) {
     try {
       graphs = load_graph_file(o.graphs_path, grid, model::build_mesh_hierarchy(o.mesh_level).back());
     } catch (const std::runtime_error& e) {
@@ -168,7 +183,18 @@ RunSetup prepare_run(const TrainOptions& options) {
     geometry_options.mesh = &graphs.mesh;
     geometry_options.m2g = &graphs.m2g;
   }
-  setup.geometry = std::make_shared<const model::GraphCastGeometry>(model::build_geometry(grid, o.mesh_level, geometry_options));
+  if (!reuse)
+    setup.geometry = std::make_shared<const model::GraphCastGeometry>(model::build_geometry(grid, o.mesh_level, geometry_options));
+  if (o.model_parallel > 1) {
+    try {
+      if (!setup.partition)
+        setup.partition = std::make_shared<const model::Partition>(model::partition_geometry(*setup.geometry, o.model_parallel));
+      setup.shard = std::make_shared<const model::GeometryShard>(
+          model::shard_geometry(*setup.geometry, *setup.partition, o.shard()));
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
   setup.graph_seconds = seconds_since(graph_start);
   if (o.device != Device::meta) {
     // Parameters are initialized through a host buffer of the largest weight
@@ -199,9 +225,10 @@ RunSetup prepare_run(const TrainOptions& options) {
     }
     check_host_memory("--batch " + std::to_string(o.batch) + " (the batch's graphs)", edges * (6 * 4 + 16));
   }
-  const int blocks =
-      std::min(model::edge_blocks_for(g.g2m.num_edges() * o.batch, g.g2m.num_receivers * o.batch),
-               model::edge_blocks_for(g.m2g.num_edges() * o.batch, g.m2g.num_receivers * o.batch));
+  const model::Graph& g2m = setup.shard ? setup.shard->g2m.graph : g.g2m;
+  const model::Graph& m2g = setup.shard ? setup.shard->m2g.graph : g.m2g;
+  const int blocks = std::min(model::edge_blocks_for(g2m.num_edges() * o.batch, g2m.num_receivers * o.batch),
+                              model::edge_blocks_for(m2g.num_edges() * o.batch, m2g.num_receivers * o.batch));
   if (o.edge_chunks > blocks)
     throw UsageError("--edge-chunks " + std::to_string(o.edge_chunks) + ": this graph's encoder and decoder edges are "
                      "computed in " + std::to_string(blocks) + " fixed blocks, which chunks group: use 1.." +

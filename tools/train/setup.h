@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "model/graphcast.h"
+#include "model/partition.h"
 #include "runtime/communicator.h"
 #include "tools/data/swe_dataset.h"
 #include "tools/data/weather_task.h"
@@ -22,6 +23,9 @@ struct RunSetup {
   std::shared_ptr<const data::WeatherTask> weather;   // --data: GraphCast's task on weather data
   std::shared_ptr<const model::GraphCastGeometry> geometry;
   std::shared_ptr<const DeepMindCheckpoint> init_from;  // --init-from: its weights start the run
+  // --model-parallel Q > 1: how the geometry is cut, and this rank's shard of it.
+  std::shared_ptr<const model::Partition> partition;
+  std::shared_ptr<const model::GeometryShard> shard;
   RematPlan plan;                                     // with options.edge_chunks == plan.edge_chunks
   // The ranks of a data-parallel run (options.ranks of them; this process is
   // options.rank): mpirun's world, or a meta communicator for a dry run of one
@@ -33,6 +37,8 @@ struct RunSetup {
 // Loads the data (resolving --in-channels/--out-channels from it), builds the
 // graphs and resolves --remat (auto: dry runs on meta). Throws UsageError for
 // settings the data or the budget cannot take.
-RunSetup prepare_run(const TrainOptions& options);
+// `reuse` (another rank's setup of the same run, for a dry run of several
+// ranks) lends its data, graphs and partition instead of building them again.
+RunSetup prepare_run(const TrainOptions& options, const RunSetup* reuse = nullptr);
 
 }  // namespace gc

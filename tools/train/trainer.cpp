@@ -114,17 +114,24 @@ void Trainer::build_model() {
   config_ = graphcast_config(options_, options_.edge_chunks);
   net_ = std::make_unique<model::GraphCastNet>(config_, options_.device, options_.seed);
   if (setup_.init_from) load_deepmind_parameters(*setup_.init_from, *net_);  // --init-from
-  device_geometry_ = model::upload_geometry(geometry(), config_, options_.device);
+  grid_first_ = setup_.shard ? setup_.shard->grid_first : 0;
+  grid_rows_ = setup_.shard ? setup_.shard->grid_nodes : geometry().num_grid_nodes();
+  if (setup_.shard && comm().size() < options_.model_parallel)
+    throw std::invalid_argument("--model-parallel " + std::to_string(options_.model_parallel) + " needs " +
+                                std::to_string(options_.model_parallel) + " ranks; this run has " +
+                                std::to_string(comm().size()));
+  device_geometry_ = model::upload_geometry(geometry(), config_, options_.device, setup_.shard.get(),
+                                            setup_.shard ? &comm() : nullptr);
   optimizer_ = std::make_unique<AdamW>(net_->parameters(), adamw_settings(options_));
 }
 
 void Trainer::upload_loss_weights() {
   MemoryScope scope(Category::input, "loss_weights");
   const model::Grid& g = geometry().grid;
-  const int64_t grid_nodes = geometry().num_grid_nodes();
-  const int64_t rows = grid_nodes * options_.batch;
+  const int64_t rows = grid_rows_ * options_.batch;
   row_weight_ = data::host_filled({rows}, DType::f32, options_.device, [&](data::HostValues& v) {
-    for (int64_t r = 0; r < rows; ++r) v[static_cast<size_t>(r)] = g.row_weight[static_cast<size_t>((r % grid_nodes) / g.num_lon())];
+    for (int64_t r = 0; r < rows; ++r)
+      v[static_cast<size_t>(r)] = g.row_weight[static_cast<size_t>((grid_first_ + r % grid_rows_) / g.num_lon())];
   });
   // Weather data: DeepMind's per-variable and per-level weights (weather_task.h); else 1.
   const data::WeatherTask* w = weather();
@@ -134,7 +141,7 @@ void Trainer::upload_loss_weights() {
 }
 
 void Trainer::upload_inputs() {
-  const int64_t rows = geometry().num_grid_nodes() * options_.batch;
+  const int64_t rows = grid_rows_ * options_.batch;
   if (weather()) {
     const data::WeatherTask& w = *weather();
     const int64_t C = w.channels(), P = w.fed_back;
@@ -173,20 +180,30 @@ void Trainer::upload_inputs() {
     return;
   }
   MemoryScope scope(Category::input, "batch");
-  // The values of the whole --batch, of which this rank (data parallel) keeps its share's rows.
+  // The values of the whole --batch, of which this rank keeps its share's samples
+  // (data parallel) and, of each, its grid rows (model parallel).
   const int64_t grid_nodes = geometry().num_grid_nodes();
-  const int64_t skipped = grid_nodes * options_.batch_offset, after = grid_nodes * (options_.global_batch - options_.batch_offset) - rows;
+  const int64_t before = grid_nodes * options_.batch_offset;
+  const int64_t after = grid_nodes * (options_.global_batch - options_.batch_offset - options_.batch);
   auto skip = [](uint64_t& state, int64_t n) { for (int64_t i = 0; i < n; ++i) next_normal(state); };
+  auto take = [&](uint64_t& state, int64_t columns, data::HostValues& v) {
+    size_t i = 0;
+    for (int b = 0; b < options_.batch; ++b) {
+      skip(state, grid_first_ * columns);
+      for (int64_t k = 0; k < grid_rows_ * columns; ++k) v[i++] = next_normal(state);
+      skip(state, (grid_nodes - grid_first_ - grid_rows_) * columns);
+    }
+  };
   uint64_t state = options_.seed * 7919 + 17;
-  if (options_.device != Device::meta) skip(state, skipped * (options_.in_channels - 3));
+  if (options_.device != Device::meta) skip(state, before * (options_.in_channels - 3));
   random_input_ = data::host_filled({rows, options_.in_channels - 3}, config_.compute_dtype, options_.device,
-                                    [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = next_normal(state); });
+                                    [&](data::HostValues& v) { take(state, options_.in_channels - 3, v); });
   if (options_.device != Device::meta) {
     skip(state, after * (options_.in_channels - 3));
-    skip(state, skipped * options_.out_channels);
+    skip(state, before * options_.out_channels);
   }
   random_target_ = data::host_filled({rows, options_.out_channels}, DType::f32, options_.device,
-                                     [&](data::HostValues& v) { for (size_t i = 0; i < v.size(); ++i) v[i] = next_normal(state); });
+                                     [&](data::HostValues& v) { take(state, options_.out_channels, v); });
 }
 
 // ---- the step ---------------------------------------------------------------------
@@ -218,7 +235,46 @@ data::Batch Trainer::next_weather_batch(int micro_step) {
                                       config_.compute_dtype, options_.device);
 }
 
+Tensor Trainer::own_rows(const Tensor& t) const {
+  const int64_t grid_nodes = geometry().num_grid_nodes();
+  if (!setup_.shard || !t.defined()) return t;
+  MemoryScope scope(Category::input);
+  Tensor out = Tensor::empty({grid_rows_ * options_.batch, t.cols()}, t.dtype(), t.device());
+  for (int b = 0; b < options_.batch; ++b)
+    out.slice_rows(b * grid_rows_, grid_rows_).copy_from(t.slice_rows(b * grid_nodes + grid_first_, grid_rows_));
+  return out;
+}
+
+double Trainer::loss_share() const {
+  return static_cast<double>(options_.batch) / options_.global_batch * static_cast<double>(grid_rows_) /
+         static_cast<double>(geometry().num_grid_nodes());
+}
+
 data::Batch Trainer::next_batch(int micro_step) {
+  if (setup_.shard && (weather() || data())) {
+    // Model parallel: the samples' grid rows of this rank (the batch is made whole, then cut).
+    data::Batch whole = next_batch_whole(micro_step);
+    data::Batch mine;
+    mine.input = own_rows(whole.input);
+    whole.input = Tensor();
+    for (Tensor& t : whole.targets) {
+      mine.targets.push_back(own_rows(t));
+      t = Tensor();
+    }
+    mine.state = own_rows(whole.state);
+    whole.state = Tensor();
+    mine.previous_input = own_rows(whole.previous_input);
+    whole.previous_input = Tensor();
+    for (Tensor& t : whole.extra_inputs) {
+      mine.extra_inputs.push_back(own_rows(t));
+      t = Tensor();
+    }
+    return mine;
+  }
+  return next_batch_whole(micro_step);
+}
+
+data::Batch Trainer::next_batch_whole(int micro_step) {
   if (weather()) return next_weather_batch(micro_step);
   if (!data()) {
     data::Batch batch;
@@ -287,7 +343,7 @@ bool Trainer::any_rank(bool mine) {
 double Trainer::global_loss(double local_loss) {
   if (comm().size() == 1) return local_loss;
   MemoryScope scope(Category::communication, "loss");
-  const double share = static_cast<double>(options_.batch) / options_.global_batch;
+  const double share = loss_share();
   Tensor t = data::host_filled({1}, DType::f64, options_.device, [&](data::HostValues& v) { v[0] = local_loss * share; });
   kernels::all_reduce_sum(comm(), t);
   return options_.device == Device::meta ? 0.0 : scalar_value(t);
@@ -354,6 +410,8 @@ void Trainer::gather_rank_summaries(double step_seconds) {
   for (int r = 0; r < P; ++r) {
     RankSummary s;
     s.rank = r;
+    s.replica = r / options_.model_parallel;
+    s.shard = r % options_.model_parallel;
     s.batch = static_cast<int>(all[static_cast<size_t>(r * kFields)]);
     s.peak_allocated = static_cast<int64_t>(all[static_cast<size_t>(r * kFields + 1)]);
     s.peak_reserved = static_cast<int64_t>(all[static_cast<size_t>(r * kFields + 2)]);
@@ -426,9 +484,10 @@ StepRecord Trainer::train_step_unguarded(int step) {
       loss = loss_of(batch);
     }
     loss_sum += scalar_value(loss.value());
-    // Data parallel: each rank's mean weighted by its share of the batch, so that
-    // the gradients summed over the ranks are those of the whole batch's mean.
-    const double share = comm().size() > 1 ? static_cast<double>(options_.batch) / options_.global_batch : 1.0;
+    // Data parallel: each rank's mean weighted by its share of the batch (model
+    // parallel: and of the grid), so that the gradients summed over the ranks are
+    // those of the whole batch's mean.
+    const double share = comm().size() > 1 ? loss_share() : 1.0;
     const double factor = loss_scaler_.scale / options_.accum * share;
     TraceSpan span("backward", "backward");
     ProfilePhase phase(Phase::backward);

@@ -45,6 +45,7 @@ struct EvalResult {
 // One rank's figures of a data-parallel run (gathered to every rank after train()).
 struct RankSummary {
   int rank = 0;
+  int replica = 0, shard = 0;          // --model-parallel Q: rank = replica * Q + shard
   int batch = 0;                       // its share of --batch
   int64_t peak_allocated = 0, peak_reserved = 0;
   int64_t bytes_sent = 0;              // to the other ranks, over the run
@@ -174,6 +175,12 @@ class Trainer {
   void check_finite(const StepRecord& rec);
   std::string checkpoint_hint() const;
   data::Batch next_batch(int micro_step);
+  data::Batch next_batch_whole(int micro_step);  // every grid row
+  // Model parallel: this rank's rows ([batch * grid rows]) of a [batch * grid nodes] tensor.
+  Tensor own_rows(const Tensor& t) const;
+  // The step's share of the loss: this rank's samples of --batch and, model
+  // parallel, its grid rows of the grid.
+  double loss_share() const;
   Var loss_of(const data::Batch& batch);
   Var predict(const Var& input) const;
   data::Batch batch_of(const std::vector<data::Sample>& samples) const;
@@ -185,6 +192,7 @@ class Trainer {
   model::GraphCastConfig config_;
   std::unique_ptr<model::GraphCastNet> net_;
   model::DeviceGeometry device_geometry_;
+  int64_t grid_first_ = 0, grid_rows_ = 0;  // the grid nodes this rank computes (all of them but model parallel)
   std::unique_ptr<AdamW> optimizer_;
   data::Normalization norm_;    // demo data
   Tensor row_weight_;           // [B * grid] f32
