@@ -1,8 +1,7 @@
 // partition.h: graph-sharded model parallelism (gc_train --model-parallel Q).
 //
 // One sample's graphs split over Q ranks. The grid is cut into latitude bands
-// of whole rows (rank r owns rows balanced_counts(rows, Q) in the grid's row
-// order, so every rank holds the same number of grid nodes to within one row);
+// of whole rows, in the grid's row order, that hold even work (partition_geometry);
 // a mesh vertex belongs to the band its latitude falls in (the band boundary is
 // midway between the last row of one band and the first of the next), so the
 // encoder's and decoder's edges, which are short, mostly stay inside a rank.
@@ -49,13 +48,15 @@ struct GeometryShard {
 };
 
 // Owner rank of every mesh vertex and the first grid row of every rank ([Q + 1]).
+// The bands hold even work (partition.cpp: nodes and the edges they receive,
+// mesh edges weighted by the processor's `layers`), not even rows.
 struct Partition {
   std::vector<int64_t> first_row;   // [Q + 1]
   std::vector<int32_t> mesh_owner;  // [mesh vertices]
 };
 // Throws std::invalid_argument (naming the limit) when a rank would own no grid
 // row or no mesh vertex, or the grid's latitudes are not monotonic.
-Partition partition_geometry(const GraphCastGeometry& geometry, int ranks);
+Partition partition_geometry(const GraphCastGeometry& geometry, int ranks, int layers);
 
 // Rank `rank`'s part of the geometry.
 GeometryShard shard_geometry(const GraphCastGeometry& geometry, const Partition& partition, int rank);

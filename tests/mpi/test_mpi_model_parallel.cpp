@@ -81,7 +81,7 @@ TEST_P(MpiModelParallel, OutputAndGradientsEqualOneProcess) {
   config.out_channels = 3;
   config.compute_dtype = dtype;
   config.batch = 2;
-  const model::Partition partition = model::partition_geometry(geometry, Q);
+  const model::Partition partition = model::partition_geometry(geometry, Q, 2);
   const model::GeometryShard shard = model::shard_geometry(geometry, partition, world().rank());
   EXPECT_GT(shard.mesh.halo(), 0);
   EXPECT_GT(shard.m2g.halo(), 0);
@@ -118,7 +118,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, MpiModelParallel, ::testing::Values(DType::f64,
 TEST(MpiModelParallelPartition, EachRanksHaloIsWhatItsOwnersSend) {
   const int Q = world().size();
   const model::GraphCastGeometry geometry = model::build_geometry(model::make_equiangular_grid(10.0), 2);
-  const model::Partition partition = model::partition_geometry(geometry, Q);
+  const model::Partition partition = model::partition_geometry(geometry, Q, 2);
   // Every rank computes every shard: what q sends r is what r receives from q.
   std::vector<model::GeometryShard> shards;
   for (int r = 0; r < Q; ++r) shards.push_back(model::shard_geometry(geometry, partition, r));

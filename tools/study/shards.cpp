@@ -24,8 +24,8 @@ namespace {
 const char* kShardsUsage = R"(usage: gc_study shards [flags]
 
 How gc_train --model-parallel Q cuts one sample's graphs: the grid into
-latitude bands of whole rows (as even as rows allow), the mesh at the same
-latitudes; each rank keeps the edges into its own nodes and receives, before
+latitude bands of whole rows holding even work (nodes and the edges they
+receive, mesh edges weighted by --layers / 2), the mesh at the same latitudes; each rank keeps the edges into its own nodes and receives, before
 each edge update, the senders other ranks own (its halo). Per Q: each rank's
 nodes, edges and halo rows, and the bytes it receives per training step
 (forward and backward, no rematerialization: one grid2mesh, `--layers` mesh
@@ -35,7 +35,7 @@ and one mesh2grid exchange each way) at --latent in fp32 and bf16.
   --mesh N              finest mesh level (default 6)
   --shards LIST         shard counts (default 2,4,8,16)
   --latent N            latent width for the byte figures (default 512)
-  --layers N            processor layers for the byte figures (default 16)
+  --layers N            processor layers: the cut's weights and the byte figures (default 16)
   --json FILE           also write the figures as JSON
   --help                this text
 )";
@@ -104,7 +104,7 @@ int run_shards(int argc, char** argv) {
     row.shards = static_cast<int>(q);
     model::Partition partition;
     try {
-      partition = model::partition_geometry(geometry, row.shards);
+      partition = model::partition_geometry(geometry, row.shards, layers);
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
     }

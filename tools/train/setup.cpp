@@ -188,7 +188,7 @@ RunSetup prepare_run(const TrainOptions& options, const RunSetup* reuse) {
   if (o.model_parallel > 1) {
     try {
       if (!setup.partition)
-        setup.partition = std::make_shared<const model::Partition>(model::partition_geometry(*setup.geometry, o.model_parallel));
+        setup.partition = std::make_shared<const model::Partition>(model::partition_geometry(*setup.geometry, o.model_parallel, o.layers));
       setup.shard = std::make_shared<const model::GeometryShard>(
           model::shard_geometry(*setup.geometry, *setup.partition, o.shard()));
     } catch (const std::invalid_argument& e) {
