@@ -89,14 +89,47 @@ RematPlan resolve_remat_plan(const RunSetup& setup) {
     }
     shards.push_back(std::move(s));
   }
-  const RunSetup& tight = shards[tightest];
-  request.shard = tight.shard.get();
-  request.rank = tight.options.rank;
-  request.ranks = o.ranks;
-  if (!o.quiet)
-    std::fprintf(stderr, "remat auto: --model-parallel %d: planning for shard %d, the tightest (%s without remat)\n",
-                 o.model_parallel, static_cast<int>(tightest), format_bytes(tightest_peak).c_str());
-  return plan_auto(request, *setup.geometry, dry_runner(tight), !o.quiet);
+  // The plan for one shard may not fit another (their edges differ): every
+  // shard's step is dry-run with it, and the plan is made again for the worst,
+  // with the budget tightened by its overshoot, until every shard fits.
+  AutoPlanRequest shard_request = request;
+  for (int attempt = 0;; ++attempt) {
+    const RunSetup& tight = shards[tightest];
+    shard_request.shard = tight.shard.get();
+    shard_request.rank = tight.options.rank;
+    shard_request.ranks = o.ranks;
+    if (!o.quiet)
+      std::fprintf(stderr, "remat auto: --model-parallel %d: planning for shard %d (the highest peak, %s %s)\n",
+                   o.model_parallel, static_cast<int>(tightest), format_bytes(tightest_peak).c_str(),
+                   attempt == 0 ? "without remat" : "under the last plan");
+    RematPlan plan = plan_auto(shard_request, *setup.geometry, dry_runner(tight), !o.quiet);
+    size_t worst = tightest;
+    int64_t worst_peak = -1, worst_allocated = 0;
+    for (size_t q = 0; q < shards.size(); ++q) {
+      const DryRunResult r = dry_run(shards[q], 0, plan);
+      if (r.stats.peak_reserved > worst_peak) {
+        worst_peak = r.stats.peak_reserved;
+        worst_allocated = r.stats.peak_allocated;
+        worst = q;
+      }
+    }
+    if (worst_peak <= request.budget) {
+      plan.predicted_peak_reserved = worst_peak;
+      plan.predicted_peak_allocated = worst_allocated;
+      if (!o.quiet)
+        std::fprintf(stderr, "remat auto: every shard fits; the highest peak is shard %d's, %s reserved\n",
+                     static_cast<int>(worst), format_bytes(worst_peak).c_str());
+      return plan;
+    }
+    if (attempt == 4)
+      throw UsageError("--remat auto: no plan found in 5 attempts under which every one of the " +
+                       std::to_string(o.model_parallel) + " shards fits --mem-budget " + format_bytes(request.budget) +
+                       " (shard " + std::to_string(worst) + " peaks at " + format_bytes(worst_peak) +
+                       "); give a larger --mem-budget or more shards");
+    shard_request.budget -= worst_peak - request.budget;
+    tightest = worst;
+    tightest_peak = worst_peak;
+  }
 }
 
 }  // namespace gc

@@ -115,6 +115,11 @@ RunSetup prepare_run(const TrainOptions& options, const RunSetup* reuse) {
   // Model parallel: the Q shards of a replica share its samples.
   o.global_batch = o.batch;
   o.batch_offset = 0;
+  if (o.model_parallel > 1 && o.ranks == 1)
+    throw UsageError("--model-parallel " + std::to_string(o.model_parallel) + " shards each sample over " +
+                     std::to_string(o.model_parallel) + " ranks: launch with mpirun -np " +
+                     std::to_string(o.model_parallel) + " (or a multiple: replicas of " +
+                     std::to_string(o.model_parallel) + " shards), or predict every rank's memory with --device meta");
   if (o.model_parallel < 1 || o.ranks % o.model_parallel != 0)
     throw UsageError("--model-parallel " + std::to_string(o.model_parallel) + " does not divide the " +
                      std::to_string(o.ranks) + " ranks");
