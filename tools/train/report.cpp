@@ -108,7 +108,7 @@ json::Value plan_json(const std::string& policy, const RematPlan& chosen) {
   return plan;
 }
 
-json::Value memory_json(Device device, const MemorySummary& memory, json::Value plan) {
+json::Value memory_json(Device device, const MemorySummary& memory, json::Value plan, size_t steps_run) {
   json::Value mem = json::Value::object();
   const AllocatorStats& s = memory.stats;
   mem["device"] = device_name(device);
@@ -138,6 +138,13 @@ json::Value memory_json(Device device, const MemorySummary& memory, json::Value 
       v["bytes_sent"] = r.bytes_sent;
       v["communication_s"] = r.communication_seconds;
       v["steps_s"] = r.step_seconds;
+      // Per step of this run: what went to the other ranks, and the step's wall
+      // time split into time inside the communicator (transfer and waiting for
+      // the other ranks) and the rest (compute and the step's own work).
+      const double steps = std::max<double>(1.0, static_cast<double>(steps_run));
+      v["bytes_sent_per_step"] = static_cast<double>(r.bytes_sent) / steps;
+      v["communication_ms_per_step"] = 1e3 * r.communication_seconds / steps;
+      v["compute_ms_per_step"] = 1e3 * (r.step_seconds - r.communication_seconds) / steps;
       ranks.push_back(v);
     }
     mem["ranks"] = ranks;
@@ -215,7 +222,7 @@ json::Value Trainer::report(const EvalResult* eval) const {
   r["config"] = config_json(options_);
   r["graph"] = graph_json(geometry());
   r["params"] = params_json(net_->parameter_counts());
-  r["memory"] = memory_json(options_.device, memory_, plan_json(options_.remat, plan()));
+  r["memory"] = memory_json(options_.device, memory_, plan_json(options_.remat, plan()), history_.size());
   r["timing"] = timing_json(history_, setup_);
   if (weather()) {
     r["memory"]["host_data_pipeline_bytes"] = host_data_bytes_;
