@@ -13,7 +13,9 @@
 #      must equal its meta dry run to the byte, and its step time is set beside the dry
 #      run's modelled roofline for the card;
 #   5. an nsys profile of two 0.25 deg steps, when nsys is installed;
-#   6. train the demo on the GPU for 200 steps (the loss must fall), and time
+#   6. train the demo on the GPU for 200 steps (the loss must fall); NCCL's single-GPU
+#      path (tests/mpi/test_nccl.cpp under mpirun -np 1: the all-reduce and the
+#      model-parallel network on cuda against the cpu; they must run, not skip); and time
 #      graphcast-small with --remat auto as in 4;
 #   7. one summary: the checks (ok / FAILED / skipped) and the configurations (ms/step,
 #      roofline ms and the ratio, modelled GB / launches / host syncs, peak GB measured
@@ -276,6 +278,29 @@ if time_left 60; then
   fi
 else
   check demo skipped "time budget"
+fi
+
+say "NCCL on one GPU (tests/mpi/test_nccl.cpp under mpirun -np 1)"
+if ((sim)); then
+  check "NCCL single GPU" skipped "cudasim has no NCCL"
+elif [[ ! -f build/comm-mpi1-nccl1.stamp ]]; then
+  check "NCCL single GPU" skipped "this build has no MPI or no NCCL (build/comm-*.stamp)"
+elif ! time_left 60; then
+  check "NCCL single GPU" skipped "time budget"
+else
+  mpirun_one=(mpirun -np 1)
+  [[ $(id -u) == 0 ]] && mpirun_one+=(--allow-run-as-root)
+  if timeout $((240 * slow)) make -j16 build/gc_mpi_tests >"$out/nccl_build.log" 2>&1 &&
+      timeout 120 "${mpirun_one[@]}" build/gc_mpi_tests --gtest_filter='Nccl*' >"$out/nccl.log" 2>&1; then
+    if grep -q SKIPPED "$out/nccl.log"; then
+      check "NCCL single GPU" FAILED "the tests skipped (nccl.log)"
+    else
+      check "NCCL single GPU" ok "$(grep -c '\[       OK \]' "$out/nccl.log") tests"
+    fi
+  else
+    tail -20 "$out/nccl.log" "$out/nccl_build.log" 2>/dev/null
+    check "NCCL single GPU" FAILED "nccl.log"
+  fi
 fi
 
 measure graphcast-small.bf16.remat-auto graphcast-small auto 60
