@@ -186,6 +186,10 @@ TEST_F(GcTrainCli, BadFlagsAndValuesExit2NamingTheFlag) {
       {"--ranks 2", "--ranks"},                              // a dry run's flag
       {"--ranks 3 --batch 2 --device meta", "--batch"},      // a rank without a sample
       {"--bucket-mb 0", "--bucket-mb"},
+      {"--model-parallel 0", "--model-parallel"},
+      {"--model-parallel 2", "mpirun -np 2"},                           // a real run needs the ranks
+      {"--model-parallel 2 --ranks 3 --device meta", "--model-parallel"},  // 3 ranks are no replicas of 2
+      {"--model-parallel 8 --device meta", "7 latitude rows"},          // more shards than rows
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("gc_train ... " + c.args);
@@ -216,6 +220,26 @@ TEST_F(GcTrainCli, RanksDryRunPredictsEveryRank) {
   const Value alone = run_report(kTiny + " --steps 2 --device meta --batch 2", "alone.json");
   // The share alone has no gradient buckets: rank 0's peak is the same or more.
   EXPECT_GE(ranks[0].at("peak_allocated").as_int(), alone.at("memory").at("peak_allocated").as_int());
+}
+
+// --device meta --model-parallel Q: every shard's dry run; the shards split the
+// one-process step's activations, so each peaks below it, and each reports its
+// replica and shard.
+TEST_F(GcTrainCli, ModelParallelDryRunPredictsEveryShard) {
+  const Value report = run_report(kTiny + " --steps 2 --device meta --model-parallel 2 --ranks 4 --batch 2", "mp.json");
+  const std::vector<Value>& ranks = report.at("memory").at("ranks").as_array();
+  ASSERT_EQ(ranks.size(), 4u);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(ranks[static_cast<size_t>(r)].at("replica").as_int(), r / 2);
+    EXPECT_EQ(ranks[static_cast<size_t>(r)].at("shard").as_int(), r % 2);
+    EXPECT_EQ(ranks[static_cast<size_t>(r)].at("batch").as_int(), 1);
+    EXPECT_GT(ranks[static_cast<size_t>(r)].at("bytes_sent").as_int(), 0);
+  }
+  EXPECT_EQ(report.at("config").at("model_parallel").as_int(), 2);
+  EXPECT_EQ(report.at("config").at("ranks").as_int(), 4);
+  const Value alone = run_report(kTiny + " --steps 2 --device meta --batch 1", "alone.json");
+  for (const Value& r : ranks)
+    EXPECT_LT(r.at("peak_allocated").as_int(), alone.at("memory").at("peak_allocated").as_int());
 }
 
 TEST_F(GcTrainCli, IntegerFlagsBeyondIntRangeAreUsageErrors) {

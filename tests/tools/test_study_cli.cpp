@@ -70,6 +70,11 @@ TEST_F(GcStudyCli, BadFlagsExitTwoNamingTheFlag) {
       {"cards --json /nonexistent/folder/c.json", "--json"},
       {"cards --frobnicate", "unknown flag"},
       {"no-such-study", "unknown command"},
+      {"shards --shards 0", "--shards"},
+      {"shards --grid 10 --mesh 2 --shards 20", "19 latitude rows"},
+      {"shards --grid 7", "--grid"},
+      {"shards --mesh 9", "--mesh"},
+      {"shards --frobnicate", "unknown flag"},
   };
   for (const auto& [args, message] : cases) {
     const Result r = run("./gc_study", args);
@@ -77,10 +82,48 @@ TEST_F(GcStudyCli, BadFlagsExitTwoNamingTheFlag) {
     EXPECT_NE(r.err.find(message), std::string::npos) << "gc_study " << args << "\nstderr: " << r.err;
     EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
   }
-  for (const char* help : {"--help", "scaling --help", "cards --help"}) {
+  for (const char* help : {"--help", "scaling --help", "cards --help", "shards --help"}) {
     const Result r = run("./gc_study", help);
     EXPECT_EQ(r.exit_code, 0) << help;
     EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
+  }
+}
+
+// gc_study shards: every node and edge in exactly one shard, and the halos the
+// table prints are the JSON's.
+TEST_F(GcStudyCli, ShardsCutEveryNodeAndEdgeOnce) {
+  const Result r = run("./gc_study", "shards --grid 10 --mesh 2 --shards 1,3 --layers 2 --json " + path("s.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("684 nodes"), std::string::npos) << r.out;  // 19 x 36
+  const Value s = Value::parse(gc::test::read_file(path("s.json")));
+  const std::vector<Value>& partitions = s.at("partitions").as_array();
+  ASSERT_EQ(partitions.size(), 2u);
+  int64_t one_g2m = 0, one_mesh = 0, one_m2g = 0;
+  for (const Value& p : partitions) {
+    const std::vector<Value>& ranks = p.at("ranks").as_array();
+    ASSERT_EQ(static_cast<int64_t>(ranks.size()), p.at("shards").as_int());
+    int64_t grid = 0, mesh = 0, g2m = 0, mesh_edges = 0, m2g = 0, halo = 0;
+    for (const Value& rank : ranks) {
+      grid += rank.at("grid_nodes").as_int();
+      mesh += rank.at("mesh_nodes").as_int();
+      g2m += rank.at("g2m_edges").as_int();
+      mesh_edges += rank.at("mesh_edges").as_int();
+      m2g += rank.at("m2g_edges").as_int();
+      halo += rank.at("g2m_halo").as_int() + rank.at("mesh_halo").as_int() + rank.at("m2g_halo").as_int();
+    }
+    EXPECT_EQ(grid, 684);
+    EXPECT_EQ(mesh, 162);
+    if (p.at("shards").as_int() == 1) {
+      one_g2m = g2m;
+      one_mesh = mesh_edges;
+      one_m2g = m2g;
+      EXPECT_EQ(halo, 0);
+    } else {
+      EXPECT_EQ(g2m, one_g2m);
+      EXPECT_EQ(mesh_edges, one_mesh);
+      EXPECT_EQ(m2g, one_m2g);
+      EXPECT_GT(halo, 0);
+    }
   }
 }
 
