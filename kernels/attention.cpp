@@ -13,6 +13,7 @@
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
+#include "kernels/index.h"
 #include "kernels/traffic.h"
 #include "runtime/profile.h"
 
@@ -55,8 +56,8 @@ void segment_softmax_sum_forward(Tensor& out, Tensor& logsumexp, const Tensor& s
   require_matrix(op, "out", out, nodes, values.size(1), values.dtype());
   require_matrix(op, "logsumexp", logsumexp, nodes, scores.size(1), accumulation_dtype(scores.dtype()));
   require_same_device(op, scores, {&out, &logsumexp});
-  const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
-  {
+  if (!offsets_checked(offsets, edges)) {
+    const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
     const OpScope scope(OpFamily::index_check, op, out.device(), traffic::check_offsets(offsets));
     if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     else if (runs_on_cpu(out)) cpu::check_offsets(offsets, edges, op);
@@ -77,8 +78,8 @@ void segment_softmax_sum_backward(Tensor& grad_scores, Tensor& grad_values, cons
   require_matrix(op, "grad_scores", grad_scores, edges, scores.size(1), scores.dtype());
   require_matrix(op, "grad_values", grad_values, edges, values.size(1), values.dtype());
   require_same_device(op, scores, {&grad_out, &logsumexp, &grad_scores, &grad_values});
-  const Tensor scratch = cuda::allocate_scratch(grad_values.device(), cuda::index_check_scratch_bytes());
-  {
+  if (!offsets_checked(offsets, edges)) {
+    const Tensor scratch = cuda::allocate_scratch(grad_values.device(), cuda::index_check_scratch_bytes());
     const OpScope scope(OpFamily::index_check, op, grad_values.device(), traffic::check_offsets(offsets));
     if (runs_on_cuda(grad_values)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     else if (runs_on_cpu(grad_values)) cpu::check_offsets(offsets, edges, op);

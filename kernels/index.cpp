@@ -102,8 +102,8 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
   require_rows_like(op, "out", out, edges, "x", x);
   require_float_pair(op, x, out);
   require_same_device(op, x, {&out, &index});
-  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::index_check_scratch_bytes());
-  {
+  if (!index_checked(index, x.rows())) {
+    const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::index_check_scratch_bytes());
     const OpScope scope(OpFamily::index_check, op, x.device(), traffic::check_index_values(index));
     if (runs_on_cuda(x)) GC_CUDA_RUN(op, cuda::check_index_values(index, x.rows(), op, "index", scratch));
     else if (runs_on_cpu(x)) cpu::check_index_values(index, x.rows(), op, "index");
@@ -125,8 +125,8 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   require_index(op, "offsets", offsets, nodes + 1);
   require_float_pair(op, grad_out, grad_x);
   require_same_device(op, grad_x, {&grad_out, &order, &offsets});
-  const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
-  {
+  if (!offsets_checked(offsets, edges) || !index_checked(order, edges)) {
+    const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
     const OpScope scope(OpFamily::index_check, op, grad_x.device(),
                         traffic::check_offsets_and_order(offsets, order));
     if (runs_on_cuda(grad_x)) {
@@ -145,8 +145,8 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
   const char* op = "segment_sum_forward";
   const int64_t edges = check_segment_sum(op, {"out", out}, {"x", x}, offsets, SegmentSide::destination_is_nodes);
-  const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
-  {
+  if (!offsets_checked(offsets, edges)) {
+    const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
     const OpScope scope(OpFamily::index_check, op, out.device(), traffic::check_offsets(offsets));
     if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     else if (runs_on_cpu(out)) cpu::check_offsets(offsets, edges, op);
@@ -160,8 +160,8 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const char* op = "segment_sum_backward";
   const int64_t edges =
       check_segment_sum(op, {"grad_x", grad_x}, {"grad_out", grad_out}, offsets, SegmentSide::destination_is_edges);
-  const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
-  {
+  if (!offsets_checked(offsets, edges)) {
+    const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
     const OpScope scope(OpFamily::index_check, op, grad_x.device(), traffic::check_offsets(offsets));
     if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     else if (runs_on_cpu(grad_x)) cpu::check_offsets(offsets, edges, op);
@@ -169,6 +169,49 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const OpScope scope(OpFamily::segment_sum, op, grad_x.device(), traffic::segment_sum_backward(grad_x, grad_out));
   if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets));
   else if (runs_on_cpu(grad_x)) cpu::segment_sum_backward(grad_x, grad_out, offsets);
+}
+
+bool index_checked(const Tensor& index, int64_t bound) {
+  if (!index.defined() || !index.storage()) return false;
+  const Storage::Checked& c = index.storage()->checked();
+  return c.index_bound >= 0 && c.index_bound <= bound;
+}
+
+bool offsets_checked(const Tensor& offsets, int64_t edges) {
+  if (!offsets.defined() || !offsets.storage()) return false;
+  const Storage::Checked& c = offsets.storage()->checked();
+  return c.offsets_edges == edges && c.offsets_start == offsets.offset() && c.offsets_count == offsets.numel();
+}
+
+void check_graph_index(const Tensor& index, int64_t bound, const char* what) {
+  require_defined(what, {{"index", &index}});
+  require(index.dtype() == DType::i32 && index.dim() == 1, what, "index must be i32[E]; got " + index.describe());
+  require(bound >= 0, what, "the bound must be >= 0; got " + std::to_string(bound));
+  require(index.offset() == 0 && static_cast<size_t>(index.numel()) * 4 == index.storage()->bytes(), what,
+          "a graph index is checked whole, not through a view");
+  const Tensor scratch = cuda::allocate_scratch(index.device(), cuda::index_check_scratch_bytes());
+  {
+    const OpScope scope(OpFamily::index_check, what, index.device(), traffic::check_index_values(index));
+    if (runs_on_cuda(index)) GC_CUDA_RUN(what, cuda::check_index_values(index, bound, what, "index", scratch));
+    else if (runs_on_cpu(index)) cpu::check_index_values(index, bound, what, "index");
+  }
+  index.storage()->checked().index_bound = bound;
+}
+
+void check_graph_offsets(const Tensor& offsets, int64_t edges, const char* what) {
+  require_defined(what, {{"offsets", &offsets}});
+  require(offsets.dtype() == DType::i32 && offsets.dim() == 1 && offsets.numel() >= 1, what,
+          "offsets must be i32[N + 1]; got " + offsets.describe());
+  const Tensor scratch = cuda::allocate_scratch(offsets.device(), cuda::index_check_scratch_bytes());
+  {
+    const OpScope scope(OpFamily::index_check, what, offsets.device(), traffic::check_offsets(offsets));
+    if (runs_on_cuda(offsets)) GC_CUDA_RUN(what, cuda::check_offsets(offsets, edges, what, scratch));
+    else if (runs_on_cpu(offsets)) cpu::check_offsets(offsets, edges, what);
+  }
+  Storage::Checked& c = offsets.storage()->checked();
+  c.offsets_start = offsets.offset();
+  c.offsets_count = offsets.numel();
+  c.offsets_edges = edges;
 }
 
 void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_nodes) {

@@ -29,6 +29,19 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
 // grad_x [E, C] = grad_out [N, C] row of each edge's receiver (assigned).
 void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets);
 
+// A graph's index tensors checked once, when the graph is uploaded: the values
+// are checked as the graph ops check them (std::invalid_argument on a bad one;
+// a blocking read-back on cuda) and the tensor's storage is marked, so later
+// ops on it skip their checks (the step's host synchronizations). The caller
+// promises nothing writes the tensor afterwards. index: i32 values in
+// [0, bound) (slices of it count as checked); offsets: from 0 to `edges`,
+// non-decreasing.
+void check_graph_index(const Tensor& index, int64_t bound, const char* what);
+void check_graph_offsets(const Tensor& offsets, int64_t edges, const char* what);
+// Whether a check of these values was made once already (check_graph_*).
+bool index_checked(const Tensor& index, int64_t bound);
+bool offsets_checked(const Tensor& offsets, int64_t edges);
+
 // Builds the CSR grouping of index [E] (values in [0, num_nodes)) into order [E]
 // and offsets [num_nodes + 1], all i32, by a stable counting sort. cpu only (a
 // host-side graph build step); on meta it checks shapes and does nothing.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/elementwise.h"
+#include "kernels/index.h"
 #include "model/partition.h"
 #include "runtime/random.h"
 
@@ -77,6 +78,12 @@ std::vector<EdgeBlock> make_blocks(const Graph& g, const std::vector<int32_t>& r
     block.receivers_csr.offsets = upload_i32(local.receiver_offsets(), device);
     block.receivers_csr.num_nodes = g.num_receivers;
     block.segment_offsets = upload_i32(local_offsets, device);
+    // Checked once here, so the step's gathers and sums skip their checks.
+    kernels::check_graph_index(block.senders.order, block.edges, "graph upload: a block's sender order");
+    kernels::check_graph_offsets(block.senders.offsets, block.edges, "graph upload: a block's sender offsets");
+    kernels::check_graph_index(block.receivers_csr.order, block.edges, "graph upload: a block's receiver order");
+    kernels::check_graph_offsets(block.receivers_csr.offsets, block.edges, "graph upload: a block's receiver offsets");
+    kernels::check_graph_offsets(block.segment_offsets, block.edges, "graph upload: a block's segment offsets");
     out.push_back(std::move(block));
     receiver = end_receiver;
   }
@@ -136,6 +143,14 @@ DeviceGraph upload_graph(const Graph& graph, const std::vector<float>& features,
   d.receivers.offsets = upload_i32(receiver_offsets, device);
   d.receivers.num_nodes = replicated.num_receivers;
   d.receiver_offsets = d.receivers.offsets;
+  // Checked once here, so the step's gathers and sums skip their checks.
+  const int64_t replicated_edges = replicated.num_edges();
+  kernels::check_graph_index(d.senders.index, replicated.num_senders, "graph upload: senders");
+  kernels::check_graph_index(d.senders.order, replicated_edges, "graph upload: sender order");
+  kernels::check_graph_offsets(d.senders.offsets, replicated_edges, "graph upload: sender offsets");
+  kernels::check_graph_index(d.receivers.index, replicated.num_receivers, "graph upload: receivers");
+  kernels::check_graph_index(d.receivers.order, replicated_edges, "graph upload: receiver order");
+  kernels::check_graph_offsets(d.receivers.offsets, replicated_edges, "graph upload: receiver offsets");
   std::vector<float> feats;
   feats.reserve(features.size() * static_cast<size_t>(batch));
   for (int b = 0; b < batch; ++b) feats.insert(feats.end(), features.begin(), features.end());
@@ -169,6 +184,9 @@ DeviceHalo upload_halo(const GraphShard& shard, int batch, Device device, const 
   h.send.order = upload_i32(csr.order, device);
   h.send.offsets = upload_i32(csr.offsets, device);
   h.send.num_nodes = shard.owned_senders * batch;
+  kernels::check_graph_index(h.send.index, h.send.num_nodes, "graph upload: halo rows");
+  kernels::check_graph_index(h.send.order, static_cast<int64_t>(rows.size()), "graph upload: halo order");
+  kernels::check_graph_offsets(h.send.offsets, static_cast<int64_t>(rows.size()), "graph upload: halo offsets");
   return h;
 }
 

@@ -35,10 +35,23 @@ class Storage {
   // Raw pointer (device pointer on cuda); throws on meta.
   void* data() const;
 
+  // What kernels::check_graph_index / check_graph_offsets verified of the
+  // values, once (graph tensors, never written after their upload): the graph
+  // ops then skip their per-call checks (and the read-back each costs on cuda).
+  // index_bound >= 0: every i32 value is in [0, index_bound). offsets_edges >= 0:
+  // the i32 elements [offsets_start, offsets_start + offsets_count) run from 0 to
+  // offsets_edges, non-decreasing.
+  struct Checked {
+    int64_t index_bound = -1;
+    int64_t offsets_start = -1, offsets_count = -1, offsets_edges = -1;
+  };
+  Checked& checked() const { return checked_; }
+
  private:
   Device device_;
   size_t bytes_;
   Block* block_ = nullptr;  // null for zero bytes
+  mutable Checked checked_;
 };
 
 class Tensor {

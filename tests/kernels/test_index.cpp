@@ -418,6 +418,34 @@ TEST(IndexValidation, RejectsBadIndicesAndShapesWithTheOpName) {
   expect_invalid([&] { kernels::build_csr(order, offsets, i32_tensor({0, 2, 1}), 4); }, "i32[5]");
 }
 
+// Graph tensors checked once when uploaded: a bad value is refused there, naming
+// what was uploaded, and leaves no mark; a good one is marked and the ops on it
+// give the same results as with their own checks.
+TEST(IndexValidation, GraphTensorsAreCheckedOnceAtUpload) {
+  expect_invalid([&] { kernels::check_graph_index(i32_tensor({0, 4, 1}), 4, "graph upload: senders"); },
+                 "graph upload: senders");
+  Tensor bad = i32_tensor({0, -1, 1});
+  expect_invalid([&] { kernels::check_graph_index(bad, 4, "graph upload: senders"); }, "outside [0, 4)");
+  EXPECT_FALSE(kernels::index_checked(bad, 4));
+  Tensor bad_offsets = i32_tensor({0, 2, 1, 3});
+  expect_invalid([&] { kernels::check_graph_offsets(bad_offsets, 3, "graph upload: offsets"); }, "decrease");
+  EXPECT_FALSE(kernels::offsets_checked(bad_offsets, 3));
+  expect_invalid([&] { kernels::check_graph_index(i32_tensor({0, 1, 2, 3}).slice_rows(1, 2), 4, "view"); },
+                 "checked whole");
+
+  Tensor x = random_tensor({4, 3}, DType::f32, 73);
+  Tensor index = i32_tensor({3, 0, 0, 2, 1});
+  Tensor plain_out = Tensor::empty({5, 3}, DType::f32), checked_out = Tensor::empty({5, 3}, DType::f32);
+  kernels::gather_rows_forward(plain_out, x, index);
+  kernels::check_graph_index(index, 4, "graph upload: senders");
+  EXPECT_TRUE(kernels::index_checked(index, 4));
+  kernels::gather_rows_forward(checked_out, x, index);
+  EXPECT_EQ(checked_out.to_doubles(), plain_out.to_doubles());
+  // Checked for 4 rows, used with 3: checked again, and refused.
+  Tensor three = random_tensor({3, 3}, DType::f32, 74);
+  expect_invalid([&] { kernels::gather_rows_forward(plain_out, three, index); }, "outside [0, 3)");
+}
+
 // The cuda backend is checked against the cpu op by op in test_backend_ops.cpp; here, the dispatch.
 TEST(IndexCuda, GathersLikeTheCpuAndRangeChecksOnTheDevice) {
   std::string why;

@@ -86,6 +86,44 @@ TEST(TrafficModel, GraphOpsCheckTheirIndicesWithABlockingReadBack) {
                    2 * nodes * cols * 4.0 + edges * cols * 2.0 + (nodes + 1) * 4.0);
 }
 
+// Graph tensors checked once at upload (check_graph_index / _offsets) make the
+// step's graph ops check nothing: no launches, no read-back. Only the same view
+// with the same bounds counts as checked.
+TEST(TrafficModel, GraphTensorsCheckedOnceAreNotCheckedAgain) {
+  MetaTargetGuard target(Device::cuda);
+  const int64_t nodes = 50, edges = 200, cols = 64;
+  Tensor x = Tensor::empty({nodes, cols}, DType::f32, Device::meta);
+  Tensor index = Tensor::empty({edges}, DType::i32, Device::meta);
+  Tensor out = Tensor::empty({edges, cols}, DType::f32, Device::meta);
+  Tensor offsets = Tensor::empty({nodes + 1}, DType::i32, Device::meta);
+  Tensor order = Tensor::empty({edges}, DType::i32, Device::meta);
+  Tensor grad_x = Tensor::empty({nodes, cols}, DType::f32, Device::meta);
+  const Profile upload = cost_of([&] {
+    kernels::check_graph_index(index, nodes, "test");
+    kernels::check_graph_index(order, edges, "test");
+    kernels::check_graph_offsets(offsets, edges, "test");
+  });
+  EXPECT_EQ(family(upload, OpFamily::index_check).host_syncs, 3);  // once, at upload
+  EXPECT_TRUE(kernels::index_checked(index, nodes));
+  EXPECT_TRUE(kernels::index_checked(index.slice_rows(10, 20), nodes));  // a view of a checked index
+  EXPECT_FALSE(kernels::index_checked(index, nodes - 1));                 // fewer rows than the bound
+  EXPECT_TRUE(kernels::offsets_checked(offsets, edges));
+  EXPECT_FALSE(kernels::offsets_checked(offsets, edges - 1));
+  EXPECT_FALSE(kernels::offsets_checked(offsets.slice_rows(0, nodes), edges));  // another view
+  const Profile step = cost_of([&] {
+    kernels::gather_rows_forward(out, x, index);
+    kernels::gather_rows_backward(grad_x, out, order, offsets);
+    kernels::segment_sum_forward(grad_x, out, offsets, false);
+    kernels::segment_sum_backward(out, grad_x, offsets);
+  });
+  EXPECT_EQ(family(step, OpFamily::index_check).launches, 0);
+  EXPECT_EQ(step.total_cost().host_syncs, 0);
+  // An index checked for more rows than x has is checked again.
+  Tensor fewer = Tensor::empty({nodes - 1, cols}, DType::f32, Device::meta);
+  const Profile again = cost_of([&] { kernels::gather_rows_forward(out, fewer, index); });
+  EXPECT_EQ(family(again, OpFamily::index_check).host_syncs, 1);
+}
+
 TEST(TrafficModel, ColumnSumsRunOnePassPer512Columns) {
   MetaTargetGuard target(Device::cuda);
   for (const int64_t cols : {1, 512, 513, 1200}) {

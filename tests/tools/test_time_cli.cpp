@@ -96,8 +96,11 @@ TEST_F(TimeCli, DryRunModelsTheStepWithARooflineForTheCard) {
   EXPECT_GT(traffic.at("flops").as_double(), 0.0);
   EXPECT_GT(traffic.at("bytes").as_double(), 0.0);
   EXPECT_GT(traffic.at("launches").as_int(), 100);
-  // The loss read, its seed gradient and one squared norm per parameter tensor, plus the index checks.
-  EXPECT_GT(traffic.at("host_syncs").as_int(), 10);
+  // The loss read and one read of every gradient's squared norm, a few in all: the graph
+  // indices were checked when the graphs were uploaded, not in the step.
+  EXPECT_GE(traffic.at("host_syncs").as_int(), 2);
+  EXPECT_LE(traffic.at("host_syncs").as_int(), 4);
+  EXPECT_EQ(traffic.at("by_family").at("index-check").at("host_syncs").as_int(), 0);
   EXPECT_GT(traffic.at("roofline_ms").as_double(), 0.0);
   EXPECT_EQ(traffic.at("card").as_string(), "H100-80GB");
   EXPECT_EQ(traffic.at("by_family").at("gemm").at("host_syncs").as_int(), 0);
