@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 
+#include "autograd/precision.h"
 #include "runtime/allocator.h"
 #include "runtime/communicator.h"
 #include "tools/memory/chain.h"
@@ -29,6 +30,9 @@ Chain measure(const AutoPlanRequest& o, const model::GraphCastGeometry& geometry
     if (o.shard && o.shard->ranks > 1) comm = make_meta_communicator(o.rank, o.ranks);
     model::DeviceGeometry g = model::upload_geometry(geometry, c, Device::meta, o.shard, comm.get());
     chain = measure_chain(net, g);
+    // The measured stages made the weights' compute-dtype copies (bf16/f16); they
+    // belong to no later dry run, whose own step makes them again.
+    release_compute_copies();
   }
   meta.set_limit(saved_limit);
   meta.empty_cache();
