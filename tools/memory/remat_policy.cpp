@@ -85,6 +85,8 @@ RematPlan plan_auto(const AutoPlanRequest& o, const model::GraphCastGeometry& ge
   if (verbose) std::fprintf(stderr, "remat auto: budget %s\n", format_bytes(budget).c_str());
   for (int chunks : candidates) {
     if (chunks > max_chunks) break;
+    std::string chunk_line;  // the best fitting plan of this chunk count, printed when verbose
+    double chunk_cost = std::numeric_limits<double>::infinity();
     const Chain chain = measure(o, geometry, chunks);
     if (baseline_cost == 0) baseline_cost = no_remat_cost(chain);
     // Bytes outside the chain (parameters, optimizer state, gradients, inputs,
@@ -101,20 +103,32 @@ RematPlan plan_auto(const AutoPlanRequest& o, const model::GraphCastGeometry& ge
       smallest_estimate = all.stats.peak_reserved;
       smallest_chunks = chunks;
     }
+    // The chain model misses the exact peak by a little either way, so the
+    // solver's budget is searched: tightened by each overshoot until a plan fits,
+    // then bisected between the loosest budget known to fit and the tightest known
+    // to overshoot (a plan's cost only falls as its budget grows), a few dry runs
+    // more for the fastest plan that fits.
     int64_t chain_budget = budget - fixed;
-    for (int attempt = 0; attempt < 8 && chain_budget > 0; ++attempt) {
+    int64_t fits_at = -1, overshoots_at = -1;
+    for (int attempt = 0; attempt < 14 && chain_budget > 0; ++attempt) {
       const RematSolution solution = solve_remat(chain, chain_budget);
       if (!solution.feasible) break;
       RematPlan candidate;
       candidate.stages = solution.plan;
       candidate.edge_chunks = chunks;
       const DryRunResult dr = dry_run(0, candidate);
-      if (dr.fits && dr.stats.peak_reserved <= budget) {
+      const bool fits = dr.fits && dr.stats.peak_reserved <= budget;
+      if (fits) {
+        fits_at = chain_budget;
         const double cost = plan_cost(chain, solution.plan);
-        if (verbose)
-          std::fprintf(stderr, "  edge chunks %2d: peak %s reserved (%s allocated), recompute +%.1f%%: %s\n", chunks,
-                       format_bytes(dr.stats.peak_reserved).c_str(), format_bytes(dr.stats.peak_allocated).c_str(),
-                       100.0 * (cost / baseline_cost - 1.0), describe_plan(chain, solution.plan).c_str());
+        if (cost < chunk_cost) {
+          chunk_cost = cost;
+          char line[160];
+          std::snprintf(line, sizeof line, "%s reserved (%s allocated), recompute +%.1f%%: ",
+                        format_bytes(dr.stats.peak_reserved).c_str(), format_bytes(dr.stats.peak_allocated).c_str(),
+                        100.0 * (cost / baseline_cost - 1.0));
+          chunk_line = line + describe_plan(chain, solution.plan);
+        }
         if (cost < best_cost) {
           best_cost = cost;
           best.stages = solution.plan;
@@ -125,12 +139,21 @@ RematPlan plan_auto(const AutoPlanRequest& o, const model::GraphCastGeometry& ge
           best.predicted_peak_reserved = dr.stats.peak_reserved;
           best.predicted_overhead = cost / baseline_cost - 1.0;
         }
-        break;
+        if (overshoots_at < 0) break;  // the first budget fits: no looser one to try
+      } else {
+        overshoots_at = chain_budget;
       }
-      // The chain model missed the exact peak by the overshoot: tighten and retry.
-      const int64_t overshoot = dr.stats.peak_reserved - budget;
-      chain_budget -= std::max<int64_t>(overshoot, solution.slot_bytes);
+      if (fits_at < 0) {
+        const int64_t overshoot = dr.stats.peak_reserved - budget;
+        chain_budget -= std::max<int64_t>(overshoot, solution.slot_bytes);
+        continue;
+      }
+      // Bisect until the two budgets are within 1% of the step's budget.
+      if (overshoots_at - fits_at <= std::max<int64_t>(solution.slot_bytes, budget / 100)) break;
+      chain_budget = fits_at + (overshoots_at - fits_at) / 2;
     }
+    if (verbose && !chunk_line.empty())
+      std::fprintf(stderr, "  edge chunks %2d: peak %s\n", chunks, chunk_line.c_str());
     if (best_cost < std::numeric_limits<double>::infinity() && best.predicted_overhead <= 1e-9) break;
   }
   if (best.stages.empty() && smallest_estimate == std::numeric_limits<int64_t>::max())
