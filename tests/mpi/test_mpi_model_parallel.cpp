@@ -6,6 +6,7 @@
 // run (`--ranks P --model-parallel Q` on meta) to the byte.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -231,6 +232,73 @@ TEST(MpiModelParallelMemory, EveryRanksPeaksEqualItsDryRunToTheByte) {
       EXPECT_GT(real_stats.category_peak[static_cast<size_t>(Category::communication)], 0);
     }
   }
+}
+
+// --remat auto under data x model parallel with uneven shares of --batch: every
+// rank must run the same plan (the halo exchanges are collectives of all ranks),
+// the one for the first replica's tightest shard; the run completes, every rank
+// fits the budget, and each rank's peaks equal its dry run.
+TEST(MpiModelParallelMemory, RematAutoPlansOnePlanForEveryRank) {
+  const int Q = 2;
+  const int replicas = world().size() / Q;
+  const std::vector<std::string> base = {"--batch", std::to_string(replicas + 1), "--model-parallel", std::to_string(Q)};
+  auto peak_of = [&](const char* remat) {  // this rank's dry-run peak reserved under a fixed plan
+    std::vector<std::string> flags = base;
+    flags.insert(flags.end(), {"--remat", remat});
+    TrainOptions o = tiny(flags);
+    o.device = Device::meta;
+    o.meta_target = Device::cpu;
+    o.ranks = world().size();
+    o.rank = world().rank();
+    std::unique_ptr<Communicator> meta = make_meta_communicator(o.rank, o.ranks);
+    RunSetup setup = prepare_run(o);
+    setup.comm = meta.get();
+    Trainer dry(std::move(setup));
+    dry.train();
+    return dry.memory().stats.peak_reserved;
+  };
+  // Rank 0 (the first replica's first shard) decides the budget: between its two fixed plans.
+  // (The gathered tensors are freed before the real run: its peaks are compared to the byte.)
+  int64_t budget = 0;
+  {
+    Tensor budgets = Tensor::from_doubles({static_cast<double>(peak_of("none") + peak_of("all")) / 2}, {1, 1}, DType::f64);
+    Tensor all = Tensor::empty({world().size(), 1}, DType::f64);
+    world().all_gather(budgets, all, std::vector<int64_t>(static_cast<size_t>(world().size()), 1));
+    budget = static_cast<int64_t>(all.to_doubles()[0]);
+  }
+  std::vector<std::string> flags = base;
+  flags.insert(flags.end(), {"--remat", "auto", "--mem-budget", std::to_string(budget) + "B"});
+  allocator_for(Device::cpu).empty_cache();
+  allocator_for(Device::meta).empty_cache();
+  std::unique_ptr<Trainer> real = rank_trainer(tiny(flags));
+  real->train();
+  const AllocatorStats real_stats = real->memory().stats;
+  EXPECT_LE(real_stats.peak_reserved, budget);
+  // The plan is the same on every rank: its stages and chunking, gathered.
+  const std::string plan = real->plan().description + " / " + std::to_string(real->plan().edge_chunks);
+  real.reset();
+  std::vector<double> mine(256, 0.0);
+  for (size_t i = 0; i < plan.size() && i < mine.size(); ++i) mine[i] = static_cast<unsigned char>(plan[i]);
+  Tensor t = Tensor::from_doubles(mine, {1, 256}, DType::f64);
+  Tensor plans = Tensor::empty({world().size(), 256}, DType::f64);
+  world().all_gather(t, plans, std::vector<int64_t>(static_cast<size_t>(world().size()), 1));
+  const std::vector<double> every = plans.to_doubles();
+  for (int r = 1; r < world().size(); ++r)
+    EXPECT_TRUE(std::equal(every.begin(), every.begin() + 256, every.begin() + r * 256)) << "rank " << r << "'s plan";
+  allocator_for(Device::cpu).empty_cache();
+  allocator_for(Device::meta).empty_cache();
+  TrainOptions o = tiny(flags);
+  o.device = Device::meta;
+  o.meta_target = Device::cpu;
+  o.ranks = world().size();
+  o.rank = world().rank();
+  std::unique_ptr<Communicator> meta = make_meta_communicator(o.rank, o.ranks);
+  RunSetup setup = prepare_run(o);
+  setup.comm = meta.get();
+  Trainer dry(std::move(setup));
+  dry.train();
+  EXPECT_EQ(dry.memory().stats.peak_allocated, real_stats.peak_allocated);
+  EXPECT_EQ(dry.memory().stats.peak_reserved, real_stats.peak_reserved);
 }
 
 }  // namespace

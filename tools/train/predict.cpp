@@ -70,15 +70,22 @@ RematPlan resolve_remat_plan(const RunSetup& setup) {
   if (o.batch > 1) request.advice += "; or a smaller --batch with --accum";
   // The planner's dry runs happen before anything of this run is allocated.
   if (!setup.shard) return plan_auto(request, *setup.geometry, dry_runner(setup), !o.quiet);
-  // Model parallel: every shard of a replica must run the same plan (their halo
-  // exchanges pair up, recomputation included), so all plan for the tightest
-  // shard: the one whose step without remat peaks highest (ties: the lowest).
+  // Model parallel: every rank must run the same plan (the halo exchanges are
+  // collectives of all ranks and pair up, recomputation included), so all plan
+  // for the tightest shard of the first replica, which has the largest share of
+  // --batch: the shard whose step without remat peaks highest (ties: the lowest).
+  TrainOptions first = o;
+  first.batch = (o.global_batch + o.replicas() - 1) / o.replicas();
+  first.batch_offset = 0;
+  request.batch = first.batch;
+  request.config = [first](int edge_chunks) { return graphcast_config(first, edge_chunks); };
   std::vector<RunSetup> shards;
   size_t tightest = 0;
   int64_t tightest_peak = -1;
   for (int q = 0; q < o.model_parallel; ++q) {
     RunSetup s = setup;
-    s.options.rank = o.replica() * o.model_parallel + q;
+    s.options = first;
+    s.options.rank = q;
     s.shard = q == o.shard() ? setup.shard
                              : std::make_shared<const model::GeometryShard>(
                                    model::shard_geometry(*setup.geometry, *setup.partition, q));
