@@ -24,11 +24,6 @@ double distance(const Vec3& a, const Vec3& b) {
   return std::sqrt(dx * dx + dy * dy + dz * dz);
 }
 
-double distance_squared(const Vec3& a, const Vec3& b) {
-  const double dx = a[0] - b[0], dy = a[1] - b[1], dz = a[2] - b[2];
-  return dx * dx + dy * dy + dz * dz;
-}
-
 ::testing::AssertionResult sorted_by_receiver(const Graph& graph) {
   for (int64_t e = 1; e < graph.num_edges(); ++e) {
     if (std::make_pair(graph.receivers[e - 1], graph.senders[e - 1]) >=

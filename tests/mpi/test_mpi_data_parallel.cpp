@@ -12,34 +12,18 @@
 
 #include "runtime/allocator.h"
 #include "runtime/communicator.h"
+#include "tests/mpi/mpi_util.h"
 #include "tests/test_util.h"
 #include "tools/train/trainer.h"
 
 namespace gc {
 namespace {
 
-Communicator& world() { return world_communicator(); }
+using mpi_test::rank_trainer;
+using mpi_test::world;
 
-// A tiny demo run; every rank its own data cache (no two processes write one file).
-TrainOptions tiny(const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"--mesh", "1", "--latent", "8", "--layers", "2", "--steps", "4", "--quiet",
-                                   "--no-eval", "--data-trajectories", "4", "--data-frames", "8", "--data-cache",
-                                   test::scratch_folder("mpi_data_cache_rank" + std::to_string(world().rank()))};
-  args.insert(args.end(), extra.begin(), extra.end());
-  TrainOptions o;
-  std::string help;
-  EXPECT_TRUE(parse_train_options(args, &o, &help));
-  return o;
-}
-
-// The run of this rank among all of world()'s.
-std::unique_ptr<Trainer> rank_trainer(TrainOptions o) {
-  o.ranks = world().size();
-  o.rank = world().rank();
-  RunSetup setup = prepare_run(o);
-  setup.comm = &world();
-  return std::make_unique<Trainer>(std::move(setup));
-}
+// A tiny demo run of 4 steps on mesh 1.
+TrainOptions tiny(const std::vector<std::string>& extra) { return mpi_test::tiny_run(1, 4, "mpi_data_cache", extra); }
 
 void empty_caches() {
   allocator_for(Device::cpu).empty_cache();
@@ -87,20 +71,13 @@ TEST(MpiDataParallelMemory, EveryRanksPeaksEqualItsDryRunToTheByte) {
   real.reset();
   empty_caches();
   // The dry run of this rank, as `gc_train --device meta --ranks P` makes it.
-  TrainOptions o = tiny(flags);
-  o.device = Device::meta;
-  o.meta_target = Device::cpu;
-  o.ranks = world().size();
-  o.rank = world().rank();
-  std::unique_ptr<Communicator> meta = make_meta_communicator(o.rank, o.ranks);
-  RunSetup setup = prepare_run(o);
-  setup.comm = meta.get();
-  Trainer dry(std::move(setup));
-  dry.train();
-  EXPECT_EQ(dry.memory().stats.peak_allocated, real_stats.peak_allocated);
-  EXPECT_EQ(dry.memory().stats.peak_reserved, real_stats.peak_reserved);
-  EXPECT_EQ(dry.memory().stats.at_peak, real_stats.at_peak);
-  EXPECT_EQ(dry.memory().stats.category_peak[static_cast<size_t>(Category::communication)],
+  std::unique_ptr<Communicator> meta;
+  std::unique_ptr<Trainer> dry = mpi_test::dry_rank_trainer(tiny(flags), meta);
+  dry->train();
+  EXPECT_EQ(dry->memory().stats.peak_allocated, real_stats.peak_allocated);
+  EXPECT_EQ(dry->memory().stats.peak_reserved, real_stats.peak_reserved);
+  EXPECT_EQ(dry->memory().stats.at_peak, real_stats.at_peak);
+  EXPECT_EQ(dry->memory().stats.category_peak[static_cast<size_t>(Category::communication)],
             real_stats.category_peak[static_cast<size_t>(Category::communication)]);
   EXPECT_GT(real_stats.category_peak[static_cast<size_t>(Category::communication)], 0);
 }

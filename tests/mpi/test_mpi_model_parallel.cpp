@@ -16,13 +16,15 @@
 #include "runtime/allocator.h"
 #include "runtime/communicator.h"
 #include "runtime/random.h"
+#include "tests/mpi/mpi_util.h"
 #include "tests/test_util.h"
 #include "tools/train/trainer.h"
 
 namespace gc {
 namespace {
 
-Communicator& world() { return world_communicator(); }
+using mpi_test::rank_trainer;
+using mpi_test::world;
 
 std::vector<double> normals(int64_t n, uint64_t seed) {
   std::vector<double> v(static_cast<size_t>(n));
@@ -146,25 +148,8 @@ TEST(MpiModelParallelPartition, EachRanksHaloIsWhatItsOwnersSend) {
   EXPECT_EQ(m2g, geometry.m2g.num_edges());
 }
 
-// A tiny demo run; every rank its own data cache.
-TrainOptions tiny(const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"--mesh", "2", "--latent", "8", "--layers", "2", "--steps", "3", "--quiet",
-                                   "--no-eval", "--data-trajectories", "4", "--data-frames", "8", "--data-cache",
-                                   test::scratch_folder("mpi_mp_data_cache_rank" + std::to_string(world().rank()))};
-  args.insert(args.end(), extra.begin(), extra.end());
-  TrainOptions o;
-  std::string help;
-  EXPECT_TRUE(parse_train_options(args, &o, &help));
-  return o;
-}
-
-std::unique_ptr<Trainer> rank_trainer(TrainOptions o) {
-  o.ranks = world().size();
-  o.rank = world().rank();
-  RunSetup setup = prepare_run(o);
-  setup.comm = &world();
-  return std::make_unique<Trainer>(std::move(setup));
-}
+// A tiny demo run of 3 steps on mesh 2 (every band of 4 ranks holds mesh vertices).
+TrainOptions tiny(const std::vector<std::string>& extra) { return mpi_test::tiny_run(2, 3, "mpi_mp_data_cache", extra); }
 
 // Q = every rank (one replica), and at -np 4 also 2 replicas of 2 shards.
 std::vector<int> shard_counts() {
@@ -216,19 +201,12 @@ TEST(MpiModelParallelMemory, EveryRanksPeaksEqualItsDryRunToTheByte) {
       real.reset();
       allocator_for(Device::cpu).empty_cache();
       allocator_for(Device::meta).empty_cache();
-      TrainOptions o = tiny(flags);
-      o.device = Device::meta;
-      o.meta_target = Device::cpu;
-      o.ranks = world().size();
-      o.rank = world().rank();
-      std::unique_ptr<Communicator> meta = make_meta_communicator(o.rank, o.ranks);
-      RunSetup setup = prepare_run(o);
-      setup.comm = meta.get();
-      Trainer dry(std::move(setup));
-      dry.train();
-      EXPECT_EQ(dry.memory().stats.peak_allocated, real_stats.peak_allocated);
-      EXPECT_EQ(dry.memory().stats.peak_reserved, real_stats.peak_reserved);
-      EXPECT_EQ(dry.memory().stats.at_peak, real_stats.at_peak);
+      std::unique_ptr<Communicator> meta;
+      std::unique_ptr<Trainer> dry = mpi_test::dry_rank_trainer(tiny(flags), meta);
+      dry->train();
+      EXPECT_EQ(dry->memory().stats.peak_allocated, real_stats.peak_allocated);
+      EXPECT_EQ(dry->memory().stats.peak_reserved, real_stats.peak_reserved);
+      EXPECT_EQ(dry->memory().stats.at_peak, real_stats.at_peak);
       EXPECT_GT(real_stats.category_peak[static_cast<size_t>(Category::communication)], 0);
     }
   }
@@ -245,17 +223,10 @@ TEST(MpiModelParallelMemory, RematAutoPlansOnePlanForEveryRank) {
   auto peak_of = [&](const char* remat) {  // this rank's dry-run peak reserved under a fixed plan
     std::vector<std::string> flags = base;
     flags.insert(flags.end(), {"--remat", remat});
-    TrainOptions o = tiny(flags);
-    o.device = Device::meta;
-    o.meta_target = Device::cpu;
-    o.ranks = world().size();
-    o.rank = world().rank();
-    std::unique_ptr<Communicator> meta = make_meta_communicator(o.rank, o.ranks);
-    RunSetup setup = prepare_run(o);
-    setup.comm = meta.get();
-    Trainer dry(std::move(setup));
-    dry.train();
-    return dry.memory().stats.peak_reserved;
+    std::unique_ptr<Communicator> meta;
+    std::unique_ptr<Trainer> dry = mpi_test::dry_rank_trainer(tiny(flags), meta);
+    dry->train();
+    return dry->memory().stats.peak_reserved;
   };
   // Rank 0 (the first replica's first shard) decides the budget: between its two fixed plans.
   // (The gathered tensors are freed before the real run: its peaks are compared to the byte.)
@@ -287,18 +258,11 @@ TEST(MpiModelParallelMemory, RematAutoPlansOnePlanForEveryRank) {
     EXPECT_TRUE(std::equal(every.begin(), every.begin() + 256, every.begin() + r * 256)) << "rank " << r << "'s plan";
   allocator_for(Device::cpu).empty_cache();
   allocator_for(Device::meta).empty_cache();
-  TrainOptions o = tiny(flags);
-  o.device = Device::meta;
-  o.meta_target = Device::cpu;
-  o.ranks = world().size();
-  o.rank = world().rank();
-  std::unique_ptr<Communicator> meta = make_meta_communicator(o.rank, o.ranks);
-  RunSetup setup = prepare_run(o);
-  setup.comm = meta.get();
-  Trainer dry(std::move(setup));
-  dry.train();
-  EXPECT_EQ(dry.memory().stats.peak_allocated, real_stats.peak_allocated);
-  EXPECT_EQ(dry.memory().stats.peak_reserved, real_stats.peak_reserved);
+  std::unique_ptr<Communicator> meta;
+  std::unique_ptr<Trainer> dry = mpi_test::dry_rank_trainer(tiny(flags), meta);
+  dry->train();
+  EXPECT_EQ(dry->memory().stats.peak_allocated, real_stats.peak_allocated);
+  EXPECT_EQ(dry->memory().stats.peak_reserved, real_stats.peak_reserved);
 }
 
 }  // namespace

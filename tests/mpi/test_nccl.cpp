@@ -18,12 +18,13 @@
 #include "runtime/communicator.h"
 #include "runtime/device.h"
 #include "runtime/random.h"
+#include "tests/mpi/mpi_util.h"
 #include "tests/test_util.h"
 
 namespace gc {
 namespace {
 
-Communicator& world() { return world_communicator(); }
+using mpi_test::world;
 
 // This rank's NCCL communicator, or null after GTEST_SKIP's reason.
 Communicator* nccl(std::string* why) {
