@@ -279,6 +279,9 @@ Var gather_rows(const Var& x, const IndexCsr& csr) {
   require(x.value().dim() == 2, "gather_rows: x [N, C] expected, got " + x.value().describe());
   require(csr.num_nodes == x.shape()[0], "gather_rows: index built for " + std::to_string(csr.num_nodes) +
                                              " nodes, x has " + std::to_string(x.shape()[0]) + " rows");
+  const int64_t groups = csr.rows.defined() ? csr.rows.numel() : csr.num_nodes;
+  require(csr.offsets.numel() == groups + 1, "gather_rows: offsets " + csr.offsets.describe() + " for " +
+                                                 std::to_string(groups) + (csr.rows.defined() ? " listed rows" : " nodes"));
   const int64_t edges = csr.index.numel();
   Tensor y = Tensor::empty({edges, x.shape()[1]}, x.dtype(), x.device());
   kernels::gather_rows_forward(y, x.value(), csr.index);
@@ -290,9 +293,15 @@ Var gather_rows(const Var& x, const IndexCsr& csr) {
   node->add_output(out);
   const Shape x_shape = x.shape();
   const DType x_dtype = x.dtype();
-  Tensor order = csr.order, offsets = csr.offsets;
-  node->set_backward([x_shape, x_dtype, order, offsets](BackwardContext& ctx) {
+  Tensor order = csr.order, offsets = csr.offsets, rows = csr.rows;
+  node->set_backward([x_shape, x_dtype, order, offsets, rows](BackwardContext& ctx) {
     const Tensor& g = ctx.grad_output();
+    if (rows.defined()) {
+      Tensor part = Tensor::empty({rows.numel(), x_shape[1]}, x_dtype, g.device());
+      kernels::gather_rows_backward(part, g, order, offsets);
+      ctx.add_grad_rows(0, part, rows);
+      return;
+    }
     Tensor gx = Tensor::empty(x_shape, x_dtype, g.device());
     kernels::gather_rows_backward(gx, g, order, offsets);
     ctx.add_grad(0, gx);

@@ -35,8 +35,13 @@ Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps = 1e-5
 struct IndexCsr {
   Tensor index;    // [E] i32: node of each edge
   Tensor order;    // [E] i32: edge ids grouped by node
-  Tensor offsets;  // [N + 1] i32
+  Tensor offsets;  // [N + 1] i32, or [U + 1] with rows
   int64_t num_nodes = 0;
+  // Optional, for edges that touch few of the N nodes (an edge block's): the U
+  // distinct nodes they touch, i32 [U]. order and offsets then group the edges by
+  // position in rows, and the gather's backward sums into [U, C] and adds those
+  // rows into x's gradient (BackwardContext::add_grad_rows): no [N, C] temporary.
+  Tensor rows;
 };
 // out [E, C] = x [N, C] rows at csr.index
 Var gather_rows(const Var& x, const IndexCsr& csr);

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "kernels/elementwise.h"
+#include "kernels/index.h"
 #include "runtime/profile.h"
 
 namespace gc {
@@ -87,6 +88,23 @@ BackwardContext::BackwardContext(Node& node, std::vector<Tensor> grad_outputs)
 bool BackwardContext::needs_grad(size_t input) const { return node_.inputs_.at(input)->requires_grad; }
 
 void BackwardContext::add_grad(size_t input, const Tensor& g) { add_to_slot(*node_.inputs_.at(input), g); }
+
+void BackwardContext::add_grad_rows(size_t input, const Tensor& g, const Tensor& rows) {
+  GradSlot& slot = *node_.inputs_.at(input);
+  if (!slot.requires_grad) return;
+  if (slot.shape.size() != 2 || g.dim() != 2 || g.shape()[1] != slot.shape[1] || g.shape()[0] != rows.numel())
+    throw std::logic_error("row gradient of shape " + shape_string(g.shape()) + " for " + std::to_string(rows.numel()) +
+                           " rows of a value of shape " + shape_string(slot.shape) +
+                           (slot.name.empty() ? "" : " ('" + slot.name + "')"));
+  Tensor& acc = writable_grad(slot);
+  if (acc.dtype() == g.dtype()) {
+    kernels::index_add_rows(acc, g, rows);
+    return;
+  }
+  Tensor widened = Tensor::empty(g.shape(), acc.dtype(), g.device());  // a parameter's f32 gradient
+  kernels::cast(widened, g);
+  kernels::index_add_rows(acc, widened, rows);
+}
 
 Tensor& BackwardContext::grad_buffer(size_t input) { return writable_grad(*node_.inputs_.at(input)); }
 

@@ -78,6 +78,10 @@ class BackwardContext {
   bool needs_grad(size_t input) const;
   // Adds g to input i's gradient (assigns when it has none yet).
   void add_grad(size_t input, const Tensor& g);
+  // Adds g [U, C] to rows `rows` [U] (distinct, i32) of input i's [N, C]
+  // gradient, created as zeros if absent: a gradient that touches few rows never
+  // needs a full-size temporary (kernels::index_add_rows).
+  void add_grad_rows(size_t input, const Tensor& g, const Tensor& rows);
   // The persistent gradient buffer of input i, created as zeros if absent, for
   // kernels that accumulate in place (grad_W += x^T dy). f32 for parameters.
   Tensor& grad_buffer(size_t input);

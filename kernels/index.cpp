@@ -142,6 +142,27 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   else if (runs_on_cpu(grad_x)) cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
 }
 
+void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows) {
+  const char* op = "index_add_rows";
+  require_defined(op, {{"acc", &acc}, {"x", &x}, {"rows", &rows}});
+  require_float_rows(op, "acc", acc);
+  require_float_rows(op, "x", x);
+  require(rows.dtype() == DType::i32 && rows.dim() == 1, op, "rows must be i32[U]; got " + rows.describe());
+  require_rows_like(op, "x", x, rows.numel(), "acc", acc);
+  require(x.dtype() == acc.dtype(), op, "acc and x must have one dtype; got " + acc.describe() + " and " + x.describe());
+  require_same_device(op, acc, {&x, &rows});
+  if (!index_checked(rows, acc.rows())) {
+    const Tensor scratch = cuda::allocate_scratch(acc.device(), cuda::index_check_scratch_bytes());
+    const OpScope scope(OpFamily::index_check, op, acc.device(), traffic::check_index_values(rows));
+    if (runs_on_cuda(acc)) GC_CUDA_RUN(op, cuda::check_index_values(rows, acc.rows(), op, "rows", scratch));
+    else if (runs_on_cpu(acc)) cpu::check_index_values(rows, acc.rows(), op, "rows");
+  }
+  if (x.numel() == 0) return;
+  const OpScope scope(OpFamily::gather, op, acc.device(), traffic::index_add_rows(acc, x, rows));
+  if (runs_on_cuda(acc)) GC_CUDA_RUN(op, cuda::index_add_rows(acc, x, rows));
+  else if (runs_on_cpu(acc)) cpu::index_add_rows(acc, x, rows);
+}
+
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
   const char* op = "segment_sum_forward";
   const int64_t edges = check_segment_sum(op, {"out", out}, {"x", x}, offsets, SegmentSide::destination_is_nodes);

@@ -21,6 +21,15 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index);
 // grad_x [N, C] (assigned) = for each node n, sum of grad_out rows order[offsets[n]..offsets[n+1]).
 void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets);
 
+// acc [N, C] rows rows[u] += x [U, C] row u, for u < U: one rounding per element, as
+// kernels::accumulate rounds (acc and x of one float dtype). The backward of a gather
+// whose edges touch only the rows listed (an edge block's senders or receivers):
+// only those rows are read and written, never a full-size [N, C] gradient. rows
+// [U] i32 must be distinct (the graph builds promise it: each acc row is written by
+// one task, so results are deterministic without atomics); their values are
+// range-checked like a gather's index, or marked checked at upload.
+void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows);
+
 // out [N, C] = for each node n, sum of x rows offsets[n]..offsets[n+1] (edges sorted
 // by receiver). Accumulates in f32 (f64 for f64); out may be f32 while x is bf16.
 // accumulate=true adds into out (edge blocks): each sum starts from out's value,

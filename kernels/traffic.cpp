@@ -187,6 +187,18 @@ OpCost gather_rows_forward(const Tensor& out, const Tensor& x, const Tensor& /*i
   return c;
 }
 
+// index_add_rows_kernel: rows [U] once, x [U, C] read, the listed acc rows read
+// and written; acc's other rows untouched.
+OpCost index_add_rows(const Tensor& /*acc*/, const Tensor& x, const Tensor& /*rows*/) {
+  OpCost c;
+  if (x.numel() == 0) return c;
+  const double count = static_cast<double>(x.rows()), elements = static_cast<double>(x.numel());
+  c.launches = 1;
+  c.bytes = 3 * elements * size_of(x.dtype()) + count * 4.0;
+  c.flops = elements;
+  return c;
+}
+
 // sum_groups_kernel: out [N, C] (read too when accumulating), in [E, C], the
 // order [E] when given, offsets [N + 1].
 OpCost sum_groups(const Tensor& out, const Tensor& in, bool with_order, bool accumulate) {

@@ -8,6 +8,7 @@
 // The order of uploads fixes the order, sizes and labels of the `input`
 // allocations, which dry runs reproduce and the published figures were
 // measured with.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -42,36 +43,50 @@ std::vector<EdgeBlock> make_blocks(const Graph& g, const std::vector<int32_t>& r
     block.receivers = end_receiver - receiver;
     block.first_edge = receiver_offsets[static_cast<size_t>(receiver)];
     block.edges = receiver_offsets[static_cast<size_t>(end_receiver)] - block.first_edge;
-    std::vector<int32_t> senders(g.senders.begin() + block.first_edge, g.senders.begin() + block.first_edge + block.edges);
-    std::vector<int32_t> receivers(g.receivers.begin() + block.first_edge,
-                                   g.receivers.begin() + block.first_edge + block.edges);
+    // The block's senders, listed once each in ascending order, and each edge's
+    // position in that list: the gather's backward sums into the listed rows only.
+    std::vector<int32_t> sender_rows(g.senders.begin() + block.first_edge,
+                                     g.senders.begin() + block.first_edge + block.edges);
+    std::sort(sender_rows.begin(), sender_rows.end());
+    sender_rows.erase(std::unique(sender_rows.begin(), sender_rows.end()), sender_rows.end());
     // The block's edges in the graph's own order (sorted by receiver; a shard's
     // keep the global order within a receiver): no re-sorting, so the sender CSR
-    // below matches the index slice.
+    // below matches the index slice, and each group sums in ascending edge order
+    // as the whole graph's CSR would.
     Graph local;
-    local.num_senders = g.num_senders;
-    local.num_receivers = g.num_receivers;
-    local.senders = std::move(senders);
-    local.receivers = std::move(receivers);
+    local.num_senders = static_cast<int64_t>(sender_rows.size());
+    local.num_receivers = block.receivers;
+    for (int64_t e = block.first_edge; e < block.first_edge + block.edges; ++e) {
+      const int32_t s = g.senders[static_cast<size_t>(e)];
+      local.senders.push_back(
+          static_cast<int32_t>(std::lower_bound(sender_rows.begin(), sender_rows.end(), s) - sender_rows.begin()));
+      local.receivers.push_back(g.receivers[static_cast<size_t>(e)] - static_cast<int32_t>(receiver));
+    }
     const SenderCsr csr = local.sender_csr();
-    std::vector<int32_t> identity(static_cast<size_t>(block.edges)), local_offsets;
+    std::vector<int32_t> identity(static_cast<size_t>(block.edges)), local_offsets, receiver_rows;
     for (int64_t e = 0; e < block.edges; ++e) identity[static_cast<size_t>(e)] = static_cast<int32_t>(e);
     for (int64_t r = receiver; r <= end_receiver; ++r)
       local_offsets.push_back(receiver_offsets[static_cast<size_t>(r)] - static_cast<int32_t>(block.first_edge));
+    for (int64_t r = receiver; r < end_receiver; ++r) receiver_rows.push_back(static_cast<int32_t>(r));
     block.senders.index = whole.senders.index.slice_rows(block.first_edge, block.edges);
     block.senders.order = upload_i32(csr.order, device);
     block.senders.offsets = upload_i32(csr.offsets, device);
+    block.senders.rows = upload_i32(sender_rows, device);
     block.senders.num_nodes = g.num_senders;
+    block.segment_offsets = upload_i32(local_offsets, device);
+    // The receivers are the range itself: groups in edge order (the identity),
+    // the segment offsets, the range's rows.
     block.receivers_csr.index = whole.receivers.index.slice_rows(block.first_edge, block.edges);
     block.receivers_csr.order = upload_i32(identity, device);
-    block.receivers_csr.offsets = upload_i32(local.receiver_offsets(), device);
+    block.receivers_csr.offsets = block.segment_offsets;
+    block.receivers_csr.rows = upload_i32(receiver_rows, device);
     block.receivers_csr.num_nodes = g.num_receivers;
-    block.segment_offsets = upload_i32(local_offsets, device);
-    // Checked once here, so the step's gathers and sums skip their checks.
+    // Checked once here, so the step's gathers, sums and row adds skip their checks.
     kernels::check_graph_index(block.senders.order, block.edges, "graph upload: a block's sender order");
     kernels::check_graph_offsets(block.senders.offsets, block.edges, "graph upload: a block's sender offsets");
+    kernels::check_graph_index(block.senders.rows, g.num_senders, "graph upload: a block's senders");
     kernels::check_graph_index(block.receivers_csr.order, block.edges, "graph upload: a block's receiver order");
-    kernels::check_graph_offsets(block.receivers_csr.offsets, block.edges, "graph upload: a block's receiver offsets");
+    kernels::check_graph_index(block.receivers_csr.rows, g.num_receivers, "graph upload: a block's receivers");
     kernels::check_graph_offsets(block.segment_offsets, block.edges, "graph upload: a block's segment offsets");
     out.push_back(std::move(block));
     receiver = end_receiver;

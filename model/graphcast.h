@@ -91,12 +91,14 @@ struct GeometryOptions {
 GraphCastGeometry build_geometry(const Grid& grid, int mesh_level, const GeometryOptions& options = {});
 
 // One edge block: a contiguous range of receivers and their edges (edges are
-// sorted by receiver), with index tensors local to the range.
+// sorted by receiver), with index tensors local to the range. The gathers index
+// the whole sender and receiver sets; their backward sums into the rows the block
+// touches (IndexCsr::rows) and adds only those into the gradient.
 struct EdgeBlock {
   int64_t first_receiver = 0, receivers = 0;
   int64_t first_edge = 0, edges = 0;
-  IndexCsr senders;         // index [edges] into the sender set, CSR over all senders
-  IndexCsr receivers_csr;   // index [edges] into the receiver set, CSR over all receivers
+  IndexCsr senders;         // index [edges] into the sender set; rows: the block's distinct senders, ascending
+  IndexCsr receivers_csr;   // index [edges] into the receiver set; rows: the range; offsets: segment_offsets
   Tensor segment_offsets;   // [receivers + 1] i32, local edge offsets of the range's receivers
 };
 

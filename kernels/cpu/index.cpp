@@ -129,6 +129,25 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   });
 }
 
+// Rows are distinct, so each task (a row) owns its acc row: any thread count gives
+// the same bits.
+void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows) {
+  if (x.numel() == 0) return;
+  visit_float_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* a = acc.data_as<T>();                      // [N, C]
+    const T* s = x.data_as<T>();                  // [U, C]
+    const int32_t* r = rows.data_as<int32_t>();   // [U]
+    const int64_t count = x.rows(), cols = x.cols();
+#pragma omp parallel for schedule(static) if (count * cols >= kParallelMinElements)
+    for (int64_t u = 0; u < count; ++u) {
+      T* destination = a + static_cast<int64_t>(r[u]) * cols;
+      const T* source = s + u * cols;
+      for (int64_t c = 0; c < cols; ++c) destination[c] = to_storage<T>(to_compute(destination[c]) + to_compute(source[c]));
+    }
+  });
+}
+
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {
   if (out.numel() == 0) return;
   visit_float_pair(x.dtype(), out.dtype(), "segment_sum_forward", [&](auto s, auto d) {

@@ -135,6 +135,21 @@ __global__ void sum_groups_kernel(D* out,                  // [N, C]
   }
 }
 
+// acc row rows[u] += x row u: one warp per listed row (rows are distinct, so no
+// two warps write one row), the sum rounded once as accumulate rounds it.
+template <class T>
+__global__ void index_add_rows_kernel(T* acc,               // [N, C]
+                                      const T* x,           // [U, C]
+                                      const int32_t* rows,  // [U]
+                                      int64_t count, int64_t cols) {
+  for (int64_t u = global_warp(); u < count; u += total_warps()) {
+    T* destination = acc + static_cast<int64_t>(rows[u]) * cols;
+    const T* source = x + u * cols;
+    for (int64_t c = lane_id(); c < cols; c += 32)
+      destination[c] = to_storage<T>(load_value(destination[c]) + load_value(source[c]));
+  }
+}
+
 // grad_x rows of group n = grad_out row n.
 template <class S, class D>
 __global__ void broadcast_groups_kernel(D* grad_x,               // [E, C]
@@ -257,6 +272,19 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const int32_t* order_ids = order.numel() ? order.data_as<int32_t>() : nullptr;
   // A null order means the identity; with E = 0 no group has an edge, so it is never read.
   launch_sum_groups(op, grad_x, grad_out, order_ids, offsets, false);
+}
+
+void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows) {
+  const char* op = "index_add_rows";
+  require_on_cuda(op, {&acc, &x, &rows});
+  if (x.numel() == 0) return;
+  const int64_t count = x.rows(), cols = x.cols();
+  visit_float_dtype(op, x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    index_add_rows_kernel<T><<<row_blocks(count), kThreadsPerBlock>>>(acc.data_as<T>(), x.data_as<T>(),
+                                                                      rows.data_as<int32_t>(), count, cols);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
 }
 
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate) {

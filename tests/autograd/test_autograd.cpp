@@ -54,6 +54,21 @@ IndexCsr make_csr(const std::vector<double>& index, int64_t num_nodes) {
   return csr;
 }
 
+// An edge block's gather: edges whose index touches only the listed rows, grouped
+// by position in that list (IndexCsr::rows), as model/device_geometry.cpp builds it.
+IndexCsr make_listed_csr(const std::vector<double>& index, const std::vector<double>& rows, int64_t num_nodes) {
+  std::vector<double> position;
+  for (double n : index)
+    for (size_t u = 0; u < rows.size(); ++u)
+      if (rows[u] == n) position.push_back(static_cast<double>(u));
+  const int64_t count = static_cast<int64_t>(rows.size());
+  IndexCsr local = make_csr(position, count);
+  local.index = Tensor::from_doubles(index, {static_cast<int64_t>(index.size())}, DType::i32);
+  local.rows = Tensor::from_doubles(rows, {count}, DType::i32);
+  local.num_nodes = num_nodes;
+  return local;
+}
+
 }  // namespace
 
 TEST(Autograd, LinearGradients) {
@@ -101,9 +116,36 @@ TEST(Autograd, GraphOpGradients) {
   IndexCsr csr = make_csr({2, 0, 2, 1, 4, 2, 0}, 5);  // node 3 has no edges
   check_op_gradients("gather_rows", {param({5, 3}, 1)},
                      [&](const std::vector<Var>& v) { return gather_rows(v[0], csr); });
+  // The backward that adds into the listed rows only: alone (the gradient
+  // created as zeros) and after a full-size gather's contribution.
+  IndexCsr listed = make_listed_csr({4, 0, 4, 1, 0, 0, 1}, {4, 1, 0}, 5);  // rows 2 and 3 untouched
+  check_op_gradients("gather_rows over listed rows", {param({5, 3}, 3)},
+                     [&](const std::vector<Var>& v) { return gather_rows(v[0], listed); });
+  check_op_gradients("gather_rows, full then listed rows", {param({5, 3}, 4)}, [&](const std::vector<Var>& v) {
+    Var h = mul(v[0], v[0]);  // not a leaf: the first contribution is assigned, the second added by rows
+    return add(gather_rows(h, csr), gather_rows(h, listed));
+  });
   Tensor offsets = Tensor::from_doubles({0, 2, 2, 5, 7}, {5}, DType::i32);  // 4 receivers, one empty
   check_op_gradients("segment_sum", {param({7, 3}, 2)},
                      [&](const std::vector<Var>& v) { return segment_sum(v[0], offsets, DType::f64); });
+}
+
+// Listing the rows changes no bit of the gradient: a bf16 parameter (f32
+// gradient) and a bf16 intermediate, against the same gathers over all nodes.
+TEST(Autograd, GatherOverListedRowsIsBitwiseTheFullGather) {
+  const std::vector<double> index = {4, 0, 4, 1, 0, 0, 1};
+  IndexCsr full = make_csr(index, 5), listed = make_listed_csr(index, {0, 1, 4}, 5);
+  const Tensor probe = random_tensor({7, 6}, DType::bf16, 5);
+  std::vector<Tensor> grads;
+  for (const IndexCsr* csr : {&full, &listed}) {
+    Var x(random_tensor({5, 6}, DType::bf16, 6), true, "x");
+    Var h = mul(x, x);
+    backward(sum_all(mul(add(gather_rows(h, *csr), gather_rows(x, *csr)), Var(probe))));
+    grads.push_back(x.grad());
+  }
+  ASSERT_EQ(grads[0].dtype(), DType::f32);
+  ASSERT_EQ(grads[1].dtype(), DType::f32);
+  EXPECT_EQ(grads[0].to_doubles(), grads[1].to_doubles());
 }
 
 TEST(Autograd, ShapeOpGradients) {

@@ -648,6 +648,21 @@ const std::vector<OpRow>& op_table() {
            r.output("out, " + dtype_pair_name(dtypes), out, bitwise());
          }
        }},
+      // The listed rows (the graph's distinct senders, descending) of a random acc
+      // gain x's rows; the others keep their bits.
+      {"index_add_rows", kFloats, kGraphShapes, index_check_scratch,
+       [](OpRun& r) {
+         const Graph g(r.dim(0));
+         const int64_t cols = r.dim(1);
+         std::vector<int32_t> listed = g.senders;
+         std::sort(listed.begin(), listed.end(), std::greater<int32_t>());
+         listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+         const Tensor rows = r.indices(listed);
+         const Tensor x = r.random({static_cast<int64_t>(listed.size()), cols}, r.dtype, 33);
+         Tensor acc = r.random({g.nodes, cols}, r.dtype, 34);
+         r.call([&] { kernels::index_add_rows(acc, x, rows); });
+         r.output("acc", acc, bitwise());
+       }},
       // grad_x is assigned, never accumulated: it starts from random values.
       {"gather_rows_backward", kFloats, kGraphShapes, index_check_scratch,
        [](OpRun& r) {

@@ -238,6 +238,46 @@ TEST_P(IndexOps, GatherBackwardMatchesReference) {
       g.senders, g.nodes, g.edges(), "gather_rows_backward");
 }
 
+// index_add_rows adds x's rows into the listed rows of acc (the graph's distinct
+// senders, in descending order, so the listing order matters): f32/f64 against the
+// f64 sum, 16-bit against the f32 sum of the same stored values rounded once; the
+// rows not listed keep their bits.
+TEST_P(IndexOps, IndexAddRowsMatchesReference) {
+  const Case p = GetParam();
+  const Graph g = make_graph(p.graph);
+  std::vector<int32_t> rows = g.senders;
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  std::reverse(rows.begin(), rows.end());
+  const int64_t count = static_cast<int64_t>(rows.size());
+  const Tensor before = random_tensor({g.nodes, p.cols}, p.dtype, 51);
+  const Tensor x = random_tensor({count, p.cols}, p.dtype, 52);
+  Tensor acc = before.clone();
+  kernels::index_add_rows(acc, x, i32_tensor(rows));
+  std::vector<double> want = before.to_doubles();
+  const std::vector<double> xs = x.to_doubles();
+  std::vector<bool> listed(static_cast<size_t>(g.nodes), false);
+  for (int64_t u = 0; u < count; ++u) {
+    listed[static_cast<size_t>(rows[static_cast<size_t>(u)])] = true;
+    for (int64_t c = 0; c < p.cols; ++c)
+      want[static_cast<size_t>(rows[static_cast<size_t>(u)] * p.cols + c)] += xs[static_cast<size_t>(u * p.cols + c)];
+  }
+  if (p.dtype == DType::f32 || p.dtype == DType::f64) {
+    EXPECT_TRUE(all_close(acc.to_doubles(), want, tolerance_for(p.dtype), "index_add_rows"));
+  } else {
+    Tensor acc32 = as_dtype(before, DType::f32);
+    kernels::index_add_rows(acc32, as_dtype(x, DType::f32), i32_tensor(rows));
+    EXPECT_TRUE(all_close(acc.to_doubles(), acc32.to_doubles(), tolerance_for(p.dtype), "index_add_rows vs f32"));
+    EXPECT_TRUE(bitwise_equal(acc, as_dtype(acc32, p.dtype))) << "one rounding of the f32 sum";
+  }
+  const std::vector<double> got = acc.to_doubles(), old = before.to_doubles();
+  for (int64_t n = 0; n < g.nodes; ++n)
+    if (!listed[static_cast<size_t>(n)]) {
+      for (int64_t c = 0; c < p.cols; ++c)
+        EXPECT_EQ(got[static_cast<size_t>(n * p.cols + c)], old[static_cast<size_t>(n * p.cols + c)]) << "row " << n;
+    }
+}
+
 TEST_P(IndexOps, SegmentSumForwardMatchesReference) {
   const Case p = GetParam();
   const Graph g = make_graph(p.graph);
@@ -370,13 +410,17 @@ TEST(IndexMeta, RunsWithoutDataAndAllocatesNothing) {
   Tensor index = Tensor::empty({edges}, DType::i32, meta), order = Tensor::empty({edges}, DType::i32, meta);
   Tensor offsets = Tensor::empty({nodes + 1}, DType::i32, meta);
   Tensor node_sum = Tensor::empty({nodes, cols}, DType::f32, meta);
+  Tensor bf16_nodes = Tensor::empty({nodes, cols}, DType::bf16, meta);
+  Tensor part = Tensor::empty({nodes / 2, cols}, DType::bf16, meta), rows = Tensor::empty({nodes / 2}, DType::i32, meta);
   const int64_t allocs_before = allocator_for(meta).stats().num_allocs;
   EXPECT_NO_THROW(kernels::gather_rows_forward(edge_rows, x, index));
   EXPECT_NO_THROW(kernels::gather_rows_backward(node_sum, edge_rows, order, offsets));
   EXPECT_NO_THROW(kernels::segment_sum_forward(node_sum, edge_rows, offsets, true));
   EXPECT_NO_THROW(kernels::segment_sum_backward(edge_rows, node_sum, offsets));
   EXPECT_NO_THROW(kernels::build_csr(order, offsets, index, nodes));
+  EXPECT_NO_THROW(kernels::index_add_rows(bf16_nodes, part, rows));
   EXPECT_EQ(allocator_for(meta).stats().num_allocs, allocs_before);
+  EXPECT_THROW(kernels::index_add_rows(node_sum, part, rows), std::invalid_argument);  // f32 acc, bf16 rows
   Tensor short_offsets = Tensor::empty({nodes}, DType::i32, meta);  // shape checks still apply
   EXPECT_THROW(kernels::segment_sum_forward(node_sum, edge_rows, short_offsets, false), std::invalid_argument);
 }
@@ -412,6 +456,12 @@ TEST(IndexValidation, RejectsBadIndicesAndShapesWithTheOpName) {
   expect_invalid(
       [&] { kernels::gather_rows_backward(node_rows, edge_rows, i32_tensor({0, 3, 1}), i32_tensor({0, 1, 2, 3, 3})); },
       "order value 3");
+
+  Tensor acc = random_tensor({4, 3}, DType::f32, 73);
+  expect_invalid([&] { kernels::index_add_rows(acc, edge_rows, i32_tensor({0, 4, 1})); }, "index_add_rows: rows value 4");
+  expect_invalid([&] { kernels::index_add_rows(acc, edge_rows, i32_tensor({0, 1})); }, "[2, 3]");
+  Tensor edge_rows64 = random_tensor({3, 3}, DType::f64, 74);
+  expect_invalid([&] { kernels::index_add_rows(acc, edge_rows64, i32_tensor({0, 1, 2})); }, "one dtype");
 
   Tensor order = Tensor::empty({3}, DType::i32), offsets = Tensor::empty({4}, DType::i32);
   expect_invalid([&] { kernels::build_csr(order, offsets, i32_tensor({0, 3, 1}), 3); }, "build_csr");

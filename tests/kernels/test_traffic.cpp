@@ -84,6 +84,17 @@ TEST(TrafficModel, GraphOpsCheckTheirIndicesWithABlockingReadBack) {
   // out read and written (accumulating), the edges read, the offsets read.
   EXPECT_DOUBLE_EQ(family(segment, OpFamily::segment_sum).bytes,
                    2 * nodes * cols * 4.0 + edges * cols * 2.0 + (nodes + 1) * 4.0);
+
+  // The row add touches the listed rows only: x read, those acc rows read and
+  // written, the row list read; never the acc's other rows.
+  const int64_t listed = 7;
+  Tensor part = Tensor::empty({listed, cols}, DType::f32, Device::meta);
+  Tensor rows = Tensor::empty({listed}, DType::i32, Device::meta);
+  const Profile add = cost_of([&] { kernels::index_add_rows(grad_x, part, rows); });
+  EXPECT_EQ(family(add, OpFamily::index_check).launches, 3);
+  EXPECT_EQ(family(add, OpFamily::index_check).host_syncs, 1);
+  EXPECT_EQ(family(add, OpFamily::gather).launches, 1);
+  EXPECT_DOUBLE_EQ(family(add, OpFamily::gather).bytes, 3 * listed * cols * 4.0 + listed * 4.0);
 }
 
 // Graph tensors checked once at upload (check_graph_index / _offsets) make the
