@@ -275,13 +275,67 @@ Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
 
 // ---- graph ops -------------------------------------------------------------------------------
 
-Var gather_rows(const Var& x, const IndexCsr& csr) {
-  require(x.value().dim() == 2, "gather_rows: x [N, C] expected, got " + x.value().describe());
-  require(csr.num_nodes == x.shape()[0], "gather_rows: index built for " + std::to_string(csr.num_nodes) +
+namespace {
+
+void require_gather_csr(const char* op, const Var& x, const IndexCsr& csr) {
+  require(x.value().dim() == 2, std::string(op) + ": x [N, C] expected, got " + x.value().describe());
+  require(csr.num_nodes == x.shape()[0], std::string(op) + ": index built for " + std::to_string(csr.num_nodes) +
                                              " nodes, x has " + std::to_string(x.shape()[0]) + " rows");
   const int64_t groups = csr.rows.defined() ? csr.rows.numel() : csr.num_nodes;
-  require(csr.offsets.numel() == groups + 1, "gather_rows: offsets " + csr.offsets.describe() + " for " +
+  require(csr.offsets.numel() == groups + 1, std::string(op) + ": offsets " + csr.offsets.describe() + " for " +
                                                  std::to_string(groups) + (csr.rows.defined() ? " listed rows" : " nodes"));
+}
+
+// What a gather's backward needs: the grouping of its edges and x's shape.
+struct GatherGrad {
+  Shape x_shape;
+  DType x_dtype;
+  Tensor order, offsets, rows;
+  GatherGrad(const Var& x, const IndexCsr& csr)
+      : x_shape(x.shape()), x_dtype(x.dtype()), order(csr.order), offsets(csr.offsets), rows(csr.rows) {}
+  // Input `input` of the node gets the sums of g's rows over each node's edges:
+  // into the listed rows only when the CSR lists them, else a full [N, C] gradient.
+  void add_to(BackwardContext& ctx, size_t input, const Tensor& g) const {
+    if (!ctx.needs_grad(input)) return;
+    if (rows.defined()) {
+      Tensor part = Tensor::empty({rows.numel(), x_shape[1]}, x_dtype, g.device());
+      kernels::gather_rows_backward(part, g, order, offsets);
+      ctx.add_grad_rows(input, part, rows);
+      return;
+    }
+    Tensor gx = Tensor::empty(x_shape, x_dtype, g.device());
+    kernels::gather_rows_backward(gx, g, order, offsets);
+    ctx.add_grad(input, gx);
+  }
+};
+
+}  // namespace
+
+Var add_gathered(const Var& base, const Var& s, const IndexCsr& senders, const Var& r, const IndexCsr& receivers) {
+  require_gather_csr("add_gathered (senders)", s, senders);
+  require_gather_csr("add_gathered (receivers)", r, receivers);
+  Tensor y = Tensor::empty(base.shape(), base.dtype(), base.device());
+  kernels::add_gathered_rows(y, base.value(), s.value(), senders.index, r.value(), receivers.index);
+  const bool record = should_record({&base, &s, &r});
+  Var out = Var::make_output(y, record);
+  if (!record) return out;
+  auto node = make_node("add_gathered");
+  node->add_input(base);
+  node->add_input(s);
+  node->add_input(r);
+  node->add_output(out);
+  node->set_backward([sg = GatherGrad(s, senders), rg = GatherGrad(r, receivers)](BackwardContext& ctx) {
+    const Tensor& g = ctx.grad_output();
+    if (ctx.needs_grad(0)) ctx.add_grad(0, g);
+    sg.add_to(ctx, 1, g);
+    rg.add_to(ctx, 2, g);
+  });
+  record_node(std::move(node));
+  return out;
+}
+
+Var gather_rows(const Var& x, const IndexCsr& csr) {
+  require_gather_csr("gather_rows", x, csr);
   const int64_t edges = csr.index.numel();
   Tensor y = Tensor::empty({edges, x.shape()[1]}, x.dtype(), x.device());
   kernels::gather_rows_forward(y, x.value(), csr.index);
@@ -291,21 +345,7 @@ Var gather_rows(const Var& x, const IndexCsr& csr) {
   auto node = make_node("gather_rows");
   node->add_input(x);
   node->add_output(out);
-  const Shape x_shape = x.shape();
-  const DType x_dtype = x.dtype();
-  Tensor order = csr.order, offsets = csr.offsets, rows = csr.rows;
-  node->set_backward([x_shape, x_dtype, order, offsets, rows](BackwardContext& ctx) {
-    const Tensor& g = ctx.grad_output();
-    if (rows.defined()) {
-      Tensor part = Tensor::empty({rows.numel(), x_shape[1]}, x_dtype, g.device());
-      kernels::gather_rows_backward(part, g, order, offsets);
-      ctx.add_grad_rows(0, part, rows);
-      return;
-    }
-    Tensor gx = Tensor::empty(x_shape, x_dtype, g.device());
-    kernels::gather_rows_backward(gx, g, order, offsets);
-    ctx.add_grad(0, gx);
-  });
+  node->set_backward([gg = GatherGrad(x, csr)](BackwardContext& ctx) { gg.add_to(ctx, 0, ctx.grad_output()); });
   record_node(std::move(node));
   return out;
 }

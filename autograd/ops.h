@@ -45,6 +45,12 @@ struct IndexCsr {
 };
 // out [E, C] = x [N, C] rows at csr.index
 Var gather_rows(const Var& x, const IndexCsr& csr);
+// out [E, C] = (base [E, C] + s rows at senders.index) + r rows at receivers.index,
+// in one pass (kernels::add_gathered_rows), bitwise add(add(base, gather_rows(s,
+// senders)), gather_rows(r, receivers)) without the gathered rows: an edge MLP's
+// first layer with the concat trick. The backward gives base the output gradient
+// and s and r gather_rows' backward of it.
+Var add_gathered(const Var& base, const Var& s, const IndexCsr& senders, const Var& r, const IndexCsr& receivers);
 // out [N, C] = per-node sums of x [E, C], edges sorted by receiver; offsets [N + 1] i32.
 // out_dtype: the accumulation/storage dtype of the result (f32 for the encoder).
 Var segment_sum(const Var& x, const Tensor& offsets, DType out_dtype);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <tuple>
 
 #include "kernels/cpu/index.h"
 #include "kernels/cuda/backend.h"
@@ -140,6 +141,39 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const OpScope scope(OpFamily::gather, op, grad_x.device(), traffic::sum_groups(grad_x, grad_out, true, false));
   if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::gather_rows_backward(grad_x, grad_out, order, offsets));
   else if (runs_on_cpu(grad_x)) cpu::gather_rows_backward(grad_x, grad_out, order, offsets);
+}
+
+void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const Tensor& s_index, const Tensor& r,
+                       const Tensor& r_index) {
+  const char* op = "add_gathered_rows";
+  require_defined(op, {{"out", &out}, {"base", &base}, {"s", &s}, {"s_index", &s_index}, {"r", &r}, {"r_index", &r_index}});
+  require_float_rows(op, "out", out);
+  require_float_rows(op, "s", s);
+  require_float_rows(op, "r", r);
+  const int64_t edges = out.rows();
+  require_fits_i32(op, "edge", edges);
+  require(base.shape() == out.shape(), op, "base must have out's shape " + out.describe() + "; got " + base.describe());
+  require_rows_like(op, "s", s, s.rows(), "out", out);
+  require_rows_like(op, "r", r, r.rows(), "out", out);
+  require_index(op, "s_index", s_index, edges);
+  require_index(op, "r_index", r_index, edges);
+  for (const Tensor* t : {&base, &s, &r})
+    require(t->dtype() == out.dtype(), op, "one float dtype expected: out is " + out.describe() + ", got " + t->describe());
+  require_same_device(op, out, {&base, &s, &s_index, &r, &r_index});
+  if (!index_checked(s_index, s.rows()) || !index_checked(r_index, r.rows())) {
+    const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::index_check_scratch_bytes());
+    for (const auto& [index, bound, name] :
+         {std::make_tuple(&s_index, s.rows(), "s_index"), std::make_tuple(&r_index, r.rows(), "r_index")}) {
+      if (index_checked(*index, bound)) continue;
+      const OpScope scope(OpFamily::index_check, op, out.device(), traffic::check_index_values(*index));
+      if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::check_index_values(*index, bound, op, name, scratch));
+      else if (runs_on_cpu(out)) cpu::check_index_values(*index, bound, op, name);
+    }
+  }
+  if (out.numel() == 0) return;
+  const OpScope scope(OpFamily::gather, op, out.device(), traffic::add_gathered_rows(out));
+  if (runs_on_cuda(out)) GC_CUDA_RUN(op, cuda::add_gathered_rows(out, base, s, s_index, r, r_index));
+  else if (runs_on_cpu(out)) cpu::add_gathered_rows(out, base, s, s_index, r, r_index);
 }
 
 void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows) {

@@ -21,6 +21,14 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index);
 // grad_x [N, C] (assigned) = for each node n, sum of grad_out rows order[offsets[n]..offsets[n+1]).
 void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets);
 
+// out [E, C] = (base [E, C] + s [Ns, C] row s_index[e]) + r [Nr, C] row r_index[e],
+// each sum rounded to the dtype as two separate adds of gathered rows round it:
+// bitwise gather + add + gather + add, in one pass that writes no gathered rows.
+// The first layer of an edge MLP with the concat trick (the edge features'
+// product plus the senders' and receivers' projections). One float dtype for all.
+void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const Tensor& s_index, const Tensor& r,
+                       const Tensor& r_index);
+
 // acc [N, C] rows rows[u] += x [U, C] row u, for u < U: one rounding per element, as
 // kernels::accumulate rounds (acc and x of one float dtype). The backward of a gather
 // whose edges touch only the rows listed (an edge block's senders or receivers):

@@ -187,6 +187,18 @@ OpCost gather_rows_forward(const Tensor& out, const Tensor& x, const Tensor& /*i
   return c;
 }
 
+// add_gathered_rows_kernel: base read, a sender and a receiver row read per edge
+// (in full, as gathers are counted), both indices, out written.
+OpCost add_gathered_rows(const Tensor& out) {
+  OpCost c;
+  if (out.numel() == 0) return c;
+  const double edges = static_cast<double>(out.rows()), elements = static_cast<double>(out.numel());
+  c.launches = 1;
+  c.bytes = 4 * elements * size_of(out.dtype()) + 2 * edges * 4.0;
+  c.flops = 2 * elements;
+  return c;
+}
+
 // index_add_rows_kernel: rows [U] once, x [U, C] read, the listed acc rows read
 // and written; acc's other rows untouched.
 OpCost index_add_rows(const Tensor& /*acc*/, const Tensor& x, const Tensor& /*rows*/) {

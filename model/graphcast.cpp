@@ -1,8 +1,9 @@
 // graphcast.cpp: parameters, and the encoder / processor / decoder forward
 // passes (the graphs' device copies are model/device_geometry.cpp's). With the concat trick an edge MLP's first layer is
 // e W_e + (V_s W_s)[sender] + (V_r W_r)[receiver] + b: the node-side products are
-// computed once per node and gathered, and the [edges, 3L] concatenation is never
-// allocated (first_linear_of_concat; a node MLP's v W_v + agg W_a + b likewise).
+// computed once per node and added in by each edge (add_gathered: one pass, no
+// gathered rows and no [edges, 3L] concatenation are ever allocated; a node MLP's
+// v W_v + agg W_a + b through first_linear_of_concat).
 // The encoder and decoder edges always run in the same fixed blocks, which
 // --edge-chunks only groups into checkpointed chunks: blocks fix the arithmetic,
 // chunks only what is kept for backward.
@@ -232,16 +233,17 @@ Var GraphCastNet::edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& 
   Var h;
   if (config_.concat_trick) {
     MemoryScope s("linear0");
-    Var sender_product, receiver_product;
+    Var sender_side, receiver_side;
     {
       MemoryScope node_side("sender_projection");
-      sender_product = gather_rows(linear(senders_latent, mlp.w0, Var(), L), graph.senders);
+      sender_side = linear(senders_latent, mlp.w0, Var(), L);
     }
     {
       MemoryScope node_side("receiver_projection");
-      receiver_product = gather_rows(linear(receivers_latent, mlp.w0, Var(), 2 * L), graph.receivers);
+      receiver_side = linear(receivers_latent, mlp.w0, Var(), 2 * L);
     }
-    h = first_linear_of_concat(mlp, edges, {sender_product, receiver_product});
+    // E W_e + b, plus each edge's sender and receiver projection rows, in one pass.
+    h = add_gathered(linear(edges, mlp.w0, mlp.b0, 0), sender_side, graph.senders, receiver_side, graph.receivers);
   } else {
     MemoryScope s("linear0");
     Var cat = concat_cols({edges, gather_rows(senders_latent, graph.senders), gather_rows(receivers_latent, graph.receivers)});
@@ -279,11 +281,10 @@ Var GraphCastNet::block_messages(const Mlp& edge_embed, const Mlp& edge_mlp, con
   {
     MemoryScope s("linear0");
     if (config_.concat_trick) {
-      // sender_side / receiver_side are the node projections V_s W_s, V_r W_r. The
-      // receiver side is gathered first: the order the memory figures were measured with.
-      Var receiver_product = gather_rows(receiver_side, block.receivers_csr);
-      Var sender_product = gather_rows(sender_side, block.senders);
-      h = first_linear_of_concat(edge_mlp, edges, {sender_product, receiver_product});
+      // sender_side / receiver_side are the node projections V_s W_s, V_r W_r:
+      // E W_e + b plus each edge's rows of them, in one pass.
+      h = add_gathered(linear(edges, edge_mlp.w0, edge_mlp.b0, 0), sender_side, block.senders, receiver_side,
+                       block.receivers_csr);
     } else {
       h = linear(concat_cols({edges, gather_rows(sender_side, block.senders), gather_rows(receiver_side, block.receivers_csr)}),
                  edge_mlp.w0, edge_mlp.b0);

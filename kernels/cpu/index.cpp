@@ -129,6 +129,32 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   });
 }
 
+// Each edge's element: the first sum rounded to T, then the second, as two
+// separate adds (map_binary) round them.
+void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const Tensor& s_index, const Tensor& r,
+                       const Tensor& r_index) {
+  visit_float_dtype(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    using C = common_compute_t<T>;
+    T* o = out.data_as<T>();                              // [E, C]
+    const T* b = base.data_as<T>();                       // [E, C]
+    const T* sv = s.data_as<T>();                         // [Ns, C]
+    const T* rv = r.data_as<T>();                         // [Nr, C]
+    const int32_t* si = s_index.data_as<int32_t>();       // [E]
+    const int32_t* ri = r_index.data_as<int32_t>();       // [E]
+    const int64_t edges = out.rows(), cols = out.cols();
+#pragma omp parallel for schedule(static) if (edges * cols >= kParallelMinElements)
+    for (int64_t e = 0; e < edges; ++e) {
+      const T* s_row = sv + static_cast<int64_t>(si[e]) * cols;
+      const T* r_row = rv + static_cast<int64_t>(ri[e]) * cols;
+      for (int64_t c = 0; c < cols; ++c) {
+        const T first = to_storage<T>(static_cast<C>(to_compute(b[e * cols + c])) + static_cast<C>(to_compute(s_row[c])));
+        o[e * cols + c] = to_storage<T>(static_cast<C>(to_compute(first)) + static_cast<C>(to_compute(r_row[c])));
+      }
+    }
+  });
+}
+
 // Rows are distinct, so each task (a row) owns its acc row: any thread count gives
 // the same bits.
 void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows) {

@@ -18,6 +18,8 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index);
 // grad_x [N, C] = sums of grad_out [E, C] rows order [E] grouped by offsets [N + 1].
 void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets);
 // out [N, C] (+)= sums of x [E, C] rows grouped by offsets [N + 1].
+void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const Tensor& s_index, const Tensor& r,
+                       const Tensor& r_index);
 void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows);
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate);
 // grad_x [E, C] = grad_out [N, C] row of each edge's group.

@@ -135,6 +135,28 @@ __global__ void sum_groups_kernel(D* out,                  // [N, C]
   }
 }
 
+// One warp per edge: its base row plus the gathered sender row, rounded, plus the
+// gathered receiver row, rounded (as two add kernels round).
+template <class T>
+__global__ void add_gathered_rows_kernel(T* out,                  // [E, C]
+                                         const T* base,           // [E, C]
+                                         const T* s,              // [Ns, C]
+                                         const int32_t* s_index,  // [E]
+                                         const T* r,              // [Nr, C]
+                                         const int32_t* r_index,  // [E]
+                                         int64_t edges, int64_t cols) {
+  for (int64_t e = global_warp(); e < edges; e += total_warps()) {
+    const T* s_row = s + static_cast<int64_t>(s_index[e]) * cols;
+    const T* r_row = r + static_cast<int64_t>(r_index[e]) * cols;
+    const T* base_row = base + e * cols;
+    T* out_row = out + e * cols;
+    for (int64_t c = lane_id(); c < cols; c += 32) {
+      const T first = to_storage<T>(load_value(base_row[c]) + load_value(s_row[c]));
+      out_row[c] = to_storage<T>(load_value(first) + load_value(r_row[c]));
+    }
+  }
+}
+
 // acc row rows[u] += x row u: one warp per listed row (rows are distinct, so no
 // two warps write one row), the sum rounded once as accumulate rounds it.
 template <class T>
@@ -272,6 +294,21 @@ void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const int32_t* order_ids = order.numel() ? order.data_as<int32_t>() : nullptr;
   // A null order means the identity; with E = 0 no group has an edge, so it is never read.
   launch_sum_groups(op, grad_x, grad_out, order_ids, offsets, false);
+}
+
+void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const Tensor& s_index, const Tensor& r,
+                       const Tensor& r_index) {
+  const char* op = "add_gathered_rows";
+  require_on_cuda(op, {&out, &base, &s, &s_index, &r, &r_index});
+  if (out.numel() == 0) return;
+  const int64_t edges = out.rows(), cols = out.cols();
+  visit_float_dtype(op, out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    add_gathered_rows_kernel<T><<<row_blocks(edges), kThreadsPerBlock>>>(
+        out.data_as<T>(), base.data_as<T>(), s.data_as<T>(), s_index.data_as<int32_t>(), r.data_as<T>(),
+        r_index.data_as<int32_t>(), edges, cols);
+  });
+  GC_CUDA_CHECK(cudaGetLastError());
 }
 
 void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows) {

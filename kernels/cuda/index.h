@@ -23,6 +23,9 @@ void check_offsets(const Tensor& offsets, int64_t total, const char* op, const T
 void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index);
 // grad_x [N, C] = sums of grad_out [E, C] rows order [E] grouped by offsets [N + 1].
 void gather_rows_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& order, const Tensor& offsets);
+// out [E, C] = (base + s rows at s_index) + r rows at r_index, rounded after each add.
+void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const Tensor& s_index, const Tensor& r,
+                       const Tensor& r_index);
 // acc [N, C] rows rows[u] += x [U, C] row u (rows distinct).
 void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows);
 // out [N, C] (+)= sums of x [E, C] rows grouped by offsets [N + 1].

@@ -125,6 +125,11 @@ TEST(Autograd, GraphOpGradients) {
     Var h = mul(v[0], v[0]);  // not a leaf: the first contribution is assigned, the second added by rows
     return add(gather_rows(h, csr), gather_rows(h, listed));
   });
+  IndexCsr receivers = make_csr({0, 0, 1, 1, 1, 3, 3}, 4);
+  check_op_gradients("add_gathered", {param({7, 3}, 5), param({5, 3}, 6), param({4, 3}, 7)},
+                     [&](const std::vector<Var>& v) { return add_gathered(v[0], v[1], csr, v[2], receivers); });
+  check_op_gradients("add_gathered over listed rows", {param({7, 3}, 8), param({5, 3}, 9), param({4, 3}, 10)},
+                     [&](const std::vector<Var>& v) { return add_gathered(v[0], v[1], listed, v[2], receivers); });
   Tensor offsets = Tensor::from_doubles({0, 2, 2, 5, 7}, {5}, DType::i32);  // 4 receivers, one empty
   check_op_gradients("segment_sum", {param({7, 3}, 2)},
                      [&](const std::vector<Var>& v) { return segment_sum(v[0], offsets, DType::f64); });
@@ -146,6 +151,25 @@ TEST(Autograd, GatherOverListedRowsIsBitwiseTheFullGather) {
   ASSERT_EQ(grads[0].dtype(), DType::f32);
   ASSERT_EQ(grads[1].dtype(), DType::f32);
   EXPECT_EQ(grads[0].to_doubles(), grads[1].to_doubles());
+}
+
+// The fused edge sum is bitwise the gathers and adds it replaces, forward and
+// backward, in bf16 (parameters with f32 gradients).
+TEST(Autograd, AddGatheredIsBitwiseTheSeparateOps) {
+  IndexCsr senders = make_csr({4, 0, 4, 1, 0, 0, 1}, 5), receivers = make_csr({0, 0, 1, 1, 1, 3, 3}, 4);
+  const Tensor probe = random_tensor({7, 6}, DType::bf16, 7);
+  std::vector<std::vector<double>> results;
+  for (bool fused : {false, true}) {
+    Var base(random_tensor({7, 6}, DType::bf16, 8), true, "base");
+    Var s(random_tensor({5, 6}, DType::bf16, 9), true, "s");
+    Var r(random_tensor({4, 6}, DType::bf16, 10), true, "r");
+    Var out = fused ? add_gathered(base, s, senders, r, receivers)
+                    : add(add(base, gather_rows(s, senders)), gather_rows(r, receivers));
+    results.push_back(out.value().to_doubles());
+    backward(sum_all(mul(out, Var(probe))));
+    for (const Var* v : {&base, &s, &r}) results.push_back(v->grad().to_doubles());
+  }
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(results[i], results[i + 4]) << "output, then the three gradients: " << i;
 }
 
 TEST(Autograd, ShapeOpGradients) {

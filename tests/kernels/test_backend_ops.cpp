@@ -648,6 +648,18 @@ const std::vector<OpRow>& op_table() {
            r.output("out, " + dtype_pair_name(dtypes), out, bitwise());
          }
        }},
+      // Bitwise: the same two roundings on every device.
+      {"add_gathered_rows", kFloats, kGraphShapes, index_check_scratch,
+       [](OpRun& r) {
+         const Graph g(r.dim(0));
+         const int64_t cols = r.dim(1);
+         const Tensor senders = r.indices(g.senders), receivers = r.indices(g.receivers);
+         const Tensor base = r.random({g.edges, cols}, r.dtype, 35);
+         const Tensor s = r.random({g.nodes, cols}, r.dtype, 36), rv = r.random({g.nodes, cols}, r.dtype, 37);
+         Tensor out = r.empty({g.edges, cols}, r.dtype);
+         r.call([&] { kernels::add_gathered_rows(out, base, s, senders, rv, receivers); });
+         r.output("out", out, bitwise());
+       }},
       // The listed rows (the graph's distinct senders, descending) of a random acc
       // gain x's rows; the others keep their bits.
       {"index_add_rows", kFloats, kGraphShapes, index_check_scratch,

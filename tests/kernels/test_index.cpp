@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/elementwise.h"
 #include "kernels/index.h"
 #include "tests/test_util.h"
 
@@ -238,6 +239,27 @@ TEST_P(IndexOps, GatherBackwardMatchesReference) {
       g.senders, g.nodes, g.edges(), "gather_rows_backward");
 }
 
+// add_gathered_rows: f32/f64 against the f64 sum base + x[sender] + x'[receiver];
+// every dtype bitwise equal to the separate gathers and adds it replaces.
+TEST_P(IndexOps, AddGatheredRowsMatchesReferenceAndTheSeparateOps) {
+  const Case p = GetParam();
+  const Graph g = make_graph(p.graph);
+  const int64_t edges = g.edges();
+  const Tensor base = random_tensor({edges, p.cols}, p.dtype, 61);
+  const Tensor s = random_tensor({g.nodes, p.cols}, p.dtype, 62), r = random_tensor({g.nodes + 2, p.cols}, p.dtype, 63);
+  Tensor out = Tensor::empty({edges, p.cols}, p.dtype);
+  kernels::add_gathered_rows(out, base, s, i32_tensor(g.senders), r, i32_tensor(g.receivers));
+  const std::vector<double> gs = reference_gather(s.to_doubles(), g.senders, p.cols);
+  const std::vector<double> gr = reference_gather(r.to_doubles(), g.receivers, p.cols);
+  std::vector<double> want = base.to_doubles();
+  for (size_t i = 0; i < want.size(); ++i) want[i] += gs[i] + gr[i];
+  EXPECT_TRUE(all_close(out.to_doubles(), want, tolerance_for(p.dtype, 2.0), "add_gathered_rows"));
+  Tensor first = Tensor::empty({edges, p.cols}, p.dtype), separate = Tensor::empty({edges, p.cols}, p.dtype);
+  kernels::add_forward(first, base, gather(s, g.senders, p.dtype));
+  kernels::add_forward(separate, first, gather(r, g.receivers, p.dtype));
+  EXPECT_TRUE(bitwise_equal(out, separate)) << "gather, add, gather, add";
+}
+
 // index_add_rows adds x's rows into the listed rows of acc (the graph's distinct
 // senders, in descending order, so the listing order matters): f32/f64 against the
 // f64 sum, 16-bit against the f32 sum of the same stored values rounded once; the
@@ -421,6 +443,8 @@ TEST(IndexMeta, RunsWithoutDataAndAllocatesNothing) {
   EXPECT_NO_THROW(kernels::index_add_rows(bf16_nodes, part, rows));
   EXPECT_EQ(allocator_for(meta).stats().num_allocs, allocs_before);
   EXPECT_THROW(kernels::index_add_rows(node_sum, part, rows), std::invalid_argument);  // f32 acc, bf16 rows
+  EXPECT_NO_THROW(kernels::add_gathered_rows(edge_rows, edge_rows, x, index, bf16_nodes, index));
+  EXPECT_EQ(allocator_for(meta).stats().num_allocs, allocs_before);
   Tensor short_offsets = Tensor::empty({nodes}, DType::i32, meta);  // shape checks still apply
   EXPECT_THROW(kernels::segment_sum_forward(node_sum, edge_rows, short_offsets, false), std::invalid_argument);
 }
@@ -462,6 +486,17 @@ TEST(IndexValidation, RejectsBadIndicesAndShapesWithTheOpName) {
   expect_invalid([&] { kernels::index_add_rows(acc, edge_rows, i32_tensor({0, 1})); }, "[2, 3]");
   Tensor edge_rows64 = random_tensor({3, 3}, DType::f64, 74);
   expect_invalid([&] { kernels::index_add_rows(acc, edge_rows64, i32_tensor({0, 1, 2})); }, "one dtype");
+  Tensor sum = Tensor::empty({3, 3}, DType::f32);
+  expect_invalid([&] { kernels::add_gathered_rows(sum, edge_rows, x, i32_tensor({0, 1, 2}), x, i32_tensor({0, 4, 2})); },
+                 "add_gathered_rows: r_index value 4");
+  expect_invalid([&] { kernels::add_gathered_rows(sum, edge_rows, x, i32_tensor({0, 1}), x, i32_tensor({0, 1, 2})); },
+                 "s_index must be i32[3]");
+  Tensor short_base = random_tensor({2, 3}, DType::f32, 76);
+  expect_invalid([&] { kernels::add_gathered_rows(sum, short_base, x, i32_tensor({0, 1, 2}), x, i32_tensor({0, 1, 2})); },
+                 "base must have");
+  Tensor x64 = random_tensor({4, 3}, DType::f64, 75);
+  expect_invalid([&] { kernels::add_gathered_rows(sum, edge_rows, x64, i32_tensor({0, 1, 2}), x, i32_tensor({0, 1, 2})); },
+                 "one float dtype");
 
   Tensor order = Tensor::empty({3}, DType::i32), offsets = Tensor::empty({4}, DType::i32);
   expect_invalid([&] { kernels::build_csr(order, offsets, i32_tensor({0, 3, 1}), 3); }, "build_csr");

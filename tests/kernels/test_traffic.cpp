@@ -85,6 +85,15 @@ TEST(TrafficModel, GraphOpsCheckTheirIndicesWithABlockingReadBack) {
   EXPECT_DOUBLE_EQ(family(segment, OpFamily::segment_sum).bytes,
                    2 * nodes * cols * 4.0 + edges * cols * 2.0 + (nodes + 1) * 4.0);
 
+  // The fused edge sum: base read, a sender and a receiver row per edge, out written.
+  Tensor base = Tensor::empty({edges, cols}, DType::bf16, Device::meta);
+  Tensor summed = Tensor::empty({edges, cols}, DType::bf16, Device::meta);
+  Tensor projection = Tensor::empty({nodes, cols}, DType::bf16, Device::meta);
+  const Profile fused = cost_of([&] { kernels::add_gathered_rows(summed, base, projection, index, projection, order); });
+  EXPECT_EQ(family(fused, OpFamily::index_check).launches, 6);  // both indices, 3 each
+  EXPECT_EQ(family(fused, OpFamily::gather).launches, 1);
+  EXPECT_DOUBLE_EQ(family(fused, OpFamily::gather).bytes, 4 * edges * cols * 2.0 + 2 * edges * 4.0);
+
   // The row add touches the listed rows only: x read, those acc rows read and
   // written, the row list read; never the acc's other rows.
   const int64_t listed = 7;
