@@ -366,6 +366,14 @@ Var segment_sum(const Var& x, const Tensor& offsets, DType out_dtype) {
   node->set_backward([x_shape, x_dtype, offsets](BackwardContext& ctx) {
     const Tensor& g = ctx.grad_output();
     Tensor gx = Tensor::empty(x_shape, x_dtype, g.device());
+    // x already holding a contribution (a processor's residual) gains this one in
+    // the same pass: no broadcast rows written and read back by an accumulate.
+    const Tensor pending = ctx.pending_grad(0);
+    if (pending.defined() && pending.dtype() == x_dtype) {
+      kernels::segment_sum_backward(gx, g, offsets, pending);
+      ctx.replace_grad(0, gx);
+      return;
+    }
     kernels::segment_sum_backward(gx, g, offsets);
     ctx.add_grad(0, gx);
   });

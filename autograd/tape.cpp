@@ -76,6 +76,14 @@ void add_to_slot(GradSlot& slot, const Tensor& g) {
     slot.grad = g;  // first contribution: assign (no copy)
     return;
   }
+  if (!slot.is_leaf && slot.grad.storage().use_count() > 1 && slot.grad.dtype() == g.dtype()) {
+    // Shared with another slot (an add's backward gives both inputs one tensor):
+    // the sum into a new tensor, one pass, rather than a copy and then an add.
+    Tensor sum = Tensor::empty(slot.shape, g.dtype(), g.device());
+    kernels::add_forward(sum, slot.grad, g);
+    slot.grad = sum;
+    return;
+  }
   Tensor& acc = writable_grad(slot);
   kernels::accumulate(acc, g);
 }
@@ -88,6 +96,20 @@ BackwardContext::BackwardContext(Node& node, std::vector<Tensor> grad_outputs)
 bool BackwardContext::needs_grad(size_t input) const { return node_.inputs_.at(input)->requires_grad; }
 
 void BackwardContext::add_grad(size_t input, const Tensor& g) { add_to_slot(*node_.inputs_.at(input), g); }
+
+Tensor BackwardContext::pending_grad(size_t input) const {
+  const GradSlot& slot = *node_.inputs_.at(input);
+  return slot.requires_grad && !slot.is_leaf ? slot.grad : Tensor();
+}
+
+void BackwardContext::replace_grad(size_t input, const Tensor& g) {
+  GradSlot& slot = *node_.inputs_.at(input);
+  if (!slot.requires_grad) return;
+  if (slot.is_leaf || g.shape() != slot.shape)
+    throw std::logic_error("replace_grad: a leaf, or a gradient of shape " + shape_string(g.shape()) +
+                           " for a value of shape " + shape_string(slot.shape));
+  slot.grad = g;
+}
 
 void BackwardContext::add_grad_rows(size_t input, const Tensor& g, const Tensor& rows) {
   GradSlot& slot = *node_.inputs_.at(input);

@@ -78,6 +78,11 @@ class BackwardContext {
   bool needs_grad(size_t input) const;
   // Adds g to input i's gradient (assigns when it has none yet).
   void add_grad(size_t input, const Tensor& g);
+  // The gradient a non-leaf input holds so far (undefined if none, or for a leaf):
+  // for ops that fold their contribution into it in one pass, then replace_grad
+  // with the sum. The tensor may be shared with another slot: read it, never write.
+  Tensor pending_grad(size_t input) const;
+  void replace_grad(size_t input, const Tensor& g);
   // Adds g [U, C] to rows `rows` [U] (distinct, i32) of input i's [N, C]
   // gradient, created as zeros if absent: a gradient that touches few rows never
   // needs a full-size temporary (kernels::index_add_rows).

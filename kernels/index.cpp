@@ -211,19 +211,25 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
   else if (runs_on_cpu(out)) cpu::segment_sum_forward(out, x, offsets, accumulate);
 }
 
-void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets, const Tensor& addend) {
   const char* op = "segment_sum_backward";
   const int64_t edges =
       check_segment_sum(op, {"grad_x", grad_x}, {"grad_out", grad_out}, offsets, SegmentSide::destination_is_edges);
+  if (addend.defined()) {
+    require(addend.shape() == grad_x.shape() && addend.dtype() == grad_x.dtype(), op,
+            "addend must have grad_x's shape and dtype " + grad_x.describe() + "; got " + addend.describe());
+    require_same_device(op, grad_x, {&addend});
+  }
   if (!offsets_checked(offsets, edges)) {
     const Tensor scratch = cuda::allocate_scratch(grad_x.device(), cuda::index_check_scratch_bytes());
     const OpScope scope(OpFamily::index_check, op, grad_x.device(), traffic::check_offsets(offsets));
     if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::check_offsets(offsets, edges, op, scratch));
     else if (runs_on_cpu(grad_x)) cpu::check_offsets(offsets, edges, op);
   }
-  const OpScope scope(OpFamily::segment_sum, op, grad_x.device(), traffic::segment_sum_backward(grad_x, grad_out));
-  if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets));
-  else if (runs_on_cpu(grad_x)) cpu::segment_sum_backward(grad_x, grad_out, offsets);
+  const OpScope scope(OpFamily::segment_sum, op, grad_x.device(),
+                      traffic::segment_sum_backward(grad_x, grad_out, addend.defined()));
+  if (runs_on_cuda(grad_x)) GC_CUDA_RUN(op, cuda::segment_sum_backward(grad_x, grad_out, offsets, addend));
+  else if (runs_on_cpu(grad_x)) cpu::segment_sum_backward(grad_x, grad_out, offsets, addend);
 }
 
 bool index_checked(const Tensor& index, int64_t bound) {

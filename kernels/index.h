@@ -43,8 +43,12 @@ void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows);
 // accumulate=true adds into out (edge blocks): each sum starts from out's value,
 // so with an f32 out, blocks taken in edge order give the unblocked result bitwise.
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate);
-// grad_x [E, C] = grad_out [N, C] row of each edge's receiver (assigned).
-void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets);
+// grad_x [E, C] = grad_out [N, C] row of each edge's receiver (assigned). With
+// addend [E, C] (grad_x's shape and dtype; may be grad_x itself): addend plus that
+// row, rounded as kernels::accumulate rounds adding the assigned rows: a gradient
+// that already holds a contribution (a residual's) gains the sum's in one pass.
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets,
+                          const Tensor& addend = Tensor());
 
 // A graph's index tensors checked once, when the graph is uploaded: the values
 // are checked as the graph ops check them (std::invalid_argument on a bad one;

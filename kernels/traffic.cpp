@@ -227,12 +227,16 @@ OpCost sum_groups(const Tensor& out, const Tensor& in, bool with_order, bool acc
 
 // broadcast_groups_kernel: each node row read once (its warp's re-reads hit the
 // cache), written to each of its edges.
-OpCost segment_sum_backward(const Tensor& grad_x, const Tensor& grad_out) {
+OpCost segment_sum_backward(const Tensor& grad_x, const Tensor& grad_out, bool with_addend) {
   OpCost c;
   if (grad_x.numel() == 0) return c;
   const double nodes = static_cast<double>(grad_out.rows());
   c.launches = 1;
-  c.bytes = static_cast<double>(grad_x.numel()) * size_of(grad_x.dtype()) +
+  if (with_addend) {  // the addend read too
+    c.bytes += static_cast<double>(grad_x.numel()) * size_of(grad_x.dtype());
+    c.flops = static_cast<double>(grad_x.numel());
+  }
+  c.bytes += static_cast<double>(grad_x.numel()) * size_of(grad_x.dtype()) +
             static_cast<double>(grad_out.numel()) * size_of(grad_out.dtype()) + (nodes + 1) * 4.0;
   return c;
 }

@@ -38,7 +38,7 @@ OpCost check_offsets(const Tensor& offsets);
 OpCost check_offsets_and_order(const Tensor& offsets, const Tensor& order);  // gather backward
 OpCost gather_rows_forward(const Tensor& out, const Tensor& x, const Tensor& index);
 OpCost sum_groups(const Tensor& out, const Tensor& in, bool with_order, bool accumulate);  // gather backward, segment sum
-OpCost segment_sum_backward(const Tensor& grad_x, const Tensor& grad_out);
+OpCost segment_sum_backward(const Tensor& grad_x, const Tensor& grad_out, bool with_addend = false);
 OpCost add_gathered_rows(const Tensor& out);
 OpCost index_add_rows(const Tensor& acc, const Tensor& x, const Tensor& rows);
 

@@ -69,15 +69,33 @@ void sum_groups_impl(D* out,                  // [N, C]
   }
 }
 
+// With an addend, each element is the addend plus the row's element rounded to D
+// (what the assigned broadcast would hold), rounded once more: accumulate's sum.
 template <class S, class D>
 void broadcast_groups_impl(D* grad_x,               // [E, C]
                            const S* grad_out,       // [N, C]
                            const int32_t* offsets,  // [N + 1]
+                           const D* addend,         // [E, C] or null
                            int64_t nodes, int64_t cols) {
+  using C = common_compute_t<D>;
   const int64_t elements = offsets[nodes] * cols;
 #pragma omp parallel for schedule(dynamic, 64) if (elements >= kParallelMinElements)
-  for (int64_t n = 0; n < nodes; ++n)
-    for (int64_t e = offsets[n]; e < offsets[n + 1]; ++e) convert_row(grad_x + e * cols, grad_out + n * cols, cols);
+  for (int64_t n = 0; n < nodes; ++n) {
+    for (int64_t e = offsets[n]; e < offsets[n + 1]; ++e) {
+      if (!addend) {
+        convert_row(grad_x + e * cols, grad_out + n * cols, cols);
+        continue;
+      }
+      D* out = grad_x + e * cols;
+      const D* base = addend + e * cols;
+      const S* row = grad_out + n * cols;
+      for (int64_t c = 0; c < cols; ++c) {
+        D assigned;
+        convert_row(&assigned, row + c, 1);
+        out[c] = to_storage<D>(static_cast<C>(to_compute(base[c])) + static_cast<C>(to_compute(assigned)));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -185,13 +203,13 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
   });
 }
 
-void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets, const Tensor& addend) {
   if (grad_x.numel() == 0) return;
   visit_float_pair(grad_out.dtype(), grad_x.dtype(), "segment_sum_backward", [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);
     broadcast_groups_impl<S, D>(grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(),
-                                grad_out.rows(), grad_x.cols());
+                                addend.defined() ? addend.data_as<D>() : nullptr, grad_out.rows(), grad_x.cols());
   });
 }
 

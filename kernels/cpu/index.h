@@ -23,7 +23,7 @@ void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const T
 void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows);
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate);
 // grad_x [E, C] = grad_out [N, C] row of each edge's group.
-void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets);
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets, const Tensor& addend);
 // order [E], offsets [N + 1] from index [E] (values already range-checked).
 void build_csr(Tensor& order, Tensor& offsets, const Tensor& index, int64_t num_nodes);
 

@@ -172,17 +172,25 @@ __global__ void index_add_rows_kernel(T* acc,               // [N, C]
   }
 }
 
-// grad_x rows of group n = grad_out row n.
+// grad_x rows of group n = grad_out row n (converted to D); with an addend, the
+// addend's row plus that, rounded again (as accumulate after the broadcast).
 template <class S, class D>
 __global__ void broadcast_groups_kernel(D* grad_x,               // [E, C]
                                         const S* grad_out,       // [N, C]
                                         const int32_t* offsets,  // [N + 1]
+                                        const D* addend,         // [E, C] or null
                                         int64_t nodes, int64_t cols) {
   for (int64_t n = global_warp(); n < nodes; n += total_warps()) {
     const S* source = grad_out + n * cols;
     for (int64_t e = offsets[n]; e < offsets[n + 1]; ++e) {
       D* destination = grad_x + e * cols;
-      for (int64_t c = lane_id(); c < cols; c += 32) destination[c] = convert_element<S, D>(source[c]);
+      if (addend) {
+        const D* base = addend + e * cols;
+        for (int64_t c = lane_id(); c < cols; c += 32)
+          destination[c] = to_storage<D>(load_value(base[c]) + load_value(convert_element<S, D>(source[c])));
+      } else {
+        for (int64_t c = lane_id(); c < cols; c += 32) destination[c] = convert_element<S, D>(source[c]);
+      }
     }
   }
 }
@@ -330,16 +338,18 @@ void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bo
   launch_sum_groups(op, out, x, nullptr, offsets, accumulate);
 }
 
-void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets) {
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets, const Tensor& addend) {
   const char* op = "segment_sum_backward";
   require_on_cuda(op, {&grad_x, &grad_out, &offsets});
+  if (addend.defined()) require_on_cuda(op, {&addend});
   if (grad_x.numel() == 0) return;
   const int64_t nodes = grad_out.rows(), cols = grad_x.cols();
   visit_float_pair(op, grad_out.dtype(), grad_x.dtype(), [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);
     broadcast_groups_kernel<S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(
-        grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(), nodes, cols);
+        grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(),
+        addend.defined() ? addend.data_as<D>() : nullptr, nodes, cols);
   });
   GC_CUDA_CHECK(cudaGetLastError());
 }

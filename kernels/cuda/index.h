@@ -31,6 +31,6 @@ void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows);
 // out [N, C] (+)= sums of x [E, C] rows grouped by offsets [N + 1].
 void segment_sum_forward(Tensor& out, const Tensor& x, const Tensor& offsets, bool accumulate);
 // grad_x [E, C] = grad_out [N, C] row of each edge's group.
-void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets);
+void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& offsets, const Tensor& addend);
 
 }  // namespace gc::cuda

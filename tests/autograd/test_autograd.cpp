@@ -133,6 +133,20 @@ TEST(Autograd, GraphOpGradients) {
   Tensor offsets = Tensor::from_doubles({0, 2, 2, 5, 7}, {5}, DType::i32);  // 4 receivers, one empty
   check_op_gradients("segment_sum", {param({7, 3}, 2)},
                      [&](const std::vector<Var>& v) { return segment_sum(v[0], offsets, DType::f64); });
+  // A processor's edges: the messages summed and added to the residual; the sum's
+  // backward folds into the gradient the residual's backward left (both orders).
+  check_op_gradients("segment_sum beside a residual", {param({7, 3}, 11), param({7, 3}, 12)},
+                     [&](const std::vector<Var>& v) {
+                       Var m = mul(v[0], v[0]);
+                       Var nodes = segment_sum(m, offsets, DType::f64);
+                       return concat_rows({nodes, add(v[1], m)});
+                     });
+  check_op_gradients("segment_sum after a residual", {param({7, 3}, 13), param({7, 3}, 14)},
+                     [&](const std::vector<Var>& v) {
+                       Var m = mul(v[0], v[0]);
+                       Var edges = add(v[1], m);
+                       return concat_rows({edges, segment_sum(m, offsets, DType::f64)});
+                     });
 }
 
 // Listing the rows changes no bit of the gradient: a bf16 parameter (f32

@@ -713,6 +713,10 @@ const std::vector<OpRow>& op_table() {
            Tensor grad_x = r.empty({g.edges, cols}, dtypes.second);
            r.call([&] { kernels::segment_sum_backward(grad_x, grad_out, offsets); });
            r.output("grad_x, " + dtype_pair_name(dtypes), grad_x, bitwise());
+           const Tensor addend = r.random({g.edges, cols}, dtypes.second, 38);
+           Tensor summed = r.empty({g.edges, cols}, dtypes.second);
+           r.call([&] { kernels::segment_sum_backward(summed, grad_out, offsets, addend); });
+           r.output("grad_x with an addend, " + dtype_pair_name(dtypes), summed, bitwise());
          }
        }},
 

@@ -325,6 +325,37 @@ TEST_P(IndexOps, SegmentSumBackwardMatchesReference) {
   }
 }
 
+// With an addend: the f64 sum addend + receiver row (f32/f64), and bitwise the
+// assigned broadcast followed by an accumulate, for every dtype pair; in place too.
+TEST_P(IndexOps, SegmentSumBackwardWithAnAddendIsBroadcastThenAccumulate) {
+  const Case p = GetParam();
+  const Graph g = make_graph(p.graph);
+  const Csr csr = csr_of(g.receivers, g.nodes);
+  std::vector<DType> node_dtypes = {p.dtype};
+  if (p.dtype == DType::bf16 || p.dtype == DType::f16) node_dtypes.push_back(DType::f32);  // f32 node gradient
+  for (DType node_dtype : node_dtypes) {
+    const Tensor grad_out = random_tensor({g.nodes, p.cols}, node_dtype, 33);
+    const Tensor addend = random_tensor({g.edges(), p.cols}, p.dtype, 34);
+    Tensor fused = Tensor::empty({g.edges(), p.cols}, p.dtype);
+    kernels::segment_sum_backward(fused, grad_out, csr.offsets, addend);
+    Tensor separate = segment_sum_backward(grad_out, csr, g.edges(), p.dtype);
+    kernels::accumulate(separate, addend.clone());
+    Tensor twice = addend.clone();
+    kernels::accumulate(twice, segment_sum_backward(grad_out, csr, g.edges(), p.dtype));
+    EXPECT_TRUE(bitwise_equal(fused, separate)) << dtype_name(node_dtype);
+    EXPECT_TRUE(bitwise_equal(fused, twice)) << dtype_name(node_dtype);
+    Tensor in_place = addend.clone();
+    kernels::segment_sum_backward(in_place, grad_out, csr.offsets, in_place);
+    EXPECT_TRUE(bitwise_equal(in_place, fused)) << "addend is grad_x";
+    if (p.dtype == DType::f32 || p.dtype == DType::f64) {
+      std::vector<double> want = reference_gather(grad_out.to_doubles(), g.receivers, p.cols);
+      const std::vector<double> base = addend.to_doubles();
+      for (size_t i = 0; i < want.size(); ++i) want[i] += base[i];
+      EXPECT_TRUE(all_close(fused.to_doubles(), want, tolerance_for(p.dtype), "addend + receiver row"));
+    }
+  }
+}
+
 // f64 only: d/dx of sum(op(x) * w) by central differences against the backward op.
 class IndexGradients : public testing::TestWithParam<Case> {};
 
@@ -491,6 +522,9 @@ TEST(IndexValidation, RejectsBadIndicesAndShapesWithTheOpName) {
                  "add_gathered_rows: r_index value 4");
   expect_invalid([&] { kernels::add_gathered_rows(sum, edge_rows, x, i32_tensor({0, 1}), x, i32_tensor({0, 1, 2})); },
                  "s_index must be i32[3]");
+  Tensor wrong_addend = random_tensor({3, 3}, DType::f64, 77);
+  expect_invalid([&] { kernels::segment_sum_backward(edge_rows, node_rows, i32_tensor({0, 1, 2, 3, 3}), wrong_addend); },
+                 "addend must have");
   Tensor short_base = random_tensor({2, 3}, DType::f32, 76);
   expect_invalid([&] { kernels::add_gathered_rows(sum, short_base, x, i32_tensor({0, 1, 2}), x, i32_tensor({0, 1, 2})); },
                  "base must have");

@@ -85,6 +85,14 @@ TEST(TrafficModel, GraphOpsCheckTheirIndicesWithABlockingReadBack) {
   EXPECT_DOUBLE_EQ(family(segment, OpFamily::segment_sum).bytes,
                    2 * nodes * cols * 4.0 + edges * cols * 2.0 + (nodes + 1) * 4.0);
 
+  // The segment sum's backward with an addend reads it as well.
+  Tensor edge_grads = Tensor::empty({edges, cols}, DType::bf16, Device::meta);
+  const CostTotals plain = cost_of([&] { kernels::segment_sum_backward(edge_grads, sums, offsets); }).total_cost();
+  const CostTotals folded =
+      cost_of([&] { kernels::segment_sum_backward(edge_grads, sums, offsets, edge_grads); }).total_cost();
+  EXPECT_EQ(folded.launches, plain.launches);
+  EXPECT_DOUBLE_EQ(folded.bytes - plain.bytes, edges * cols * 2.0);
+
   // The fused edge sum: base read, a sender and a receiver row per edge, out written.
   Tensor base = Tensor::empty({edges, cols}, DType::bf16, Device::meta);
   Tensor summed = Tensor::empty({edges, cols}, DType::bf16, Device::meta);
