@@ -297,9 +297,11 @@ SIM := build-sim
 SIM_TESTS := *Cuda*
 # GC_CUDA_MAX_BLOCKS: launches capped at 3 blocks, so that every kernel's loop over
 # the items beyond one grid runs with small test inputs (results never depend on the
-# cap; at real sizes on a GPU every launch takes that loop).
+# cap; at real sizes on a GPU every launch takes that loop). GC_CUDA_SUMS_PER_LAUNCH:
+# sum_squares_many takes 3 tensors a launch, so that a few tensors take several
+# launches (each tensor is 1024 simulated blocks).
 SIM_CXXFLAGS := -std=c++17 -O2 $(WORKAROUNDS) -g1 -fno-math-errno -Wall -Wextra -Wno-unknown-pragmas -fopenmp \
-  -I$(SIM) -I. -Itests/cudasim -DGC_CUDA -DGC_CUDA_SIM -DGC_CUDA_MAX_BLOCKS=3 -MMD -MP
+  -I$(SIM) -I. -Itests/cudasim -DGC_CUDA -DGC_CUDA_SIM -DGC_CUDA_MAX_BLOCKS=3 -DGC_CUDA_SUMS_PER_LAUNCH=3 -MMD -MP
 # The simulated kernels contract a * b + c into fused multiply-adds where the
 # compiler sees fit, as nvcc does by default (--fmad=true), so tests that claim
 # bitwise equality with the cpu cannot depend on the absence of contraction.

@@ -26,42 +26,35 @@ double AdamW::grad_norm() const {
   ProfilePhase phase(Phase::optimizer);
   MemoryScope category(Category::temporary);
   // Every gradient's sum of squares lands in its slot of one tensor per
-  // accumulation dtype, read back once (one host synchronization on cuda, not one
-  // per parameter); the total adds them in parameter order, as doubles.
+  // accumulation dtype, all of a dtype's in one sum_squares_many (a few launches
+  // on cuda for all the gradients, not two each), read back once (one host
+  // synchronization on cuda, not one per parameter); the total adds them in
+  // parameter order, as doubles.
   struct Sums {
     DType dtype;
     Tensor values;
-    int64_t used = 0;
+    std::vector<Tensor> grads;  // in slot order
   };
   std::vector<Sums> sums;
   std::vector<std::pair<size_t, int64_t>> slot_of;  // per gradient: (which tensor, slot)
-  std::vector<int64_t> counts;
   for (const Var& p : params_) {
     if (!p.grad().defined()) continue;
     const DType d = accumulation_dtype(p.grad().dtype());
     size_t k = 0;
     while (k < sums.size() && sums[k].dtype != d) ++k;
-    if (k == sums.size()) {
-      sums.push_back({d, Tensor(), 0});
-      counts.push_back(0);
-    }
-    slot_of.push_back({k, counts[k]++});
+    if (k == sums.size()) sums.push_back({d, Tensor(), {}});
+    slot_of.push_back({k, static_cast<int64_t>(sums[k].grads.size())});
+    sums[k].grads.push_back(p.grad());
   }
   if (slot_of.empty()) return 0.0;
-  for (size_t k = 0; k < sums.size(); ++k) sums[k].values = Tensor::empty({counts[k]}, sums[k].dtype, params_[0].device());
-  size_t i = 0;
-  for (const Var& p : params_) {
-    if (!p.grad().defined()) continue;
-    Tensor slot = sums[slot_of[i].first].values.slice_rows(slot_of[i].second, 1);
-    kernels::sum_squares(slot, p.grad());
-    ++i;
-  }
+  for (Sums& s : sums) s.values = Tensor::empty({static_cast<int64_t>(s.grads.size())}, s.dtype, params_[0].device());
+  for (Sums& s : sums) kernels::sum_squares_many(s.values, s.grads);
   std::vector<std::vector<double>> read(sums.size());
   for (size_t k = 0; k < sums.size(); ++k) {
     if (sums[k].values.is_meta()) {  // no values; the one read-back a real run makes, in the modelled cost
       const OpScope scope(OpFamily::copy_cast, "item", Device::meta,
                           copy_cost(Device::cpu, Device::meta, static_cast<double>(sums[k].values.nbytes())));
-      read[k].assign(static_cast<size_t>(counts[k]), 0.0);
+      read[k].assign(sums[k].grads.size(), 0.0);
     } else {
       read[k] = sums[k].values.to_doubles();
     }

@@ -73,4 +73,29 @@ void sum_squares(Tensor& out, const Tensor& x) {
   else if (runs_on_cpu(x)) cpu::sum_squares(out, x);
 }
 
+void sum_squares_many(Tensor& out, const std::vector<Tensor>& xs) {
+  const char* op = "sum_squares_many";
+  if (!out.defined()) fail(op, "out is undefined");
+  const int64_t count = static_cast<int64_t>(xs.size());
+  if (out.dim() != 1 || out.size(0) != count)
+    fail(op, "out must be [" + std::to_string(count) + "] for " + std::to_string(count) + " tensors, got " +
+                 out.describe());
+  for (size_t k = 0; k < xs.size(); ++k) {
+    const Tensor& x = xs[k];
+    const std::string which = "xs[" + std::to_string(k) + "]";
+    if (!x.defined()) fail(op, which + " is undefined");
+    if (!dtype_is_floating(x.dtype())) fail(op, which + " must be a float tensor, got " + x.describe());
+    if (x.device() != out.device())
+      fail(op, "out is " + out.describe() + " but " + which + " is " + x.describe() + ": tensors on different devices");
+    const DType expected = accumulation_dtype(x.dtype());
+    if (out.dtype() != expected)
+      fail(op, std::string("out must be ") + dtype_name(expected) + " for " + which + " " + x.describe() + ", got " +
+                   out.describe());
+  }
+  const Tensor scratch = cuda::allocate_scratch(out.device(), cuda::whole_sums_scratch_bytes(count));
+  const OpScope scope(OpFamily::reduce, "sum_squares_many", out.device(), traffic::sum_squares_many(xs));
+  if (runs_on_cuda(out)) GC_CUDA_RUN("sum_squares_many", cuda::sum_squares_many(out, xs, scratch));
+  else if (runs_on_cpu(out)) cpu::sum_squares_many(out, xs);
+}
+
 }  // namespace gc::kernels

@@ -317,6 +317,26 @@ OpCost whole_sum(const Tensor& x, double flops_per_element) {
   return c;
 }
 
+// reduce_common.h: launch_fixed_order_sums, two launches for each kSumsPerLaunch
+// tensors of one dtype (reduce.cu groups them by dtype); each tensor costs what
+// whole_sum counts for it alone (its elements, its partials written and read,
+// its total), as the partials of a launch are its tensors' side by side.
+OpCost sum_squares_many(const std::vector<Tensor>& xs) {
+  OpCost c;
+  std::vector<std::pair<DType, int64_t>> per_dtype;  // tensors of each dtype
+  for (const Tensor& x : xs) {
+    const OpCost one = whole_sum(x, 2);
+    c.bytes += one.bytes;
+    c.flops += one.flops;
+    auto it = std::find_if(per_dtype.begin(), per_dtype.end(), [&](const auto& d) { return d.first == x.dtype(); });
+    if (it == per_dtype.end()) per_dtype.push_back({x.dtype(), 1});
+    else ++it->second;
+  }
+  for (const auto& group : per_dtype)
+    c.launches += 2 * ((group.second + cuda::kSumsPerLaunch - 1) / cuda::kSumsPerLaunch);
+  return c;
+}
+
 OpCost sum_rows(const Tensor& out, const Tensor& x, bool accumulate) {
   if (out.numel() == 0 || x.size(1) == 0) return OpCost();
   OpCost c = column_sums(1, x.size(1));

@@ -58,6 +58,7 @@ OpCost layernorm_backward(const Tensor& x, const Tensor& gamma);
 
 // reduce.h, loss.h, optim.h
 OpCost whole_sum(const Tensor& x, double flops_per_element);  // sum_all, mean_all, sum_squares
+OpCost sum_squares_many(const std::vector<Tensor>& xs);
 OpCost sum_rows(const Tensor& out, const Tensor& x, bool accumulate);
 OpCost weighted_mse_forward(const Tensor& pred, const Tensor& target, const Tensor& row_weight);
 OpCost weighted_mse_backward(const Tensor& pred, const Tensor& target, const Tensor& row_weight);

@@ -73,23 +73,25 @@ void sum_rows_typed(Tensor& out, const Tensor& x, bool accumulate) {
   }
 }
 
-// Writes the fixed-order sum of term(x[i]) into out [1].
+// Writes the fixed-order sum of term(x[i]) into out[slot].
 template <class Term>
-void reduce_all(Tensor& out, const Tensor& x, const Term& term) {
+void reduce_all(Tensor& out, int64_t slot, const Tensor& x, const Term& term) {
   visit_float_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using Acc = compute_t<T>;
     const T* px = x.data_as<T>();  // [n]
     const int64_t n = x.numel();
-    out.data_as<Acc>()[0] = fixed_order_sum_elements<Acc>(
+    out.data_as<Acc>()[slot] = fixed_order_sum_elements<Acc>(
         n, [=](int64_t i) { return term(static_cast<Acc>(to_compute(px[i]))); }, n >= kParallelMinElements);
   });
 }
 
+constexpr auto kSquare = [](auto v) { return v * v; };
+
 }  // namespace
 
 void sum_all(Tensor& out, const Tensor& x) {
-  reduce_all(out, x, [](auto v) { return v; });
+  reduce_all(out, 0, x, [](auto v) { return v; });
 }
 
 void mean_all(Tensor& out, const Tensor& x) {
@@ -100,8 +102,11 @@ void mean_all(Tensor& out, const Tensor& x) {
     out.data_as<float>()[0] /= static_cast<float>(x.numel());
 }
 
-void sum_squares(Tensor& out, const Tensor& x) {
-  reduce_all(out, x, [](auto v) { return v * v; });
+void sum_squares(Tensor& out, const Tensor& x) { reduce_all(out, 0, x, kSquare); }
+
+// One tensor after another, each in sum_squares's order (its parallel loop inside).
+void sum_squares_many(Tensor& out, const std::vector<Tensor>& xs) {
+  for (size_t k = 0; k < xs.size(); ++k) reduce_all(out, static_cast<int64_t>(k), xs[k], kSquare);
 }
 
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate) {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "runtime/tensor.h"
 
@@ -91,5 +92,6 @@ void sum_all(Tensor& out, const Tensor& x);                      // out [1]
 void mean_all(Tensor& out, const Tensor& x);                     // out [1], x non-empty
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate);    // out [C], x [R, C]
 void sum_squares(Tensor& out, const Tensor& x);                  // out [1]
+void sum_squares_many(Tensor& out, const std::vector<Tensor>& xs);  // out [K]: sum_squares of each
 
 }  // namespace gc::kernels::cpu

@@ -4,6 +4,9 @@
 // caller's scratch (scratch.h), never in device memory of this file.
 #include "kernels/cuda/reduce.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/reduce_common.h"
@@ -71,6 +74,45 @@ void mean_all(Tensor& out, const Tensor& x, const Tensor& scratch) {
 
 void sum_squares(Tensor& out, const Tensor& x, const Tensor& scratch) {
   launch_whole_sum<SquareItem>("sum_squares", out, x, 1.0, scratch);
+}
+
+// Tensors of one dtype run together (their item type is the kernel's), in the
+// order their dtype first appears, kSumsPerLaunch at a time; every launch reuses
+// the scratch's first rows (one stream: its partials are written after the
+// previous launch's finish has read them).
+void sum_squares_many(Tensor& out, const std::vector<Tensor>& xs, const Tensor& scratch) {
+  const char* op = "sum_squares_many";
+  require_on_cuda(op, {&out});
+  for (const Tensor& x : xs) require_on_cuda(op, {&x});
+  require_scratch(op, scratch, whole_sums_scratch_bytes(static_cast<int64_t>(xs.size())));
+  std::vector<bool> done(xs.size(), false);
+  for (size_t first = 0; first < xs.size(); ++first) {
+    if (done[first]) continue;
+    const DType dtype = xs[first].dtype();
+    std::vector<size_t> group;  // indices into xs (and out) of this dtype
+    for (size_t k = first; k < xs.size(); ++k) {
+      if (done[k] || xs[k].dtype() != dtype) continue;
+      group.push_back(k);
+      done[k] = true;
+    }
+    visit_float_dtype(op, dtype, [&](auto tag) {
+      using T = decltype(tag);
+      using Acc = compute_t<T>;
+      Acc* totals = out.data_as<Acc>();  // [K]
+      for (size_t begin = 0; begin < group.size(); begin += kSumsPerLaunch) {
+        const int count = static_cast<int>(std::min<size_t>(kSumsPerLaunch, group.size() - begin));
+        SumRanges<SquareItem<T, Acc>> ranges{};
+        StoreTotals<Acc> store{};
+        for (int j = 0; j < count; ++j) {
+          const Tensor& x = xs[group[begin + static_cast<size_t>(j)]];
+          ranges.item[j] = SquareItem<T, Acc>{x.numel() ? x.data_as<T>() : nullptr};
+          ranges.num_items[j] = x.numel();
+          store.out[j] = totals + group[begin + static_cast<size_t>(j)];
+        }
+        launch_fixed_order_sums<Acc>(scratch, count, ranges, store);
+      }
+    });
+  }
 }
 
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate, const Tensor& scratch) {

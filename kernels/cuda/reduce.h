@@ -6,6 +6,8 @@
 // allocated by the caller through the caching allocator.
 #pragma once
 
+#include <vector>
+
 #include "runtime/tensor.h"
 
 namespace gc::cuda {
@@ -14,6 +16,8 @@ namespace gc::cuda {
 void sum_all(Tensor& out, const Tensor& x, const Tensor& scratch);       // out [1], x [n]
 void mean_all(Tensor& out, const Tensor& x, const Tensor& scratch);      // out [1], x [n > 0]
 void sum_squares(Tensor& out, const Tensor& x, const Tensor& scratch);   // out [1], x [n]
+// out [K]: out[k] = sum_squares of xs[k], bit for bit. scratch: whole_sums_scratch_bytes(K)
+void sum_squares_many(Tensor& out, const std::vector<Tensor>& xs, const Tensor& scratch);
 // scratch: sum_rows_scratch_bytes(C)
 void sum_rows(Tensor& out, const Tensor& x, bool accumulate, const Tensor& scratch);  // out [C] (+)=, x [R, C]
 

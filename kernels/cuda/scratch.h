@@ -30,6 +30,18 @@ namespace gc::cuda {
 
 // Whole-range sums (reduce_common.h): one double partial per block, whatever the count.
 constexpr int kSumBlocks = 1024;
+// Many whole-range sums in one launch (sum_squares_many): up to kSumsPerLaunch
+// ranges side by side, their pointers and counts passed by value in the kernel's
+// parameter (16 bytes a range: well under CUDA's 4 KB of parameters), their
+// partials [kSumsPerLaunch, kSumBlocks] doubles: 1 MiB, the most the small pool
+// serves. A test build may lower the cap (-DGC_CUDA_SUMS_PER_LAUNCH=3) so that a
+// few small tensors take several launches; results never depend on it.
+#ifdef GC_CUDA_SUMS_PER_LAUNCH
+constexpr int kSumsPerLaunch = GC_CUDA_SUMS_PER_LAUNCH;
+static_assert(kSumsPerLaunch >= 1, "GC_CUDA_SUMS_PER_LAUNCH must be at least 1");
+#else
+constexpr int kSumsPerLaunch = 128;
+#endif
 // Column sums (column_sums.h): rows cut into kRowGroups groups, columns taken in
 // passes of at most kPassColumns, one double partial per (sum, group, column of a pass).
 constexpr int kRowGroups = 16;
@@ -42,6 +54,12 @@ inline int64_t column_pass_width(int64_t cols) { return std::min<int64_t>(cols, 
 
 // sum_all, mean_all, sum_squares, weighted_mse_forward: [kSumBlocks] doubles.
 constexpr size_t whole_sum_scratch_bytes() { return kSumBlocks * sizeof(double); }
+// sum_squares_many of `tensors` tensors: the partials of one launch,
+// [min(tensors, kSumsPerLaunch), kSumBlocks] doubles, reused by the next launch
+// (one stream: its partial sums run after the previous launch's finish).
+inline size_t whole_sums_scratch_bytes(int64_t tensors) {
+  return static_cast<size_t>(std::clamp<int64_t>(tensors, 0, kSumsPerLaunch)) * whole_sum_scratch_bytes();
+}
 
 // Column sums of `sums` simultaneous totals over an [R, cols] matrix:
 // [sums, kRowGroups, column_pass_width(cols)] doubles (exact for f32 partials).

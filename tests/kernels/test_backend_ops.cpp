@@ -520,6 +520,35 @@ const std::vector<OpRow>& op_table() {
       whole_sum_row("sum_all", kernels::sum_all, {{0}, {1}, {33}, {65}, {2015}, {3000001}}),
       whole_sum_row("mean_all", kernels::mean_all, {{1}, {33}, {65}, {2015}, {3000001}}),
       whole_sum_row("sum_squares", kernels::sum_squares, {{0}, {1}, {33}, {65}, {2015}, {3000001}}),
+      // sum_squares_many of {K, n}: K tensors, tensor k of n + 17 k elements, every
+      // third one empty; with a 16-bit dtype every other one is f32 (two dtypes, one
+      // launch group each). K beyond one launch's kSumsPerLaunch takes several.
+      // Against the cpu as sum_squares is; on every device bit for bit what
+      // sum_squares gives each tensor alone (run outside the call: its scratch is
+      // sum_squares', not this op's).
+      {"sum_squares_many", kFloats,
+       {{0, 0}, {1, 0}, {1, 2015}, {4, 0}, {5, 65}, {2 * int64_t(cuda::kSumsPerLaunch) + 1, 33}},
+       [](const Shape& s) { return cuda::whole_sums_scratch_bytes(s[0]); },
+       [](OpRun& r) {
+         const int64_t count = r.dim(0), n = r.dim(1);
+         const DType acc = accumulation_dtype(r.dtype);
+         std::vector<Tensor> xs;
+         int64_t longest = 0;
+         for (int64_t k = 0; k < count; ++k) {
+           const int64_t numel = k % 3 == 2 ? 0 : n + 17 * k;
+           longest = std::max(longest, numel);
+           xs.push_back(r.random({numel}, r.dtype != acc && k % 2 == 1 ? acc : r.dtype, 70 + static_cast<uint64_t>(k)));
+         }
+         Tensor out = r.filled({count}, acc, 5.0), alone = r.filled({count}, acc, 5.0);
+         r.call([&] { kernels::sum_squares_many(out, xs); });
+         for (int64_t k = 0; k < count; ++k) {
+           Tensor slot = alone.slice_rows(k, 1);
+           kernels::sum_squares(slot, xs[static_cast<size_t>(k)]);
+         }
+         r.keep("each alone", alone);
+         r.output("out", out, longest == 0 ? bitwise() : within(tolerance_for(acc, static_cast<double>(longest))));
+         r.output("out is each alone", out, repeats("each alone"));
+       }},
       // Column sums of x [rows, cols], assigned and accumulated, twice each: one pass
       // of kPassColumns columns or several (1000, 1031: the last one short), no row,
       // no column.

@@ -54,7 +54,12 @@ TEST(CudaScratch, SizesAreBoundedWhateverTheShape) {
   }
   EXPECT_EQ(cuda::layernorm_backward_scratch_bytes(0, 65), 0u);
   EXPECT_EQ(cuda::whole_sum_scratch_bytes(), size_t(cuda::kSumBlocks) * sizeof(double));
-  for (size_t bytes : {cuda::whole_sum_scratch_bytes(), cuda::sum_rows_scratch_bytes(1 << 20),
+  // Many sums: one launch's partials, whatever the number of tensors.
+  EXPECT_EQ(cuda::whole_sums_scratch_bytes(0), 0u);
+  EXPECT_EQ(cuda::whole_sums_scratch_bytes(1), cuda::whole_sum_scratch_bytes());
+  EXPECT_EQ(cuda::whole_sums_scratch_bytes(1 << 20), size_t(cuda::kSumsPerLaunch) * cuda::whole_sum_scratch_bytes());
+  for (size_t bytes : {cuda::whole_sum_scratch_bytes(), cuda::whole_sums_scratch_bytes(1 << 20),
+                       cuda::sum_rows_scratch_bytes(1 << 20),
                        cuda::layernorm_backward_scratch_bytes(1 << 20, 1 << 20), cuda::all_finite_scratch_bytes(1),
                        cuda::index_check_scratch_bytes()})
     EXPECT_TRUE(is_small_request(round_request_bytes(bytes))) << bytes;

@@ -1,11 +1,13 @@
 // test_reduce.cpp: kernels/reduce.h against f64 sums of the stored inputs, in every
-// float dtype at odd sizes; bitwise equal results for 1, 2 and 3 threads; the
-// accuracy of the pairwise order on a long sum; meta runs; bad operands.
+// float dtype at odd sizes; sum_squares_many bit for bit sum_squares of each
+// tensor; bitwise equal results for 1, 2 and 3 threads; the accuracy of the
+// pairwise order on a long sum; meta runs; bad operands.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cstring>
 
+#include "kernels/cuda/scratch.h"
 #include "kernels/reduce.h"
 #include "tests/test_util.h"
 
@@ -13,7 +15,6 @@ using namespace gc;
 using namespace gc::test;
 
 namespace {
-
 
 struct ReduceCase {
   DType dtype;
@@ -82,6 +83,104 @@ TEST_P(ReduceTest, SumRowsAssignsThenAccumulates) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reduce, ReduceTest, ::testing::ValuesIn(reduce_cases()), case_name);
+
+// ---- many sums of squares at once ------------------------------------------------------------
+
+// `count` tensors of `dtype`: tensor k has (k * 37) % 101 elements, so sizes
+// repeat, and every seventh is empty; with a 16-bit dtype every third is f32
+// (one accumulation dtype, two storage dtypes in one call).
+std::vector<Tensor> many_tensors(int64_t count, DType dtype, uint64_t seed, Device device = Device::cpu) {
+  std::vector<Tensor> xs;
+  for (int64_t k = 0; k < count; ++k) {
+    const DType d = accumulation_dtype(dtype) != dtype && k % 3 == 2 ? accumulation_dtype(dtype) : dtype;
+    const int64_t n = k % 7 == 3 ? 0 : (k * 37) % 101;
+    xs.push_back(device == Device::meta ? Tensor::empty({n}, d, device)
+                                        : random_tensor({n}, d, seed + static_cast<uint64_t>(k), 2.0));
+  }
+  return xs;
+}
+
+// Every slot against the f64 sum of its tensor, and bit for bit what sum_squares
+// gives that tensor alone: one tensor, a few, and more than one cuda launch takes.
+TEST(ReduceSumSquaresMany, EachSlotIsSumSquaresOfItsTensor) {
+  for (DType dtype : {DType::f32, DType::f64, DType::bf16, DType::f16})
+    for (int64_t count : {int64_t(1), int64_t(2), int64_t(9), int64_t(cuda::kSumsPerLaunch) + 3}) {
+      const std::string what = std::string("sum_squares_many ") + dtype_name(dtype) + " x" + std::to_string(count);
+      const DType acc = accumulation_dtype(dtype);
+      const std::vector<Tensor> xs = many_tensors(count, dtype, 40);
+      Tensor out = Tensor::from_doubles(std::vector<double>(static_cast<size_t>(count), 7.0), {count}, acc);
+      kernels::sum_squares_many(out, xs);
+      Tensor alone = Tensor::empty({count}, acc);
+      std::vector<double> squares(static_cast<size_t>(count), 0.0);
+      for (int64_t k = 0; k < count; ++k) {
+        Tensor slot = alone.slice_rows(k, 1);
+        kernels::sum_squares(slot, xs[static_cast<size_t>(k)]);
+        for (double e : xs[static_cast<size_t>(k)].to_doubles()) squares[static_cast<size_t>(k)] += e * e;
+      }
+      EXPECT_TRUE(all_close(out.to_doubles(), squares, tolerance_for(acc, 101.0), what));
+      ASSERT_EQ(out.nbytes(), alone.nbytes());
+      EXPECT_EQ(std::memcmp(out.data(), alone.data(), out.nbytes()), 0) << what << ": not sum_squares' bits";
+    }
+}
+
+TEST(ReduceSumSquaresMany, EmptyTensorsAndNoTensors) {
+  const std::vector<Tensor> xs = {Tensor::empty({0}, DType::f32), random_tensor({5}, DType::f32, 50),
+                                  Tensor::empty({0, 3}, DType::bf16)};
+  Tensor out = Tensor::from_doubles({7, 7, 7}, {3}, DType::f32);
+  kernels::sum_squares_many(out, xs);
+  const std::vector<double> got = out.to_doubles();
+  EXPECT_EQ(got[0], 0.0);
+  EXPECT_GT(got[1], 0.0);
+  EXPECT_EQ(got[2], 0.0);
+  Tensor none = Tensor::empty({0}, DType::f32);
+  EXPECT_NO_THROW(kernels::sum_squares_many(none, {}));
+}
+
+// On meta: no data touched; standing for the cpu nothing allocated, standing for
+// cuda one launch's partials, allocated and freed in the call.
+TEST(ReduceSumSquaresMany, MetaRunsAndAllocatesOnlyTheCudaScratch) {
+  auto& allocator = allocator_for(Device::meta);
+  for (Device target : {Device::cpu, Device::cuda})
+    for (int64_t count : {int64_t(0), int64_t(5), int64_t(cuda::kSumsPerLaunch) + 3}) {
+      const MetaTargetGuard guard(target);
+      const std::vector<Tensor> xs = many_tensors(count, DType::bf16, 0, Device::meta);
+      Tensor out = Tensor::empty({count}, DType::f32, Device::meta);
+      const AllocatorStats before = allocator.stats();
+      kernels::sum_squares_many(out, xs);
+      const AllocatorStats after = allocator.stats();
+      const std::string what = std::string("standing for ") + device_name(target) + ", " + std::to_string(count);
+      EXPECT_EQ(after.allocated, before.allocated) << what;
+      const bool scratch = target == Device::cuda && count > 0;
+      EXPECT_EQ(after.num_allocs, before.num_allocs + (scratch ? 1 : 0)) << what;
+    }
+}
+
+TEST(ReduceSumSquaresMany, RejectsBadOperandsNamingTheOp) {
+  const std::vector<Tensor> xs = {random_tensor({33}, DType::bf16, 60), random_tensor({7}, DType::f32, 61)};
+  auto message = [&](Tensor out, const std::vector<Tensor>& inputs) -> std::string {
+    try {
+      kernels::sum_squares_many(out, inputs);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"one slot short", message(Tensor::empty({1}, DType::f32), xs)},
+      {"2-D out", message(Tensor::empty({2, 1}, DType::f32), xs)},
+      {"bf16 out", message(Tensor::empty({2}, DType::bf16), xs)},
+      {"f32 out for f64", message(Tensor::empty({1}, DType::f32), {random_tensor({3}, DType::f64, 62)})},
+      {"f64 among f32", message(Tensor::empty({2}, DType::f32), {xs[1], random_tensor({3}, DType::f64, 63)})},
+      {"integer x", message(Tensor::empty({1}, DType::f32), {Tensor::zeros({4}, DType::i32)})},
+      {"undefined x", message(Tensor::empty({1}, DType::f32), {Tensor()})},
+      {"undefined out", message(Tensor(), xs)},
+      {"meta out", message(Tensor::empty({2}, DType::f32, Device::meta), xs)},
+  };
+  for (const auto& [name, what] : cases) {
+    EXPECT_NE(what, "accepted") << name;
+    EXPECT_NE(what.find("sum_squares_many"), std::string::npos) << name << ": " << what;
+  }
+}
 
 // ---- determinism and accuracy ------------------------------------------------------
 

@@ -5,6 +5,7 @@
 // the cuda backend asks of the device is tests/cudasim/test_cuda_traffic.cpp.
 #include <gtest/gtest.h>
 
+#include "kernels/cuda/scratch.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
 #include "kernels/layernorm.h"
@@ -167,6 +168,46 @@ TEST(TrafficModel, ColumnSumsRunOnePassPer512Columns) {
               1 + 2 * passes)
         << cols;
   }
+}
+
+// sum_squares_many: two launches (partials, finish) per kSumsPerLaunch tensors of
+// one dtype, each tensor read once, its kSumBlocks double partials written and
+// read back, its total written: the bytes and FLOPs of sum_squares per tensor.
+TEST(TrafficModel, SumSquaresManyIsTwoLaunchesPerChunkOfOneDtype) {
+  MetaTargetGuard target(Device::cuda);
+  const int64_t per_launch = cuda::kSumsPerLaunch;
+  std::vector<Tensor> xs;
+  double elements = 0, bytes = 0;
+  for (int64_t k = 0; k < per_launch + 1; ++k) {  // f32: two launches' worth
+    const int64_t n = k % 5 == 0 ? 0 : 1000 + k;
+    xs.push_back(Tensor::empty({n}, DType::f32, Device::meta));
+    elements += n;
+    bytes += 4.0 * n + 2 * cuda::kSumBlocks * 8.0 + 4.0;
+  }
+  for (int64_t n : {7, 300}) {  // bf16 (also f32 sums): one launch of its own
+    xs.push_back(Tensor::empty({n}, DType::bf16, Device::meta));
+    elements += n;
+    bytes += 2.0 * n + 2 * cuda::kSumBlocks * 8.0 + 4.0;
+  }
+  Tensor out = Tensor::empty({static_cast<int64_t>(xs.size())}, DType::f32, Device::meta);
+  const Profile many = cost_of([&] { kernels::sum_squares_many(out, xs); });
+  const CostTotals c = family(many, OpFamily::reduce);
+  EXPECT_EQ(c.launches, 2 * 2 + 2);
+  EXPECT_EQ(c.host_syncs, 0);
+  EXPECT_DOUBLE_EQ(c.flops, 2 * elements);
+  EXPECT_DOUBLE_EQ(c.bytes, bytes);
+  EXPECT_EQ(many.total_cost().launches, c.launches);
+  // Per tensor: the same bytes, two launches each.
+  CostTotals alone;
+  for (const Tensor& x : xs) {
+    Tensor slot = Tensor::empty({1}, DType::f32, Device::meta);
+    alone += cost_of([&] { kernels::sum_squares(slot, x); }).total_cost();
+  }
+  EXPECT_EQ(alone.launches, 2 * static_cast<int64_t>(xs.size()));
+  EXPECT_DOUBLE_EQ(alone.bytes, c.bytes);
+  // No tensor: nothing.
+  Tensor none = Tensor::empty({0}, DType::f32, Device::meta);
+  EXPECT_EQ(cost_of([&] { kernels::sum_squares_many(none, {}); }).total_cost().launches, 0);
 }
 
 TEST(TrafficModel, EmptyOpsLaunchNothingAndCpuOpsCostNoGpuWork) {
