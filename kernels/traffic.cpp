@@ -257,22 +257,28 @@ OpCost layernorm_forward(const Tensor& x, const Tensor& gamma) {
   return c;
 }
 
-// The rows kernel (x and grad_out read, grad_x written, the statistics and
-// gamma read), then the column sums of grad_gamma and grad_beta, which read
-// grad_out and x again.
+// Rows of one column-sum pass (cols <= kPassColumns): the fused kernel (x and
+// grad_out read once, grad_x written, the statistics and gamma read, the
+// partials of grad_gamma and grad_beta written), then the totals kernel (the
+// partials read, grad_gamma and grad_beta read and written). Wider rows: the
+// rows kernel, then both column-sum passes, which read grad_out, x and the
+// statistics again.
 OpCost layernorm_backward(const Tensor& x, const Tensor& gamma) {
   OpCost c;
   const int64_t cols = x.dim() > 0 ? x.size(-1) : 0;
   if (cols <= 0 || x.numel() == 0) return c;
   const double rows = static_cast<double>(x.numel() / cols), elements = static_cast<double>(x.numel());
   const double es = size_of(x.dtype()), acc = acc_size(x.dtype());
-  c.launches = 1;
-  c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype());
-  c.flops = 12 * elements;
-  const OpCost sums = column_sums(2, cols);
-  c.launches += sums.launches;
-  c.bytes += sums.bytes + 2 * elements * es + 2 * rows * acc + 2 * 2 * static_cast<double>(cols) * acc;
-  c.flops += 4 * elements;
+  const OpCost sums = column_sums(2, cols);  // the partials, written and read back
+  c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype()) + sums.bytes +
+            2 * 2 * static_cast<double>(cols) * acc;
+  c.flops = 16 * elements;
+  if (cols <= cuda::kPassColumns) {
+    c.launches = 2;  // the fused kernel, the totals kernel
+  } else {
+    c.launches = 1 + sums.launches;
+    c.bytes += 2 * elements * es + 2 * rows * acc;  // the partials kernels' own reads
+  }
   return c;
 }
 

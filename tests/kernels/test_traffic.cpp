@@ -135,9 +135,35 @@ TEST(TrafficModel, ColumnSumsRunOnePassPer512Columns) {
     Tensor y = Tensor::empty({300, cols}, DType::bf16, Device::meta);
     Tensor mean = Tensor::empty({300}, DType::f32, Device::meta), rstd = Tensor::empty({300}, DType::f32, Device::meta);
     Tensor gg = Tensor::empty({cols}, DType::f32, Device::meta), gb = Tensor::empty({cols}, DType::f32, Device::meta);
+    // LayerNorm's backward: rows of one pass fuse the grad_x kernel with the
+    // partials kernel; wider rows run the grad_x kernel, then both passes.
     EXPECT_EQ(cost_of([&] { kernels::layernorm_backward(y, gg, gb, y, x, mean, rstd, gamma); }).total_cost().launches,
-              1 + 2 * passes)
+              cols <= 512 ? 2 : 1 + 2 * passes)
         << cols;
+  }
+}
+
+// LayerNorm's backward on bf16 rows with f32 statistics and parameters.
+TEST(TrafficModel, LayerNormBackwardReadsTheRowsOnceWhenTheyFitOnePass) {
+  MetaTargetGuard target(Device::cuda);
+  const double rows = 300, groups = 16;
+  for (const int64_t cols : {512, 700}) {
+    const double c = static_cast<double>(cols), elements = rows * c;
+    Tensor x = Tensor::empty({300, cols}, DType::bf16, Device::meta);
+    Tensor y = Tensor::empty({300, cols}, DType::bf16, Device::meta);
+    Tensor gamma = Tensor::empty({cols}, DType::f32, Device::meta);
+    Tensor mean = Tensor::empty({300}, DType::f32, Device::meta), rstd = Tensor::empty({300}, DType::f32, Device::meta);
+    Tensor gg = Tensor::empty({cols}, DType::f32, Device::meta), gb = Tensor::empty({cols}, DType::f32, Device::meta);
+    const CostTotals cost =
+        cost_of([&] { kernels::layernorm_backward(y, gg, gb, y, x, mean, rstd, gamma); }).total_cost();
+    // x and grad_out read, grad_x written; mean, rstd and gamma read; two sums of
+    // double partials per group written and read back; grad_gamma and grad_beta
+    // read and written.
+    double bytes = 3 * 2.0 * elements + 2 * 4.0 * rows + 4.0 * c + 2 * 2 * groups * c * 8 + 2 * 2 * 4.0 * c;
+    // Wider than one pass: the partials kernels read grad_out, x, mean and rstd again.
+    if (cols > 512) bytes += 2 * 2.0 * elements + 2 * 4.0 * rows;
+    EXPECT_DOUBLE_EQ(cost.bytes, bytes) << cols;
+    EXPECT_DOUBLE_EQ(cost.flops, 16 * elements) << cols;
   }
 }
 
