@@ -257,27 +257,31 @@ OpCost layernorm_forward(const Tensor& x, const Tensor& gamma) {
   return c;
 }
 
-// Rows of one column-sum pass (cols <= kPassColumns): the fused kernel (x and
-// grad_out read once, grad_x written, the statistics and gamma read, the
-// partials of grad_gamma and grad_beta written), then the totals kernel (the
-// partials read, grad_gamma and grad_beta read and written). Wider rows: the
-// rows kernel, then both column-sum passes, which read grad_out, x and the
-// statistics again.
+// The parameter gradients sum in the cpu's order through partials [2,
+// ceil(R / 256), C] in the accumulation type, written once and read once by the
+// fold, which reads and writes grad_gamma and grad_beta. Rows of at most
+// kLayerNormFusedColumns: the fused kernel (x and grad_out read once, grad_x
+// written, the statistics and gamma read, the partials written), then the fold:
+// 2 launches. Wider rows: the grad_x kernel (the same reads and writes), the
+// partials kernel (grad_out and x read again, the statistics once per chunk of
+// kLayerNormFusedColumns columns), the fold: 3 launches.
 OpCost layernorm_backward(const Tensor& x, const Tensor& gamma) {
   OpCost c;
   const int64_t cols = x.dim() > 0 ? x.size(-1) : 0;
   if (cols <= 0 || x.numel() == 0) return c;
   const double rows = static_cast<double>(x.numel() / cols), elements = static_cast<double>(x.numel());
   const double es = size_of(x.dtype()), acc = acc_size(x.dtype());
-  const OpCost sums = column_sums(2, cols);  // the partials, written and read back
-  c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype()) + sums.bytes +
-            2 * 2 * static_cast<double>(cols) * acc;
-  c.flops = 16 * elements;
-  if (cols <= cuda::kPassColumns) {
-    c.launches = 2;  // the fused kernel, the totals kernel
+  const double partials = 2.0 * static_cast<double>(cuda::layernorm_row_blocks(x.numel() / cols)) *
+                          static_cast<double>(cols);
+  c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype()) +
+            2 * partials * acc + 2 * 2 * static_cast<double>(cols) * acc;
+  c.flops = 16 * elements + partials;
+  if (cols <= cuda::kLayerNormFusedColumns) {
+    c.launches = 2;
   } else {
-    c.launches = 1 + sums.launches;
-    c.bytes += 2 * elements * es + 2 * rows * acc;  // the partials kernels' own reads
+    const double chunks = static_cast<double>((cols + cuda::kLayerNormFusedColumns - 1) / cuda::kLayerNormFusedColumns);
+    c.launches = 3;
+    c.bytes += 2 * elements * es + chunks * 2 * rows * acc;
   }
   return c;
 }

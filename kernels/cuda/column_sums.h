@@ -1,6 +1,6 @@
 // kernels/cuda/column_sums.h: sums over the rows of an [R, C] matrix, column by
-// column, for sum_rows (bias gradients) and LayerNorm's parameter gradients
-// (nvcc only).
+// column, for sum_rows (bias gradients) (nvcc only). LayerNorm's parameter
+// gradients sum in the cpu's order instead (layernorm.cu).
 //
 // Invariant: the order of every addition depends on (R, C) alone, with no
 // atomics. The rows are cut into kRowGroups contiguous groups (a partition fixed
@@ -8,9 +8,7 @@
 // kRowLanes row lanes take rows begin + lane, begin + lane + kRowLanes, ... in
 // sequence, and the lane totals combine by a fixed tree into
 // partials[sum][group][column]. Pass 2: one thread per column adds its group
-// partials in group order and hands the totals to `finish`. LayerNorm's backward
-// (layernorm.cu) folds pass 1 into its grad_x kernel for rows of one pass,
-// keeping this order: a change here must be made there too. Row groups put
+// partials in group order and hands the totals to `finish`. Row groups put
 // C/kColumnTile * kRowGroups blocks to work (256 for C = 512), where one block per
 // column tile would leave most of the GPU idle on a few hundred columns.
 //
@@ -95,17 +93,6 @@ __global__ void column_totals_kernel(const double* partials,  // [kSums, kRowGro
   finish(c, totals);
 }
 
-// Pass 2 over the columns [first_column, first_column + min(kPassColumns, cols -
-// first_column)), whose partials a pass 1 has written.
-template <int kSums, class Acc, class Finish>
-void launch_column_totals(const double* partials, int64_t cols, int64_t first_column, int64_t pass_width,
-                          Finish finish) {
-  const int64_t width = std::min<int64_t>(kPassColumns, cols - first_column);
-  column_totals_kernel<kSums, Acc><<<static_cast<unsigned>((width + kThreadsPerBlock - 1) / kThreadsPerBlock),
-                                     kThreadsPerBlock>>>(partials, cols, first_column, pass_width, finish);
-  GC_CUDA_CHECK(cudaGetLastError());
-}
-
 // Runs both passes over every column. scratch: at least
 // column_sums_scratch_bytes(kSums, cols) on the device (checked by the caller).
 template <int kSums, class Acc, class Term, class Finish>
@@ -119,7 +106,9 @@ void launch_column_sums(const Tensor& scratch, int64_t rows, int64_t cols, Term 
     const dim3 block(kColumnTile, kRowLanes);
     column_partials_kernel<kSums, Acc><<<grid, block>>>(partials, rows, cols, first_column, pass_width, term);
     GC_CUDA_CHECK(cudaGetLastError());
-    launch_column_totals<kSums, Acc>(partials, cols, first_column, pass_width, finish);
+    column_totals_kernel<kSums, Acc><<<static_cast<unsigned>((width + kThreadsPerBlock - 1) / kThreadsPerBlock),
+                                       kThreadsPerBlock>>>(partials, cols, first_column, pass_width, finish);
+    GC_CUDA_CHECK(cudaGetLastError());
   }
 }
 
