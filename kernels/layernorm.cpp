@@ -80,7 +80,7 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   require_same_device(op, x, {&grad_x, &grad_gamma, &grad_beta, &grad_out, &mean, &rstd, &gamma});
   const int64_t cols = x.size(-1);
   const Tensor scratch =
-      cuda::allocate_scratch(x.device(), cuda::layernorm_backward_scratch_bytes(x.numel() / cols, cols));
+      cuda::allocate_scratch(x.device(), cuda::layernorm_backward_scratch_bytes(x.numel() / cols, cols, x.dtype()));
   const OpScope scope(OpFamily::layernorm, op, x.device(), traffic::layernorm_backward(x, gamma));
   if (runs_on_cuda(x))
     GC_CUDA_RUN(op,

@@ -285,22 +285,32 @@ OpCost layernorm_forward(const Tensor& x, const Tensor& gamma) {
   return c;
 }
 
-// The rows kernel (x and grad_out read, grad_x written, the statistics and
-// gamma read), then the column sums of grad_gamma and grad_beta, which read
-// grad_out and x again.
+// The parameter gradients sum in the cpu's order through partials [2,
+// ceil(R / 256), C] in the accumulation type, written once and read once by the
+// fold, which reads and writes grad_gamma and grad_beta. Rows of at most
+// kLayerNormFusedColumns: the fused kernel (x and grad_out read once, grad_x
+// written, the statistics and gamma read, the partials written), then the fold:
+// 2 launches. Wider rows: the grad_x kernel (the same reads and writes), the
+// partials kernel (grad_out and x read again, the statistics once per chunk of
+// kLayerNormFusedColumns columns), the fold: 3 launches.
 OpCost layernorm_backward(const Tensor& x, const Tensor& gamma) {
   OpCost c;
   const int64_t cols = x.dim() > 0 ? x.size(-1) : 0;
   if (cols <= 0 || x.numel() == 0) return c;
   const double rows = static_cast<double>(x.numel() / cols), elements = static_cast<double>(x.numel());
   const double es = size_of(x.dtype()), acc = acc_size(x.dtype());
-  c.launches = 1;
-  c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype());
-  c.flops = 12 * elements;
-  const OpCost sums = column_sums(2, cols);
-  c.launches += sums.launches;
-  c.bytes += sums.bytes + 2 * elements * es + 2 * rows * acc + 2 * 2 * static_cast<double>(cols) * acc;
-  c.flops += 4 * elements;
+  const double partials = 2.0 * static_cast<double>(cuda::layernorm_row_blocks(x.numel() / cols)) *
+                          static_cast<double>(cols);
+  c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype()) +
+            2 * partials * acc + 2 * 2 * static_cast<double>(cols) * acc;
+  c.flops = 16 * elements + partials;
+  if (cols <= cuda::kLayerNormFusedColumns) {
+    c.launches = 2;
+  } else {
+    const double chunks = static_cast<double>((cols + cuda::kLayerNormFusedColumns - 1) / cuda::kLayerNormFusedColumns);
+    c.launches = 3;
+    c.bytes += 2 * elements * es + chunks * 2 * rows * acc;
+  }
   return c;
 }
 

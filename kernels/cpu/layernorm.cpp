@@ -19,7 +19,7 @@ namespace {
 
 constexpr int kLanes = 8;             // interleaved partial sums of a row reduction
 constexpr int64_t kColumnTile = 32;   // columns of grad_gamma/grad_beta owned by one task
-constexpr int64_t kRowBlock = 256;    // rows summed before folding into the column total
+constexpr int64_t kRowBlock = 256;    // rows summed before folding into the column total (= cuda kLayerNormRowBlock)
 
 // Sum of term(c) for c in [0, cols): lane l sums the columns c = l (mod kLanes),
 // so the loop vectorizes while the order stays fixed by cols alone.
@@ -100,6 +100,13 @@ void backward_rows(T* grad_x,                  // [R, C]
 // One task owns a tile of columns and walks all rows, so no partials cross
 // threads; blocks of kRowBlock rows are summed first and then folded into the
 // total, which keeps the rounding error of a million-row sum small.
+//
+// The cuda backward (kernels/cuda/layernorm.cu) repeats this order bitwise: the
+// block partials from 0 in row order, folded from 0 in block order, the total
+// added once. The grad_gamma term is an explicit fused multiply-add, so its
+// rounding does not depend on whether the compiler contracts a * b + c (g++
+// does with -march=native on an FMA machine, not without) and nvcc's fmaf/fma
+// gives the same bits.
 template <class T>
 void backward_params(compute_t<T>* grad_gamma,   // [C]
                      compute_t<T>* grad_beta,    // [C]
@@ -124,7 +131,7 @@ void backward_params(compute_t<T>* grad_gamma,   // [C]
         const Acc row_mean = mean[r], row_rstd = rstd[r];
         for (int64_t j = 0; j < width; ++j) {
           const Acc dy = Acc(to_compute(dyr[j]));
-          block_gamma[j] += dy * ((Acc(to_compute(xr[j])) - row_mean) * row_rstd);
+          block_gamma[j] = std::fma(dy, (Acc(to_compute(xr[j])) - row_mean) * row_rstd, block_gamma[j]);
           block_beta[j] += dy;
         }
       }

@@ -1,6 +1,6 @@
 // kernels/cuda/column_sums.h: sums over the rows of an [R, C] matrix, column by
-// column, for sum_rows (bias gradients) and LayerNorm's parameter gradients
-// (nvcc only).
+// column, for sum_rows (bias gradients) (nvcc only). LayerNorm's parameter
+// gradients sum in the cpu's order instead (layernorm.cu).
 //
 // Invariant: the order of every addition depends on (R, C) alone, with no
 // atomics. The rows are cut into kRowGroups contiguous groups (a partition fixed

@@ -144,6 +144,10 @@ __device__ __forceinline__ float exp_compute(float v) { return expf(v); }
 __device__ __forceinline__ double exp_compute(double v) { return exp(v); }
 __device__ __forceinline__ float sqrt_compute(float v) { return sqrtf(v); }
 __device__ __forceinline__ double sqrt_compute(double v) { return sqrt(v); }
+// a * b + c rounded once (the cpu's std::fma): where a sum must equal the cpu's
+// bitwise, its fused multiply-adds are spelled out rather than left to contraction.
+__device__ __forceinline__ float fma_compute(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_compute(double a, double b, double c) { return fma(a, b, c); }
 
 // ---- warp and block sums in a fixed order ----------------------------------------------
 

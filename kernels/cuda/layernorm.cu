@@ -3,14 +3,18 @@
 //
 // Fusion: the forward is one kernel, one warp per row: the row is read for the
 // mean, again (from cache) for the centred variance, and once more to write the
-// output and the statistics. grad_x is one kernel, one warp per row, with both
-// row sums in one pass. The parameter gradients are a column reduction over all
-// rows, the two-pass column sums of column_sums.h (row groups, fixed trees), so
-// grad_gamma and grad_beta are bitwise repeatable without atomics; their
-// partials live in the caller's scratch (scratch.h).
+// output and the statistics. The backward reads x and grad_out once: grad_x
+// needs two row sums per row, grad_gamma and grad_beta a column reduction over
+// all rows, which follows the cpu's order so that both are bitwise the cpu's:
+// blocks of kLayerNormRowBlock (256) rows, one partial per block and column,
+// folded in block order (scratch.h; the partials live in the caller's scratch).
+// For rows of at most kLayerNormFusedColumns (512) columns one kernel does both:
+// one warp per row block walks its rows in order, writes each row's grad_x and
+// keeps the block's column partials in registers; a small kernel folds them.
+// Wider rows run a grad_x kernel (one warp per row), then the partials kernel,
+// which reads x and grad_out again, and the same fold.
 #include "kernels/cuda/layernorm.h"
 
-#include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/scratch.h"
 
@@ -85,32 +89,174 @@ __global__ void layernorm_backward_rows_kernel(T* grad_x,                  // [R
   }
 }
 
-// Terms of grad_gamma[c] += sum_r grad_out[r, c] * xhat[r, c] and grad_beta[c] += sum_r grad_out[r, c].
-template <class T>
-struct ParameterGradientTerms {
-  using Acc = compute_t<T>;
-  const T* grad_out;   // [R, C]
-  const T* x;          // [R, C]
-  const Acc* mean;     // [R]
-  const Acc* rstd;     // [R]
-  int64_t cols;
-  __device__ void operator()(int64_t r, int64_t c, Acc (&terms)[2]) const {
-    const int64_t i = r * cols + c;
-    const Acc dy = static_cast<Acc>(load_value(grad_out[i]));
-    terms[0] = dy * ((static_cast<Acc>(load_value(x[i])) - mean[r]) * rstd[r]);
-    terms[1] = dy;
+// grad_gamma[c] += sum_r grad_out[r, c] * xhat[r, c], grad_beta[c] += sum_r grad_out[r, c]
+// in the cpu's order (kernels/cpu/layernorm.cpp, backward_params), bitwise: the
+// rows are cut into blocks of kLayerNormRowBlock; each block's partial of a
+// column starts from 0 and takes its rows in order (the gamma term as one fused
+// multiply-add, fma(dy, xhat, partial), as the cpu spells it); the partials are
+// folded into a total from 0 in block order, and the total is added once. One
+// warp owns one row block (and, for wide rows, one chunk of kLayerNormFusedColumns
+// columns): lane l keeps the partials of columns l, l + 32, ... of the chunk in
+// registers, kColumnsPerLane of each sum, and stores them into
+// partials [2, row_block_count, C] (Acc) when the block is done. The fold runs in
+// layernorm_param_totals_kernel. Every row block is a warp's work item, so a
+// million rows give ~4,000 warps: the sums' order costs no parallelism.
+constexpr int kColumnsPerLane = static_cast<int>(kLayerNormFusedColumns / 32);
+static_assert(kLayerNormFusedColumns % 32 == 0, "a lane keeps whole runs of 32 columns");
+
+__device__ __forceinline__ int64_t param_partial_index(int sum, int64_t block, int64_t c, int64_t cols,
+                                                       int64_t row_block_count) {
+  return (static_cast<int64_t>(sum) * row_block_count + block) * cols + c;
+}
+
+// Adds row r's terms for the columns first + lane + 32 j of [first, end) to the
+// lane's partials.
+template <class T, class Acc>
+__device__ __forceinline__ void add_param_terms(Acc (&gamma_partial)[kColumnsPerLane],
+                                                Acc (&beta_partial)[kColumnsPerLane], const T* xr, const T* dyr,
+                                                Acc row_mean, Acc row_rstd, int64_t first, int64_t end, int lane) {
+#pragma unroll
+  for (int j = 0; j < kColumnsPerLane; ++j) {
+    const int64_t c = first + lane + 32 * j;
+    if (c < end) {
+      const Acc dy = static_cast<Acc>(load_value(dyr[c]));
+      const Acc xhat = (static_cast<Acc>(load_value(xr[c])) - row_mean) * row_rstd;
+      gamma_partial[j] = fma_compute(dy, xhat, gamma_partial[j]);
+      beta_partial[j] += dy;
+    }
   }
-};
+}
 
 template <class Acc>
-struct AccumulateParameterGradients {
-  Acc* grad_gamma;  // [C]
-  Acc* grad_beta;   // [C]
-  __device__ void operator()(int64_t c, const Acc (&totals)[2]) const {
-    grad_gamma[c] += totals[0];
-    grad_beta[c] += totals[1];
+__device__ __forceinline__ void store_param_partials(Acc* partials, const Acc (&gamma_partial)[kColumnsPerLane],
+                                                     const Acc (&beta_partial)[kColumnsPerLane], int64_t block,
+                                                     int64_t row_block_count, int64_t first, int64_t end, int64_t cols,
+                                                     int lane) {
+#pragma unroll
+  for (int j = 0; j < kColumnsPerLane; ++j) {
+    const int64_t c = first + lane + 32 * j;
+    if (c < end) {
+      partials[param_partial_index(0, block, c, cols, row_block_count)] = gamma_partial[j];
+      partials[param_partial_index(1, block, c, cols, row_block_count)] = beta_partial[j];
+    }
   }
-};
+}
+
+// Rows of at most kLayerNormFusedColumns columns: grad_x exactly as
+// layernorm_backward_rows_kernel computes it (the same loops and expressions; a
+// row's grad_x does not depend on which warp computes it) and the row blocks'
+// partials of the parameter gradients, so x and grad_out are read once. Warp w
+// takes row blocks w, w + total_warps, ... and walks each block's rows in order;
+// the second loop over a row (from cache) writes grad_x and adds the terms.
+template <class T, class P>
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    layernorm_backward_fused_kernel(T* grad_x,                  // [R, C]
+                                    compute_t<T>* partials,     // [2, row_block_count, C]
+                                    const T* grad_out,          // [R, C]
+                                    const T* x,                 // [R, C]
+                                    const compute_t<T>* mean,   // [R]
+                                    const compute_t<T>* rstd,   // [R]
+                                    const P* gamma,             // [C]
+                                    int64_t rows, int64_t row_block_count, int64_t cols,
+                                    compute_t<T> inv_cols) {
+  using Acc = compute_t<T>;
+  const int lane = lane_id();
+  for (int64_t block = global_warp(); block < row_block_count; block += total_warps()) {
+    const int64_t begin = block * kLayerNormRowBlock, end = min(rows, begin + kLayerNormRowBlock);
+    Acc gamma_partial[kColumnsPerLane], beta_partial[kColumnsPerLane];
+#pragma unroll
+    for (int j = 0; j < kColumnsPerLane; ++j) gamma_partial[j] = beta_partial[j] = 0;
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = x + r * cols;
+      const T* dyr = grad_out + r * cols;
+      T* dxr = grad_x + r * cols;
+      const Acc row_mean = mean[r], row_rstd = rstd[r];
+      Acc sum_g = 0, sum_g_xhat = 0;
+      for (int64_t c = lane; c < cols; c += 32) {
+        const Acc xhat = (static_cast<Acc>(load_value(xr[c])) - row_mean) * row_rstd;
+        const Acc g = static_cast<Acc>(load_value(dyr[c])) * static_cast<Acc>(load_value(gamma[c]));
+        sum_g += g;
+        sum_g_xhat += g * xhat;
+      }
+      const Acc mean_g = warp_sum(sum_g) * inv_cols;
+      const Acc mean_g_xhat = warp_sum(sum_g_xhat) * inv_cols;
+#pragma unroll
+      for (int j = 0; j < kColumnsPerLane; ++j) {
+        const int64_t c = lane + 32 * j;
+        if (c < cols) {
+          const Acc dy = static_cast<Acc>(load_value(dyr[c]));
+          const Acc xhat = (static_cast<Acc>(load_value(xr[c])) - row_mean) * row_rstd;
+          const Acc g = dy * static_cast<Acc>(load_value(gamma[c]));
+          dxr[c] = to_storage<T>(row_rstd * (g - mean_g - xhat * mean_g_xhat));
+          gamma_partial[j] = fma_compute(dy, xhat, gamma_partial[j]);
+          beta_partial[j] += dy;
+        }
+      }
+    }
+    store_param_partials(partials, gamma_partial, beta_partial, block, row_block_count, 0, cols, cols, lane);
+  }
+}
+
+// Wider rows (after layernorm_backward_rows_kernel): the same partials, one warp
+// per (row block, chunk of kLayerNormFusedColumns columns), which reads grad_out,
+// x and the statistics again.
+template <class T>
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    layernorm_param_partials_kernel(compute_t<T>* partials,     // [2, row_block_count, C]
+                                    const T* grad_out,          // [R, C]
+                                    const T* x,                 // [R, C]
+                                    const compute_t<T>* mean,   // [R]
+                                    const compute_t<T>* rstd,   // [R]
+                                    int64_t rows, int64_t row_block_count, int64_t cols) {
+  using Acc = compute_t<T>;
+  const int lane = lane_id();
+  const int64_t chunks = (cols + kLayerNormFusedColumns - 1) / kLayerNormFusedColumns;
+  for (int64_t item = global_warp(); item < row_block_count * chunks; item += total_warps()) {
+    const int64_t block = item / chunks, first = (item % chunks) * kLayerNormFusedColumns;
+    const int64_t last = min(cols, first + kLayerNormFusedColumns);
+    const int64_t begin = block * kLayerNormRowBlock, end = min(rows, begin + kLayerNormRowBlock);
+    Acc gamma_partial[kColumnsPerLane], beta_partial[kColumnsPerLane];
+#pragma unroll
+    for (int j = 0; j < kColumnsPerLane; ++j) gamma_partial[j] = beta_partial[j] = 0;
+    for (int64_t r = begin; r < end; ++r)
+      add_param_terms(gamma_partial, beta_partial, x + r * cols, grad_out + r * cols, mean[r], rstd[r], first, last,
+                      lane);
+    store_param_partials(partials, gamma_partial, beta_partial, block, row_block_count, first, last, cols, lane);
+  }
+}
+
+// The fold: thread item (sum, column) adds the column's block partials from 0 in
+// block order, then adds the total once into grad_gamma or grad_beta (which
+// accumulate), as the cpu does. The order is a chain of row_block_count additions per
+// column, so the loads run ahead in batches of kTotalsBatch (independent of the
+// additions) and the blocks are small (kTotalsThreads), spreading 2 C columns
+// over as many multiprocessors as there are.
+constexpr int kTotalsThreads = 32;
+constexpr int kTotalsBatch = 16;
+
+template <class Acc>
+__global__ void layernorm_param_totals_kernel(Acc* grad_gamma,        // [C]
+                                              Acc* grad_beta,         // [C]
+                                              const Acc* partials,    // [2, row_block_count, C]
+                                              int64_t row_block_count, int64_t cols) {
+  for (int64_t item = global_thread(); item < 2 * cols; item += total_threads()) {
+    const int sum = static_cast<int>(item / cols);
+    const int64_t c = item % cols;
+    const Acc* column = partials + param_partial_index(sum, 0, c, cols, row_block_count);
+    Acc total = 0;
+    int64_t block = 0;
+    for (; block + kTotalsBatch <= row_block_count; block += kTotalsBatch) {
+      Acc batch[kTotalsBatch];
+#pragma unroll
+      for (int k = 0; k < kTotalsBatch; ++k) batch[k] = column[(block + k) * cols];
+#pragma unroll
+      for (int k = 0; k < kTotalsBatch; ++k) total += batch[k];
+    }
+    for (; block < row_block_count; ++block) total += column[block * cols];
+    Acc* grad = sum == 0 ? grad_gamma : grad_beta;
+    grad[c] += total;
+  }
+}
 
 }  // namespace
 
@@ -140,23 +286,34 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
   const int64_t cols = x.size(-1);
   const int64_t rows = x.numel() / cols;
   if (rows == 0) return;
-  require_scratch(op, scratch, layernorm_backward_scratch_bytes(rows, cols));
+  require_scratch(op, scratch, layernorm_backward_scratch_bytes(rows, cols, x.dtype()));
+  const int64_t row_block_count = layernorm_row_blocks(rows);
   visit_float_dtypes(op, x.dtype(), gamma.dtype(), [&](auto x_tag, auto gamma_tag) {
     using T = decltype(x_tag);
     using P = decltype(gamma_tag);
     using Acc = compute_t<T>;
-    layernorm_backward_rows_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
-        grad_x.data_as<T>(), grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(),
-        gamma.data_as<P>(), rows, cols, Acc(1) / static_cast<Acc>(cols));
-  });
-  GC_CUDA_CHECK(cudaGetLastError());
-  visit_float_dtype(op, x.dtype(), [&](auto x_tag) {
-    using T = decltype(x_tag);
-    using Acc = compute_t<T>;
-    const ParameterGradientTerms<T> terms{grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
-                                          rstd.data_as<Acc>(), cols};
-    launch_column_sums<2, Acc>(scratch, rows, cols, terms,
-                               AccumulateParameterGradients<Acc>{grad_gamma.data_as<Acc>(), grad_beta.data_as<Acc>()});
+    Acc* partials = static_cast<Acc*>(scratch.data());  // [2, row_block_count, cols]
+    const Acc inv_cols = Acc(1) / static_cast<Acc>(cols);
+    if (cols <= kLayerNormFusedColumns) {
+      // One warp per row block writes grad_x and the block partials.
+      layernorm_backward_fused_kernel<T, P><<<row_blocks(row_block_count), kThreadsPerBlock>>>(
+          grad_x.data_as<T>(), partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
+          rstd.data_as<Acc>(), gamma.data_as<P>(), rows, row_block_count, cols, inv_cols);
+      GC_CUDA_CHECK(cudaGetLastError());
+    } else {
+      layernorm_backward_rows_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
+          grad_x.data_as<T>(), grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(),
+          gamma.data_as<P>(), rows, cols, inv_cols);
+      GC_CUDA_CHECK(cudaGetLastError());
+      const int64_t chunks = (cols + kLayerNormFusedColumns - 1) / kLayerNormFusedColumns;
+      layernorm_param_partials_kernel<T><<<row_blocks(row_block_count * chunks), kThreadsPerBlock>>>(
+          partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(), rows,
+          row_block_count, cols);
+      GC_CUDA_CHECK(cudaGetLastError());
+    }
+    layernorm_param_totals_kernel<Acc><<<blocks_for(2 * cols, kTotalsThreads), kTotalsThreads>>>(
+        grad_gamma.data_as<Acc>(), grad_beta.data_as<Acc>(), partials, row_block_count, cols);
+    GC_CUDA_CHECK(cudaGetLastError());
   });
 }
 

@@ -12,9 +12,10 @@ namespace gc::cuda {
 void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& gamma,
                        const Tensor& beta, double eps);
 // grad_x [R, C] (assigned), grad_gamma, grad_beta [C] (+=); grad_out, x [R, C];
-// mean, rstd [R]; gamma [C]. scratch: the column partial sums of the parameter
-// gradients, a cuda tensor of at least layernorm_backward_scratch_bytes(R, C)
-// (kernels/cuda/scratch.h), allocated by the caller.
+// mean, rstd [R]; gamma [C]. scratch: the row blocks' partial sums of the
+// parameter gradients, a cuda tensor of at least
+// layernorm_backward_scratch_bytes(R, C, x.dtype()) (kernels/cuda/scratch.h),
+// allocated by the caller. grad_gamma and grad_beta are bitwise the cpu's.
 void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
                         const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma,
                         const Tensor& scratch);

@@ -69,10 +69,22 @@ inline size_t column_sums_scratch_bytes(int sums, int64_t cols) {
 }
 // sum_rows of x [R, cols] (runs for R = 0 too: it writes zeros).
 inline size_t sum_rows_scratch_bytes(int64_t cols) { return column_sums_scratch_bytes(1, cols); }
-// layernorm_backward of x [rows, cols]: grad_gamma and grad_beta together; none
-// when there is no row (the kernels do not run).
-inline size_t layernorm_backward_scratch_bytes(int64_t rows, int64_t cols) {
-  return rows > 0 ? column_sums_scratch_bytes(2, cols) : 0;
+// LayerNorm's parameter gradients (layernorm.cu) sum each column in the cpu's
+// order (kernels/cpu/layernorm.cpp, kRowBlock): blocks of kLayerNormRowBlock
+// rows, one partial per (sum, block, column), folded in block order. Rows of at
+// most kLayerNormFusedColumns columns fit one warp's registers (16 columns per
+// lane), so the kernel that writes grad_x also sums the block partials.
+constexpr int64_t kLayerNormRowBlock = 256;
+constexpr int64_t kLayerNormFusedColumns = 512;
+inline int64_t layernorm_row_blocks(int64_t rows) { return (rows + kLayerNormRowBlock - 1) / kLayerNormRowBlock; }
+// layernorm_backward of x [rows, cols]: the block partials of grad_gamma and
+// grad_beta, [2, ceil(rows / kLayerNormRowBlock), cols] in x's accumulation type
+// (f32; f64 for f64 x), so the scratch grows with R: 1/256 of x's elements per
+// sum. None when there is no row (the kernels do not run).
+inline size_t layernorm_backward_scratch_bytes(int64_t rows, int64_t cols, DType x_dtype) {
+  if (rows <= 0 || cols <= 0) return 0;
+  return 2 * static_cast<size_t>(layernorm_row_blocks(rows)) * static_cast<size_t>(cols) *
+         dtype_size(accumulation_dtype(x_dtype));
 }
 
 // all_finite of n elements: one 32-bit flag, set by any thread that meets a

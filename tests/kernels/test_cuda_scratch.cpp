@@ -48,21 +48,32 @@ TEST(CudaScratch, SizesAreBoundedWhateverTheShape) {
     EXPECT_GE(one, size_t(cuda::kRowGroups) * static_cast<size_t>(std::min<int64_t>(cols, cuda::kPassColumns)) *
                        sizeof(double))
         << cols;
-    for (int64_t rows : {1, 33, 10000000})
-      EXPECT_EQ(cuda::layernorm_backward_scratch_bytes(rows, cols), 2 * one) << rows << "x" << cols;
     previous = one;
   }
-  EXPECT_EQ(cuda::layernorm_backward_scratch_bytes(0, 65), 0u);
   EXPECT_EQ(cuda::whole_sum_scratch_bytes(), size_t(cuda::kSumBlocks) * sizeof(double));
   // Many sums: one launch's partials, whatever the number of tensors.
   EXPECT_EQ(cuda::whole_sums_scratch_bytes(0), 0u);
   EXPECT_EQ(cuda::whole_sums_scratch_bytes(1), cuda::whole_sum_scratch_bytes());
   EXPECT_EQ(cuda::whole_sums_scratch_bytes(1 << 20), size_t(cuda::kSumsPerLaunch) * cuda::whole_sum_scratch_bytes());
   for (size_t bytes : {cuda::whole_sum_scratch_bytes(), cuda::whole_sums_scratch_bytes(1 << 20),
-                       cuda::sum_rows_scratch_bytes(1 << 20),
-                       cuda::layernorm_backward_scratch_bytes(1 << 20, 1 << 20), cuda::all_finite_scratch_bytes(1),
+                       cuda::sum_rows_scratch_bytes(1 << 20), cuda::all_finite_scratch_bytes(1),
                        cuda::index_check_scratch_bytes()})
     EXPECT_TRUE(is_small_request(round_request_bytes(bytes))) << bytes;
+}
+
+// The exception: LayerNorm's parameter gradients sum in the cpu's order, one
+// partial per 256-row block and column, in the accumulation type: 2 sums x
+// ceil(R / 256) x C, 1/128 of x's elements for both sums together.
+TEST(CudaScratch, LayerNormBackwardHoldsOnePartialPerRowBlockAndColumn) {
+  for (int64_t cols : {1, 33, 512, 700})
+    for (int64_t rows : {1, 255, 256, 257, 1038240}) {
+      const size_t blocks = static_cast<size_t>((rows + 255) / 256);
+      EXPECT_EQ(cuda::layernorm_backward_scratch_bytes(rows, cols, DType::bf16), 2 * blocks * cols * 4)
+          << rows << "x" << cols;
+      EXPECT_EQ(cuda::layernorm_backward_scratch_bytes(rows, cols, DType::f32), 2 * blocks * cols * 4);
+      EXPECT_EQ(cuda::layernorm_backward_scratch_bytes(rows, cols, DType::f64), 2 * blocks * cols * 8);
+    }
+  EXPECT_EQ(cuda::layernorm_backward_scratch_bytes(0, 65, DType::f32), 0u);
 }
 
 TEST(CudaScratch, KernelsRefuseScratchThatIsShortOrNotOnTheGpu) {
@@ -198,7 +209,7 @@ TEST_F(CudaScratchDevice, KernelsStayInsideAnExactlySizedScratch) {
            dbeta = output({cols}, DType::f32, d);
     Tensor rdx = output({rows, cols}, DType::f32, d), rdgamma = output({cols}, DType::f32, d),
            rdbeta = output({cols}, DType::f32, d);
-    GuardedScratch scratch(cuda::layernorm_backward_scratch_bytes(rows, cols));
+    GuardedScratch scratch(cuda::layernorm_backward_scratch_bytes(rows, cols, DType::f32));
     cuda::layernorm_backward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, scratch.view);
     kernels::layernorm_backward(rdx, rdgamma, rdbeta, dy, x, mean, rstd, gamma);
     EXPECT_TRUE(scratch.guards_intact()) << "layernorm_backward " << cols;

@@ -1,6 +1,7 @@
 // test_layernorm.cpp: LayerNorm forward against an f64 reference, backward against
 // central finite differences in f64, the 16-bit storage types against f32 on the
-// same stored values, bitwise independence of the thread count, and meta runs.
+// same stored values, bitwise independence of the thread count, meta runs, and the
+// cuda backward's parameter gradients bitwise against the cpu's.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -330,6 +331,45 @@ TEST(LayerNormCuda, ForwardMatchesTheCpu) {
   EXPECT_TRUE(all_close(gpu_out.to_doubles(), out.to_doubles(), tol, "out"));
   EXPECT_TRUE(all_close(gpu_mean.to_doubles(), mean.to_doubles(), tol, "mean"));
   EXPECT_TRUE(all_close(gpu_rstd.to_doubles(), rstd.to_doubles(), tol, "rstd"));
+}
+
+// grad_gamma and grad_beta on the cuda backend sum in the cpu's order (blocks of
+// 256 rows folded in order, the gamma term a fused multiply-add): bitwise the
+// cpu's, accumulating into nonzero values, for rows below, at and off multiples
+// of the block, columns off a multiple of 32, rows of one warp's registers
+// (<= 512 columns, the fused kernel) and wider ones, more row blocks than a
+// capped grid of warps takes at once (the simulator's 3 blocks), in f32, bf16, f64.
+TEST(LayerNormCuda, BackwardParameterGradientsAreTheCpus) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;
+  const Device cuda = Device::cuda;
+  const std::vector<Shape> shapes = {{1, 8}, {15, 7}, {256, 512}, {257, 33}, {1000, 96}, {6500, 40}, {600, 700}};
+  uint64_t seed = 100;
+  for (const DType dtype : {DType::f32, DType::bf16, DType::f64}) {
+    const DType acc = accumulation_dtype(dtype);
+    for (const Shape& shape : shapes) {
+      const int64_t rows = shape[0], cols = shape[1];
+      const std::string what = std::string(dtype_name(dtype)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      const Tensor x = random_tensor(shape, dtype, ++seed, 2.0), grad_out = random_tensor(shape, dtype, ++seed);
+      const Tensor gamma = random_tensor({cols}, acc, ++seed), beta = random_tensor({cols}, acc, ++seed);
+      const LayerNormResult saved = run_forward(x, gamma, beta, 1e-5);
+      Tensor gpu_grad_x = Tensor::empty(shape, dtype, cuda);
+      Tensor grad_x = Tensor::empty(shape, dtype), grad_gamma = random_tensor({cols}, acc, ++seed),
+             grad_beta = random_tensor({cols}, acc, ++seed);
+      Tensor gpu_grad_gamma = grad_gamma.to(cuda), gpu_grad_beta = grad_beta.to(cuda);  // both accumulate
+      kernels::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, saved.mean, saved.rstd, gamma);
+      kernels::layernorm_backward(gpu_grad_x, gpu_grad_gamma, gpu_grad_beta, grad_out.to(cuda), x.to(cuda),
+                                  saved.mean.to(cuda), saved.rstd.to(cuda), gamma.to(cuda));
+      const auto expect_bitwise = [&](const char* name, const Tensor& got, const Tensor& ref) {
+        const std::vector<double> g = got.to_doubles(), r = ref.to_doubles();
+        EXPECT_EQ(0, std::memcmp(g.data(), r.data(), r.size() * sizeof(double))) << name << " " << what;
+      };
+      expect_bitwise("grad_gamma", gpu_grad_gamma, grad_gamma);
+      expect_bitwise("grad_beta", gpu_grad_beta, grad_beta);
+      EXPECT_TRUE(all_close(gpu_grad_x.to_doubles(), grad_x.to_doubles(),
+                            tolerance_for(dtype, 4.0 * static_cast<double>(cols)), "grad_x " + what));
+    }
+  }
 }
 
 }  // namespace

@@ -160,13 +160,36 @@ TEST(TrafficModel, ColumnSumsRunOnePassPer512Columns) {
     Tensor out = Tensor::empty({cols}, DType::f32, Device::meta);
     const int64_t passes = (cols + 511) / 512;
     EXPECT_EQ(cost_of([&] { kernels::sum_rows(out, x, true); }).total_cost().launches, 2 * passes) << cols;
-    Tensor gamma = Tensor::empty({cols}, DType::f32, Device::meta);
-    Tensor y = Tensor::empty({300, cols}, DType::bf16, Device::meta);
-    Tensor mean = Tensor::empty({300}, DType::f32, Device::meta), rstd = Tensor::empty({300}, DType::f32, Device::meta);
-    Tensor gg = Tensor::empty({cols}, DType::f32, Device::meta), gb = Tensor::empty({cols}, DType::f32, Device::meta);
-    EXPECT_EQ(cost_of([&] { kernels::layernorm_backward(y, gg, gb, y, x, mean, rstd, gamma); }).total_cost().launches,
-              1 + 2 * passes)
-        << cols;
+  }
+}
+
+// LayerNorm's backward on bf16 rows with f32 statistics and parameters: rows of
+// at most 512 columns run the fused kernel and the fold, wider ones the grad_x
+// kernel, the partials kernel and the fold, whatever the width.
+TEST(TrafficModel, LayerNormBackwardReadsTheRowsOnceWhenTheyFitOneWarp) {
+  MetaTargetGuard target(Device::cuda);
+  for (const int64_t r : {1, 256, 300, 70000}) {
+    for (const int64_t cols : {1, 512, 513, 700, 1200}) {
+      const double rows = static_cast<double>(r), c = static_cast<double>(cols), elements = rows * c;
+      const double blocks = static_cast<double>((r + 255) / 256), chunks = static_cast<double>((cols + 511) / 512);
+      Tensor x = Tensor::empty({r, cols}, DType::bf16, Device::meta);
+      Tensor y = Tensor::empty({r, cols}, DType::bf16, Device::meta);
+      Tensor gamma = Tensor::empty({cols}, DType::f32, Device::meta);
+      Tensor mean = Tensor::empty({r}, DType::f32, Device::meta), rstd = Tensor::empty({r}, DType::f32, Device::meta);
+      Tensor gg = Tensor::empty({cols}, DType::f32, Device::meta), gb = Tensor::empty({cols}, DType::f32, Device::meta);
+      const CostTotals cost =
+          cost_of([&] { kernels::layernorm_backward(y, gg, gb, y, x, mean, rstd, gamma); }).total_cost();
+      // x and grad_out read, grad_x written; mean, rstd and gamma read; two sums of
+      // f32 partials per 256-row block and column written and read back by the
+      // fold; grad_gamma and grad_beta read and written.
+      double bytes = 3 * 2.0 * elements + 2 * 4.0 * rows + 4.0 * c + 2 * (2 * blocks * c * 4) + 2 * 2 * 4.0 * c;
+      // Wider than one warp's 512 columns: the partials kernel reads grad_out and x
+      // again, and mean and rstd once per chunk of 512 columns.
+      if (cols > 512) bytes += 2 * 2.0 * elements + chunks * 2 * 4.0 * rows;
+      EXPECT_EQ(cost.launches, cols <= 512 ? 2 : 3) << r << "x" << cols;
+      EXPECT_DOUBLE_EQ(cost.bytes, bytes) << r << "x" << cols;
+      EXPECT_DOUBLE_EQ(cost.flops, 16 * elements + 2 * blocks * c) << r << "x" << cols;
+    }
   }
 }
 
