@@ -531,7 +531,7 @@ const std::vector<OpRow>& op_table() {
       // sum_squares', not this op's).
       {"sum_squares_many", kFloats,
        {{0, 0}, {1, 0}, {1, 2015}, {4, 0}, {5, 65}, {2 * int64_t(cuda::kSumsPerLaunch) + 1, 33}},
-       [](const Shape& s) { return cuda::whole_sums_scratch_bytes(s[0]); },
+       [](const Shape& s, DType) { return cuda::whole_sums_scratch_bytes(s[0]); },
        [](OpRun& r) {
          const int64_t count = r.dim(0), n = r.dim(1);
          const DType acc = accumulation_dtype(r.dtype);
