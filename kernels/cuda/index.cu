@@ -98,6 +98,24 @@ __global__ void gather_rows_kernel(D* out,                // [E, C]
   }
 }
 
+// A same-dtype gather whose rows are whole 16-byte packs (cols * sizeof(T) a
+// multiple of 16, both tensors 16-byte aligned): each lane copies packs, not
+// elements. A copy keeps the bits, so it is the one-element kernel's result.
+struct alignas(16) RowPack {
+  uint32_t words[4];
+};
+
+__global__ void gather_row_packs_kernel(RowPack* out,          // [E, packs]
+                                        const RowPack* x,      // [N, packs]
+                                        const int32_t* index,  // [E]
+                                        int64_t edges, int64_t packs) {
+  for (int64_t e = global_warp(); e < edges; e += total_warps()) {
+    const RowPack* source = x + static_cast<int64_t>(index[e]) * packs;
+    RowPack* destination = out + e * packs;
+    for (int64_t p = lane_id(); p < packs; p += 32) destination[p] = source[p];
+  }
+}
+
 // out[n] (+)= sum of in rows order[i] (i when order is null) for i in group n.
 template <class S, class D>
 __global__ void sum_groups_kernel(D* out,                  // [N, C]
@@ -287,6 +305,15 @@ void gather_rows_forward(Tensor& out, const Tensor& x, const Tensor& index) {
   require_on_cuda(op, {&out, &x, &index});
   if (out.numel() == 0) return;
   const int64_t edges = out.rows(), cols = out.cols();
+  const int64_t row_bytes = cols * static_cast<int64_t>(dtype_size(x.dtype()));
+  const auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (x.dtype() == out.dtype() && row_bytes % 16 == 0 && aligned16(x.data()) && aligned16(out.data())) {
+    gather_row_packs_kernel<<<row_blocks(edges), kThreadsPerBlock>>>(
+        static_cast<RowPack*>(out.data()), static_cast<const RowPack*>(x.data()), index.data_as<int32_t>(), edges,
+        row_bytes / 16);
+    GC_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   visit_float_pair(op, x.dtype(), out.dtype(), [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);

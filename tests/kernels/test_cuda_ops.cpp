@@ -282,6 +282,60 @@ TinyStep tiny_step(DType dtype, Device device, const std::vector<model::StagePla
   return step;
 }
 
+// The elementwise kernels and the same-dtype gather move 16-byte packs when every
+// operand is 16-byte aligned, one element at a time otherwise: the same values
+// through both paths (a view one element in is never aligned) give the same bits,
+// over more packs than one grid holds and with a tail; add and the gather also
+// equal the cpu's.
+TEST_F(CudaTest, SixteenByteAccessesGiveTheBitsOfOneElementAtATime) {
+#if defined(GC_CUDA_SIM) && !defined(GC_CUDA_MAX_BLOCKS)
+  GTEST_SKIP() << "a full grid is millions of simulated threads: lower the cap with GC_CUDA_MAX_BLOCKS";
+#endif
+  for (DType dtype : {DType::bf16, DType::f16, DType::f32, DType::f64}) {
+    const std::string name = dtype_name(dtype);
+    const int64_t n = static_cast<int64_t>(16 / dtype_size(dtype)) * cuda::kMaxGridThreads + 13;  // packs > one grid
+    const Tensor a = random_tensor({n}, dtype, 61), b = random_tensor({n}, dtype, 62);
+    const Tensor ga = on_cuda(a), gb = on_cuda(b);
+    // The same values one element into a longer buffer: not 16-byte aligned.
+    auto unaligned = [&](const Tensor& t) {
+      Tensor view = Tensor::empty({n + 1}, dtype, kCuda).slice_rows(1, n);
+      view.copy_from(t);
+      return view;
+    };
+    const Tensor ua = unaligned(a), ub = unaligned(b);
+    auto both = [&](const char* op, auto run) {
+      Tensor packed = Tensor::empty({n}, dtype, kCuda), single = unaligned(Tensor::zeros({n}, dtype));
+      run(packed, ga, gb);
+      run(single, ua, ub);
+      EXPECT_TRUE(bitwise_equal(packed, single.clone(), std::string(op) + " " + name));
+      return packed;
+    };
+    const Tensor sum = both("add_forward", [](Tensor& o, const Tensor& x, const Tensor& y) { kernels::add_forward(o, x, y); });
+    Tensor cpu_sum = Tensor::empty({n}, dtype);
+    kernels::add_forward(cpu_sum, a, b);
+    EXPECT_TRUE(bitwise_equal(sum, cpu_sum, "add_forward against the cpu " + name));
+    both("mul_forward", [](Tensor& o, const Tensor& x, const Tensor& y) { kernels::mul_forward(o, x, y); });
+    both("silu_forward", [](Tensor& o, const Tensor& x, const Tensor&) { kernels::silu_forward(o, x); });
+    both("silu_backward", [](Tensor& o, const Tensor& x, const Tensor& y) { kernels::silu_backward(o, x, y); });
+    both("accumulate", [](Tensor& o, const Tensor& x, const Tensor& y) {
+      o.copy_from(x);
+      kernels::accumulate(o, y);
+    });
+
+    // Rows of 48 bytes (whole packs) and of 3 elements (not), gathered from an aligned table.
+    for (int64_t cols : {int64_t(48 / dtype_size(dtype)), int64_t(3)}) {
+      const int64_t nodes = 101, rows = cuda::kMaxGridWarps + 37;
+      std::vector<int32_t> index(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) index[static_cast<size_t>(r)] = static_cast<int32_t>((r * 7919) % nodes);
+      const Tensor x = random_tensor({nodes, cols}, dtype, 63);
+      Tensor out = Tensor::empty({rows, cols}, dtype), gout = Tensor::empty({rows, cols}, dtype, kCuda);
+      kernels::gather_rows_forward(out, x, i32_tensor(index));
+      kernels::gather_rows_forward(gout, on_cuda(x), i32_tensor(index, kCuda));
+      EXPECT_TRUE(bitwise_equal(gout, out, "gather_rows_forward " + name + " x " + std::to_string(cols)));
+    }
+  }
+}
+
 TEST_F(CudaTest, TinyGraphCastGradientsMatchTheCpuAndRematIsBitwise) {
   for (DType dtype : {DType::f32, DType::bf16}) {
     const TinyStep cpu = tiny_step(dtype, Device::cpu, model::plan_none(2));
