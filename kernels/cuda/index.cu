@@ -13,6 +13,9 @@
 // value as on the cpu.
 #include "kernels/cuda/index.h"
 
+#include <cstdint>
+#include <initializer_list>
+
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/scratch.h"
 
@@ -173,6 +176,73 @@ __global__ void add_gathered_rows_kernel(T* out,                  // [E, C]
       out_row[c] = to_storage<T>(load_value(first) + load_value(r_row[c]));
     }
   }
+}
+
+// The same with 16-byte packs (rows of whole packs, every tensor 16-byte aligned):
+// each lane takes packs of the row; every element's arithmetic is as above.
+template <class T>
+struct alignas(16) ElementPack {
+  T v[16 / sizeof(T)];
+};
+
+template <class T>
+__global__ void add_gathered_row_packs_kernel(T* out,                  // [E, C]
+                                              const T* base,           // [E, C]
+                                              const T* s,              // [Ns, C]
+                                              const int32_t* s_index,  // [E]
+                                              const T* r,              // [Nr, C]
+                                              const int32_t* r_index,  // [E]
+                                              int64_t edges, int64_t cols) {
+  using Pack = ElementPack<T>;
+  constexpr int kPack = 16 / sizeof(T);
+  const int64_t packs = cols / kPack;
+  for (int64_t e = global_warp(); e < edges; e += total_warps()) {
+    const Pack* s_row = reinterpret_cast<const Pack*>(s + static_cast<int64_t>(s_index[e]) * cols);
+    const Pack* r_row = reinterpret_cast<const Pack*>(r + static_cast<int64_t>(r_index[e]) * cols);
+    const Pack* base_row = reinterpret_cast<const Pack*>(base + e * cols);
+    Pack* out_row = reinterpret_cast<Pack*>(out + e * cols);
+    for (int64_t p = lane_id(); p < packs; p += 32) {
+      const Pack b = base_row[p], sv = s_row[p], rv = r_row[p];
+      Pack o;
+#pragma unroll
+      for (int j = 0; j < kPack; ++j) {
+        const T first = to_storage<T>(load_value(b.v[j]) + load_value(sv.v[j]));
+        o.v[j] = to_storage<T>(load_value(first) + load_value(rv.v[j]));
+      }
+      out_row[p] = o;
+    }
+  }
+}
+
+template <class T>
+__global__ void index_add_row_packs_kernel(T* acc,               // [N, C]
+                                           const T* x,           // [U, C]
+                                           const int32_t* rows,  // [U]
+                                           int64_t count, int64_t cols) {
+  using Pack = ElementPack<T>;
+  constexpr int kPack = 16 / sizeof(T);
+  const int64_t packs = cols / kPack;
+  for (int64_t u = global_warp(); u < count; u += total_warps()) {
+    Pack* destination = reinterpret_cast<Pack*>(acc + static_cast<int64_t>(rows[u]) * cols);
+    const Pack* source = reinterpret_cast<const Pack*>(x + u * cols);
+    for (int64_t p = lane_id(); p < packs; p += 32) {
+      const Pack a = destination[p], v = source[p];
+      Pack o;
+#pragma unroll
+      for (int j = 0; j < kPack; ++j) o.v[j] = to_storage<T>(load_value(a.v[j]) + load_value(v.v[j]));
+      destination[p] = o;
+    }
+  }
+}
+
+// Whether rows of `cols` elements of T, in tensors starting at these addresses,
+// are whole 16-byte packs.
+template <class T>
+bool row_packs_fit(int64_t cols, std::initializer_list<const void*> starts) {
+  if ((cols * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
+  for (const void* p : starts)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 // acc row rows[u] += x row u: one warp per listed row (rows are distinct, so no
@@ -339,6 +409,12 @@ void add_gathered_rows(Tensor& out, const Tensor& base, const Tensor& s, const T
   const int64_t edges = out.rows(), cols = out.cols();
   visit_float_dtype(op, out.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    if (row_packs_fit<T>(cols, {out.data(), base.data(), s.data(), r.data()})) {
+      add_gathered_row_packs_kernel<T><<<row_blocks(edges), kThreadsPerBlock>>>(
+          out.data_as<T>(), base.data_as<T>(), s.data_as<T>(), s_index.data_as<int32_t>(), r.data_as<T>(),
+          r_index.data_as<int32_t>(), edges, cols);
+      return;
+    }
     add_gathered_rows_kernel<T><<<row_blocks(edges), kThreadsPerBlock>>>(
         out.data_as<T>(), base.data_as<T>(), s.data_as<T>(), s_index.data_as<int32_t>(), r.data_as<T>(),
         r_index.data_as<int32_t>(), edges, cols);
@@ -353,6 +429,11 @@ void index_add_rows(Tensor& acc, const Tensor& x, const Tensor& rows) {
   const int64_t count = x.rows(), cols = x.cols();
   visit_float_dtype(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    if (row_packs_fit<T>(cols, {acc.data(), x.data()})) {
+      index_add_row_packs_kernel<T><<<row_blocks(count), kThreadsPerBlock>>>(acc.data_as<T>(), x.data_as<T>(),
+                                                                             rows.data_as<int32_t>(), count, cols);
+      return;
+    }
     index_add_rows_kernel<T><<<row_blocks(count), kThreadsPerBlock>>>(acc.data_as<T>(), x.data_as<T>(),
                                                                       rows.data_as<int32_t>(), count, cols);
   });

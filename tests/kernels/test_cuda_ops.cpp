@@ -282,11 +282,12 @@ TinyStep tiny_step(DType dtype, Device device, const std::vector<model::StagePla
   return step;
 }
 
-// The elementwise kernels and the same-dtype gather move 16-byte packs when every
-// operand is 16-byte aligned, one element at a time otherwise: the same values
-// through both paths (a view one element in is never aligned) give the same bits,
-// over more packs than one grid holds and with a tail; add and the gather also
-// equal the cpu's.
+// The elementwise kernels and the same-dtype row kernels (gather, fused edge sum,
+// row add) move 16-byte packs when every operand is 16-byte aligned, one element
+// at a time otherwise: the same values through both paths (a view one element in
+// is never aligned) give the same bits, over more packs than one grid holds and
+// with a tail; add and the row kernels (rows of whole packs and of 3 elements)
+// also equal the cpu's.
 TEST_F(CudaTest, SixteenByteAccessesGiveTheBitsOfOneElementAtATime) {
 #if defined(GC_CUDA_SIM) && !defined(GC_CUDA_MAX_BLOCKS)
   GTEST_SKIP() << "a full grid is millions of simulated threads: lower the cap with GC_CUDA_MAX_BLOCKS";
@@ -332,6 +333,21 @@ TEST_F(CudaTest, SixteenByteAccessesGiveTheBitsOfOneElementAtATime) {
       kernels::gather_rows_forward(out, x, i32_tensor(index));
       kernels::gather_rows_forward(gout, on_cuda(x), i32_tensor(index, kCuda));
       EXPECT_TRUE(bitwise_equal(gout, out, "gather_rows_forward " + name + " x " + std::to_string(cols)));
+      // The fused edge sum over the same rows, and the row add into the listed rows.
+      const Tensor r = random_tensor({nodes, cols}, dtype, 64);
+      std::vector<int32_t> reversed(index.rbegin(), index.rend());
+      Tensor summed = Tensor::empty({rows, cols}, dtype), gsummed = Tensor::empty({rows, cols}, dtype, kCuda);
+      kernels::add_gathered_rows(summed, out, x, i32_tensor(index), r, i32_tensor(reversed));
+      kernels::add_gathered_rows(gsummed, gout, on_cuda(x), i32_tensor(index, kCuda), on_cuda(r),
+                                 i32_tensor(reversed, kCuda));
+      EXPECT_TRUE(bitwise_equal(gsummed, summed, "add_gathered_rows " + name + " x " + std::to_string(cols)));
+      std::vector<int32_t> listed;
+      for (int32_t k = 0; k < static_cast<int32_t>(nodes); k += 2) listed.push_back(k);
+      const Tensor part = random_tensor({static_cast<int64_t>(listed.size()), cols}, dtype, 65);
+      Tensor acc = x.clone(), gacc = on_cuda(x);
+      kernels::index_add_rows(acc, part, i32_tensor(listed));
+      kernels::index_add_rows(gacc, on_cuda(part), i32_tensor(listed, kCuda));
+      EXPECT_TRUE(bitwise_equal(gacc, acc, "index_add_rows " + name + " x " + std::to_string(cols)));
     }
   }
 }
