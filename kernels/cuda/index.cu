@@ -156,8 +156,22 @@ __global__ void sum_groups_kernel(D* out,                  // [N, C]
   }
 }
 
-// One warp per edge: its base row plus the gathered sender row, rounded, plus the
-// gathered receiver row, rounded (as two add kernels round).
+// An edge's element of the fused edge sum: base plus the sender row's element,
+// rounded, plus the receiver row's, rounded (as two add kernels round). Both the
+// one-element and the 16-byte kernels call it, so their bits cannot differ.
+template <class T>
+__device__ __forceinline__ T edge_sum_element(T base, T sender, T receiver) {
+  const T first = to_storage<T>(load_value(base) + load_value(sender));
+  return to_storage<T>(load_value(first) + load_value(receiver));
+}
+
+// acc + x, rounded once (accumulate's sum), for both row-add kernels.
+template <class T>
+__device__ __forceinline__ T row_add_element(T acc, T x) {
+  return to_storage<T>(load_value(acc) + load_value(x));
+}
+
+// One warp per edge, one element per lane at a time.
 template <class T>
 __global__ void add_gathered_rows_kernel(T* out,                  // [E, C]
                                          const T* base,           // [E, C]
@@ -171,10 +185,7 @@ __global__ void add_gathered_rows_kernel(T* out,                  // [E, C]
     const T* r_row = r + static_cast<int64_t>(r_index[e]) * cols;
     const T* base_row = base + e * cols;
     T* out_row = out + e * cols;
-    for (int64_t c = lane_id(); c < cols; c += 32) {
-      const T first = to_storage<T>(load_value(base_row[c]) + load_value(s_row[c]));
-      out_row[c] = to_storage<T>(load_value(first) + load_value(r_row[c]));
-    }
+    for (int64_t c = lane_id(); c < cols; c += 32) out_row[c] = edge_sum_element(base_row[c], s_row[c], r_row[c]);
   }
 }
 
@@ -205,10 +216,7 @@ __global__ void add_gathered_row_packs_kernel(T* out,                  // [E, C]
       const Pack b = base_row[p], sv = s_row[p], rv = r_row[p];
       Pack o;
 #pragma unroll
-      for (int j = 0; j < kPack; ++j) {
-        const T first = to_storage<T>(load_value(b.v[j]) + load_value(sv.v[j]));
-        o.v[j] = to_storage<T>(load_value(first) + load_value(rv.v[j]));
-      }
+      for (int j = 0; j < kPack; ++j) o.v[j] = edge_sum_element(b.v[j], sv.v[j], rv.v[j]);
       out_row[p] = o;
     }
   }
@@ -229,7 +237,7 @@ __global__ void index_add_row_packs_kernel(T* acc,               // [N, C]
       const Pack a = destination[p], v = source[p];
       Pack o;
 #pragma unroll
-      for (int j = 0; j < kPack; ++j) o.v[j] = to_storage<T>(load_value(a.v[j]) + load_value(v.v[j]));
+      for (int j = 0; j < kPack; ++j) o.v[j] = row_add_element(a.v[j], v.v[j]);
       destination[p] = o;
     }
   }
@@ -256,7 +264,7 @@ __global__ void index_add_rows_kernel(T* acc,               // [N, C]
     T* destination = acc + static_cast<int64_t>(rows[u]) * cols;
     const T* source = x + u * cols;
     for (int64_t c = lane_id(); c < cols; c += 32)
-      destination[c] = to_storage<T>(load_value(destination[c]) + load_value(source[c]));
+      destination[c] = row_add_element(destination[c], source[c]);
   }
 }
 
