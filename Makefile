@@ -51,7 +51,7 @@ ifeq ($(CUDA),1)
   NVCCFLAGS := -std=c++17 -O3 -DGC_CUDA -I. -MMD -MP \
     -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
     -gencode arch=compute_90,code=compute_90 -Xcompiler -fopenmp
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart
   CU_SRCS := $(wildcard kernels/cuda/*.cu)
 else
   CU_SRCS :=
@@ -309,7 +309,8 @@ SIM_KERNEL_FLAGS := -march=native -ffp-contract=fast
 SIM_CU_SRCS := $(wildcard kernels/cuda/*.cu)
 SIM_CU_HDRS := $(wildcard kernels/cuda/*.h)
 SIM_TRANSLATED := $(SIM_CU_SRCS:%=$(SIM)/%) $(SIM_CU_HDRS:%=$(SIM)/%)
-SIM_LIB_OBJS := $(LIB_SRCS:%.cpp=$(SIM)/%.o) $(SIM_CU_SRCS:%.cu=$(SIM)/%.cu.o) $(SIM)/tests/cudasim/sim.o
+SIM_LIB_OBJS := $(LIB_SRCS:%.cpp=$(SIM)/%.o) $(SIM_CU_SRCS:%.cu=$(SIM)/%.cu.o) $(SIM)/tests/cudasim/sim.o \
+  $(SIM)/tests/cudasim/sim_blas.o
 SIM_TEST_OBJS := $(TEST_SRCS:%.cpp=$(SIM)/%.o)
 
 cudasim: $(SIM)/gc_tests $(SIM)/gc_train

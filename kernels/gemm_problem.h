@@ -40,4 +40,13 @@ struct GemmProblem {
   bool tf32 = false;
 };
 
+// Whether a bias is added in the GEMM's own output pass on cuda (cuBLASLt's
+// bias epilogue: a bias of C's dtype, or f32 under a 16-bit C) rather than by a
+// second kernel over C. kernels/cuda/linear.cu asks cuBLASLt only then, and
+// kernels/traffic.h models the product accordingly.
+inline bool bias_in_gemm_epilogue(DType c_dtype, DType bias_dtype) {
+  if (c_dtype == DType::f64) return false;
+  return bias_dtype == c_dtype || (bias_dtype == DType::f32 && (c_dtype == DType::bf16 || c_dtype == DType::f16));
+}
+
 }  // namespace gc::kernels

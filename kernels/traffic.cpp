@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/scratch.h"
+#include "kernels/gemm_problem.h"
 
 namespace gc::kernels::traffic {
 namespace {
@@ -260,7 +261,10 @@ OpCost gemm(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c_dtype, bo
   c.kind = gemm_kind(a);
   c.flops = 2 * md * nd * kd;
   c.bytes = md * kd * size_of(a) + kd * nd * size_of(b) + c_bytes * (reads_c ? 2 : 1);
-  if (has_bias) {  // gemm_epilogue_kernel after cuBLAS: C read, bias added, C written
+  if (has_bias && bias_in_gemm_epilogue(c_dtype, bias)) {  // cuBLASLt's bias epilogue: the bias read in C's pass
+    c.bytes += bias_bytes;
+    c.flops += md * nd;
+  } else if (has_bias) {  // gemm_epilogue_kernel after cuBLAS: C read, bias added, C written
     c.launches += 1;
     c.serial_bytes = 2 * c_bytes + bias_bytes;
     c.bytes += c.serial_bytes;

@@ -1,5 +1,7 @@
-// kernels/cuda/linear.cu: row-major GEMM through cuBLAS (cublasGemmEx_64), plus
-// the epilogue kernel for the bias.
+// kernels/cuda/linear.cu: row-major GEMM through cuBLAS (cublasGemmEx_64), or
+// cuBLASLt with its bias epilogue when there is a bias, plus our epilogue kernel
+// for what cuBLASLt is not asked to do (k == 0; a bias kernels::bias_in_gemm_epilogue
+// rules out, such as f64).
 //
 // cuBLAS is column-major; a row-major C [m, n] with row stride ldc is the
 // column-major C^T [n, m] with leading dimension ldc, so C = op(A) op(B) is asked
@@ -12,9 +14,23 @@
 // a product is bitwise repeatable on one GPU model. Its workspace is set before
 // every product to the caller's tensor; kernels run in stream order, so the
 // allocator may hand that memory out again as soon as the call returns.
+//
+// A product with a bias goes to cuBLASLt (cublasLtMatmul, CUBLASLT_EPILOGUE_BIAS):
+// the bias is added to the accumulator in the output pass and C rounded once, as
+// on the cpu, with no second pass over C. Its algorithm comes from cuBLASLt's
+// heuristic, asked once per shape, dtypes and alignments (kept for the process),
+// with reductions only in the compute type (as above). Where the heuristic offers
+// none, the product takes the cublasGemmEx path and our epilogue kernel
+// (counted by bias_epilogue_fallbacks, so a GPU check can tell).
 #include "kernels/cuda/linear.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
 
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/cublas_check.h"
@@ -119,7 +135,110 @@ void launch_epilogue(const GemmProblem& p, bool scale_by_beta) {
   GC_CUDA_CHECK(cudaGetLastError());
 }
 
+
+// ---- cuBLASLt with the bias epilogue ---------------------------------------------------------
+
+std::atomic<uint64_t> lt_fallbacks{0};
+
+cublasLtHandle_t lt_handle() {
+  static const cublasLtHandle_t handle = [] {
+    cublasLtHandle_t h = nullptr;
+    GC_CUBLAS_CHECK(cublasLtCreate(&h));
+    return h;
+  }();
+  return handle;
+}
+
+// The descriptors of one kind of product and the algorithm the heuristic chose
+// for it (found false: none offered). Kept for the process, never destroyed.
+struct LtPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool found = false;
+};
+
+int64_t alignment_of(const void* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  int64_t align = 1;
+  while (align < 256 && (address % static_cast<uintptr_t>(2 * align)) == 0) align *= 2;
+  return align;
+}
+
+void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, const void* value, size_t size) {
+  GC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, value, size));
+}
+
+LtPlan make_plan(const GemmProblem& p) {
+  LtPlan plan;
+  const cublasComputeType_t compute =
+      p.tf32 && p.a_dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  GC_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, compute, CUDA_R_32F));
+  // Operands swapped as for cublasGemmEx: C^T [n, m] = op(B)^T op(A)^T, column-major.
+  const int32_t op_b = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b));
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a));
+  const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue));
+  const int32_t bias_type = cuda_data_type(p.bias_dtype);
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type));
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof(p.bias));  // its alignment guides the heuristic
+  const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
+  GC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, cuda_data_type(p.b_dtype), u(p.transpose_b ? p.k : p.n),
+                                             u(p.transpose_b ? p.n : p.k), p.ldb));
+  GC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, cuda_data_type(p.a_dtype), u(p.transpose_a ? p.m : p.k),
+                                             u(p.transpose_a ? p.k : p.m), p.lda));
+  GC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cuda_data_type(p.c_dtype), u(p.n), u(p.m), p.ldc));
+  cublasLtMatmulPreference_t pref = nullptr;
+  GC_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t max_workspace = kCublasWorkspaceBytes;
+  const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;  // no reduction in C's (16-bit) type
+  cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                               &max_workspace, sizeof(max_workspace));
+  if (status == CUBLAS_STATUS_SUCCESS)
+    status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions,
+                                                  sizeof(reductions));
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  if (status == CUBLAS_STATUS_SUCCESS)
+    status = cublasLtMatmulAlgoGetHeuristic(lt_handle(), plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1, &result,
+                                            &returned);
+  cublasLtMatmulPreferenceDestroy(pref);
+  // NOT_SUPPORTED (or no result) means this kind of product has no bias epilogue here: fall back.
+  plan.found = status == CUBLAS_STATUS_SUCCESS && returned > 0 && result.state == CUBLAS_STATUS_SUCCESS &&
+               result.workspaceSize <= kCublasWorkspaceBytes;
+  if (plan.found) plan.algo = result.algo;
+  return plan;
+}
+
+// C = alpha op(A) op(B) + beta C + bias through cuBLASLt; false (nothing done)
+// when cuBLASLt offers no algorithm for it.
+bool gemm_bias_lt(const GemmProblem& p, void* workspace) {
+  using Key = std::array<int64_t, 20>;
+  const Key key = {p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transpose_a, p.transpose_b,
+                   static_cast<int64_t>(p.a_dtype), static_cast<int64_t>(p.b_dtype), static_cast<int64_t>(p.c_dtype),
+                   static_cast<int64_t>(p.bias_dtype), p.tf32 && p.a_dtype == DType::f32,
+                   alignment_of(p.a), alignment_of(p.b), alignment_of(p.c), alignment_of(p.bias), 0, 0, 0};
+  static std::mutex mutex;
+  static auto* plans = new std::map<Key, LtPlan>();  // never destroyed (see cublas_handle)
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = plans->find(key);
+  if (it == plans->end()) it = plans->emplace(key, make_plan(p)).first;
+  const LtPlan& plan = it->second;
+  if (!plan.found) {
+    ++lt_fallbacks;
+    return false;
+  }
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof(p.bias));
+  const float alpha = static_cast<float>(p.alpha), beta = static_cast<float>(p.beta);
+  GC_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), plan.desc, &alpha, p.b, plan.a, p.a, plan.b, &beta, p.c, plan.c, p.c,
+                                 plan.c, &plan.algo, workspace, kCublasWorkspaceBytes, /*default stream*/ 0));
+  return true;
+}
+
 }  // namespace
+
+uint64_t bias_epilogue_fallbacks() { return lt_fallbacks.load(); }
 
 void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
   check_dtypes(p);
@@ -138,6 +257,8 @@ void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
   require(workspace != nullptr && workspace_bytes >= kCublasWorkspaceBytes,
           "workspace of " + std::to_string(workspace_bytes) + " bytes, need " +
               std::to_string(kCublasWorkspaceBytes) + " (kernels::gemm_workspace_bytes on cuda)");
+
+  if (p.bias && kernels::bias_in_gemm_epilogue(p.c_dtype, p.bias_dtype) && gemm_bias_lt(p, workspace)) return;
 
   cublasHandle_t handle = cublas_handle();
   GC_CUBLAS_CHECK(cublasSetWorkspace(handle, workspace, kCublasWorkspaceBytes));

@@ -7,11 +7,14 @@
 //   A, B bf16 (or both f16) with C of that dtype or f32; A, B, C f32; all f64.
 // A and B of different dtypes are rejected (std::invalid_argument): autograd
 // multiplies x by a compute-dtype copy of the f32 weights, so they match. The bias
-// (f32, bf16 or f16; f64 with f64) is added by our own kernel after the product:
-// for a 16-bit C this rounds twice (product, then sum), where the cpu rounds once.
+// (f32, bf16 or f16) is added in cuBLASLt's output pass (its bias epilogue), to
+// the accumulator before C's one rounding, as on the cpu; an f64 bias, or one
+// cuBLASLt offers no algorithm for, by our own kernel after the product (for a
+// 16-bit C that rounds twice: product, then sum).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/gemm_problem.h"
 
@@ -29,5 +32,10 @@ constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
 // std::invalid_argument on unsupported dtypes or a short workspace, gc::CudaError
 // when cuBLAS fails.
 void gemm(const kernels::GemmProblem& problem, void* workspace, size_t workspace_bytes);
+
+// How many products with a bias took the fallback (cublasGemmEx, then our
+// epilogue kernel) because cuBLASLt offered no algorithm: 0 where the bias
+// epilogue works, as kernels/traffic.h models it.
+uint64_t bias_epilogue_fallbacks();
 
 }  // namespace gc::cuda

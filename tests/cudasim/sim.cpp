@@ -1,5 +1,6 @@
-// tests/cudasim/sim.cpp: cudasim's runtime: device memory, copies, kernel
-// launches on fibers, and cuBLAS's GemmEx (see cuda_runtime.h for the model).
+// tests/cudasim/sim.cpp: cudasim's runtime: device memory, copies and kernel
+// launches on fibers (see cuda_runtime.h for the model); cuBLAS and cuBLASLt are
+// in sim_blas.cpp.
 //
 // Invariant: the simulator never lets a wrong call pass silently. Every failure
 // returns the error CUDA or cuBLAS would return and prints one line starting
@@ -19,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "runtime/dtype.h"
 #include "sim_counters.h"
+#include "sim_internal.h"
 
 // ---- fibers: a minimal context switch (x86-64 System V) -----------------------------------
 //
@@ -374,6 +375,12 @@ Counters stream_counters;
 Counters counters() { return stream_counters; }
 void reset_counters() { stream_counters = Counters(); }
 
+// For sim_blas.cpp (sim_internal.h).
+void report(const std::string& message) { say(message); }
+bool device_memory(const void* p, size_t bytes) { return in_device(p, bytes); }
+bool touches_device_memory(const void* p, size_t bytes) { return touches_device(p, bytes); }
+void count_gemm() { ++stream_counters.gemms; }
+
 void run_grid(const Config& config, const char* kernel, const std::function<void()>& thread_body) {
   ++stream_counters.kernels;
   Grid& g = grid_state;
@@ -624,176 +631,4 @@ cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
   if (!gcsim::check_stream("cudaMemsetAsync", stream)) return gcsim::last_error;
   return cudaMemset(dst, value, bytes);
-}
-
-// ---- cuBLAS ----------------------------------------------------------------------------------------
-
-struct cublasContext {
-  void* workspace = nullptr;
-  size_t workspace_bytes = 0;
-};
-
-namespace gcsim {
-namespace {
-
-cublasStatus_t blas_fail(cublasStatus_t status, const std::string& message) {
-  say(message);
-  return status;
-}
-
-size_t type_bytes(cudaDataType type) {
-  switch (type) {
-    case CUDA_R_32F: return 4;
-    case CUDA_R_64F: return 8;
-    case CUDA_R_16F:
-    case CUDA_R_16BF: return 2;
-  }
-  return 0;
-}
-
-double load(const void* base, int64_t index, cudaDataType type) {
-  switch (type) {
-    case CUDA_R_32F: return static_cast<const float*>(base)[index];
-    case CUDA_R_64F: return static_cast<const double*>(base)[index];
-    case CUDA_R_16F: return gc::f16_to_f32(static_cast<const uint16_t*>(base)[index]);
-    case CUDA_R_16BF: return gc::bf16_to_f32(static_cast<const uint16_t*>(base)[index]);
-  }
-  return 0;
-}
-
-// f32 results round once into C's type; f64 results are stored as they are.
-void store_f32(void* base, int64_t index, cudaDataType type, float value) {
-  switch (type) {
-    case CUDA_R_32F: static_cast<float*>(base)[index] = value; return;
-    case CUDA_R_16F: static_cast<uint16_t*>(base)[index] = gc::f32_to_f16(value); return;
-    case CUDA_R_16BF: static_cast<uint16_t*>(base)[index] = gc::f32_to_bf16(value); return;
-    case CUDA_R_64F: return;  // not reached: f64 pairs with COMPUTE_64F
-  }
-}
-
-// The combinations cublasGemmEx documents for the compute types gc uses.
-bool supported(cublasComputeType_t compute, cudaDataType a, cudaDataType b, cudaDataType c) {
-  if (compute == CUBLAS_COMPUTE_64F) return a == CUDA_R_64F && b == CUDA_R_64F && c == CUDA_R_64F;
-  if (compute == CUBLAS_COMPUTE_32F_FAST_TF32) return a == CUDA_R_32F && b == CUDA_R_32F && c == CUDA_R_32F;
-  if (compute != CUBLAS_COMPUTE_32F) return false;
-  if (a != b) return false;
-  if (a == CUDA_R_32F) return c == CUDA_R_32F;
-  if (a == CUDA_R_16F || a == CUDA_R_16BF) return c == a || c == CUDA_R_32F;
-  return false;
-}
-
-// An f32 input as TF32 tensor cores read it: 10 explicit mantissa bits, rounded to
-// nearest (ties away from zero, as the conversion instruction cvt.rna.tf32.f32).
-float round_to_tf32(float v) {
-  if (!std::isfinite(v)) return v;
-  uint32_t bits;
-  std::memcpy(&bits, &v, 4);
-  bits = (bits + 0x1000u) & ~0x1fffu;
-  std::memcpy(&v, &bits, 4);
-  return v;
-}
-
-// The bytes a column-major [rows, cols] operand with leading dimension ld spans.
-size_t operand_extent(int64_t rows, int64_t cols, int64_t ld, cudaDataType type) {
-  return (static_cast<size_t>(ld) * static_cast<size_t>(cols - 1) + static_cast<size_t>(rows)) * type_bytes(type);
-}
-
-}  // namespace
-}  // namespace gcsim
-
-cublasStatus_t cublasCreate(cublasHandle_t* handle) {
-  *handle = new cublasContext();
-  return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasDestroy(cublasHandle_t handle) {
-  delete handle;
-  return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (stream != nullptr) return gcsim::blas_fail(CUBLAS_STATUS_INVALID_VALUE, "cublasSetStream: gc uses only the default stream");
-  return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t) {
-  return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
-}
-cublasStatus_t cublasSetAtomicsMode(cublasHandle_t handle, cublasAtomicsMode_t) {
-  return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
-}
-cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, size_t bytes) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (bytes > 0 && !gcsim::in_device(workspace, bytes))
-    return gcsim::blas_fail(CUBLAS_STATUS_INVALID_VALUE, "cublasSetWorkspace: the workspace is not " +
-                                                             std::to_string(bytes) + " bytes of device memory");
-  handle->workspace = workspace;
-  handle->workspace_bytes = bytes;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
-const char* cublasGetStatusString(cublasStatus_t status) {
-  switch (status) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-  }
-  return "CUBLAS_STATUS_UNKNOWN";
-}
-
-cublasStatus_t cublasGemmEx_64(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int64_t m,
-                               int64_t n, int64_t k, const void* alpha, const void* A, cudaDataType Atype, int64_t lda,
-                               const void* B, cudaDataType Btype, int64_t ldb, const void* beta, void* C,
-                               cudaDataType Ctype, int64_t ldc, cublasComputeType_t compute_type,
-                               cublasGemmAlgo_t) {
-  using namespace gcsim;
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const auto invalid = [](const std::string& what) {
-    return blas_fail(CUBLAS_STATUS_INVALID_VALUE, "cublasGemmEx_64: " + what);
-  };
-  if ((transa != CUBLAS_OP_N && transa != CUBLAS_OP_T) || (transb != CUBLAS_OP_N && transb != CUBLAS_OP_T))
-    return invalid("transpose flag other than N or T");
-  if (m < 0 || n < 0 || k < 0) return invalid("negative size");
-  const int64_t a_rows = transa == CUBLAS_OP_N ? m : k, a_cols = transa == CUBLAS_OP_N ? k : m;
-  const int64_t b_rows = transb == CUBLAS_OP_N ? k : n, b_cols = transb == CUBLAS_OP_N ? n : k;
-  if (lda < std::max<int64_t>(1, a_rows)) return invalid("lda " + std::to_string(lda) + " < rows of A " + std::to_string(a_rows));
-  if (ldb < std::max<int64_t>(1, b_rows)) return invalid("ldb " + std::to_string(ldb) + " < rows of B " + std::to_string(b_rows));
-  if (ldc < std::max<int64_t>(1, m)) return invalid("ldc " + std::to_string(ldc) + " < m " + std::to_string(m));
-  if (!supported(compute_type, Atype, Btype, Ctype))
-    return blas_fail(CUBLAS_STATUS_NOT_SUPPORTED, "cublasGemmEx_64: unsupported combination of compute type and A/B/C types");
-  if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-  ++stream_counters.gemms;
-  if (touches_device(alpha, 4) || touches_device(beta, 4))
-    return invalid("alpha/beta point to device memory, but the pointer mode is host");
-  if (handle->workspace_bytes == 0) return invalid("no workspace was set (gc always sets its own)");
-  if (!in_device(C, operand_extent(m, n, ldc, Ctype))) return invalid("C's extent is not inside one device allocation");
-  if (k > 0) {
-    if (!in_device(A, operand_extent(a_rows, a_cols, lda, Atype))) return invalid("A's extent is not inside one device allocation");
-    if (!in_device(B, operand_extent(b_rows, b_cols, ldb, Btype))) return invalid("B's extent is not inside one device allocation");
-  }
-  const auto a_at = [&](int64_t i, int64_t l) { return transa == CUBLAS_OP_N ? i + l * lda : l + i * lda; };
-  const auto b_at = [&](int64_t l, int64_t j) { return transb == CUBLAS_OP_N ? l + j * ldb : j + l * ldb; };
-  if (compute_type == CUBLAS_COMPUTE_64F) {
-    const double al = *static_cast<const double*>(alpha), be = *static_cast<const double*>(beta);
-    auto* c = static_cast<double*>(C);
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < m; ++i) {
-        double acc = 0;
-        for (int64_t l = 0; l < k; ++l) acc += load(A, a_at(i, l), Atype) * load(B, b_at(l, j), Btype);
-        c[i + j * ldc] = be == 0.0 ? al * acc : al * acc + be * c[i + j * ldc];
-      }
-  } else {
-    const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
-    const bool tf32 = compute_type == CUBLAS_COMPUTE_32F_FAST_TF32;
-    const auto input = [tf32](double v) { return tf32 ? round_to_tf32(static_cast<float>(v)) : static_cast<float>(v); };
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < m; ++i) {
-        float acc = 0;
-        for (int64_t l = 0; l < k; ++l) acc += input(load(A, a_at(i, l), Atype)) * input(load(B, b_at(l, j), Btype));
-        float value = al * acc;
-        if (be != 0.0f) value += be * static_cast<float>(load(C, i + j * ldc, Ctype));
-        store_f32(C, i + j * ldc, Ctype, value);
-      }
-  }
-  return CUBLAS_STATUS_SUCCESS;
 }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cublasLt.h"
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 
@@ -186,6 +187,68 @@ TEST(CudaSim, CublasChecksLeadingDimensionsAndOperandExtents) {
             CUBLAS_STATUS_NOT_SUPPORTED)
       << "A and B of different types";
   cublasDestroy(handle);
+}
+
+// cuBLASLt with the bias epilogue: the bias (D's rows) added before D's one
+// rounding; C and D one matrix; the algorithm and the workspace the heuristic gave.
+TEST(CudaSim, CublasLtAddsTheBiasAndChecksItsDescriptors) {
+  cublasLtHandle_t handle = nullptr;
+  ASSERT_EQ(cublasLtCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  DeviceBuffer<float> a(6), b(6), c(4), other(4), bias(2), short_bias(1), workspace(size_t(1) << 18);
+  const std::vector<float> ha = {1, 2, 3, 4, 5, 6}, hb = {1, 0, 1, 0, 1, 1}, hbias = {0.5f, -1};
+  cudaMemcpy(a.data, ha.data(), 24, cudaMemcpyHostToDevice);
+  cudaMemcpy(b.data, hb.data(), 24, cudaMemcpyHostToDevice);
+  cudaMemcpy(bias.data, hbias.data(), 8, cudaMemcpyHostToDevice);
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr, wrong = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ASSERT_EQ(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
+  const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  ASSERT_EQ(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, 8),
+            CUBLAS_STATUS_INVALID_VALUE)
+      << "a value of the wrong size";
+  cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, 2, 3, 2);
+  cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, 3, 2, 3);
+  cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, 2, 2, 2);
+  cublasLtMatrixLayoutCreate(&wrong, CUDA_R_32F, 4, 2, 4);
+  cublasLtMatmulPreferenceCreate(&pref);
+  const uint64_t max_workspace = uint64_t(1) << 20;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_workspace,
+                                       sizeof(max_workspace));
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  ASSERT_EQ(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, lc, pref, 1, &result, &returned),
+            CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(returned, 1);
+  EXPECT_EQ(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, wrong, lc, lc, pref, 1, &result, &returned),
+            CUBLAS_STATUS_INVALID_VALUE)
+      << "op(B) of 4 x 2 against op(A) of 2 x 3";
+  const float alpha = 1.0f, beta = 0.0f;
+  const auto matmul = [&](const void* bias_ptr, void* d, const cublasLtMatmulAlgo_t* algo, size_t ws_bytes) {
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr));
+    return cublasLtMatmul(handle, desc, &alpha, a.data, la, b.data, lb, &beta, c.data, lc, d, lc, algo,
+                          workspace.data, ws_bytes, nullptr);
+  };
+  ASSERT_EQ(matmul(bias.data, c.data, &result.algo, result.workspaceSize), CUBLAS_STATUS_SUCCESS);
+  std::vector<float> hc(4);
+  cudaMemcpy(hc.data(), c.data, 16, cudaMemcpyDeviceToHost);
+  // The product of the cuBLAS test above, (6, 8, 8, 10), plus the bias by row.
+  EXPECT_EQ(hc, (std::vector<float>{6.5f, 7, 8.5f, 9}));
+  EXPECT_EQ(matmul(short_bias.data, c.data, &result.algo, result.workspaceSize), CUBLAS_STATUS_INVALID_VALUE)
+      << "a bias shorter than D's rows";
+  EXPECT_EQ(matmul(bias.data, other.data, &result.algo, result.workspaceSize), CUBLAS_STATUS_NOT_SUPPORTED)
+      << "D apart from C";
+  EXPECT_EQ(matmul(bias.data, c.data, &result.algo, result.workspaceSize / 2), CUBLAS_STATUS_INVALID_VALUE)
+      << "less workspace than the algorithm asked for";
+  const cublasLtMatmulAlgo_t made_up{};
+  EXPECT_EQ(matmul(bias.data, c.data, &made_up, result.workspaceSize), CUBLAS_STATUS_INVALID_VALUE)
+      << "an algorithm the heuristic did not return";
+  cublasLtMatmulPreferenceDestroy(pref);
+  for (cublasLtMatrixLayout_t l : {la, lb, lc, wrong}) cublasLtMatrixLayoutDestroy(l);
+  cublasLtMatmulDescDestroy(desc);
+  cublasLtDestroy(handle);
 }
 
 }  // namespace

@@ -150,6 +150,43 @@ TEST_F(CudaTest, LinearRejectsWhatCublasCannotMultiply) {
   EXPECT_THROW(kernels::linear_forward(y32, x32, W32, Tensor(), small), std::invalid_argument);
 }
 
+// A bias rides in cuBLASLt's output pass and is added to the accumulator before
+// C's one rounding, as on the cpu. Each row of x W is exactly 1 + u/2 (u: the
+// 16-bit dtype's spacing at 1; a tie, so rounding it first gives 1) and the bias
+// u/4: rounded once, 1 + 3u/4 is 1 + u; rounded twice (the product, then the sum)
+// it stays 1. No product here took the fallback (cuBLASLt offered an algorithm
+// for every kind gc asks: a bias of C's dtype, or f32 under a 16-bit C).
+TEST_F(CudaTest, TheBiasIsAddedBeforeTheOneRounding) {
+  const uint64_t fallbacks = cuda::bias_epilogue_fallbacks();
+  const int64_t rows = 64, in = 16, out = 8;
+  for (DType dtype : {DType::bf16, DType::f16}) {
+    const double u = dtype == DType::bf16 ? std::ldexp(1.0, -7) : std::ldexp(1.0, -10);
+    std::vector<double> x(static_cast<size_t>(rows * in), 0.0), w(static_cast<size_t>(in * out), 0.0);
+    for (int64_t r = 0; r < rows; ++r) x[static_cast<size_t>(r * in)] = x[static_cast<size_t>(r * in + 1)] = 1.0;
+    for (int64_t j = 0; j < out; ++j) w[static_cast<size_t>(j)] = 1.0, w[static_cast<size_t>(out + j)] = u / 2;
+    const Tensor tx = Tensor::from_doubles(x, {rows, in}, dtype), tw = Tensor::from_doubles(w, {in, out}, dtype);
+    for (DType bias_dtype : {DType::f32, dtype}) {
+      const std::string what = std::string(dtype_name(dtype)) + " with a " + dtype_name(bias_dtype) + " bias";
+      const Tensor bias = Tensor::from_doubles(std::vector<double>(static_cast<size_t>(out), u / 4), {out}, bias_dtype);
+      Tensor y = Tensor::empty({rows, out}, dtype), gy = Tensor::empty({rows, out}, dtype, kCuda);
+      Tensor cpu_ws = workspace_for(Device::cpu, rows, out, in), gpu_ws = workspace_for(kCuda, rows, out, in);
+      kernels::linear_forward(y, tx, tw, bias, cpu_ws);
+      kernels::linear_forward(gy, on_cuda(tx), on_cuda(tw), on_cuda(bias), gpu_ws);
+      EXPECT_EQ(y.item(0), 1.0 + u) << what << " on the cpu";
+      EXPECT_TRUE(bitwise_equal(gy, y, what));
+    }
+  }
+  // f32 with an f32 bias through cuBLASLt too: within the f32 tolerance of the cpu.
+  const Tensor x = random_tensor({rows, in}, DType::f32, 46), W = random_tensor({in, out}, DType::f32, 47),
+               bias = random_tensor({out}, DType::f32, 48);
+  Tensor y = Tensor::empty({rows, out}, DType::f32), gy = Tensor::empty({rows, out}, DType::f32, kCuda);
+  Tensor cpu_ws = workspace_for(Device::cpu, rows, out, in), gpu_ws = workspace_for(kCuda, rows, out, in);
+  kernels::linear_forward(y, x, W, bias, cpu_ws);
+  kernels::linear_forward(gy, on_cuda(x), on_cuda(W), on_cuda(bias), gpu_ws);
+  EXPECT_TRUE(close(gy, y, tolerance_for(DType::f32, in + 1), "f32 with an f32 bias"));
+  EXPECT_EQ(cuda::bias_epilogue_fallbacks(), fallbacks) << "products with a bias that cuBLASLt took no algorithm for";
+}
+
 // ---- more items than one grid holds ----------------------------------------------------------------
 
 // A launch holds at most kMaxBlocks blocks (kernels/cuda/launch.h); beyond one

@@ -35,7 +35,7 @@ CostTotals family(const Profile& p, OpFamily f) {
   return c;
 }
 
-TEST(TrafficModel, LinearForwardIsOneCublasCallAndABiasPass) {
+TEST(TrafficModel, LinearForwardIsOneCublasCallWithTheBiasInItsOutputPass) {
   MetaTargetGuard target(Device::cuda);
   const int64_t m = 1000, k = 474, n = 512;
   Tensor x = Tensor::empty({m, k}, DType::bf16, Device::meta);
@@ -45,11 +45,17 @@ TEST(TrafficModel, LinearForwardIsOneCublasCallAndABiasPass) {
   Tensor ws = Tensor::empty({static_cast<int64_t>(kernels::linear_workspace_bytes(Device::meta, m, k, n) / 4 + 1)},
                             DType::i32, Device::meta);
   const CostTotals with_bias = cost_of([&] { kernels::linear_forward(y, x, W, b, ws); }).total_cost();
-  EXPECT_EQ(with_bias.launches, 2);
+  EXPECT_EQ(with_bias.launches, 1);
   EXPECT_EQ(with_bias.host_syncs, 0);
   EXPECT_DOUBLE_EQ(with_bias.flops, 2.0 * m * n * k + m * n);
-  // A and B read, C written by cuBLAS; C read and written again by the bias pass.
-  EXPECT_DOUBLE_EQ(with_bias.bytes, 2.0 * (m * k + k * n + m * n) + 2.0 * 2 * m * n + 4.0 * n);
+  // A and B read, C written by cuBLASLt, the (f32) bias read in the same pass.
+  EXPECT_DOUBLE_EQ(with_bias.bytes, 2.0 * (m * k + k * n + m * n) + 4.0 * n);
+  // A bias cuBLASLt is not asked to add (f64): a second pass reads and writes C.
+  Tensor x64 = Tensor::empty({m, k}, DType::f64, Device::meta), W64 = Tensor::empty({k, n}, DType::f64, Device::meta),
+         b64 = Tensor::empty({n}, DType::f64, Device::meta), y64 = Tensor::empty({m, n}, DType::f64, Device::meta);
+  const CostTotals f64_bias = cost_of([&] { kernels::linear_forward(y64, x64, W64, b64, ws); }).total_cost();
+  EXPECT_EQ(f64_bias.launches, 2);
+  EXPECT_DOUBLE_EQ(f64_bias.bytes, 8.0 * (m * k + k * n + m * n) + 8.0 * 2 * m * n + 8.0 * n);
   const CostTotals no_bias = cost_of([&] { kernels::linear_forward(y, x, W, Tensor(), ws); }).total_cost();
   EXPECT_EQ(no_bias.launches, 1);
   EXPECT_DOUBLE_EQ(no_bias.bytes, 2.0 * (m * k + k * n + m * n));
