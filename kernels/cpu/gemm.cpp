@@ -3,12 +3,14 @@
 //
 // Two drivers share the packing routines and the micro-kernel:
 //   - whole-k (k <= kWholeKMax, every GraphCast forward and grad_x): B is packed
-//     once for all of k; each thread takes blocks of kMC rows and runs the k loop
-//     inside, so its block of C (or its f32 tile, for a bf16/f16 C) stays in L2;
+//     once for all of k; each thread takes blocks of kMC rows (by runs of B
+//     panels when there are few blocks) and runs the k loop inside, so its block
+//     of C (or its f32 tile, for a bf16/f16 C) stays in L2;
 //   - k-outer (long reductions such as grad_W = x^T grad_y): each thread owns
-//     whole rows of C for all of k and packs its own kKC slices of A and B (so no
-//     thread ever waits at a barrier), prefetching the next slice while it
-//     computes. Its buffers do not grow with k.
+//     a block of C (rows, and a group of column panels when C has few rows) for
+//     all of k and packs its own kKC slices of A and B (so no thread ever waits
+//     at a barrier), prefetching the next slice while it computes. Its buffers do
+//     not grow with k.
 // Determinism: the k loop is split at fixed kKC boundaries and every micro-tile
 // sums its slice in index order, whatever the thread count; threads only decide
 // who computes a tile, never how.
@@ -111,6 +113,11 @@ void run_whole_k(const GemmProblem& g, const Layout& l, char* base, int threads)
   for (int64_t j0 = 0; j0 < g.n; j0 += l.nc) {
     const int64_t nc = std::min(l.nc, g.n - j0);
     const int64_t b_panels = ceil_div(nc, kNR);
+    // Column runs per row block: enough units for two per thread. Every C element
+    // is summed the same way whichever unit holds it (runs split at panel edges).
+    const int64_t wanted_units = threads > 1 ? 2 * static_cast<int64_t>(threads) : 1;
+    const int64_t col_chunks = std::min(b_panels, std::max<int64_t>(1, ceil_div(wanted_units, row_blocks)));
+    const int64_t panels_per_chunk = ceil_div(b_panels, col_chunks);
 #pragma omp parallel num_threads(threads)
     {
       // Slice s of packed B starts at s * kKC * l.nc; within it, panel q at q * kc * kNR.
@@ -124,19 +131,27 @@ void run_whole_k(const GemmProblem& g, const Layout& l, char* base, int threads)
       char* mine = thread_base + static_cast<size_t>(omp_get_thread_num()) * l.per_thread_bytes();
       float* packed_a = carve(mine, l.a_bytes);
       float* tile = carve(mine, l.tile_bytes);
+      // A unit is a block of rows by a run of whole B panels: with few row blocks
+      // (a weight gradient's m is a layer's width) the panels give every thread work.
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t block = 0; block < row_blocks; ++block) {
+      for (int64_t unit = 0; unit < row_blocks * col_chunks; ++unit) {
+        const int64_t block = unit / col_chunks, chunk = unit % col_chunks;
+        const int64_t q0 = chunk * panels_per_chunk, q1 = std::min(b_panels, q0 + panels_per_chunk);
+        if (q0 >= q1) continue;
+        const int64_t c0 = q0 * kNR, cols = std::min(nc, q1 * kNR) - c0;  // this unit's columns of the pass
         const int64_t i0 = block * kMC, mc = std::min(kMC, g.m - i0);
         for (int64_t s = 0; s < k_slices; ++s) {
           const int64_t p0 = s * kKC, kc = std::min(kKC, g.k - p0);
           for (int64_t ir = 0; ir < mc; ir += kMR)
             pack_a_panel(g, i0 + ir, std::min<int64_t>(kMR, mc - ir), p0, kc, packed_a + (ir / kMR) * kPanelFloats);
           Epilogue e{1.0f, s == 0 ? 0.0f : 1.0f, nullptr};  // the f32 tile: plain sums
-          if (direct) e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias + j0 : nullptr} : Epilogue{alpha, 1.0f, nullptr};
-          float* c = direct ? static_cast<float*>(g.c) + i0 * g.ldc + j0 : tile;
-          macro_kernel(g.transpose_a, mc, nc, kc, packed_a, packed_b + s * kKC * l.nc, c, direct ? g.ldc : l.nc, e);
+          if (direct)
+            e = s == 0 ? Epilogue{alpha, beta, g.bias ? bias + j0 + c0 : nullptr} : Epilogue{alpha, 1.0f, nullptr};
+          float* c = direct ? static_cast<float*>(g.c) + i0 * g.ldc + j0 + c0 : tile + c0;
+          macro_kernel(g.transpose_a, mc, cols, kc, packed_a, packed_b + s * kKC * l.nc + q0 * kc * kNR, c,
+                       direct ? g.ldc : l.nc, e);
         }
-        if (!direct) finish_rows(g, tile, l.nc, i0, mc, j0, nc);
+        if (!direct) finish_rows(g, tile + c0, l.nc, i0, mc, j0 + c0, cols);
       }
     }
   }
@@ -150,6 +165,13 @@ void run_k_outer(const GemmProblem& g, const Layout& l, char* base, int threads)
   char* thread_base = cursor;
   if (g.bias) widen_run(g.bias, g.bias_dtype, 0, bias, g.n);
   const int64_t k_slices = ceil_div(g.k, kKC);
+  // A weight gradient's few rows of C split unevenly into kMR-row units (64 rows:
+  // 42 + 22); groups of whole column panels then even the threads out, within the
+  // same buffers. Every C element is summed the same way whichever unit holds it.
+  const int64_t n_panels = ceil_div(g.n, kNR);
+  const int64_t col_groups =
+      threads > 1 ? std::min(n_panels, std::max<int64_t>(1, ceil_div(2 * static_cast<int64_t>(threads), l.units))) : 1;
+  const int64_t group_cols = ceil_div(n_panels, col_groups) * kNR;
 
 #pragma omp parallel num_threads(threads)
   {
@@ -157,12 +179,13 @@ void run_k_outer(const GemmProblem& g, const Layout& l, char* base, int threads)
     float* packed_a = carve(mine, l.a_bytes);
     float* tile = carve(mine, l.tile_bytes);
     float* packed_b = carve(mine, l.b_bytes);
-#pragma omp for schedule(static)
-    for (int64_t unit = 0; unit < l.units; ++unit) {
-      const int64_t i0 = unit * l.unit_rows, rows = std::min(l.unit_rows, g.m - i0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t unit = 0; unit < l.units * col_groups; ++unit) {
+      const int64_t i0 = (unit / col_groups) * l.unit_rows, rows = std::min(l.unit_rows, g.m - i0);
+      const int64_t g0 = (unit % col_groups) * group_cols, g1 = std::min(g.n, g0 + group_cols);
       if (rows <= 0) continue;
-      for (int64_t j0 = 0; j0 < g.n; j0 += l.nc) {
-        const int64_t nc = std::min(l.nc, g.n - j0);
+      for (int64_t j0 = g0; j0 < g1; j0 += l.nc) {
+        const int64_t nc = std::min(l.nc, g1 - j0);
         float* c = direct ? static_cast<float*>(g.c) + i0 * g.ldc + j0 : tile;
         const int64_t ldc = direct ? g.ldc : l.nc;
         for (int64_t s = 0; s < k_slices; ++s) {

@@ -244,20 +244,29 @@ TEST(Gemm, BitwiseIdenticalAcrossThreadCounts) {
       {1000, 300, 600, false, true, DType::bf16, DType::f32, DType::bf16},  // f32 tile, bf16 store
       {600, 100, 4000, true, false},                                     // k-outer, two row chunks
       {300, 70, 4000, true, false, DType::f16, DType::bf16, DType::f16},  // k-outer, shared f32 tile
+      {64, 100, 1500, true, false},                                      // whole-k, one row block: runs of panels
+      {64, 100, 1500, true, false, DType::bf16, DType::bf16, DType::bf16},  // the same through the f32 tile
+      {64, 100, 5000, true, false},                                      // k-outer, few rows: column groups
+      {70, 45, 5000, true, false, DType::bf16, DType::bf16, DType::f32},  // a partial last panel
   };
   for (const Case& c : cases) {
-    Operands one = make_operands(c, 21), two = make_operands(c, 21);
-    Tensor workspace = workspace_for(c.m, c.n, c.k);  // sized for the default (largest) team
+    Operands one = make_operands(c, 21);
+    Tensor workspace;
+    {
+      ThreadCount largest(3);
+      workspace = workspace_for(c.m, c.n, c.k);  // room for the largest team
+    }
     {
       ThreadCount threads(1);
       run_gemm(c, one, workspace);
     }
-    {
-      ThreadCount threads(2);
-      run_gemm(c, two, workspace);
+    for (int team : {2, 3}) {
+      Operands other = make_operands(c, 21);
+      ThreadCount threads(team);
+      run_gemm(c, other, workspace);
+      ASSERT_EQ(one.c.nbytes(), other.c.nbytes());
+      EXPECT_EQ(0, std::memcmp(one.c.data(), other.c.data(), one.c.nbytes())) << case_name(c) << ", " << team << " threads";
     }
-    ASSERT_EQ(one.c.nbytes(), two.c.nbytes());
-    EXPECT_EQ(0, std::memcmp(one.c.data(), two.c.data(), one.c.nbytes())) << case_name(c);
   }
 }
 
