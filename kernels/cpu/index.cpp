@@ -2,7 +2,8 @@
 // reference the cuda kernels are tested against.
 //
 // Determinism: every output element is a sum over its group's edges taken in CSR
-// order by one task, starting from zero (or from out's value when accumulating);
+// order by one task, starting from zero (or from out's value when accumulating),
+// a long group in fixed sub-ranges combined in order (kernels/group_split.h);
 // tasks never share an output element, so results are bitwise the same for any
 // thread count. A task is (node, tile of kColumnTile columns), which spreads a hub
 // node that receives most edges over several threads. Scratch: one tile on the stack.
@@ -16,6 +17,7 @@
 
 #include "kernels/cpu/dtype_dispatch.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/group_split.h"
 
 namespace gc::kernels::cpu {
 namespace {
@@ -60,10 +62,22 @@ void sum_groups_impl(D* out,                  // [N, C]
     D* out_tile = out + n * cols + c0;
     Acc acc[kColumnTile];
     for (int64_t j = 0; j < width; ++j) acc[j] = accumulate ? Acc(to_compute(out_tile[j])) : Acc(0);
-    for (int64_t i = offsets[n]; i < offsets[n + 1]; ++i) {
-      const int64_t e = order ? order[i] : i;
-      const S* row = in + e * cols + c0;
-      for (int64_t j = 0; j < width; ++j) acc[j] += Acc(to_compute(row[j]));
+    auto add_rows = [&](Acc* sums, int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i) {
+        const int64_t e = order ? order[i] : i;
+        const S* row = in + e * cols + c0;
+        for (int64_t j = 0; j < width; ++j) sums[j] += Acc(to_compute(row[j]));
+      }
+    };
+    // Sub-ranges of kGroupSplit rows (group_split.h): the first into acc, each
+    // later one from zero, added to acc in order.
+    const int64_t begin = offsets[n], end = offsets[n + 1];
+    add_rows(acc, begin, std::min(end, begin + kGroupSplit));
+    for (int64_t first = begin + kGroupSplit; first < end; first += kGroupSplit) {
+      Acc part[kColumnTile];
+      for (int64_t j = 0; j < width; ++j) part[j] = Acc(0);
+      add_rows(part, first, std::min(end, first + kGroupSplit));
+      for (int64_t j = 0; j < width; ++j) acc[j] += part[j];
     }
     for (int64_t j = 0; j < width; ++j) out_tile[j] = from_compute_d<D>(acc[j]);
   }

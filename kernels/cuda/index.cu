@@ -3,7 +3,9 @@
 //
 // One warp owns one output row. A group sum starts from zero (or from out's value
 // when accumulating) and adds the group's rows in CSR order, one column per lane,
-// exactly the cpu's order: the sums are bitwise the cpu's, and repeatable. Lanes
+// exactly the cpu's order (a long group in the fixed sub-ranges of
+// kernels/group_split.h, spread over a block): the sums are bitwise the cpu's,
+// and repeatable. Lanes
 // hold kColumnsPerLane accumulators so each pass over a group's edges serves
 // 32 * kColumnsPerLane columns.
 //
@@ -18,6 +20,7 @@
 
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/scratch.h"
+#include "kernels/group_split.h"
 
 namespace gc::cuda {
 namespace {
@@ -119,7 +122,27 @@ __global__ void gather_row_packs_kernel(RowPack* out,          // [E, packs]
   }
 }
 
+// acc[j] += rows first .. last - 1 of a group (in CSR order), column c0 + lane + 32 j.
+template <class S, class Acc>
+__device__ __forceinline__ void add_group_rows(Acc (&acc)[kColumnsPerLane], const S* in, const int32_t* order,
+                                               int64_t first, int64_t last, int64_t cols, int64_t c0, int lane) {
+  for (int64_t i = first; i < last; ++i) {
+    const S* row = in + (order ? static_cast<int64_t>(order[i]) : i) * cols;
+#pragma unroll
+    for (int j = 0; j < kColumnsPerLane; ++j) {
+      const int64_t c = c0 + lane + 32 * j;
+      if (c < cols) acc[j] += static_cast<Acc>(load_value(row[c]));
+    }
+  }
+}
+
 // out[n] (+)= sum of in rows order[i] (i when order is null) for i in group n.
+// A block takes kWarpsPerBlock consecutive groups, one warp each; a group of
+// more than kGroupSplit rows is then summed by the whole block, in sub-ranges
+// of kGroupSplit rows (kernels/group_split.h): each warp sums a sub-range (the
+// first from the starting value, the others from zero) into shared memory and
+// warp 0 adds them to the first in order, kWarpsPerBlock at a time. The cpu sums
+// the same sub-ranges in the same order: bitwise the cpu's, whatever the grid.
 template <class S, class D>
 __global__ void sum_groups_kernel(D* out,                  // [N, C]
                                   const S* in,             // [E, C]
@@ -128,29 +151,67 @@ __global__ void sum_groups_kernel(D* out,                  // [N, C]
                                   int64_t nodes, int64_t cols, bool accumulate) {
   using Acc = compute_t<S>;
   constexpr int64_t kPassColumns = 32 * kColumnsPerLane;
-  const int lane = lane_id();
-  for (int64_t n = global_warp(); n < nodes; n += total_warps()) {
-    const int64_t begin = offsets[n], end = offsets[n + 1];
-    D* out_row = out + n * cols;
-    for (int64_t c0 = 0; c0 < cols; c0 += kPassColumns) {
-      Acc acc[kColumnsPerLane];
+  __shared__ Acc parts[kWarpsPerBlock][kPassColumns];
+  const int lane = lane_id(), warp = static_cast<int>(threadIdx.x) / 32;
+  auto start = [&](Acc (&acc)[kColumnsPerLane], const D* out_row, int64_t c0, bool from_out) {
 #pragma unroll
-      for (int j = 0; j < kColumnsPerLane; ++j) {
-        const int64_t c = c0 + lane + 32 * j;
-        acc[j] = (accumulate && c < cols) ? static_cast<Acc>(load_value(out_row[c])) : Acc(0);
+    for (int j = 0; j < kColumnsPerLane; ++j) {
+      const int64_t c = c0 + lane + 32 * j;
+      acc[j] = (from_out && c < cols) ? static_cast<Acc>(load_value(out_row[c])) : Acc(0);
+    }
+  };
+  auto store = [&](const Acc (&acc)[kColumnsPerLane], D* out_row, int64_t c0) {
+#pragma unroll
+    for (int j = 0; j < kColumnsPerLane; ++j) {
+      const int64_t c = c0 + lane + 32 * j;
+      if (c < cols) out_row[c] = to_storage<D>(acc[j]);
+    }
+  };
+  // Every warp of a block runs the same batches (no early exit), so the block's barriers are uniform.
+  for (int64_t first_group = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock; first_group < nodes;
+       first_group += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock) {
+    const int64_t n = first_group + warp;
+    if (n < nodes && offsets[n + 1] - offsets[n] <= kernels::kGroupSplit) {
+      D* out_row = out + n * cols;
+      for (int64_t c0 = 0; c0 < cols; c0 += kPassColumns) {
+        Acc acc[kColumnsPerLane];
+        start(acc, out_row, c0, accumulate);
+        add_group_rows(acc, in, order, offsets[n], offsets[n + 1], cols, c0, lane);
+        store(acc, out_row, c0);
       }
-      for (int64_t i = begin; i < end; ++i) {
-        const S* row = in + (order ? static_cast<int64_t>(order[i]) : i) * cols;
+    }
+    const int64_t last_group = first_group + kWarpsPerBlock < nodes ? first_group + kWarpsPerBlock : nodes;
+    for (int64_t g = first_group; g < last_group; ++g) {
+      const int64_t begin = offsets[g], end = offsets[g + 1];
+      if (end - begin <= kernels::kGroupSplit) continue;
+      const int64_t sub_ranges = (end - begin + kernels::kGroupSplit - 1) / kernels::kGroupSplit;
+      D* out_row = out + g * cols;
+      for (int64_t c0 = 0; c0 < cols; c0 += kPassColumns) {
+        Acc total[kColumnsPerLane] = {};  // warp 0's
+        for (int64_t round = 0; round < sub_ranges; round += kWarpsPerBlock) {
+          const int64_t p = round + warp;
+          if (p < sub_ranges) {
+            Acc acc[kColumnsPerLane];
+            start(acc, out_row, c0, accumulate && p == 0);
+            const int64_t sub_begin = begin + p * kernels::kGroupSplit;
+            const int64_t sub_end = sub_begin + kernels::kGroupSplit < end ? sub_begin + kernels::kGroupSplit : end;
+            add_group_rows(acc, in, order, sub_begin, sub_end, cols, c0, lane);
 #pragma unroll
-        for (int j = 0; j < kColumnsPerLane; ++j) {
-          const int64_t c = c0 + lane + 32 * j;
-          if (c < cols) acc[j] += static_cast<Acc>(load_value(row[c]));
+            for (int j = 0; j < kColumnsPerLane; ++j) parts[warp][lane + 32 * j] = acc[j];
+          }
+          __syncthreads();
+          if (warp == 0) {
+            for (int64_t q = round; q < sub_ranges && q < round + kWarpsPerBlock; ++q) {
+#pragma unroll
+              for (int j = 0; j < kColumnsPerLane; ++j) {
+                const Acc part = parts[q - round][lane + 32 * j];
+                total[j] = q == 0 ? part : total[j] + part;
+              }
+            }
+          }
+          __syncthreads();
         }
-      }
-#pragma unroll
-      for (int j = 0; j < kColumnsPerLane; ++j) {
-        const int64_t c = c0 + lane + 32 * j;
-        if (c < cols) out_row[c] = to_storage<D>(acc[j]);
+        if (warp == 0) store(total, out_row, c0);
       }
     }
   }

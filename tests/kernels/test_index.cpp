@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/elementwise.h"
+#include "kernels/group_split.h"
 #include "kernels/index.h"
 #include "tests/test_util.h"
 
@@ -576,6 +577,129 @@ TEST(IndexCuda, GathersLikeTheCpuAndRangeChecksOnTheDevice) {
   EXPECT_EQ(gpu_out.to_doubles(), out.to_doubles());
   EXPECT_THROW(kernels::gather_rows_forward(gpu_out, x.to(Device::cuda), i32_tensor({0, 4}, Device::cuda)),
                std::invalid_argument);
+}
+
+// Groups longer than kGroupSplit rows are summed in fixed sub-ranges combined in
+// order (kernels/group_split.h). The expected sums are written out here in that
+// order (f32 accumulation of bf16 rows), so the test fails if the kernel sums a
+// long group straight through (the rows are sized so that the orders differ) or
+// splits elsewhere; they also stay within f32 rounding of the f64 sums.
+struct LongGroups {
+  int64_t nodes = 0, edges = 0;
+  std::vector<int32_t> offsets, receivers, senders;
+};
+
+LongGroups long_groups() {
+  // Sizes around the split, several sub-ranges, more sub-ranges than a block has
+  // warps, empty groups; enough groups for several blocks of a capped grid.
+  const std::vector<int64_t> sizes = {0, 1, 511, 512, 513, 1200, 3, 4700, 0, 1024, 1025, 7, 1, 0, 40, 2100, 2, 9,
+                                      512, 600, 4, 5, 6, 3000, 8, 2, 1, 700};
+  LongGroups g;
+  g.nodes = static_cast<int64_t>(sizes.size());
+  g.offsets.push_back(0);
+  for (int64_t n = 0; n < g.nodes; ++n) {
+    for (int64_t i = 0; i < sizes[static_cast<size_t>(n)]; ++i) g.receivers.push_back(static_cast<int32_t>(n));
+    g.offsets.push_back(static_cast<int32_t>(g.receivers.size()));
+  }
+  g.edges = static_cast<int64_t>(g.receivers.size());
+  std::mt19937 rng(71);
+  g.senders = g.receivers;  // the same groups in a shuffled edge order: the gather backward's CSR
+  std::shuffle(g.senders.begin(), g.senders.end(), rng);
+  return g;
+}
+
+// The split order, in f32, of rows taken through `order` (null: identity), starting from `start`.
+std::vector<float> split_order_sums(const std::vector<double>& rows, const int32_t* order,
+                                    const std::vector<int32_t>& offsets, int64_t cols, const std::vector<double>* start) {
+  const int64_t nodes = static_cast<int64_t>(offsets.size()) - 1;
+  std::vector<float> out(static_cast<size_t>(nodes * cols));
+  for (int64_t n = 0; n < nodes; ++n)
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t at = static_cast<size_t>(n * cols + c);
+      float total = start ? static_cast<float>((*start)[at]) : 0.0f;
+      for (int64_t first = offsets[n]; first < offsets[n + 1]; first += kernels::kGroupSplit) {
+        float part = first == offsets[n] ? total : 0.0f;
+        for (int64_t i = first; i < std::min<int64_t>(offsets[n + 1], first + kernels::kGroupSplit); ++i)
+          part += static_cast<float>(rows[static_cast<size_t>((order ? order[i] : i) * cols + c)]);
+        total = first == offsets[n] ? part : total + part;
+      }
+      out[at] = total;
+    }
+  return out;
+}
+
+TEST(SegmentSum, LongGroupsAreSummedInFixedSubRangesInOrder) {
+  const LongGroups g = long_groups();
+  const int64_t cols = 70;
+  // Values of mixed magnitude, so that the order of the f32 additions shows.
+  std::vector<double> values(static_cast<size_t>(g.edges * cols));
+  std::mt19937 rng(72);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = u(rng) * (i % 5 == 0 ? 300.0 : 1.0);
+  const Tensor x = Tensor::from_doubles(values, {g.edges, cols}, DType::bf16);
+  const std::vector<double> rows = x.to_doubles();
+  const Tensor offsets = i32_tensor(g.offsets);
+
+  Tensor out = Tensor::empty({g.nodes, cols}, DType::f32);
+  kernels::segment_sum_forward(out, x, offsets, false);
+  const std::vector<float> want = split_order_sums(rows, nullptr, g.offsets, cols, nullptr);
+  const std::vector<double> got = out.to_doubles();
+  int64_t differs_from_straight = 0;
+  const std::vector<double> f64 = reference_scatter_sum(rows, g.receivers, g.nodes, cols);
+  for (int64_t n = 0; n < g.nodes; ++n)
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t at = static_cast<size_t>(n * cols + c);
+      ASSERT_EQ(static_cast<float>(got[at]), want[at]) << "group " << n << ", column " << c;
+      float straight = 0.0f;
+      for (int32_t i = g.offsets[static_cast<size_t>(n)]; i < g.offsets[static_cast<size_t>(n) + 1]; ++i)
+        straight += static_cast<float>(rows[static_cast<size_t>(i * cols + c)]);
+      differs_from_straight += straight != want[at];
+    }
+  EXPECT_GT(differs_from_straight, 0) << "no sum where the split order matters: the test could not fail";
+  EXPECT_TRUE(all_close(got, f64, tolerance_for(DType::f32, 4700), "against f64"));
+
+  // Accumulating: the first sub-range starts from out's value.
+  const Tensor initial = random_tensor({g.nodes, cols}, DType::f32, 73);
+  Tensor acc = initial.clone();
+  kernels::segment_sum_forward(acc, x, offsets, true);
+  const std::vector<double> start = initial.to_doubles();
+  const std::vector<float> want_acc = split_order_sums(rows, nullptr, g.offsets, cols, &start);
+  const std::vector<double> got_acc = acc.to_doubles();
+  for (size_t i = 0; i < want_acc.size(); ++i) ASSERT_EQ(static_cast<float>(got_acc[i]), want_acc[i]) << i;
+
+  // The gather's backward sums each sender's edges through the CSR order alike.
+  const Csr by_sender = csr_of(g.senders, g.nodes);
+  const Tensor grad_x = gather_backward(x, by_sender, g.nodes, DType::f32);
+  const std::vector<int32_t> order = i32_values(by_sender.order);
+  const std::vector<float> want_grad = split_order_sums(rows, order.data(), i32_values(by_sender.offsets), cols, nullptr);
+  const std::vector<double> got_grad = grad_x.to_doubles();
+  for (size_t i = 0; i < want_grad.size(); ++i) ASSERT_EQ(static_cast<float>(got_grad[i]), want_grad[i]) << i;
+}
+
+TEST(IndexCuda, LongGroupsSumBitwiseLikeTheCpu) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;
+  const LongGroups g = long_groups();
+  const Csr by_sender = csr_of(g.senders, g.nodes);
+  const Tensor offsets = i32_tensor(g.offsets), gpu_offsets = offsets.to(Device::cuda);
+  for (DType dtype : {DType::bf16, DType::f32, DType::f64}) {
+    for (int64_t cols : {int64_t(3), int64_t(130)}) {  // under one pass of columns, and over one
+      const std::string what = std::string(dtype_name(dtype)) + ", " + std::to_string(cols) + " columns";
+      const DType sum_dtype = dtype == DType::f64 ? DType::f64 : DType::f32;
+      const Tensor x = random_tensor({g.edges, cols}, dtype, 74), initial = random_tensor({g.nodes, cols}, sum_dtype, 75);
+      for (bool accumulate : {false, true}) {
+        Tensor out = initial.clone(), gpu_out = initial.to(Device::cuda);
+        kernels::segment_sum_forward(out, x, offsets, accumulate);
+        kernels::segment_sum_forward(gpu_out, x.to(Device::cuda), gpu_offsets, accumulate);
+        EXPECT_TRUE(bitwise_equal(gpu_out.to(Device::cpu), out)) << what << (accumulate ? ", accumulating" : "");
+      }
+      Tensor grad = Tensor::empty({g.nodes, cols}, sum_dtype), gpu_grad = Tensor::empty({g.nodes, cols}, sum_dtype, Device::cuda);
+      kernels::gather_rows_backward(grad, x, by_sender.order, by_sender.offsets);
+      kernels::gather_rows_backward(gpu_grad, x.to(Device::cuda), by_sender.order.to(Device::cuda),
+                                    by_sender.offsets.to(Device::cuda));
+      EXPECT_TRUE(bitwise_equal(gpu_grad.to(Device::cpu), grad)) << what << ", gather backward";
+    }
+  }
 }
 
 }  // namespace
