@@ -90,13 +90,21 @@ Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
       linear_flops() += 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out_features);
       ctx.add_grad(0, grad_x);
     }
+    bool bias_done = false;
     if (need_w) {
       Tensor grad_w = whole ? ctx.grad_buffer(1) : ctx.grad_buffer(1).slice_rows(w_row_start, in);
       Tensor ws = gemm_workspace(grad_y.device(), in, out_features, rows);
-      kernels::linear_backward_weight(grad_w, ctx.saved(0), grad_y, ws);
+      if (has_bias && ctx.needs_grad(2) && kernels::bias_gradient_in_weight_product(grad_y.device(), grad_w.dtype())) {
+        // On cuda the bias gradient rides the weight product's pass (its buffer
+        // is made while the workspace is held: the dry run makes it there too).
+        kernels::linear_backward_weight_and_bias(grad_w, ctx.grad_buffer(2), ctx.saved(0), grad_y, ws);
+        bias_done = true;
+      } else {
+        kernels::linear_backward_weight(grad_w, ctx.saved(0), grad_y, ws);
+      }
       linear_flops() += 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out_features);
     }
-    if (has_bias && ctx.needs_grad(2)) kernels::sum_rows(ctx.grad_buffer(2), grad_y, true);
+    if (has_bias && ctx.needs_grad(2) && !bias_done) kernels::sum_rows(ctx.grad_buffer(2), grad_y, true);
   });
   record_node(std::move(node));
   return out;

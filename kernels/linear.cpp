@@ -13,8 +13,11 @@
 #include <string>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/reduce.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/linear.h"
+#include "kernels/cuda/reduce.h"
+#include "kernels/cuda/scratch.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm_problem.h"
 #include "kernels/traffic.h"
@@ -172,11 +175,20 @@ void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W
   run(op, grad_y.device(), g, workspace);
 }
 
-void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_y, Tensor& workspace) {
-  const char* op = "linear_backward_weight";
-  require_defined(op, {{"grad_W", &grad_W}, {"x", &x}, {"grad_y", &grad_y}});
-  const Matrix xm = as_matrix(op, "x", x);
-  const Matrix gy = as_matrix(op, "grad_y", grad_y);
+namespace {
+
+GemmProblem weight_problem(Tensor& grad_W, const Tensor& x, const Tensor& grad_y, const Matrix& xm, const Matrix& gy) {
+  GemmProblem g;  // ([R, K] transposed) x [R, N], a reduction over the R rows
+  g.m = xm.cols, g.n = gy.cols, g.k = xm.rows;
+  g.a = data_or_null(x), g.a_dtype = x.dtype(), g.lda = xm.cols, g.transpose_a = true;
+  g.b = data_or_null(grad_y), g.b_dtype = grad_y.dtype(), g.ldb = gy.cols;
+  g.c = data_or_null(grad_W), g.c_dtype = grad_W.dtype(), g.ldc = gy.cols;
+  g.beta = 1.0;
+  return g;
+}
+
+void check_weight_operands(const char* op, Tensor& grad_W, const Tensor& x, const Tensor& grad_y, Tensor& workspace,
+                           const Matrix& xm, const Matrix& gy) {
   require(x.dim() == grad_y.dim() && leading_dims_with(x, gy.cols) == grad_y.shape(), op,
           "x and grad_y must share their leading dims; got x " + x.describe() + ", grad_y " + grad_y.describe());
   require(grad_W.dim() == 2 && grad_W.size(0) == xm.cols && grad_W.size(1) == gy.cols, op,
@@ -185,17 +197,63 @@ void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_
   require_gemm_dtypes(op, {{"x", &x}, {"grad_y", &grad_y}}, "grad_W", grad_W, true);
   require_same_device(op, x, {&grad_W, &grad_y});
   require_workspace(op, workspace, x.device(), xm.cols, gy.cols, xm.rows);
+}
+
+}  // namespace
+
+bool bias_gradient_in_weight_product(Device device, DType grad_W_dtype) {
+  if (device == Device::meta) device = meta_target();
+  return device == Device::cuda && grad_W_dtype == DType::f32;
+}
+
+void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_y, Tensor& workspace) {
+  const char* op = "linear_backward_weight";
+  require_defined(op, {{"grad_W", &grad_W}, {"x", &x}, {"grad_y", &grad_y}});
+  const Matrix xm = as_matrix(op, "x", x);
+  const Matrix gy = as_matrix(op, "grad_y", grad_y);
+  check_weight_operands(op, grad_W, x, grad_y, workspace, xm, gy);
   const OpScope scope(OpFamily::gemm, op, x.device(),
                       traffic::gemm(xm.cols, gy.cols, xm.rows, x.dtype(), grad_y.dtype(), grad_W.dtype(), true, false,
                                     grad_W.dtype()));
   if (x.device() == Device::meta) return;
-  GemmProblem g;  // ([R, K] transposed) x [R, N], a reduction over the R rows
-  g.m = xm.cols, g.n = gy.cols, g.k = xm.rows;
-  g.a = data_or_null(x), g.a_dtype = x.dtype(), g.lda = xm.cols, g.transpose_a = true;
-  g.b = data_or_null(grad_y), g.b_dtype = grad_y.dtype(), g.ldb = gy.cols;
-  g.c = data_or_null(grad_W), g.c_dtype = grad_W.dtype(), g.ldc = gy.cols;
-  g.beta = 1.0;
+  GemmProblem g = weight_problem(grad_W, x, grad_y, xm, gy);
   run(op, x.device(), g, workspace);
+}
+
+void linear_backward_weight_and_bias(Tensor& grad_W, Tensor& grad_b, const Tensor& x, const Tensor& grad_y,
+                                     Tensor& workspace) {
+  const char* op = "linear_backward_weight";
+  require_defined(op, {{"grad_W", &grad_W}, {"grad_b", &grad_b}, {"x", &x}, {"grad_y", &grad_y}});
+  const Matrix xm = as_matrix(op, "x", x);
+  const Matrix gy = as_matrix(op, "grad_y", grad_y);
+  check_weight_operands(op, grad_W, x, grad_y, workspace, xm, gy);
+  require(grad_b.dim() == 1 && grad_b.size(0) == gy.cols && grad_b.dtype() == grad_W.dtype(), op,
+          "grad_b must be [" + std::to_string(gy.cols) + "] of grad_W's dtype; got " + grad_b.describe());
+  require_same_device(op, x, {&grad_b});
+  // On cuda with an f32 gradient, cuBLASLt sums grad_y's rows in the product's
+  // pass (kernels/cuda/linear.h); elsewhere the product, then sum_rows.
+  const bool fused =
+      bias_gradient_in_weight_product(x.device(), grad_W.dtype()) && xm.rows > 0 && xm.cols > 0 && gy.cols > 0;
+  const OpScope scope(OpFamily::gemm, op, x.device(),
+                      traffic::gemm_with_bias_gradient(xm.cols, gy.cols, xm.rows, x.dtype(), grad_y.dtype(),
+                                                       grad_W.dtype(), fused, grad_b, grad_y));
+  if (x.device() == Device::meta) return;
+  GemmProblem g = weight_problem(grad_W, x, grad_y, xm, gy);
+  if (x.device() == Device::cuda) {
+    g.tf32 = tf32_enabled();
+    bool done = false;
+    if (fused) GC_CUDA_RUN(op, done = cuda::gemm_bias_gradient(g, grad_b.data_as<float>(), workspace.data(),
+                                                                 workspace.nbytes()));
+    if (done) return;
+    run(op, x.device(), g, workspace);
+    // The column sums' partials in the workspace: the product before them is done in stream order.
+    const size_t scratch_bytes = cuda::sum_rows_scratch_bytes(gy.cols);
+    const Tensor scratch = scratch_bytes ? workspace.slice_rows(0, static_cast<int64_t>((scratch_bytes + 3) / 4)) : Tensor();
+    GC_CUDA_RUN(op, cuda::sum_rows(grad_b, grad_y, true, scratch));
+    return;
+  }
+  run(op, x.device(), g, workspace);
+  cpu::sum_rows(grad_b, grad_y, true);
 }
 
 void matmul(Tensor& out, const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, double beta,

@@ -33,6 +33,15 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& W, const Tensor& b
 void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace);
 // grad_W += x^T grad_y (accumulated, f32 or f64)  grad_W [K, N], x [..., K], grad_y [..., N]
 void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_y, Tensor& workspace);
+// The same, and grad_b += grad_y's rows summed    grad_b [N] of grad_W's dtype
+// (the bias gradient). Where bias_gradient_in_weight_product holds (cuda, or meta
+// standing for it, with an f32 gradient) cuBLASLt sums the rows in the product's
+// own pass, writing the sums to the workspace's tail, and one small kernel adds
+// them to grad_b: no pass over grad_y of its own, no scratch tensor. Elsewhere the
+// product, then sum_rows (on the cpu bitwise sum_rows' result).
+void linear_backward_weight_and_bias(Tensor& grad_W, Tensor& grad_b, const Tensor& x, const Tensor& grad_y,
+                                     Tensor& workspace);
+bool bias_gradient_in_weight_product(Device device, DType grad_W_dtype);
 // general product out = op(a) op(b) (+ beta * out), for the ops that need it;
 // out [m, n], op(a) [m, k], op(b) [k, n], all 2-D; beta == 0 never reads out.
 void matmul(Tensor& out, const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, double beta,

@@ -273,6 +273,27 @@ OpCost gemm(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c_dtype, bo
   return c;
 }
 
+OpCost gemm_with_bias_gradient(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c_dtype, bool fused,
+                               const Tensor& grad_b, const Tensor& grad_y) {
+  OpCost c = gemm(m, n, k, a, b, c_dtype, true, false, c_dtype);
+  OpCost after;  // a pass after the product's
+  if (fused) {
+    const double nd = static_cast<double>(n);
+    c.bytes += nd * 4;  // the sums, written by the product's epilogue
+    c.flops += static_cast<double>(k) * nd;
+    after.launches = 1;  // grad_b += sums
+    after.bytes = nd * (4 + 2 * size_of(c_dtype));
+    after.flops = nd;
+  } else {
+    after = sum_rows(grad_b, grad_y, true);
+  }
+  c.launches += after.launches;
+  c.bytes += after.bytes;
+  c.flops += after.flops;
+  c.serial_bytes += after.bytes;
+  return c;
+}
+
 // ---- layernorm.cu ------------------------------------------------------------------------------
 
 // One kernel: x read (its three loops over a row hit the cache), out written,

@@ -169,7 +169,11 @@ void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, co
   GC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, value, size));
 }
 
-LtPlan make_plan(const GemmProblem& p) {
+// The epilogue a plan is for: the bias added to C (p.bias), or the column sums of
+// op(B) (our B: the rows of grad_y summed, a bias gradient) written to an f32 vector.
+enum class LtEpilogue { bias, bias_gradient };
+
+LtPlan make_plan(const GemmProblem& p, LtEpilogue kind, const void* vector, size_t max_workspace_bytes) {
   LtPlan plan;
   const cublasComputeType_t compute =
       p.tf32 && p.a_dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -178,11 +182,14 @@ LtPlan make_plan(const GemmProblem& p) {
   const int32_t op_b = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b));
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a));
-  const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  // Bias: [n] added to every row of C (rows of the column-major C^T). Bias
+  // gradient: op(A') of the column-major product is our op(B)^T, so its sums
+  // over k (BGRADA) are the column sums of op(B), [n] in C's type (f32).
+  const uint32_t epilogue = kind == LtEpilogue::bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADA;
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue));
-  const int32_t bias_type = cuda_data_type(p.bias_dtype);
-  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type));
-  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof(p.bias));  // its alignment guides the heuristic
+  const int32_t vector_type = cuda_data_type(kind == LtEpilogue::bias ? p.bias_dtype : p.c_dtype);
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &vector_type, sizeof(vector_type));
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vector, sizeof(vector));  // its alignment guides the heuristic
   const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
   GC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, cuda_data_type(p.b_dtype), u(p.transpose_b ? p.k : p.n),
                                              u(p.transpose_b ? p.n : p.k), p.ldb));
@@ -191,7 +198,7 @@ LtPlan make_plan(const GemmProblem& p) {
   GC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cuda_data_type(p.c_dtype), u(p.n), u(p.m), p.ldc));
   cublasLtMatmulPreference_t pref = nullptr;
   GC_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  const uint64_t max_workspace = kCublasWorkspaceBytes;
+  const uint64_t max_workspace = max_workspace_bytes;
   const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;  // no reduction in C's (16-bit) type
   cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                                &max_workspace, sizeof(max_workspace));
@@ -206,39 +213,77 @@ LtPlan make_plan(const GemmProblem& p) {
   cublasLtMatmulPreferenceDestroy(pref);
   // NOT_SUPPORTED (or no result) means this kind of product has no bias epilogue here: fall back.
   plan.found = status == CUBLAS_STATUS_SUCCESS && returned > 0 && result.state == CUBLAS_STATUS_SUCCESS &&
-               result.workspaceSize <= kCublasWorkspaceBytes;
+               result.workspaceSize <= max_workspace_bytes;
   if (plan.found) plan.algo = result.algo;
   return plan;
+}
+
+// The plan for a product of p's kind (shape, dtypes, transposes, alignments),
+// made on first use and kept.
+const LtPlan& plan_for(const GemmProblem& p, LtEpilogue kind, const void* vector, size_t max_workspace_bytes) {
+  using Key = std::array<int64_t, 20>;
+  const Key key = {p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transpose_a, p.transpose_b,
+                   static_cast<int64_t>(p.a_dtype), static_cast<int64_t>(p.b_dtype), static_cast<int64_t>(p.c_dtype),
+                   static_cast<int64_t>(p.bias_dtype), p.tf32 && p.a_dtype == DType::f32,
+                   alignment_of(p.a), alignment_of(p.b), alignment_of(p.c), alignment_of(vector),
+                   static_cast<int64_t>(kind), static_cast<int64_t>(max_workspace_bytes), 0};
+  static std::mutex mutex;
+  static auto* plans = new std::map<Key, LtPlan>();  // never destroyed (see cublas_handle)
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = plans->find(key);
+  if (it == plans->end()) it = plans->emplace(key, make_plan(p, kind, vector, max_workspace_bytes)).first;
+  return it->second;
+}
+
+void run_plan(const LtPlan& plan, const GemmProblem& p, const void* vector, void* workspace, size_t workspace_bytes) {
+  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vector, sizeof(vector));
+  const float alpha = static_cast<float>(p.alpha), beta = static_cast<float>(p.beta);
+  GC_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), plan.desc, &alpha, p.b, plan.a, p.a, plan.b, &beta, p.c, plan.c, p.c,
+                                 plan.c, &plan.algo, workspace, workspace_bytes, /*default stream*/ 0));
 }
 
 // C = alpha op(A) op(B) + beta C + bias through cuBLASLt; false (nothing done)
 // when cuBLASLt offers no algorithm for it.
 bool gemm_bias_lt(const GemmProblem& p, void* workspace) {
-  using Key = std::array<int64_t, 20>;
-  const Key key = {p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transpose_a, p.transpose_b,
-                   static_cast<int64_t>(p.a_dtype), static_cast<int64_t>(p.b_dtype), static_cast<int64_t>(p.c_dtype),
-                   static_cast<int64_t>(p.bias_dtype), p.tf32 && p.a_dtype == DType::f32,
-                   alignment_of(p.a), alignment_of(p.b), alignment_of(p.c), alignment_of(p.bias), 0, 0, 0};
-  static std::mutex mutex;
-  static auto* plans = new std::map<Key, LtPlan>();  // never destroyed (see cublas_handle)
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = plans->find(key);
-  if (it == plans->end()) it = plans->emplace(key, make_plan(p)).first;
-  const LtPlan& plan = it->second;
+  const LtPlan& plan = plan_for(p, LtEpilogue::bias, p.bias, kCublasWorkspaceBytes);
   if (!plan.found) {
     ++lt_fallbacks;
     return false;
   }
-  set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof(p.bias));
-  const float alpha = static_cast<float>(p.alpha), beta = static_cast<float>(p.beta);
-  GC_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), plan.desc, &alpha, p.b, plan.a, p.a, plan.b, &beta, p.c, plan.c, p.c,
-                                 plan.c, &plan.algo, workspace, kCublasWorkspaceBytes, /*default stream*/ 0));
+  run_plan(plan, p, p.bias, workspace, kCublasWorkspaceBytes);
   return true;
+}
+
+// grad_b[j] += sums[j]: the bias gradient cuBLASLt wrote, added to the parameter's.
+__global__ void add_vector_kernel(float* grad_b, const float* sums, int64_t n) {
+  for (int64_t j = global_thread(); j < n; j += total_threads()) grad_b[j] = grad_b[j] + sums[j];
 }
 
 }  // namespace
 
 uint64_t bias_epilogue_fallbacks() { return lt_fallbacks.load(); }
+
+size_t bias_gradient_bytes(int64_t n) { return (static_cast<size_t>(n) * sizeof(float) + 255) / 256 * 256; }
+
+bool gemm_bias_gradient(const GemmProblem& p, float* grad_b, void* workspace, size_t workspace_bytes) {
+  check_dtypes(p);
+  require(p.c_dtype == DType::f32 && !p.bias && p.k > 0 && p.m > 0 && p.n > 0,
+          "the bias gradient rides an f32 product with k > 0 and no bias; got " + dtypes_of(p));
+  require(workspace != nullptr && workspace_bytes >= kCublasWorkspaceBytes,
+          "workspace of " + std::to_string(workspace_bytes) + " bytes, need " + std::to_string(kCublasWorkspaceBytes));
+  // The gradient's column sums go to the workspace's last bytes; cuBLASLt gets the rest.
+  const size_t tail = bias_gradient_bytes(p.n), lt_bytes = kCublasWorkspaceBytes - tail;
+  float* sums = reinterpret_cast<float*>(static_cast<char*>(workspace) + lt_bytes);
+  const LtPlan& plan = plan_for(p, LtEpilogue::bias_gradient, sums, lt_bytes);
+  if (!plan.found) {
+    ++lt_fallbacks;
+    return false;
+  }
+  run_plan(plan, p, sums, workspace, lt_bytes);
+  add_vector_kernel<<<element_blocks(p.n), kThreadsPerBlock>>>(grad_b, sums, p.n);
+  GC_CUDA_CHECK(cudaGetLastError());
+  return true;
+}
 
 void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
   check_dtypes(p);

@@ -1,11 +1,12 @@
 // tests/cudasim/cublasLt.h: the part of cuBLASLt that gc calls, for cudasim: one
-// matmul with the default or the bias epilogue, its descriptors, and the
-// heuristic that picks its algorithm. The simulated cublasLtMatmul checks what
+// matmul with the default, the bias or the bias-gradient (BGRADA) epilogue, its
+// descriptors, and the heuristic that picks its algorithm. The simulated cublasLtMatmul checks what
 // cuBLASLt documents for that use (layouts that agree with the transposes and
 // sizes, C and D the same matrix, a bias of D's row count, the workspace the
 // algorithm asked for), that every operand lies in device memory, then multiplies
 // as the simulated cublasGemmEx_64 does and adds the bias to the accumulator,
-// rounding once into D's type. Names and values follow the CUDA 13 header.
+// rounding once into D's type; BGRADA writes the sums of op(A)'s rows over k (in
+// order of k, in the compute type) to the vector, in D's type. Names and values follow the CUDA 13 header.
 #pragma once
 
 #include <cstddef>
@@ -45,7 +46,7 @@ enum cublasLtMatmulDescAttributes_t {
   CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE = 26,
 };
 
-enum cublasLtEpilogue_t { CUBLASLT_EPILOGUE_DEFAULT = 1, CUBLASLT_EPILOGUE_BIAS = 4 };
+enum cublasLtEpilogue_t { CUBLASLT_EPILOGUE_DEFAULT = 1, CUBLASLT_EPILOGUE_BIAS = 4, CUBLASLT_EPILOGUE_BGRADA = 256 };
 
 enum cublasLtMatmulPreferenceAttributes_t {
   CUBLASLT_MATMUL_PREF_SEARCH_MODE = 0,

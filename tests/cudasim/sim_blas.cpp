@@ -254,8 +254,9 @@ cublasStatus_t check_matmul(const char* fn, const cublasLtMatmulDescOpaque_t* de
   if ((desc->transa != CUBLAS_OP_N && desc->transa != CUBLAS_OP_T) ||
       (desc->transb != CUBLAS_OP_N && desc->transb != CUBLAS_OP_T))
     return blas_fail(CUBLAS_STATUS_INVALID_VALUE, name + ": transpose flag other than N or T");
-  if (desc->epilogue != CUBLASLT_EPILOGUE_DEFAULT && desc->epilogue != CUBLASLT_EPILOGUE_BIAS)
-    return blas_fail(CUBLAS_STATUS_NOT_SUPPORTED, name + ": cudasim models the default and the bias epilogues only");
+  if (desc->epilogue != CUBLASLT_EPILOGUE_DEFAULT && desc->epilogue != CUBLASLT_EPILOGUE_BIAS &&
+      desc->epilogue != CUBLASLT_EPILOGUE_BGRADA)
+    return blas_fail(CUBLAS_STATUS_NOT_SUPPORTED, name + ": cudasim models the default, bias and BGRADA epilogues only");
   const cudaDataType_t want_scale = desc->compute == CUBLAS_COMPUTE_64F ? CUDA_R_64F : CUDA_R_32F;
   if (desc->scale != want_scale) return blas_fail(CUBLAS_STATUS_NOT_SUPPORTED, name + ": scale type does not suit the compute type");
   if (!supported(desc->compute, a->type, b->type, d->type) || c->type != d->type)
@@ -282,6 +283,8 @@ cublasStatus_t check_matmul(const char* fn, const cublasLtMatmulDescOpaque_t* de
     const bool ok = bias == d->type || (bias == CUDA_R_32F && (d->type == CUDA_R_16BF || d->type == CUDA_R_16F));
     if (!ok) return blas_fail(CUBLAS_STATUS_NOT_SUPPORTED, name + ": bias type does not suit D's type");
   }
+  if (desc->epilogue == CUBLASLT_EPILOGUE_BGRADA && bias_type_of(*desc, d->type) != d->type)
+    return blas_fail(CUBLAS_STATUS_NOT_SUPPORTED, name + ": the bias gradient is of D's type");
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -409,12 +412,31 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
   if (!device_memory(D, extent(d_desc))) return invalid("D's extent is not inside one device allocation");
   if (k > 0 && !device_memory(A, extent(a_desc))) return invalid("A's extent is not inside one device allocation");
   if (k > 0 && !device_memory(B, extent(b_desc))) return invalid("B's extent is not inside one device allocation");
-  const bool has_bias = desc->epilogue == CUBLASLT_EPILOGUE_BIAS;
+  const bool has_bias = desc->epilogue == CUBLASLT_EPILOGUE_BIAS, bias_gradient = desc->epilogue == CUBLASLT_EPILOGUE_BGRADA;
   const cudaDataType bias_type = bias_type_of(*desc, d_desc->type);
-  if (has_bias && (desc->bias == nullptr || !device_memory(desc->bias, static_cast<size_t>(m) * type_bytes(bias_type))))
-    return invalid("the bias is not " + std::to_string(m) + " elements (D's rows) of device memory");
-  product(static_cast<cublasOperation_t>(desc->transa), static_cast<cublasOperation_t>(desc->transb), m, n, k, alpha, A,
-          a_desc->type, a_desc->ld, B, b_desc->type, b_desc->ld, beta, D, d_desc->type, d_desc->ld, desc->compute,
-          has_bias ? desc->bias : nullptr, bias_type);
+  if ((has_bias || bias_gradient) &&
+      (desc->bias == nullptr || !device_memory(desc->bias, static_cast<size_t>(m) * type_bytes(bias_type))))
+    return invalid("the bias (gradient) is not " + std::to_string(m) + " elements (D's rows) of device memory");
+  const auto transa = static_cast<cublasOperation_t>(desc->transa);
+  product(transa, static_cast<cublasOperation_t>(desc->transb), m, n, k, alpha, A, a_desc->type, a_desc->ld, B,
+          b_desc->type, b_desc->ld, beta, D, d_desc->type, d_desc->ld, desc->compute, has_bias ? desc->bias : nullptr,
+          bias_type);
+  if (bias_gradient) {  // the rows of op(A) summed over k, in order of k
+    for (int64_t i = 0; i < m; ++i) {
+      double sum64 = 0;
+      float sum32 = 0;
+      for (int64_t l = 0; l < k; ++l) {
+        const double v = load(A, transa == CUBLAS_OP_N ? i + l * a_desc->ld : l + i * a_desc->ld, a_desc->type);
+        if (desc->compute == CUBLAS_COMPUTE_64F)
+          sum64 += v;
+        else
+          sum32 += static_cast<float>(v);
+      }
+      if (desc->compute == CUBLAS_COMPUTE_64F)
+        static_cast<double*>(const_cast<void*>(desc->bias))[i] = sum64;
+      else
+        store_f32(const_cast<void*>(desc->bias), i, bias_type, sum32);
+    }
+  }
   return CUBLAS_STATUS_SUCCESS;
 }

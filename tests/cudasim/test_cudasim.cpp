@@ -190,7 +190,8 @@ TEST(CudaSim, CublasChecksLeadingDimensionsAndOperandExtents) {
 }
 
 // cuBLASLt with the bias epilogue: the bias (D's rows) added before D's one
-// rounding; C and D one matrix; the algorithm and the workspace the heuristic gave.
+// rounding; C and D one matrix; the algorithm and the workspace the heuristic gave;
+// the bias-gradient epilogue (BGRADA).
 TEST(CudaSim, CublasLtAddsTheBiasAndChecksItsDescriptors) {
   cublasLtHandle_t handle = nullptr;
   ASSERT_EQ(cublasLtCreate(&handle), CUBLAS_STATUS_SUCCESS);
@@ -245,6 +246,22 @@ TEST(CudaSim, CublasLtAddsTheBiasAndChecksItsDescriptors) {
   const cublasLtMatmulAlgo_t made_up{};
   EXPECT_EQ(matmul(bias.data, c.data, &made_up, result.workspaceSize), CUBLAS_STATUS_INVALID_VALUE)
       << "an algorithm the heuristic did not return";
+  // BGRADA: the rows of A summed over k into the vector (D's type), C still A B (+ beta C).
+  const uint32_t bgrada = CUBLASLT_EPILOGUE_BGRADA;
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &bgrada, sizeof(bgrada));
+  ASSERT_EQ(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, lc, pref, 1, &result, &returned),
+            CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(matmul(bias.data, c.data, &result.algo, result.workspaceSize), CUBLAS_STATUS_SUCCESS);
+  std::vector<float> sums(2);
+  cudaMemcpy(sums.data(), bias.data, 8, cudaMemcpyDeviceToHost);
+  cudaMemcpy(hc.data(), c.data, 16, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(sums, (std::vector<float>{9, 12}));  // A = [[1, 3, 5], [2, 4, 6]]
+  EXPECT_EQ(hc, (std::vector<float>{6, 8, 8, 10}));
+  const int32_t half = CUDA_R_16F;
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &half, sizeof(half));
+  EXPECT_EQ(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, lc, pref, 1, &result, &returned),
+            CUBLAS_STATUS_NOT_SUPPORTED)
+      << "a bias gradient of another type than D's";
   cublasLtMatmulPreferenceDestroy(pref);
   for (cublasLtMatrixLayout_t l : {la, lb, lc, wrong}) cublasLtMatrixLayoutDestroy(l);
   cublasLtMatmulDescDestroy(desc);

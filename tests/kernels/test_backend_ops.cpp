@@ -845,6 +845,39 @@ const std::vector<OpRow>& op_table() {
          r.output("grad_W", grad_W,
                   within_sums(tolerance_for(acc, 2.0 * static_cast<double>(rows)), std::move(term_scale)));
        }},
+      // The weight gradient and the bias gradient (grad_y's rows summed) together:
+      // on cuda in f32 one cuBLASLt call sums the rows in the product's pass.
+      {"linear_backward_weight_and_bias", kFloats, kLinearShapes, nullptr,
+       [](OpRun& r) {
+         const int64_t rows = r.dim(0), in = r.dim(1), out = r.dim(2);
+         const DType acc = accumulation_dtype(r.dtype);
+         const Tensor cpu_x = test::random_tensor({rows, in}, r.dtype, 35);
+         const Tensor cpu_grad_y = test::random_tensor({rows, out}, r.dtype, 38);
+         const Tensor cpu_init = test::random_tensor({in, out}, acc, 39), cpu_init_b = test::random_tensor({out}, acc, 40);
+         const Tensor x = r.copy_of(cpu_x), grad_y = r.copy_of(cpu_grad_y);
+         Tensor workspace = r.workspace(in, out, rows), grad_W = r.copy_of(cpu_init), grad_b = r.copy_of(cpu_init_b);
+         for (int i = 0; i < 2; ++i)
+           r.call([&] { kernels::linear_backward_weight_and_bias(grad_W, grad_b, x, grad_y, workspace); });
+         const std::vector<double> xv = cpu_x.to_doubles(), gyv = cpu_grad_y.to_doubles(),
+                                   init = cpu_init.to_doubles(), init_b = cpu_init_b.to_doubles();
+         std::vector<double> term_scale(init.size()), b_scale(init_b.size());
+         for (int64_t j = 0; j < out; ++j) {
+           double squares = init_b[j] * init_b[j];
+           for (int64_t row = 0; row < rows; ++row) squares += 2.0 * gyv[row * out + j] * gyv[row * out + j];
+           b_scale[j] = std::sqrt(squares);
+           for (int64_t i = 0; i < in; ++i) {
+             double w_squares = init[i * out + j] * init[i * out + j];
+             for (int64_t row = 0; row < rows; ++row) {
+               const double term = xv[row * in + i] * gyv[row * out + j];
+               w_squares += 2.0 * term * term;
+             }
+             term_scale[i * out + j] = std::sqrt(w_squares);
+           }
+         }
+         const Tolerance tol = tolerance_for(acc, 2.0 * static_cast<double>(rows));
+         r.output("grad_W", grad_W, within_sums(tol, std::move(term_scale)));
+         r.output("grad_b", grad_b, within_sums(tol, std::move(b_scale)));
+       }},
       // C = A B (A, B transposed or not) + beta C, into the accumulation dtype and
       // into the row's, with a -0 in C; beta = 0, and a beta that rounds to 0 in f32,
       // never read C (NaN here). Shapes {m, n, k}; k = 0 is no product (as for an

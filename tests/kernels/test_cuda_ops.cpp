@@ -25,6 +25,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
 #include "kernels/loss.h"
+#include "kernels/reduce.h"
 #include "model/graphcast.h"
 #include "tests/test_util.h"
 
@@ -185,6 +186,31 @@ TEST_F(CudaTest, TheBiasIsAddedBeforeTheOneRounding) {
   kernels::linear_forward(gy, on_cuda(x), on_cuda(W), on_cuda(bias), gpu_ws);
   EXPECT_TRUE(close(gy, y, tolerance_for(DType::f32, in + 1), "f32 with an f32 bias"));
   EXPECT_EQ(cuda::bias_epilogue_fallbacks(), fallbacks) << "products with a bias that cuBLASLt took no algorithm for";
+}
+
+// The bias gradient of an f32 weight product rides cuBLASLt's pass (BGRADA): grad_y's
+// rows summed into grad_b, accumulated, within the f32 tolerance of the cpu's
+// sum_rows; no product took the fallback.
+TEST_F(CudaTest, TheBiasGradientRidesTheWeightProduct) {
+  const uint64_t fallbacks = cuda::bias_epilogue_fallbacks();
+  const int64_t rows = 300, in = 24, out = 40;
+  for (DType dtype : {DType::bf16, DType::f32}) {
+    const Tensor x = random_tensor({rows, in}, dtype, 49), grad_y = random_tensor({rows, out}, dtype, 50);
+    const Tensor init_w = random_tensor({in, out}, DType::f32, 51), init_b = random_tensor({out}, DType::f32, 52);
+    Tensor grad_w = init_w.clone(), grad_b = init_b.clone();
+    Tensor ggrad_w = on_cuda(init_w), ggrad_b = on_cuda(init_b);
+    Tensor cpu_ws = workspace_for(Device::cpu, in, out, rows), gpu_ws = workspace_for(kCuda, in, out, rows);
+    kernels::linear_backward_weight_and_bias(grad_w, grad_b, x, grad_y, cpu_ws);
+    kernels::linear_backward_weight_and_bias(ggrad_w, ggrad_b, on_cuda(x), on_cuda(grad_y), gpu_ws);
+    const std::string what = dtype_name(dtype);
+    EXPECT_TRUE(close(ggrad_w, grad_w, tolerance_for(DType::f32, rows + 1), what + " grad_W"));
+    EXPECT_TRUE(close(ggrad_b, grad_b, tolerance_for(DType::f32, rows + 1), what + " grad_b"));
+    // The cpu's bias gradient is sum_rows', bit for bit.
+    Tensor summed = init_b.clone();
+    kernels::sum_rows(summed, grad_y, true);
+    EXPECT_TRUE(bitwise_equal(grad_b, summed, what + " cpu grad_b"));
+  }
+  EXPECT_EQ(cuda::bias_epilogue_fallbacks(), fallbacks) << "weight products that cuBLASLt took no algorithm for";
 }
 
 // ---- more items than one grid holds ----------------------------------------------------------------

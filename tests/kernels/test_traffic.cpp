@@ -63,6 +63,16 @@ TEST(TrafficModel, LinearForwardIsOneCublasCallWithTheBiasInItsOutputPass) {
   Tensor gW = Tensor::empty({k, n}, DType::f32, Device::meta);
   const CostTotals weight = cost_of([&] { kernels::linear_backward_weight(gW, x, y, ws); }).total_cost();
   EXPECT_DOUBLE_EQ(weight.bytes, 2.0 * (m * k + m * n) + 2 * 4.0 * k * n);
+  // With the bias gradient: cuBLASLt writes the [n] f32 column sums in the same
+  // pass, one kernel adds them to grad_b (reads both, writes grad_b): no pass over y.
+  Tensor gb = Tensor::empty({n}, DType::f32, Device::meta);
+  const CostTotals both = cost_of([&] { kernels::linear_backward_weight_and_bias(gW, gb, x, y, ws); }).total_cost();
+  EXPECT_EQ(both.launches, 2);
+  EXPECT_DOUBLE_EQ(both.bytes, weight.bytes + 4.0 * n + 3 * 4.0 * n);
+  // Standing for the cpu, the product and then sum_rows (no launches modelled for the cpu's own run).
+  EXPECT_FALSE(kernels::bias_gradient_in_weight_product(Device::cpu, DType::f32));
+  EXPECT_TRUE(kernels::bias_gradient_in_weight_product(Device::meta, DType::f32));
+  EXPECT_FALSE(kernels::bias_gradient_in_weight_product(Device::meta, DType::f64));
 }
 
 TEST(TrafficModel, GraphOpsCheckTheirIndicesWithABlockingReadBack) {
