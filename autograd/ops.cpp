@@ -84,11 +84,28 @@ Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
     const Tensor& grad_y = ctx.grad_output();  // [R, N]
     if (need_x) {
       const Tensor& w_used = ctx.saved(1);
-      Tensor grad_x = Tensor::empty({rows, in}, grad_y.dtype(), grad_y.device());
+      // On cuda, a gradient x already holds (a residual's) gains the product in
+      // the product's pass (one rounding): in place when x owns it, else in a copy,
+      // so the bits do not depend on who else holds the tensor (remat's seeds do).
+      // (Ownership is asked first: holding `pending` would itself share the tensor.)
+      const bool in_product = kernels::accumulate_in_product(grad_y.device());
+      Tensor grad_x = in_product ? ctx.owned_grad(0, grad_y.dtype()) : Tensor();
+      const bool owned = grad_x.defined();
+      bool into_pending = owned;
+      if (in_product && !owned) {
+        const Tensor pending = ctx.pending_grad(0);
+        into_pending = pending.defined() && pending.dtype() == grad_y.dtype();
+        if (into_pending) grad_x = pending.clone();
+      }
+      if (!into_pending) grad_x = Tensor::empty({rows, in}, grad_y.dtype(), grad_y.device());
       Tensor ws = gemm_workspace(grad_y.device(), rows, in, out_features);
-      kernels::linear_backward_input(grad_x, grad_y, w_used, ws);
+      if (into_pending)
+        kernels::linear_backward_input_accumulate(grad_x, grad_y, w_used, ws);
+      else
+        kernels::linear_backward_input(grad_x, grad_y, w_used, ws);
       linear_flops() += 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out_features);
-      ctx.add_grad(0, grad_x);
+      if (into_pending && !owned) ctx.replace_grad(0, grad_x);
+      if (!into_pending) ctx.add_grad(0, grad_x);
     }
     bool bias_done = false;
     if (need_w) {

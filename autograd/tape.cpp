@@ -102,6 +102,13 @@ Tensor BackwardContext::pending_grad(size_t input) const {
   return slot.requires_grad && !slot.is_leaf ? slot.grad : Tensor();
 }
 
+Tensor BackwardContext::owned_grad(size_t input, DType dtype) const {
+  const GradSlot& slot = *node_.inputs_.at(input);
+  if (!slot.requires_grad || slot.is_leaf || !slot.grad.defined() || slot.grad.dtype() != dtype) return Tensor();
+  if (slot.grad.storage().use_count() > 1) return Tensor();  // shared: never write through an alias
+  return slot.grad;
+}
+
 void BackwardContext::replace_grad(size_t input, const Tensor& g) {
   GradSlot& slot = *node_.inputs_.at(input);
   if (!slot.requires_grad) return;

@@ -83,6 +83,10 @@ class BackwardContext {
   // with the sum. The tensor may be shared with another slot: read it, never write.
   Tensor pending_grad(size_t input) const;
   void replace_grad(size_t input, const Tensor& g);
+  // The gradient a non-leaf input holds so far when no other slot or tensor
+  // shares its storage and it has this dtype: an op may add its contribution into
+  // it in place (a product with beta = 1). Undefined otherwise (then add_grad).
+  Tensor owned_grad(size_t input, DType dtype) const;
   // Adds g [U, C] to rows `rows` [U] (distinct, i32) of input i's [N, C]
   // gradient, created as zeros if absent: a gradient that touches few rows never
   // needs a full-size temporary (kernels::index_add_rows).

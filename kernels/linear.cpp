@@ -151,8 +151,10 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& W, const Tensor& b
   run(op, x.device(), g, workspace);
 }
 
-void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace) {
-  const char* op = "linear_backward_input";
+namespace {
+
+void backward_input(const char* op, Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace,
+                    double beta) {
   require_defined(op, {{"grad_x", &grad_x}, {"grad_y", &grad_y}, {"W", &W}});
   const Matrix gy = as_matrix(op, "grad_y", grad_y);
   require(W.dim() == 2 && W.size(1) == gy.cols, op,
@@ -164,15 +166,31 @@ void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W
   require_same_device(op, grad_y, {&grad_x, &W});
   require_workspace(op, workspace, grad_y.device(), gy.rows, k, gy.cols);
   const OpScope scope(OpFamily::gemm, op, grad_y.device(),
-                      traffic::gemm(gy.rows, k, gy.cols, grad_y.dtype(), W.dtype(), grad_x.dtype(), false, false,
-                                    grad_x.dtype()));
+                      traffic::gemm(gy.rows, k, gy.cols, grad_y.dtype(), W.dtype(), grad_x.dtype(),
+                                    beta_reads_c(beta, grad_x.dtype()), false, grad_x.dtype()));
   if (grad_y.device() == Device::meta) return;
   GemmProblem g;  // [R, N] x ([K, N] transposed)
   g.m = gy.rows, g.n = k, g.k = gy.cols;
   g.a = data_or_null(grad_y), g.a_dtype = grad_y.dtype(), g.lda = gy.cols;
   g.b = data_or_null(W), g.b_dtype = W.dtype(), g.ldb = gy.cols, g.transpose_b = true;
   g.c = data_or_null(grad_x), g.c_dtype = grad_x.dtype(), g.ldc = k;
+  g.beta = beta;
   run(op, grad_y.device(), g, workspace);
+}
+
+}  // namespace
+
+void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace) {
+  backward_input("linear_backward_input", grad_x, grad_y, W, workspace, 0.0);
+}
+
+void linear_backward_input_accumulate(Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace) {
+  backward_input("linear_backward_input", grad_x, grad_y, W, workspace, 1.0);
+}
+
+bool accumulate_in_product(Device device) {
+  if (device == Device::meta) device = meta_target();
+  return device == Device::cuda;
 }
 
 namespace {

@@ -31,6 +31,12 @@ size_t linear_workspace_bytes(Device device, int64_t rows, int64_t in_features, 
 void linear_forward(Tensor& y, const Tensor& x, const Tensor& W, const Tensor& b, Tensor& workspace);
 // grad_x = grad_y W^T (assigned)                  grad_x [..., K], grad_y [..., N], W [K, N]
 void linear_backward_input(Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace);
+// grad_x += grad_y W^T in the product's own pass (beta = 1: C read, one rounding):
+// where accumulate_in_product holds (cuda, or meta standing for it) autograd adds
+// an input's gradient this way into a gradient the input already owns, instead
+// of a product into a temporary and an accumulate (two more passes over grad_x).
+void linear_backward_input_accumulate(Tensor& grad_x, const Tensor& grad_y, const Tensor& W, Tensor& workspace);
+bool accumulate_in_product(Device device);
 // grad_W += x^T grad_y (accumulated, f32 or f64)  grad_W [K, N], x [..., K], grad_y [..., N]
 void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_y, Tensor& workspace);
 // The same, and grad_b += grad_y's rows summed    grad_b [N] of grad_W's dtype
