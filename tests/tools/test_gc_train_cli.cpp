@@ -933,11 +933,14 @@ TEST_F(GcTrainCli, ABatchBeyondThirtyTwoBitIndicesIsAUsageError) {
 }
 
 TEST_F(GcTrainCli, ASecondInterruptExitsAtOnce) {
-  // Steps of a few hundred ms, so that the second signal comes while the step of the first runs.
+  // Steps of about a second and the second signal 10 ms after the first, so that it comes
+  // while the step of the first runs (only a step ending within those 10 ms would let the
+  // run save and exit first; with 50 ms and half-second steps that happened about once in
+  // ten runs on a busy machine).
   const std::string command = "exec sh -c '" + std::string(kProgram) +
-                              " --preset graphcast-small --grid 1 --mesh 2 --latent 64 --layers 2 --no-eval --quiet"
+                              " --preset graphcast-small --grid 1 --mesh 2 --latent 64 --layers 4 --no-eval --quiet"
                               " --steps 1000000 --checkpoint-every-minutes 0 --out " + path("twice") +
-                              " 2>" + path("err.txt") + " & pid=$!; sleep 4; kill -INT $pid; sleep 0.05; kill -INT $pid; " +
+                              " 2>" + path("err.txt") + " & pid=$!; sleep 4; kill -INT $pid; sleep 0.01; kill -INT $pid; " +
                               "wait $pid; echo $? >" + path("status.txt") + "'";
   ASSERT_EQ(std::system(command.c_str()), 0);
   EXPECT_EQ(read_file(path("status.txt")), "130\n");
