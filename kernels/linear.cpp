@@ -219,6 +219,14 @@ void check_weight_operands(const char* op, Tensor& grad_W, const Tensor& x, cons
 
 }  // namespace
 
+uint64_t bias_epilogue_fallbacks() {
+#ifdef GC_CUDA
+  return cuda::bias_epilogue_fallbacks();
+#else
+  return 0;
+#endif
+}
+
 bool bias_gradient_in_weight_product(Device device, DType grad_W_dtype) {
   if (device == Device::meta) device = meta_target();
   return device == Device::cuda && grad_W_dtype == DType::f32;

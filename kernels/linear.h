@@ -9,6 +9,8 @@
 // then returns without touching data.
 #pragma once
 
+#include <cstdint>
+
 #include "runtime/tensor.h"
 
 namespace gc::kernels {
@@ -48,6 +50,9 @@ void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_
 void linear_backward_weight_and_bias(Tensor& grad_W, Tensor& grad_b, const Tensor& x, const Tensor& grad_y,
                                      Tensor& workspace);
 bool bias_gradient_in_weight_product(Device device, DType grad_W_dtype);
+// Products with a bias or a bias gradient that cuBLASLt offered no algorithm for,
+// so far in this process (kernels/cuda/linear.h); 0 in a build without CUDA.
+uint64_t bias_epilogue_fallbacks();
 // general product out = op(a) op(b) (+ beta * out), for the ops that need it;
 // out [m, n], op(a) [m, k], op(b) [k, n], all 2-D; beta == 0 never reads out.
 void matmul(Tensor& out, const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, double beta,

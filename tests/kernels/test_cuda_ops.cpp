@@ -158,7 +158,7 @@ TEST_F(CudaTest, LinearRejectsWhatCublasCannotMultiply) {
 // it stays 1. No product here took the fallback (cuBLASLt offered an algorithm
 // for every kind gc asks: a bias of C's dtype, or f32 under a 16-bit C).
 TEST_F(CudaTest, TheBiasIsAddedBeforeTheOneRounding) {
-  const uint64_t fallbacks = cuda::bias_epilogue_fallbacks();
+  const uint64_t fallbacks = kernels::bias_epilogue_fallbacks();
   const int64_t rows = 64, in = 16, out = 8;
   for (DType dtype : {DType::bf16, DType::f16}) {
     const double u = dtype == DType::bf16 ? std::ldexp(1.0, -7) : std::ldexp(1.0, -10);
@@ -185,14 +185,14 @@ TEST_F(CudaTest, TheBiasIsAddedBeforeTheOneRounding) {
   kernels::linear_forward(y, x, W, bias, cpu_ws);
   kernels::linear_forward(gy, on_cuda(x), on_cuda(W), on_cuda(bias), gpu_ws);
   EXPECT_TRUE(close(gy, y, tolerance_for(DType::f32, in + 1), "f32 with an f32 bias"));
-  EXPECT_EQ(cuda::bias_epilogue_fallbacks(), fallbacks) << "products with a bias that cuBLASLt took no algorithm for";
+  EXPECT_EQ(kernels::bias_epilogue_fallbacks(), fallbacks) << "products with a bias that cuBLASLt took no algorithm for";
 }
 
 // The bias gradient of an f32 weight product rides cuBLASLt's pass (BGRADA): grad_y's
 // rows summed into grad_b, accumulated, within the f32 tolerance of the cpu's
 // sum_rows; no product took the fallback.
 TEST_F(CudaTest, TheBiasGradientRidesTheWeightProduct) {
-  const uint64_t fallbacks = cuda::bias_epilogue_fallbacks();
+  const uint64_t fallbacks = kernels::bias_epilogue_fallbacks();
   const int64_t rows = 300, in = 24, out = 40;
   for (DType dtype : {DType::bf16, DType::f32}) {
     const Tensor x = random_tensor({rows, in}, dtype, 49), grad_y = random_tensor({rows, out}, dtype, 50);
@@ -210,7 +210,7 @@ TEST_F(CudaTest, TheBiasGradientRidesTheWeightProduct) {
     kernels::sum_rows(summed, grad_y, true);
     EXPECT_TRUE(bitwise_equal(grad_b, summed, what + " cpu grad_b"));
   }
-  EXPECT_EQ(cuda::bias_epilogue_fallbacks(), fallbacks) << "weight products that cuBLASLt took no algorithm for";
+  EXPECT_EQ(kernels::bias_epilogue_fallbacks(), fallbacks) << "weight products that cuBLASLt took no algorithm for";
 }
 
 // ---- more items than one grid holds ----------------------------------------------------------------
