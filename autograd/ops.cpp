@@ -112,8 +112,9 @@ Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
       Tensor grad_w = whole ? ctx.grad_buffer(1) : ctx.grad_buffer(1).slice_rows(w_row_start, in);
       Tensor ws = gemm_workspace(grad_y.device(), in, out_features, rows);
       if (has_bias && ctx.needs_grad(2) && kernels::bias_gradient_in_weight_product(grad_y.device(), grad_w.dtype())) {
-        // On cuda the bias gradient rides the weight product's pass (its buffer
-        // is made while the workspace is held: the dry run makes it there too).
+        // On cuda the bias gradient follows the weight product inside one op, its
+        // row sums' partials in the product's workspace (its buffer is made while
+        // the workspace is held: the dry run makes it there too).
         kernels::linear_backward_weight_and_bias(grad_w, ctx.grad_buffer(2), ctx.saved(0), grad_y, ws);
         bias_done = true;
       } else {

@@ -41,9 +41,17 @@ struct GemmProblem {
 };
 
 // Whether a bias is added in the GEMM's own output pass on cuda (cuBLASLt's
-// bias epilogue: a bias of C's dtype, or f32 under a 16-bit C) rather than by a
+// bias epilogue: a bias of C's dtype, or f32 under a 16-bit C, rounded to C's
+// dtype first: rounds_bias_first) rather than by a
 // second kernel over C. kernels/cuda/linear.cu asks cuBLASLt only then, and
 // kernels/traffic.h models the product accordingly.
+// An f32 bias under a 16-bit C is rounded to C's dtype before it is added, on
+// every device (as autocast casts a linear's bias; cuBLASLt's epilogue takes a
+// bias of C's dtype only): one small kernel first on cuda.
+inline bool rounds_bias_first(DType c_dtype, DType bias_dtype) {
+  return bias_dtype == DType::f32 && (c_dtype == DType::bf16 || c_dtype == DType::f16);
+}
+
 inline bool bias_in_gemm_epilogue(DType c_dtype, DType bias_dtype) {
   if (c_dtype == DType::f64) return false;
   return bias_dtype == c_dtype || (bias_dtype == DType::f32 && (c_dtype == DType::bf16 || c_dtype == DType::f16));

@@ -256,21 +256,19 @@ void linear_backward_weight_and_bias(Tensor& grad_W, Tensor& grad_b, const Tenso
   require(grad_b.dim() == 1 && grad_b.size(0) == gy.cols && grad_b.dtype() == grad_W.dtype(), op,
           "grad_b must be [" + std::to_string(gy.cols) + "] of grad_W's dtype; got " + grad_b.describe());
   require_same_device(op, x, {&grad_b});
-  // On cuda with an f32 gradient, cuBLASLt sums grad_y's rows in the product's
-  // pass (kernels/cuda/linear.h); elsewhere the product, then sum_rows.
-  const bool fused =
-      bias_gradient_in_weight_product(x.device(), grad_W.dtype()) && xm.rows > 0 && xm.cols > 0 && gy.cols > 0;
-  const OpScope scope(OpFamily::gemm, op, x.device(),
+  // The product, then sum_rows (on cuda its partials in the workspace). cuBLASLt
+  // could sum grad_y's rows in the product's own pass (CUBLASLT_EPILOGUE_BGRADA),
+  // but on an H200 that product ran at a sixth of the plain product's rate
+  // (graphcast-small, bf16: 37.8 ms a step against 6.6): a weight gradient's
+  // [in, out] output is a few tiles and its k (the rows) is long, and the heuristic
+  // offers no split-k under that epilogue, so the plain product is used.
+  const OpScope scope(OpFamily::gemm, "linear_backward_weight_and_bias", x.device(),
                       traffic::gemm_with_bias_gradient(xm.cols, gy.cols, xm.rows, x.dtype(), grad_y.dtype(),
-                                                       grad_W.dtype(), fused, grad_b, grad_y));
+                                                       grad_W.dtype(), grad_b, grad_y));
   if (x.device() == Device::meta) return;
   GemmProblem g = weight_problem(grad_W, x, grad_y, xm, gy);
   if (x.device() == Device::cuda) {
     g.tf32 = tf32_enabled();
-    bool done = false;
-    if (fused) GC_CUDA_RUN(op, done = cuda::gemm_bias_gradient(g, grad_b.data_as<float>(), workspace.data(),
-                                                                 workspace.nbytes()));
-    if (done) return;
     run(op, x.device(), g, workspace);
     // The column sums' partials in the workspace: the product before them is done in stream order.
     const size_t scratch_bytes = cuda::sum_rows_scratch_bytes(gy.cols);

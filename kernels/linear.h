@@ -42,11 +42,10 @@ bool accumulate_in_product(Device device);
 // grad_W += x^T grad_y (accumulated, f32 or f64)  grad_W [K, N], x [..., K], grad_y [..., N]
 void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_y, Tensor& workspace);
 // The same, and grad_b += grad_y's rows summed    grad_b [N] of grad_W's dtype
-// (the bias gradient). Where bias_gradient_in_weight_product holds (cuda, or meta
-// standing for it, with an f32 gradient) cuBLASLt sums the rows in the product's
-// own pass, writing the sums to the workspace's tail, and one small kernel adds
-// them to grad_b: no pass over grad_y of its own, no scratch tensor. Elsewhere the
-// product, then sum_rows (on the cpu bitwise sum_rows' result).
+// (the bias gradient): the product, then sum_rows (bitwise sum_rows' result). Where
+// bias_gradient_in_weight_product holds (cuda, or meta standing for it, with an
+// f32 gradient) autograd calls this with the workspace held, and sum_rows' scratch
+// is carved from that workspace: no scratch tensor of its own.
 void linear_backward_weight_and_bias(Tensor& grad_W, Tensor& grad_b, const Tensor& x, const Tensor& grad_y,
                                      Tensor& workspace);
 bool bias_gradient_in_weight_product(Device device, DType grad_W_dtype);

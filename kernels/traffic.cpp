@@ -250,43 +250,44 @@ OpCost gemm(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c_dtype, bo
   if (m <= 0 || n <= 0) return c;
   const double md = static_cast<double>(m), nd = static_cast<double>(n), kd = static_cast<double>(k);
   const double c_bytes = md * nd * size_of(c_dtype);
+  // An f32 bias under a 16-bit C: round_bias_kernel first (f32 read, C's dtype
+  // written), then the products read the rounded bias.
+  OpCost rounding;
+  if (has_bias && rounds_bias_first(c_dtype, bias)) {
+    rounding.launches = 1;
+    rounding.bytes = nd * (4 + size_of(c_dtype));
+    rounding.serial_bytes = rounding.bytes;
+    bias = c_dtype;
+  }
   const double bias_bytes = has_bias ? nd * size_of(bias) : 0.0;
   if (k == 0) {  // gemm_epilogue_kernel alone: C = beta C + bias
-    c.launches = 1;
-    c.bytes = c_bytes * (reads_c ? 2 : 1) + bias_bytes;
+    c.launches = 1 + rounding.launches;
+    c.bytes = c_bytes * (reads_c ? 2 : 1) + bias_bytes + rounding.bytes;
     c.flops = has_bias ? md * nd : 0;
     return c;
   }
-  c.launches = 1;
+  c.launches = 1 + rounding.launches;
+  c.serial_bytes = rounding.serial_bytes;
   c.kind = gemm_kind(a);
   c.flops = 2 * md * nd * kd;
   c.bytes = md * kd * size_of(a) + kd * nd * size_of(b) + c_bytes * (reads_c ? 2 : 1);
+  c.bytes += rounding.bytes;
   if (has_bias && bias_in_gemm_epilogue(c_dtype, bias)) {  // cuBLASLt's bias epilogue: the bias read in C's pass
     c.bytes += bias_bytes;
     c.flops += md * nd;
   } else if (has_bias) {  // gemm_epilogue_kernel after cuBLAS: C read, bias added, C written
     c.launches += 1;
-    c.serial_bytes = 2 * c_bytes + bias_bytes;
-    c.bytes += c.serial_bytes;
+    c.serial_bytes += 2 * c_bytes + bias_bytes;
+    c.bytes += 2 * c_bytes + bias_bytes;
     c.flops += md * nd;
   }
   return c;
 }
 
-OpCost gemm_with_bias_gradient(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c_dtype, bool fused,
+OpCost gemm_with_bias_gradient(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c_dtype,
                                const Tensor& grad_b, const Tensor& grad_y) {
   OpCost c = gemm(m, n, k, a, b, c_dtype, true, false, c_dtype);
-  OpCost after;  // a pass after the product's
-  if (fused) {
-    const double nd = static_cast<double>(n);
-    c.bytes += nd * 4;  // the sums, written by the product's epilogue
-    c.flops += static_cast<double>(k) * nd;
-    after.launches = 1;  // grad_b += sums
-    after.bytes = nd * (4 + 2 * size_of(c_dtype));
-    after.flops = nd;
-  } else {
-    after = sum_rows(grad_b, grad_y, true);
-  }
+  const OpCost after = sum_rows(grad_b, grad_y, true);  // a pass after the product's
   c.launches += after.launches;
   c.bytes += after.bytes;
   c.flops += after.flops;

@@ -53,10 +53,8 @@ OpCost segment_softmax_sum_backward(const Tensor& grad_out, const Tensor& scores
 OpCost gemm(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c, bool reads_c, bool has_bias, DType bias);
 
 // linear.h, linear_backward_weight_and_bias: the weight product (m = K, n = N,
-// k = R rows) and the bias gradient. fused: cuBLASLt writes the [N] f32 column
-// sums in the product's pass and one kernel adds them to grad_b; otherwise
-// sum_rows after the product.
-OpCost gemm_with_bias_gradient(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c, bool fused,
+// k = R rows), then sum_rows for the bias gradient.
+OpCost gemm_with_bias_gradient(int64_t m, int64_t n, int64_t k, DType a, DType b, DType c,
                                const Tensor& grad_b, const Tensor& grad_y);
 
 // layernorm.h

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -84,6 +85,12 @@ Profile& Profile::operator+=(const Profile& o) {
       time[p][f].calls += o.time[p][f].calls;
       cost[p][f] += o.cost[p][f];
     }
+  for (const auto& [name, stats] : o.ops) {
+    OpStats& mine = ops.try_emplace(name, OpStats{stats.family, {}, {}}).first->second;
+    mine.time.ms += stats.time.ms;
+    mine.time.calls += stats.time.calls;
+    mine.cost += stats.cost;
+  }
   timed = timed || o.timed;
   device = o.device;
   return *this;
@@ -106,6 +113,7 @@ struct Recorder {
     int event;
     Phase phase;
     OpFamily family;
+    const char* name;
   };
   std::vector<EventPair> events;  // the pool; [0, used) hold this collect's records
   size_t used = 0;
@@ -114,6 +122,13 @@ struct Recorder {
 };
 Recorder g;
 thread_local Phase t_phase = Phase::other;
+
+// The figures of the op named `name` in the profile being recorded.
+OpStats& op_stats(const char* name, OpFamily family) {
+  auto it = g.profile.ops.find(std::string_view(name));
+  if (it == g.profile.ops.end()) it = g.profile.ops.emplace(name, OpStats{family, {}, {}}).first;
+  return it->second;
+}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -173,6 +188,9 @@ Profile profile_collect() {
       TimeCell& cell = g.profile.time[static_cast<size_t>(p.phase)][static_cast<size_t>(p.family)];
       cell.ms += ms;
       cell.calls += 1;
+      TimeCell& op = op_stats(p.name, p.family).time;
+      op.ms += ms;
+      op.calls += 1;
     }
     g.pending.clear();
     g.used = 0;
@@ -197,14 +215,16 @@ ProfilePhase::~ProfilePhase() { t_phase = saved_; }
 Phase ProfilePhase::current() { return t_phase; }
 
 OpScope::OpScope(OpFamily family, const char* name, Device device, const OpCost& cost)
-    : timing_(0), family_(family), phase_(t_phase) {
+    : timing_(0), family_(family), phase_(t_phase), name_(name) {
   if (device != Device::cpu && (cost.launches > 0 || cost.bytes > 0 || cost.flops > 0)) {
-    CostTotals& c = g.profile.cost[static_cast<size_t>(phase_)][static_cast<size_t>(family)];
-    c.flops += cost.flops;
-    c.bytes += cost.bytes;
-    c.launches += cost.launches;
-    c.host_syncs += cost.host_syncs;
-    c.roofline_ms += roofline_ms_of(cost);
+    CostTotals one;
+    one.flops = cost.flops;
+    one.bytes = cost.bytes;
+    one.launches = cost.launches;
+    one.host_syncs = cost.host_syncs;
+    one.roofline_ms = roofline_ms_of(cost);
+    g.profile.cost[static_cast<size_t>(phase_)][static_cast<size_t>(family)] += one;
+    op_stats(name, family).cost += one;
   }
   if (!g.enabled || std::this_thread::get_id() != g.thread) return;  // copies made by worker threads are not timed
   entered_ = true;
@@ -228,14 +248,18 @@ OpScope::~OpScope() {
   if (timing_ == 0) return;
   if (timing_ == 1) {
     TimeCell& cell = g.profile.time[static_cast<size_t>(phase_)][static_cast<size_t>(family_)];
-    cell.ms += static_cast<double>(now_ns() - start_ns_) * 1e-6;
+    const double ms = static_cast<double>(now_ns() - start_ns_) * 1e-6;
+    cell.ms += ms;
     cell.calls += 1;
+    TimeCell& op = op_stats(name_, family_).time;
+    op.ms += ms;
+    op.calls += 1;
   }
 #ifdef GC_CUDA
   if (timing_ == 2) {
     // A destructor must not throw: a failed record drops this op's time.
     if (cudaEventRecord(g.events[static_cast<size_t>(event_)].stop, /*default stream*/ 0) == cudaSuccess)
-      g.pending.push_back({event_, phase_, family_});
+      g.pending.push_back({event_, phase_, family_, name_});
     else
       cudaGetLastError();
   }

@@ -20,6 +20,9 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
 
 #include "runtime/device.h"
 
@@ -77,10 +80,20 @@ struct TimeCell {
   int64_t calls = 0;
 };
 
-// One profile: times (while profiling) and modelled costs, by module and family.
+// One op's figures, all its calls together (the name is the kernel entry point's:
+// linear_forward, layernorm_backward, ...).
+struct OpStats {
+  OpFamily family = OpFamily::elementwise;
+  TimeCell time;    // while profiling; an op nested in another counts under the outer one
+  CostTotals cost;  // modelled, on cuda and meta
+};
+
+// One profile: times (while profiling) and modelled costs, by module and family,
+// and by op.
 struct Profile {
   std::array<std::array<TimeCell, kNumOpFamilies>, kNumPhases> time{};
   std::array<std::array<CostTotals, kNumOpFamilies>, kNumPhases> cost{};
+  std::map<std::string, OpStats, std::less<>> ops;
   Device device = Device::cpu;  // where the timed ops ran
   bool timed = false;           // profiling was on
   TimeCell total_time() const;
@@ -141,6 +154,7 @@ class OpScope {
   Phase phase_;
   int64_t start_ns_ = 0;
   int event_ = -1;
+  const char* name_ = nullptr;
 };
 
 // The modelled cost of a copy of `bytes` between devices, as device_copy and

@@ -167,7 +167,7 @@ int run_gemm(int argc, char** argv) {
 // ---- step -----------------------------------------------------------------------------
 void print_step_usage(std::FILE* out) {
   std::fprintf(out,
-      "usage: gc_bench step [--warmup N] [--repeat N] [--json] [gc_train flags]\n"
+      "usage: gc_bench step [--warmup N] [--repeat N] [--ops] [--json] [gc_train flags]\n"
       "  Runs training steps of the configuration the gc_train flags describe (--preset,\n"
       "  --precision, --remat, --device, ...; see gc_train --help) with every op timed, and\n"
       "  prints a step's time by op family (gemm, elementwise, gather, segment-sum,\n"
@@ -176,7 +176,10 @@ void print_step_usage(std::FILE* out) {
       "  modelled cost of a step on the GPU follows (--card NAME adds its roofline time).\n"
       "  --warmup N   steps run first and not counted (default 1)\n"
       "  --repeat N   steps measured (default 3)\n"
-      "  --json       one JSON object {\"config\", \"memory\", \"time\", \"traffic\"} instead of tables\n");
+      "  --ops        also op by op (linear_forward, layernorm_backward, ...): time, calls, the\n"
+      "               modelled GFLOP, GB and roofline time, and measured / roofline\n"
+      "  --json       one JSON object {\"config\", \"memory\", \"time\", \"traffic\", \"ops\"} instead of\n"
+      "               tables\n");
 }
 
 int parse_count(const char* flag, const std::string& text, int min_value) {
@@ -189,7 +192,7 @@ int parse_count(const char* flag, const std::string& text, int min_value) {
 
 int run_step(int argc, char** argv) {
   int warmup = 1, repeat = 3;
-  bool json_out = false;
+  bool json_out = false, by_op = false;
   std::vector<std::string> train_args;
   TrainOptions options;
   try {
@@ -202,6 +205,8 @@ int run_step(int argc, char** argv) {
         (arg == "--warmup" ? warmup : repeat) = parse_count(arg.c_str(), argv[++i], arg == "--warmup" ? 0 : 1);
       } else if (arg == "--json") {
         json_out = true;
+      } else if (arg == "--ops") {
+        by_op = true;
       } else {
         train_args.push_back(arg);
       }
@@ -255,6 +260,9 @@ int run_step(int argc, char** argv) {
     r["memory"] = memory;
     if (timed) r["time"] = time_json(sum, trainer.profiled_steps(), trainer.profiled_wall_ms());
     if (modelled) r["traffic"] = traffic_json(trainer.last_step_profile(), options.card);
+    r["ops"] = op_json(sum, trainer.profiled_steps());
+    if (options.device == Device::cuda)
+      r["bias_epilogue_fallbacks"] = static_cast<double>(kernels::bias_epilogue_fallbacks());
     std::printf("%s\n", r.dump().c_str());
     return 0;
   }
@@ -262,6 +270,10 @@ int run_step(int argc, char** argv) {
               format_bytes(stats.peak_reserved).c_str());
   if (timed) std::printf("%s", time_table(sum, trainer.profiled_steps(), trainer.profiled_wall_ms()).c_str());
   if (modelled) std::printf("%s", traffic_table(trainer.last_step_profile(), options.card).c_str());
+  if (by_op) std::printf("%s", op_table(sum, trainer.profiled_steps()).c_str());
+  if (options.device == Device::cuda)
+    std::printf("products with a bias (or bias gradient) that cuBLASLt took no algorithm for, in this run: %llu\n",
+                static_cast<unsigned long long>(kernels::bias_epilogue_fallbacks()));
   return 0;
 }
 

@@ -20,19 +20,34 @@
 #   7. one summary: the checks (ok / FAILED / skipped) and the configurations (ms/step,
 #      roofline ms and the ratio, modelled GB / launches / host syncs, peak GB measured
 #      vs predicted, TFLOP/s), printed whatever failed before, even on Ctrl-C.
-# Usage: tools/gpu_check.sh [--sim] [OUT_DIR]   (default runs/gpu_check). Every output
-# (logs, reports, the nsys profile, summary.txt) lands in OUT_DIR. Exits non-zero when
-# any check fails or any peak differs from its prediction, after printing the summary.
+# Usage: tools/gpu_check.sh [--sim] [--prebuilt DIR] [OUT_DIR]   (default runs/gpu_check).
+# Every output (logs, reports, the nsys profile, summary.txt) lands in OUT_DIR. Exits
+# non-zero when any check fails or any peak differs from its prediction, after printing
+# the summary.
+#   --prebuilt DIR  run the programs in DIR (gc_train, gc_bench, gc_tests, and
+#          gc_mpi_tests when there is one) instead of building them: for a GPU node with
+#          no compiler or GoogleTest, the programs built on another x86-64 machine with
+#          the same CUDA major version, e.g.
+#            make BUILD=build-gpu MPI=0 NCCL=0 OPT="-O3 -march=x86-64-v3" gc_train gc_bench gc_tests
+#          (-march=native would tie them to the building machine's processor). The build
+#          check then says whether each program finds its libraries (ldd).
 #   --sim  the same steps on cudasim (tests/cudasim: the backend simulated on the CPU,
 #          no GPU needed) with small models and few steps: checks this script's own
 #          plumbing; its timings mean nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 sim=0
-if [[ ${1:-} == --sim ]]; then
-  sim=1
-  shift
-fi
+prebuilt=
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --sim) sim=1; shift ;;
+    --prebuilt)
+      [[ -n ${2:-} && -d $2 ]] || { echo "gpu_check: --prebuilt needs a folder holding gc_train, gc_bench and gc_tests" >&2; exit 2; }
+      prebuilt=${2%/}; shift 2 ;;
+    --help|-h) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "gpu_check: unknown option $1 (tools/gpu_check.sh --help)" >&2; exit 2 ;;
+  esac
+done
 out=${1:-runs/gpu_check}
 mkdir -p "$out" || exit 1
 budget_s=480                   # the whole run, on one H100/H200
@@ -59,6 +74,7 @@ if ((sim)); then
   budget_s=3600
   slow=6
 fi
+[[ -n $prebuilt ]] && bin=$prebuilt
 train=$bin/gc_train
 bench=$bin/gc_bench
 
@@ -118,6 +134,23 @@ trap 'check interrupted FAILED "signal after ${SECONDS}s"; exit 130' INT TERM
 
 command -v python3 >/dev/null || { echo "gpu_check: python3 is needed to read the reports" >&2; exit 1; }
 
+if [[ -n $prebuilt ]]; then
+  say "prebuilt programs in $prebuilt"
+  missing=()
+  for program in gc_train gc_bench gc_tests; do
+    if [[ ! -x $prebuilt/$program ]]; then
+      missing+=("$program (absent)")
+    elif ldd "$prebuilt/$program" 2>&1 | grep -q "not found"; then
+      missing+=("$program ($(ldd "$prebuilt/$program" 2>&1 | awk '/not found/ { printf "%s ", $1 }')not found)")
+    fi
+  done
+  ldd "$prebuilt/gc_train" >"$out/build.log" 2>&1
+  if ((${#missing[@]} > 0)); then
+    check build FAILED "prebuilt: ${missing[*]}"
+    exit 1
+  fi
+  check build ok "prebuilt in $prebuilt"
+else
 say "build (make -j16 ${build_targets[*]})"
 if timeout $((300 * slow)) make -j16 "${build_targets[@]}" >"$out/build.log" 2>&1; then
   if grep -in "warning" "$out/build.log" >"$out/build_warnings.txt"; then
@@ -129,6 +162,7 @@ else
   tail -30 "$out/build.log"
   check build FAILED "make failed (build.log)"
   exit 1
+fi
 fi
 
 say "device"
@@ -283,15 +317,19 @@ fi
 say "NCCL on one GPU (tests/mpi/test_nccl.cpp under mpirun -np 1)"
 if ((sim)); then
   check "NCCL single GPU" skipped "cudasim has no NCCL"
-elif [[ ! -f build/comm-mpi1-nccl1.stamp ]]; then
+elif [[ -n $prebuilt && ! -x $prebuilt/gc_mpi_tests ]]; then
+  check "NCCL single GPU" skipped "no gc_mpi_tests in $prebuilt"
+elif [[ -z $prebuilt && ! -f build/comm-mpi1-nccl1.stamp ]]; then
   check "NCCL single GPU" skipped "this build has no MPI or no NCCL (build/comm-*.stamp)"
 elif ! time_left 60; then
   check "NCCL single GPU" skipped "time budget"
 else
   mpirun_one=(mpirun -np 1)
   [[ $(id -u) == 0 ]] && mpirun_one+=(--allow-run-as-root)
-  if timeout $((240 * slow)) make -j16 build/gc_mpi_tests >"$out/nccl_build.log" 2>&1 &&
-      timeout 120 "${mpirun_one[@]}" build/gc_mpi_tests --gtest_filter='Nccl*' >"$out/nccl.log" 2>&1; then
+  mpi_tests=build/gc_mpi_tests
+  [[ -n $prebuilt ]] && mpi_tests=$prebuilt/gc_mpi_tests
+  if { [[ -n $prebuilt ]] || timeout $((240 * slow)) make -j16 build/gc_mpi_tests >"$out/nccl_build.log" 2>&1; } &&
+      timeout 120 "${mpirun_one[@]}" "$mpi_tests" --gtest_filter='Nccl*' >"$out/nccl.log" 2>&1; then
     if grep -q SKIPPED "$out/nccl.log"; then
       check "NCCL single GPU" FAILED "the tests skipped (nccl.log)"
     else

@@ -106,7 +106,7 @@ void run_whole_k(const GemmProblem& g, const Layout& l, char* base, int threads)
   float* bias = carve(cursor, l.bias_bytes);
   float* packed_b = carve(cursor, l.b_bytes);
   char* thread_base = cursor;
-  if (g.bias) widen_run(g.bias, g.bias_dtype, 0, bias, g.n);
+  if (g.bias) widen_bias_run(g, 0, bias, g.n);
   const int64_t k_slices = ceil_div(g.k, kKC);
   const int64_t row_blocks = ceil_div(g.m, kMC);
 
@@ -163,7 +163,7 @@ void run_k_outer(const GemmProblem& g, const Layout& l, char* base, int threads)
   char* cursor = base;
   float* bias = carve(cursor, l.bias_bytes);
   char* thread_base = cursor;
-  if (g.bias) widen_run(g.bias, g.bias_dtype, 0, bias, g.n);
+  if (g.bias) widen_bias_run(g, 0, bias, g.n);
   const int64_t k_slices = ceil_div(g.k, kKC);
   // A weight gradient's few rows of C split unevenly into kMR-row units (64 rows:
   // 42 + 22); groups of whole column panels then even the threads out, within the

@@ -49,6 +49,15 @@ void widen_run(const void* source, DType dtype, int64_t offset, float* out, int6
   }
 }
 
+void widen_bias_run(const GemmProblem& g, int64_t offset, float* out, int64_t count) {
+  widen_run(g.bias, g.bias_dtype, offset, out, count);
+  if (g.bias_dtype != DType::f32) return;
+  if (g.c_dtype == DType::bf16)
+    for (int64_t i = 0; i < count; ++i) out[i] = bf16_to_f32(f32_to_bf16(out[i]));
+  else if (g.c_dtype == DType::f16)
+    for (int64_t i = 0; i < count; ++i) out[i] = f16_to_f32(f32_to_f16(out[i]));
+}
+
 void narrow_run(const float* in, void* dest, DType dtype, int64_t offset, int64_t count) {
   switch (dtype) {
     case DType::f32:
@@ -148,7 +157,7 @@ void finish_rows(const GemmProblem& g, const float* acc, int64_t ld_acc, int64_t
     for (int64_t j = 0; j < cols; j += kChunk) {
       const int64_t count = std::min(kChunk, cols - j);
       if (beta != 0.0f) widen_run(g.c, g.c_dtype, row_offset + j0 + j, old_values, count);
-      if (g.bias) widen_run(g.bias, g.bias_dtype, j0 + j, bias_values, count);
+      if (g.bias) widen_bias_run(g, j0 + j, bias_values, count);
       for (int64_t t = 0; t < count; ++t) {
         float value = acc ? alpha * acc[r * ld_acc + j + t] : 0.0f;
         if (beta != 0.0f) value = value + beta * old_values[t];

@@ -14,6 +14,10 @@ namespace gc::kernels::cpu::gemm_detail {
 
 // out[0, count) = source[offset, offset + count) widened to f32 (dtype f32, bf16 or f16).
 void widen_run(const void* source, DType dtype, int64_t offset, float* out, int64_t count);
+// out[0, count) = the bias of g at [offset, offset + count) as the product adds it:
+// widened to f32, an f32 bias under a 16-bit C first rounded to C's dtype (as
+// autocast casts a linear's bias; cuBLASLt's bias epilogue takes C's dtype only).
+void widen_bias_run(const GemmProblem& g, int64_t offset, float* out, int64_t count);
 // dest[offset, offset + count) = in[0, count) rounded to dtype (nearest-even).
 void narrow_run(const float* in, void* dest, DType dtype, int64_t offset, int64_t count);
 

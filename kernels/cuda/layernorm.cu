@@ -3,14 +3,17 @@
 //
 // Fusion: the forward is one kernel, one warp per row: the row is read for the
 // mean, again (from cache) for the centred variance, and once more to write the
-// output and the statistics. The backward reads x and grad_out once: grad_x
+// output and the statistics; a row of at most kLayerNormFusedColumns columns is
+// read once into registers (all its loads in flight together) and used thrice. The backward reads x and grad_out once: grad_x
 // needs two row sums per row, grad_gamma and grad_beta a column reduction over
 // all rows, which follows the cpu's order so that both are bitwise the cpu's:
 // blocks of kLayerNormRowBlock (256) rows, one partial per block and column,
 // folded in block order (scratch.h; the partials live in the caller's scratch).
 // For rows of at most kLayerNormFusedColumns (512) columns one kernel does both:
-// one warp per row block walks its rows in order, writes each row's grad_x and
-// keeps the block's column partials in registers; a small kernel folds them.
+// one thread block per row block walks its rows in order, a tile of rows (one
+// per warp) at a time: each warp writes its row's grad_x and leaves the row's
+// terms in shared memory, from which each thread adds them, in row order, into
+// its columns' partials (registers); a small kernel folds the partials.
 // Wider rows run a grad_x kernel (one warp per row), then the partials kernel,
 // which reads x and grad_out again, and the same fold.
 #include "kernels/cuda/layernorm.h"
@@ -48,6 +51,63 @@ __global__ void layernorm_forward_kernel(T* out,              // [R, C]
     for (int64_t c = lane; c < cols; c += 32) {
       const Acc xhat = (static_cast<Acc>(load_value(xr[c])) - row_mean) * row_rstd;
       outr[c] = to_storage<T>(xhat * static_cast<Acc>(load_value(gamma[c])) + static_cast<Acc>(load_value(beta[c])));
+    }
+    if (lane == 0) {
+      mean[r] = row_mean;
+      rstd[r] = row_rstd;
+    }
+  }
+}
+
+// A row of at most kLayerNormFusedColumns columns, held in registers: lane l
+// holds columns l, l + 32, ... (kRowSlots of them), all loaded at once, so a
+// row costs one trip to memory instead of one per 32 columns.
+constexpr int kRowSlots = static_cast<int>(kLayerNormFusedColumns / 32);
+
+template <class T, class Acc>
+__device__ __forceinline__ void load_row(Acc (&v)[kRowSlots], const T* row, int64_t cols, int lane) {
+#pragma unroll
+  for (int j = 0; j < kRowSlots; ++j) {
+    const int64_t c = lane + 32 * j;
+    v[j] = c < cols ? static_cast<Acc>(load_value(row[c])) : Acc(0);
+  }
+}
+
+// layernorm_forward_kernel for rows of at most kLayerNormFusedColumns columns:
+// the same sums in the same order (lane l adds its columns in increasing order,
+// then warp_sum) and the same expressions, from registers.
+template <class T, class P>
+__global__ void layernorm_forward_short_kernel(T* out, compute_t<T>* mean, compute_t<T>* rstd, const T* x,
+                                               const P* gamma, const P* beta, int64_t rows, int64_t cols,
+                                               compute_t<T> eps, compute_t<T> inv_cols) {
+  using Acc = compute_t<T>;
+  const int lane = lane_id();
+  for (int64_t r = global_warp(); r < rows; r += total_warps()) {
+    Acc v[kRowSlots];
+    load_row(v, x + r * cols, cols, lane);
+    Acc sum = 0;
+#pragma unroll
+    for (int j = 0; j < kRowSlots; ++j)
+      if (lane + 32 * j < cols) sum += v[j];
+    const Acc row_mean = warp_sum(sum) * inv_cols;
+    Acc squares = 0;
+#pragma unroll
+    for (int j = 0; j < kRowSlots; ++j) {
+      if (lane + 32 * j < cols) {
+        const Acc d = v[j] - row_mean;
+        squares += d * d;
+      }
+    }
+    const Acc row_var = warp_sum(squares) * inv_cols;
+    const Acc row_rstd = Acc(1) / sqrt_compute(row_var + eps);
+    T* outr = out + r * cols;
+#pragma unroll
+    for (int j = 0; j < kRowSlots; ++j) {
+      const int64_t c = lane + 32 * j;
+      if (c < cols) {
+        const Acc xhat = (v[j] - row_mean) * row_rstd;
+        outr[c] = to_storage<T>(xhat * static_cast<Acc>(load_value(gamma[c])) + static_cast<Acc>(load_value(beta[c])));
+      }
     }
     if (lane == 0) {
       mean[r] = row_mean;
@@ -142,12 +202,22 @@ __device__ __forceinline__ void store_param_partials(Acc* partials, const Acc (&
   }
 }
 
-// Rows of at most kLayerNormFusedColumns columns: grad_x exactly as
-// layernorm_backward_rows_kernel computes it (the same loops and expressions; a
-// row's grad_x does not depend on which warp computes it) and the row blocks'
-// partials of the parameter gradients, so x and grad_out are read once. Warp w
-// takes row blocks w, w + total_warps, ... and walks each block's rows in order;
-// the second loop over a row (from cache) writes grad_x and adds the terms.
+// Rows of at most kLayerNormFusedColumns columns: one block per row block (a
+// grid-stride loop over row blocks), so a million rows give ~4,000 blocks and a
+// few thousand rows still fill the GPU. The block walks its row block
+// kTileRows rows at a time: warp w takes row tile + w and computes its grad_x
+// exactly as layernorm_backward_rows_kernel does (the same loops and
+// expressions; a row's grad_x does not depend on who computes it), leaving the
+// row's dy and xhat in shared memory; then thread t adds the tile's rows, in
+// order, into the partials of columns t, t + kThreadsPerBlock (registers). So
+// each column's partial takes the block's rows in order, as the cpu's does,
+// and x and grad_out are read once.
+// Rows a tile holds: one per warp (f64 sums: half the warps, within 48 KB of shared memory).
+template <class Acc>
+constexpr int kTileRows = sizeof(Acc) > 4 ? kWarpsPerBlock / 2 : kWarpsPerBlock;
+constexpr int kColumnsPerThread = static_cast<int>(kLayerNormFusedColumns / kThreadsPerBlock);
+static_assert(kLayerNormFusedColumns % kThreadsPerBlock == 0, "a thread keeps whole columns");
+
 template <class T, class P>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     layernorm_backward_fused_kernel(T* grad_x,                  // [R, C]
@@ -160,40 +230,75 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
                                     int64_t rows, int64_t row_block_count, int64_t cols,
                                     compute_t<T> inv_cols) {
   using Acc = compute_t<T>;
-  const int lane = lane_id();
-  for (int64_t block = global_warp(); block < row_block_count; block += total_warps()) {
+  constexpr int tile_size = kTileRows<Acc>;
+  __shared__ Acc tile_dy[tile_size][kLayerNormFusedColumns];
+  __shared__ Acc tile_xhat[tile_size][kLayerNormFusedColumns];
+  const int lane = lane_id(), warp = static_cast<int>(threadIdx.x) / 32;
+  // Every thread of a block runs the same row blocks and tiles, so the barriers are uniform.
+  for (int64_t block = blockIdx.x; block < row_block_count; block += gridDim.x) {
     const int64_t begin = block * kLayerNormRowBlock, end = min(rows, begin + kLayerNormRowBlock);
-    Acc gamma_partial[kColumnsPerLane], beta_partial[kColumnsPerLane];
+    Acc gamma_partial[kColumnsPerThread], beta_partial[kColumnsPerThread];
 #pragma unroll
-    for (int j = 0; j < kColumnsPerLane; ++j) gamma_partial[j] = beta_partial[j] = 0;
-    for (int64_t r = begin; r < end; ++r) {
-      const T* xr = x + r * cols;
-      const T* dyr = grad_out + r * cols;
-      T* dxr = grad_x + r * cols;
-      const Acc row_mean = mean[r], row_rstd = rstd[r];
-      Acc sum_g = 0, sum_g_xhat = 0;
-      for (int64_t c = lane; c < cols; c += 32) {
-        const Acc xhat = (static_cast<Acc>(load_value(xr[c])) - row_mean) * row_rstd;
-        const Acc g = static_cast<Acc>(load_value(dyr[c])) * static_cast<Acc>(load_value(gamma[c]));
-        sum_g += g;
-        sum_g_xhat += g * xhat;
-      }
-      const Acc mean_g = warp_sum(sum_g) * inv_cols;
-      const Acc mean_g_xhat = warp_sum(sum_g_xhat) * inv_cols;
+    for (int j = 0; j < kColumnsPerThread; ++j) gamma_partial[j] = beta_partial[j] = 0;
+    for (int64_t tile = begin; tile < end; tile += tile_size) {
+      const int64_t r = tile + warp;
+      if (warp < tile_size && r < end) {
+        // The row in registers (one trip to memory), then the sums and grad_x of
+        // layernorm_backward_rows_kernel, the same expressions in the same order.
+        Acc xv[kRowSlots], dyv[kRowSlots];
+        load_row(xv, x + r * cols, cols, lane);
+        load_row(dyv, grad_out + r * cols, cols, lane);
+        T* dxr = grad_x + r * cols;
+        const Acc row_mean = mean[r], row_rstd = rstd[r];
+        Acc sum_g = 0, sum_g_xhat = 0;
 #pragma unroll
-      for (int j = 0; j < kColumnsPerLane; ++j) {
-        const int64_t c = lane + 32 * j;
-        if (c < cols) {
-          const Acc dy = static_cast<Acc>(load_value(dyr[c]));
-          const Acc xhat = (static_cast<Acc>(load_value(xr[c])) - row_mean) * row_rstd;
-          const Acc g = dy * static_cast<Acc>(load_value(gamma[c]));
-          dxr[c] = to_storage<T>(row_rstd * (g - mean_g - xhat * mean_g_xhat));
-          gamma_partial[j] = fma_compute(dy, xhat, gamma_partial[j]);
-          beta_partial[j] += dy;
+        for (int j = 0; j < kRowSlots; ++j) {
+          const int64_t c = lane + 32 * j;
+          if (c < cols) {
+            const Acc xhat = (xv[j] - row_mean) * row_rstd;
+            const Acc g = dyv[j] * static_cast<Acc>(load_value(gamma[c]));
+            sum_g += g;
+            sum_g_xhat += g * xhat;
+          }
+        }
+        const Acc mean_g = warp_sum(sum_g) * inv_cols;
+        const Acc mean_g_xhat = warp_sum(sum_g_xhat) * inv_cols;
+#pragma unroll
+        for (int j = 0; j < kRowSlots; ++j) {
+          const int64_t c = lane + 32 * j;
+          if (c < cols) {
+            const Acc xhat = (xv[j] - row_mean) * row_rstd;
+            const Acc dy = dyv[j];
+            const Acc g = dy * static_cast<Acc>(load_value(gamma[c]));
+            dxr[c] = to_storage<T>(row_rstd * (g - mean_g - xhat * mean_g_xhat));
+            tile_dy[warp][c] = dy;
+            tile_xhat[warp][c] = xhat;
+          }
         }
       }
+      __syncthreads();
+      const int tile_rows = static_cast<int>(min(static_cast<int64_t>(tile_size), end - tile));
+#pragma unroll
+      for (int j = 0; j < kColumnsPerThread; ++j) {
+        const int64_t c = threadIdx.x + static_cast<int64_t>(kThreadsPerBlock) * j;
+        if (c < cols) {
+          for (int i = 0; i < tile_rows; ++i) {
+            const Acc dy = tile_dy[i][c];
+            gamma_partial[j] = fma_compute(dy, tile_xhat[i][c], gamma_partial[j]);
+            beta_partial[j] += dy;
+          }
+        }
+      }
+      __syncthreads();
     }
-    store_param_partials(partials, gamma_partial, beta_partial, block, row_block_count, 0, cols, cols, lane);
+#pragma unroll
+    for (int j = 0; j < kColumnsPerThread; ++j) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(kThreadsPerBlock) * j;
+      if (c < cols) {
+        partials[param_partial_index(0, block, c, cols, row_block_count)] = gamma_partial[j];
+        partials[param_partial_index(1, block, c, cols, row_block_count)] = beta_partial[j];
+      }
+    }
   }
 }
 
@@ -271,9 +376,14 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
     using T = decltype(x_tag);
     using P = decltype(gamma_tag);
     using Acc = compute_t<T>;
-    layernorm_forward_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
-        out.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(), x.data_as<T>(), gamma.data_as<P>(),
-        beta.data_as<P>(), rows, cols, static_cast<Acc>(eps), Acc(1) / static_cast<Acc>(cols));
+    if (cols <= kLayerNormFusedColumns)
+      layernorm_forward_short_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
+          out.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(), x.data_as<T>(), gamma.data_as<P>(),
+          beta.data_as<P>(), rows, cols, static_cast<Acc>(eps), Acc(1) / static_cast<Acc>(cols));
+    else
+      layernorm_forward_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
+          out.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(), x.data_as<T>(), gamma.data_as<P>(),
+          beta.data_as<P>(), rows, cols, static_cast<Acc>(eps), Acc(1) / static_cast<Acc>(cols));
   });
   GC_CUDA_CHECK(cudaGetLastError());
 }
@@ -295,8 +405,8 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
     Acc* partials = static_cast<Acc*>(scratch.data());  // [2, row_block_count, cols]
     const Acc inv_cols = Acc(1) / static_cast<Acc>(cols);
     if (cols <= kLayerNormFusedColumns) {
-      // One warp per row block writes grad_x and the block partials.
-      layernorm_backward_fused_kernel<T, P><<<row_blocks(row_block_count), kThreadsPerBlock>>>(
+      // One block per row block writes grad_x and the block partials.
+      layernorm_backward_fused_kernel<T, P><<<blocks_for(row_block_count, 1), kThreadsPerBlock>>>(
           grad_x.data_as<T>(), partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
           rstd.data_as<Acc>(), gamma.data_as<P>(), rows, row_block_count, cols, inv_cols);
       GC_CUDA_CHECK(cudaGetLastError());

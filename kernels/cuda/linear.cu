@@ -169,11 +169,7 @@ void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, co
   GC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, value, size));
 }
 
-// The epilogue a plan is for: the bias added to C (p.bias), or the column sums of
-// op(B) (our B: the rows of grad_y summed, a bias gradient) written to an f32 vector.
-enum class LtEpilogue { bias, bias_gradient };
-
-LtPlan make_plan(const GemmProblem& p, LtEpilogue kind, const void* vector, size_t max_workspace_bytes) {
+LtPlan make_plan(const GemmProblem& p, const void* vector, size_t max_workspace_bytes) {
   LtPlan plan;
   const cublasComputeType_t compute =
       p.tf32 && p.a_dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -182,12 +178,10 @@ LtPlan make_plan(const GemmProblem& p, LtEpilogue kind, const void* vector, size
   const int32_t op_b = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b));
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a));
-  // Bias: [n] added to every row of C (rows of the column-major C^T). Bias
-  // gradient: op(A') of the column-major product is our op(B)^T, so its sums
-  // over k (BGRADA) are the column sums of op(B), [n] in C's type (f32).
-  const uint32_t epilogue = kind == LtEpilogue::bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADA;
+  // The bias: [n] added to every row of C (rows of the column-major C^T), of C's dtype or f32.
+  const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue));
-  const int32_t vector_type = cuda_data_type(kind == LtEpilogue::bias ? p.bias_dtype : p.c_dtype);
+  const int32_t vector_type = cuda_data_type(p.bias_dtype);
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &vector_type, sizeof(vector_type));
   set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vector, sizeof(vector));  // its alignment guides the heuristic
   const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
@@ -220,18 +214,18 @@ LtPlan make_plan(const GemmProblem& p, LtEpilogue kind, const void* vector, size
 
 // The plan for a product of p's kind (shape, dtypes, transposes, alignments),
 // made on first use and kept.
-const LtPlan& plan_for(const GemmProblem& p, LtEpilogue kind, const void* vector, size_t max_workspace_bytes) {
+const LtPlan& plan_for(const GemmProblem& p, const void* vector, size_t max_workspace_bytes) {
   using Key = std::array<int64_t, 20>;
   const Key key = {p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transpose_a, p.transpose_b,
                    static_cast<int64_t>(p.a_dtype), static_cast<int64_t>(p.b_dtype), static_cast<int64_t>(p.c_dtype),
                    static_cast<int64_t>(p.bias_dtype), p.tf32 && p.a_dtype == DType::f32,
                    alignment_of(p.a), alignment_of(p.b), alignment_of(p.c), alignment_of(vector),
-                   static_cast<int64_t>(kind), static_cast<int64_t>(max_workspace_bytes), 0};
+                   static_cast<int64_t>(max_workspace_bytes), 0, 0};
   static std::mutex mutex;
   static auto* plans = new std::map<Key, LtPlan>();  // never destroyed (see cublas_handle)
   std::lock_guard<std::mutex> lock(mutex);
   auto it = plans->find(key);
-  if (it == plans->end()) it = plans->emplace(key, make_plan(p, kind, vector, max_workspace_bytes)).first;
+  if (it == plans->end()) it = plans->emplace(key, make_plan(p, vector, max_workspace_bytes)).first;
   return it->second;
 }
 
@@ -244,46 +238,32 @@ void run_plan(const LtPlan& plan, const GemmProblem& p, const void* vector, void
 
 // C = alpha op(A) op(B) + beta C + bias through cuBLASLt; false (nothing done)
 // when cuBLASLt offers no algorithm for it.
-bool gemm_bias_lt(const GemmProblem& p, void* workspace) {
-  const LtPlan& plan = plan_for(p, LtEpilogue::bias, p.bias, kCublasWorkspaceBytes);
+bool gemm_bias_lt(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
+  const LtPlan& plan = plan_for(p, p.bias, workspace_bytes);
   if (!plan.found) {
     ++lt_fallbacks;
     return false;
   }
-  run_plan(plan, p, p.bias, workspace, kCublasWorkspaceBytes);
+  run_plan(plan, p, p.bias, workspace, workspace_bytes);
   return true;
 }
 
-// grad_b[j] += sums[j]: the bias gradient cuBLASLt wrote, added to the parameter's.
-__global__ void add_vector_kernel(float* grad_b, const float* sums, int64_t n) {
-  for (int64_t j = global_thread(); j < n; j += total_threads()) grad_b[j] = grad_b[j] + sums[j];
+// out[j] = bias[j] rounded to C's 16-bit dtype (to_storage: nearest-even, as the cpu's f32_to_bf16).
+template <class CT>
+__global__ void round_bias_kernel(CT* out, const float* bias, int64_t n) {
+  for (int64_t j = global_thread(); j < n; j += total_threads()) out[j] = to_storage<CT>(bias[j]);
 }
 
 }  // namespace
 
 uint64_t bias_epilogue_fallbacks() { return lt_fallbacks.load(); }
 
-size_t bias_gradient_bytes(int64_t n) { return (static_cast<size_t>(n) * sizeof(float) + 255) / 256 * 256; }
+namespace {
+// gemm with any bias already of C's dtype (or f64 with f64); ws_bytes of the workspace are cuBLAS's.
+void gemm_with_bias_of_c(const GemmProblem& p, void* workspace, size_t ws_bytes);
+}  // namespace
 
-bool gemm_bias_gradient(const GemmProblem& p, float* grad_b, void* workspace, size_t workspace_bytes) {
-  check_dtypes(p);
-  require(p.c_dtype == DType::f32 && !p.bias && p.k > 0 && p.m > 0 && p.n > 0,
-          "the bias gradient rides an f32 product with k > 0 and no bias; got " + dtypes_of(p));
-  require(workspace != nullptr && workspace_bytes >= kCublasWorkspaceBytes,
-          "workspace of " + std::to_string(workspace_bytes) + " bytes, need " + std::to_string(kCublasWorkspaceBytes));
-  // The gradient's column sums go to the workspace's last bytes; cuBLASLt gets the rest.
-  const size_t tail = bias_gradient_bytes(p.n), lt_bytes = kCublasWorkspaceBytes - tail;
-  float* sums = reinterpret_cast<float*>(static_cast<char*>(workspace) + lt_bytes);
-  const LtPlan& plan = plan_for(p, LtEpilogue::bias_gradient, sums, lt_bytes);
-  if (!plan.found) {
-    ++lt_fallbacks;
-    return false;
-  }
-  run_plan(plan, p, sums, workspace, lt_bytes);
-  add_vector_kernel<<<element_blocks(p.n), kThreadsPerBlock>>>(grad_b, sums, p.n);
-  GC_CUDA_CHECK(cudaGetLastError());
-  return true;
-}
+size_t rounded_bias_bytes(int64_t n) { return (static_cast<size_t>(n) * 2 + 255) / 256 * 256; }
 
 void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
   check_dtypes(p);
@@ -292,6 +272,35 @@ void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
   if (p.m == 0 || p.n == 0) return;
   require(p.c != nullptr, "C is null for a non-empty product");
   require(p.ldc >= p.n, "ldc " + std::to_string(p.ldc) + " < n " + std::to_string(p.n));
+  require(workspace != nullptr && workspace_bytes >= kCublasWorkspaceBytes,
+          "workspace of " + std::to_string(workspace_bytes) + " bytes, need " +
+              std::to_string(kCublasWorkspaceBytes) + " (kernels::gemm_workspace_bytes on cuda)");
+  // An f32 bias under a 16-bit C is rounded to C's dtype first, into the
+  // workspace's last bytes (the cpu rounds it alike, as autocast casts a linear's
+  // bias): cuBLASLt's bias epilogue takes a bias of C's dtype only. cuBLAS gets the rest.
+  size_t ws_bytes = kCublasWorkspaceBytes;
+  if (p.bias && kernels::rounds_bias_first(p.c_dtype, p.bias_dtype)) {
+    const size_t tail = rounded_bias_bytes(p.n);
+    ws_bytes -= tail;
+    void* rounded = static_cast<char*>(workspace) + ws_bytes;
+    visit_float_dtype("gemm", p.c_dtype, [&](auto c_tag) {
+      using CT = decltype(c_tag);
+      if constexpr (!std::is_same_v<CT, double> && !std::is_same_v<CT, float>)
+        round_bias_kernel<CT><<<element_blocks(p.n), kThreadsPerBlock>>>(static_cast<CT*>(rounded),
+                                                                          static_cast<const float*>(p.bias), p.n);
+    });
+    GC_CUDA_CHECK(cudaGetLastError());
+    GemmProblem q = p;
+    q.bias = rounded;
+    q.bias_dtype = p.c_dtype;
+    gemm_with_bias_of_c(q, workspace, ws_bytes);
+    return;
+  }
+  gemm_with_bias_of_c(p, workspace, ws_bytes);
+}
+
+namespace {
+void gemm_with_bias_of_c(const GemmProblem& p, void* workspace, size_t ws_bytes) {
   if (p.k == 0) {  // no product: C = beta C + bias
     launch_epilogue(p, true);
     return;
@@ -299,14 +308,12 @@ void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
   require(p.a != nullptr && p.b != nullptr, "A or B is null for a non-empty product");
   require(p.lda >= (p.transpose_a ? p.m : p.k) && p.ldb >= (p.transpose_b ? p.k : p.n),
           "row strides too small: lda " + std::to_string(p.lda) + ", ldb " + std::to_string(p.ldb));
-  require(workspace != nullptr && workspace_bytes >= kCublasWorkspaceBytes,
-          "workspace of " + std::to_string(workspace_bytes) + " bytes, need " +
-              std::to_string(kCublasWorkspaceBytes) + " (kernels::gemm_workspace_bytes on cuda)");
 
-  if (p.bias && kernels::bias_in_gemm_epilogue(p.c_dtype, p.bias_dtype) && gemm_bias_lt(p, workspace)) return;
+  if (p.bias && kernels::bias_in_gemm_epilogue(p.c_dtype, p.bias_dtype) && gemm_bias_lt(p, workspace, ws_bytes))
+    return;
 
   cublasHandle_t handle = cublas_handle();
-  GC_CUBLAS_CHECK(cublasSetWorkspace(handle, workspace, kCublasWorkspaceBytes));
+  GC_CUBLAS_CHECK(cublasSetWorkspace(handle, workspace, ws_bytes));
   const cublasOperation_t op_b = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (p.c_dtype == DType::f64) {
@@ -324,5 +331,6 @@ void gemm(const GemmProblem& p, void* workspace, size_t workspace_bytes) {
   }
   if (p.bias) launch_epilogue(p, false);
 }
+}  // namespace
 
 }  // namespace gc::cuda

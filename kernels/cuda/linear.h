@@ -33,17 +33,11 @@ constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
 // when cuBLAS fails.
 void gemm(const kernels::GemmProblem& problem, void* workspace, size_t workspace_bytes);
 
-// grad_W += x^T grad_y as the problem p (f32 C, beta 1, k > 0, no bias) and
-// grad_b [p.n] (f32) += the column sums of op(B) (grad_y's rows summed), in one
-// cuBLASLt call (CUBLASLT_EPILOGUE_BGRADA) that writes the sums to the
-// workspace's last bias_gradient_bytes(n) bytes, then one kernel adding them to
-// grad_b. Returns false, doing nothing, when cuBLASLt offers no algorithm
-// (counted in bias_epilogue_fallbacks): the caller then multiplies and sums the
-// rows itself, with the column sums' scratch carved from the same workspace.
-bool gemm_bias_gradient(const kernels::GemmProblem& p, float* grad_b, void* workspace, size_t workspace_bytes);
-size_t bias_gradient_bytes(int64_t n);
+// The workspace's last bytes that hold an f32 bias rounded to a 16-bit C's dtype
+// (kernels::rounds_bias_first) for the product; cuBLAS gets the rest.
+size_t rounded_bias_bytes(int64_t n);
 
-// How many products with a bias (or a bias gradient) took the fallback (cublasGemmEx, then our
+// How many products with a bias took the fallback (cublasGemmEx, then our
 // epilogue kernel) because cuBLASLt offered no algorithm: 0 where the bias
 // epilogue works, as kernels/traffic.h models it.
 uint64_t bias_epilogue_fallbacks();

@@ -110,23 +110,32 @@ TEST(CudaTraffic, ProfilingWithEventsAddsOneSyncAStep) {
 }
 
 // 1 + 2^-20 has no TF32 form (10 mantissa bits): a TF32 product of it with 1 gives 1.
+// A = fine everywhere, B = 1 in its first row and 0 elsewhere, so C = fine exactly
+// in f32; 512 x 512 x 512, a size at which cuBLAS runs tensor cores when it may
+// (a tiny product may run a kernel without them, which rounds nothing).
 TEST(CudaTf32, F32ProductsRoundTheirInputsOnlyWhenAsked) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << "no cuda device: " << why;
-  const int64_t m = 4, k = 1, n = 3;
+  const int64_t m = 512, k = 512, n = 512;
   const float fine = 1.0f + 1.0f / (1 << 20);
-  Tensor a = Tensor::from_doubles(std::vector<double>(m * k, fine), {m, k}, DType::f32, Device::cuda);
-  Tensor b = Tensor::from_doubles(std::vector<double>(k * n, 1.0), {k, n}, DType::f32, Device::cuda);
+  std::vector<double> b_values(static_cast<size_t>(k * n), 0.0);
+  for (int64_t j = 0; j < n; ++j) b_values[static_cast<size_t>(j)] = 1.0;
+  Tensor a = Tensor::from_doubles(std::vector<double>(static_cast<size_t>(m * k), fine), {m, k}, DType::f32, Device::cuda);
+  Tensor b = Tensor::from_doubles(b_values, {k, n}, DType::f32, Device::cuda);
   Tensor c = Tensor::empty({m, n}, DType::f32, Device::cuda);
   Tensor ws = Tensor::empty({static_cast<int64_t>(kernels::gemm_workspace_bytes(Device::cuda, m, n, k) / 4)}, DType::i32,
                             Device::cuda);
   ASSERT_FALSE(kernels::tf32_enabled());  // the default
   kernels::matmul(c, a, false, b, false, 0.0, ws);
-  for (double v : c.to_doubles()) EXPECT_EQ(v, static_cast<double>(fine));
+  int64_t exact = 0;
+  for (double v : c.to_doubles()) exact += v == static_cast<double>(fine);
+  EXPECT_EQ(exact, m * n) << "f32 products without --tf32 must not round their inputs";
   kernels::set_tf32(true);
   kernels::matmul(c, a, false, b, false, 0.0, ws);
   kernels::set_tf32(false);
-  for (double v : c.to_doubles()) EXPECT_EQ(v, 1.0);
+  int64_t rounded = 0;
+  for (double v : c.to_doubles()) rounded += v == 1.0;
+  EXPECT_EQ(rounded, m * n) << "with --tf32 the inputs round to TF32";
 }
 
 }  // namespace

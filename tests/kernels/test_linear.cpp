@@ -4,6 +4,7 @@
 // transposes, meta (checks, then nothing) and rejected inputs.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,35 @@ TEST(Linear, MixedDtypesForward) {
   for (int64_t i = 0; i < kRows; ++i)
     for (int64_t j = 0; j < kOut; ++j) ref[i * kOut + j] += bias[j];
   EXPECT_TRUE(test::all_close(y.to_doubles(), ref, test::tolerance_for(DType::bf16, kIn), "bf16 x f32 -> bf16"));
+}
+
+// An f32 bias under a 16-bit C is rounded to C's dtype before it joins the f32
+// accumulator (as autocast casts a linear's bias; cuBLASLt's bias epilogue takes
+// C's dtype only, and the cpu adds what the GPU adds). Each row of x W is exactly 1
+// and the bias u/2 + u/8192 (u: the dtype's spacing at 1): rounded to the dtype it is
+// u/2, so 1 + u/2, a tie, rounds to 1; added unrounded, 1 + u/2 + u/8192 would round
+// up to 1 + u. Through every path of the cpu GEMM: k = 1 (few flops), k = 0 (no
+// product: C = bias) and a product large enough to run in parallel.
+TEST(Linear, AnF32BiasUnderA16BitOutputIsRoundedToItFirst) {
+  for (DType dtype : {DType::bf16, DType::f16}) {
+    const double u = dtype == DType::bf16 ? std::ldexp(1.0, -7) : std::ldexp(1.0, -10);
+    for (int64_t in : {int64_t(1), int64_t(0), int64_t(256)}) {
+      const int64_t rows = 300, out = 40;
+      std::vector<double> x(static_cast<size_t>(rows * in), 0.0), w(static_cast<size_t>(in * out), 0.0);
+      if (in > 0) {
+        for (int64_t r = 0; r < rows; ++r) x[static_cast<size_t>(r * in)] = 1.0;
+        for (int64_t j = 0; j < out; ++j) w[static_cast<size_t>(j)] = 1.0;
+      }
+      const Tensor tx = Tensor::from_doubles(x, {rows, in}, dtype), tw = Tensor::from_doubles(w, {in, out}, dtype);
+      const Tensor bias = Tensor::from_doubles(std::vector<double>(static_cast<size_t>(out), u / 2 + u / 8192), {out},
+                                               DType::f32);
+      Tensor y = Tensor::empty({rows, out}, dtype);
+      Tensor ws = workspace_tensor(gemm_workspace_bytes(Device::cpu, rows, out, in));
+      linear_forward(y, tx, tw, bias, ws);
+      const double expected = in > 0 ? 1.0 : u / 2;  // k = 0: C is the rounded bias alone
+      for (double v : y.to_doubles()) ASSERT_EQ(v, expected) << dtype_name(dtype) << ", k = " << in;
+    }
+  }
 }
 
 // L = sum(linear(x, W, b) * G) for a fixed G: dL/dx = G W^T, dL/dW = x^T G.

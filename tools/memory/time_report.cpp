@@ -171,4 +171,98 @@ json::Value traffic_json(const Profile& step, const std::string& card) {
   return t;
 }
 
+
+namespace {
+struct OpRow {
+  std::string name;
+  const OpStats* stats;
+};
+std::vector<OpRow> sorted_ops(const Profile& sum) {
+  std::vector<OpRow> rows;
+  for (const auto& [name, stats] : sum.ops)
+    if (stats.time.calls > 0 || stats.cost.launches > 0 || stats.cost.bytes > 0) rows.push_back({name, &stats});
+  std::stable_sort(rows.begin(), rows.end(), [](const OpRow& a, const OpRow& b) {
+    if (a.stats->time.ms != b.stats->time.ms) return a.stats->time.ms > b.stats->time.ms;
+    if (a.stats->cost.roofline_ms != b.stats->cost.roofline_ms)
+      return a.stats->cost.roofline_ms > b.stats->cost.roofline_ms;
+    return a.stats->cost.bytes > b.stats->cost.bytes;
+  });
+  return rows;
+}
+}  // namespace
+
+std::string op_table(const Profile& sum, int steps, size_t limit) {
+  std::ostringstream o;
+  if (steps <= 0 || sum.ops.empty()) {
+    o << "ops: none recorded\n";
+    return o.str();
+  }
+  const bool timed = sum.timed;
+  bool modelled = false, roofline = false;
+  for (const auto& entry : sum.ops) {
+    modelled = modelled || entry.second.cost.launches > 0 || entry.second.cost.bytes > 0;
+    roofline = roofline || entry.second.cost.roofline_ms > 0;
+  }
+  o << "by op (per step";
+  if (timed) o << "; time measured on " << device_name(sum.device);
+  if (modelled) o << "; GFLOP, GB and launches modelled for the cuda device";
+  o << ")\n  " << pad("op", 34) << pad("family", 13);
+  if (timed) o << lpad("ms/step", 10) << lpad("calls", 8);
+  if (modelled) o << lpad("GFLOP", 10) << lpad("GB", 9) << lpad("launches", 10);
+  if (roofline) o << lpad("roofline ms", 13);
+  if (timed && roofline) o << lpad("measured/roofline", 19);
+  o << "\n";
+  const std::vector<OpRow> rows = sorted_ops(sum);
+  OpStats rest;
+  size_t rest_count = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const OpStats& s = *rows[i].stats;
+    if (i >= limit) {
+      rest.time.ms += s.time.ms, rest.time.calls += s.time.calls, rest.cost += s.cost;
+      ++rest_count;
+      continue;
+    }
+    const double ms = s.time.ms / steps, rms = s.cost.roofline_ms / steps;
+    o << "  " << pad(rows[i].name, 34) << pad(op_family_name(s.family), 13);
+    if (timed) o << lpad(ms_text(ms), 10) << lpad(grouped((s.time.calls + steps / 2) / steps), 8);
+    if (modelled)
+      o << lpad(fixed(s.cost.flops / steps * 1e-9, 1), 10) << lpad(fixed(s.cost.bytes / steps * 1e-9, 2), 9)
+        << lpad(grouped((s.cost.launches + steps / 2) / steps), 10);
+    if (roofline) o << lpad(ms_text(rms), 13);
+    // (a ratio to a roofline under a microsecond says nothing: launch overhead alone exceeds it)
+    if (timed && roofline) o << lpad(rms >= 1e-3 ? fixed(ms / rms, 1) : std::string("-"), 19);
+    o << "\n";
+  }
+  if (rest_count > 0) {
+    o << "  " << pad("(" + std::to_string(rest_count) + " more ops)", 47);
+    if (timed) o << lpad(ms_text(rest.time.ms / steps), 10) << lpad(grouped((rest.time.calls + steps / 2) / steps), 8);
+    if (modelled)
+      o << lpad(fixed(rest.cost.flops / steps * 1e-9, 1), 10) << lpad(fixed(rest.cost.bytes / steps * 1e-9, 2), 9)
+        << lpad(grouped((rest.cost.launches + steps / 2) / steps), 10);
+    o << "\n";
+  }
+  return o.str();
+}
+
+json::Value op_json(const Profile& sum, int steps) {
+  json::Value list = json::Value::array();
+  if (steps <= 0) return list;
+  for (const OpRow& row : sorted_ops(sum)) {
+    const OpStats& s = *row.stats;
+    json::Value v = json::Value::object();
+    v["op"] = row.name;
+    v["family"] = op_family_name(s.family);
+    if (sum.timed) {
+      v["ms"] = s.time.ms / steps;
+      v["calls"] = static_cast<double>(s.time.calls) / steps;
+    }
+    v["gflop"] = s.cost.flops / steps * 1e-9;
+    v["gb"] = s.cost.bytes / steps * 1e-9;
+    v["launches"] = static_cast<double>(s.cost.launches) / steps;
+    if (s.cost.roofline_ms > 0) v["roofline_ms"] = s.cost.roofline_ms / steps;
+    list.push_back(v);
+  }
+  return list;
+}
+
 }  // namespace gc

@@ -29,4 +29,15 @@ std::string traffic_table(const Profile& step, const std::string& card);
 // "roofline_ms" (with a card), "card", "by_family": {family: {...}}}.
 json::Value traffic_json(const Profile& step, const std::string& card);
 
+// Op by op (the kernels' entry points: linear_forward, layernorm_backward, ...),
+// from `sum` over `steps` steps, per step: measured time and calls (when timed),
+// the modelled GFLOP, GB and roofline time on the cuda device (when modelled,
+// roofline with the rates set), and measured / roofline: where a GPU falls
+// short of its model. Sorted by measured time, else by modelled roofline time,
+// else by GB; at most `limit` rows (the rest summed in one line).
+std::string op_table(const Profile& sum, int steps, size_t limit = 40);
+// The same as JSON: [{"op", "family", "ms", "calls", "gflop", "gb", "launches",
+// "roofline_ms"}], per step (ms and calls only when timed).
+json::Value op_json(const Profile& sum, int steps);
+
 }  // namespace gc
