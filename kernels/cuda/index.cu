@@ -6,8 +6,9 @@
 // exactly the cpu's order (a long group in the fixed sub-ranges of
 // kernels/group_split.h, spread over a block): the sums are bitwise the cpu's,
 // and repeatable. Lanes
-// hold kColumnsPerLane accumulators so each pass over a group's edges serves
-// 32 * kColumnsPerLane columns.
+// hold kColumnsPerLane (16) accumulators so one pass over a group's edges serves
+// 512 columns, GraphCast's latent width: each edge row is read once, its loads all
+// in flight together, two rows at a time.
 //
 // The range checks write a small verdict into the caller's scratch (scratch.h;
 // integer atomics only: the smallest bad position wins, whatever the timing) and
@@ -25,7 +26,7 @@
 namespace gc::cuda {
 namespace {
 
-constexpr int kColumnsPerLane = 4;
+constexpr int kColumnsPerLane = 16;
 constexpr unsigned long long kNoBadPosition = ~0ull;
 // The longest index tensor check_index_values takes: a position must fit the top
 // 32 bits of the verdict, and position 2^32 - 1 with value -1 would pack to
@@ -123,10 +124,31 @@ __global__ void gather_row_packs_kernel(RowPack* out,          // [E, packs]
 }
 
 // acc[j] += rows first .. last - 1 of a group (in CSR order), column c0 + lane + 32 j.
+// Two rows are loaded before either is added (the loads overlap); each column
+// still adds its rows one at a time in order, so the sums are the same.
 template <class S, class Acc>
 __device__ __forceinline__ void add_group_rows(Acc (&acc)[kColumnsPerLane], const S* in, const int32_t* order,
                                                int64_t first, int64_t last, int64_t cols, int64_t c0, int lane) {
-  for (int64_t i = first; i < last; ++i) {
+  int64_t i = first;
+  for (; i + 1 < last; i += 2) {
+    const S* row0 = in + (order ? static_cast<int64_t>(order[i]) : i) * cols;
+    const S* row1 = in + (order ? static_cast<int64_t>(order[i + 1]) : i + 1) * cols;
+    Acc v0[kColumnsPerLane], v1[kColumnsPerLane];
+#pragma unroll
+    for (int j = 0; j < kColumnsPerLane; ++j) {
+      const int64_t c = c0 + lane + 32 * j;
+      v0[j] = c < cols ? static_cast<Acc>(load_value(row0[c])) : Acc(0);
+      v1[j] = c < cols ? static_cast<Acc>(load_value(row1[c])) : Acc(0);
+    }
+#pragma unroll
+    for (int j = 0; j < kColumnsPerLane; ++j) {
+      if (c0 + lane + 32 * j < cols) {
+        acc[j] += v0[j];
+        acc[j] += v1[j];
+      }
+    }
+  }
+  if (i < last) {
     const S* row = in + (order ? static_cast<int64_t>(order[i]) : i) * cols;
 #pragma unroll
     for (int j = 0; j < kColumnsPerLane; ++j) {
@@ -339,6 +361,41 @@ __global__ void broadcast_groups_kernel(D* grad_x,               // [E, C]
                                         int64_t nodes, int64_t cols) {
   for (int64_t n = global_warp(); n < nodes; n += total_warps()) {
     const S* source = grad_out + n * cols;
+    if (cols <= 32 * kColumnsPerLane) {
+      // The node's row once, in registers (its loads in flight together), then each edge's row:
+      // the same conversions and additions as below.
+      const int lane = lane_id();
+      D row[kColumnsPerLane];
+#pragma unroll
+      for (int j = 0; j < kColumnsPerLane; ++j) {
+        const int64_t c = lane + 32 * j;
+        row[j] = c < cols ? convert_element<S, D>(source[c]) : D{};
+      }
+      for (int64_t e = offsets[n]; e < offsets[n + 1]; ++e) {
+        D* destination = grad_x + e * cols;
+        if (addend) {
+          const D* base = addend + e * cols;
+          D b[kColumnsPerLane];
+#pragma unroll
+          for (int j = 0; j < kColumnsPerLane; ++j) {
+            const int64_t c = lane + 32 * j;
+            if (c < cols) b[j] = base[c];
+          }
+#pragma unroll
+          for (int j = 0; j < kColumnsPerLane; ++j) {
+            const int64_t c = lane + 32 * j;
+            if (c < cols) destination[c] = to_storage<D>(load_value(b[j]) + load_value(row[j]));
+          }
+        } else {
+#pragma unroll
+          for (int j = 0; j < kColumnsPerLane; ++j) {
+            const int64_t c = lane + 32 * j;
+            if (c < cols) destination[c] = row[j];
+          }
+        }
+      }
+      continue;
+    }
     for (int64_t e = offsets[n]; e < offsets[n + 1]; ++e) {
       D* destination = grad_x + e * cols;
       if (addend) {

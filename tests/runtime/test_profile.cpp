@@ -66,6 +66,43 @@ TEST(Profile, TimeCountsUnderTheFamilyAndModuleOfTheOuterOp) {
   EXPECT_DOUBLE_EQ(p.total_time().ms, comm.ms + gemm.ms);
 }
 
+// Op by op: each name keeps its family, its time (outermost scopes only, like the
+// families) and its modelled cost (every scope on cuda or meta); profiles add op by op.
+TEST(Profile, OpsKeepTheirOwnTimeAndCost) {
+  ProfileGuard guard(true);
+  OpCost cost;
+  cost.flops = 8, cost.bytes = 64, cost.launches = 1;
+  {
+    const OpScope outer(OpFamily::gemm, "linear_forward", Device::cpu);
+    busy_for(std::chrono::microseconds(1000));
+    const OpScope inner(OpFamily::copy_cast, "cast", Device::cpu);  // nested: time under the outer op
+  }
+  { const OpScope op(OpFamily::gemm, "linear_forward", Device::cpu); }
+  { const OpScope op(OpFamily::layernorm, "layernorm_backward", Device::meta, cost); }
+  { const OpScope op(OpFamily::layernorm, "layernorm_backward", Device::meta, cost); }
+  const Profile p = profile_collect();
+  ASSERT_EQ(p.ops.count("linear_forward"), 1u);
+  const OpStats& linear = p.ops.at("linear_forward");
+  EXPECT_EQ(linear.family, OpFamily::gemm);
+  EXPECT_EQ(linear.time.calls, 2);
+  EXPECT_GE(linear.time.ms, 1.0);
+  EXPECT_DOUBLE_EQ(linear.time.ms, p.family_time(OpFamily::gemm).ms);
+  EXPECT_EQ(linear.cost.launches, 0);  // cpu ops cost no GPU work
+  EXPECT_TRUE(p.ops.count("cast") == 0 || p.ops.at("cast").time.calls == 0);
+  const OpStats& norm = p.ops.at("layernorm_backward");
+  EXPECT_EQ(norm.family, OpFamily::layernorm);
+  EXPECT_EQ(norm.time.calls, 0);  // meta ops are not timed
+  EXPECT_EQ(norm.cost.launches, 2);
+  EXPECT_DOUBLE_EQ(norm.cost.bytes, 128);
+  EXPECT_DOUBLE_EQ(norm.cost.flops, 16);
+  Profile twice = p;
+  twice += p;
+  EXPECT_EQ(twice.ops.at("linear_forward").time.calls, 4);
+  EXPECT_EQ(twice.ops.at("layernorm_backward").cost.launches, 4);
+  profile_reset();
+  EXPECT_TRUE(profile_collect().ops.empty());
+}
+
 TEST(Profile, ModuleScopesNestAndRestore) {
   EXPECT_EQ(ProfilePhase::current(), Phase::other);
   {

@@ -155,6 +155,19 @@ TEST_F(TimeCli, BenchStepPrintsBothTablesOrOneJsonObject) {
   EXPECT_FALSE(v.find("time"));  // a dry run takes no time worth measuring
   EXPECT_GT(v.at("traffic").at("roofline_ms").as_double(), 0.0);
   EXPECT_GT(v.at("memory").at("peak_allocated").as_int(), 0);
+  // Op by op: the JSON's ops hold each op's modelled cost, and their GB add up to the step's.
+  double ops_gb = 0;
+  bool linear_forward = false;
+  for (const Value& op : v.at("ops").as_array()) {
+    ops_gb += op.at("gb").as_double();
+    linear_forward = linear_forward || op.at("op").as_string() == "linear_forward";
+  }
+  EXPECT_TRUE(linear_forward);
+  EXPECT_NEAR(ops_gb, v.at("traffic").at("bytes").as_double() * 1e-9, 1e-6 * ops_gb);
+  r = run("./gc_bench", "step " + kTiny + " --warmup 0 --repeat 1 --ops");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("by op (per step; time measured on cpu)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("linear_backward_weight"), std::string::npos) << r.out;
   // The cpu's large-tensor check on a small count (the GPU check runs 2^31 + 1 on cuda).
   r = run("./gc_bench", "large --device cpu --elements 70001");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
