@@ -4,7 +4,8 @@
 // Fusion: the forward is one kernel, one warp per row: the row is read for the
 // mean, again (from cache) for the centred variance, and once more to write the
 // output and the statistics; a row of at most kLayerNormFusedColumns columns is
-// read once into registers (all its loads in flight together) and used thrice. The backward reads x and grad_out once: grad_x
+// read once into registers (all its loads in flight together) and used thrice.
+// The backward reads x and grad_out once: grad_x
 // needs two row sums per row, grad_gamma and grad_beta a column reduction over
 // all rows, which follows the cpu's order so that both are bitwise the cpu's:
 // blocks of kLayerNormRowBlock (256) rows, one partial per block and column,
@@ -154,13 +155,13 @@ __global__ void layernorm_backward_rows_kernel(T* grad_x,                  // [R
 // rows are cut into blocks of kLayerNormRowBlock; each block's partial of a
 // column starts from 0 and takes its rows in order (the gamma term as one fused
 // multiply-add, fma(dy, xhat, partial), as the cpu spells it); the partials are
-// folded into a total from 0 in block order, and the total is added once. One
-// warp owns one row block (and, for wide rows, one chunk of kLayerNormFusedColumns
-// columns): lane l keeps the partials of columns l, l + 32, ... of the chunk in
-// registers, kColumnsPerLane of each sum, and stores them into
-// partials [2, row_block_count, C] (Acc) when the block is done. The fold runs in
-// layernorm_param_totals_kernel. Every row block is a warp's work item, so a
-// million rows give ~4,000 warps: the sums' order costs no parallelism.
+// folded into a total from 0 in block order, and the total is added once. The
+// partials live in partials [2, row_block_count, C] (Acc); the fold runs in
+// layernorm_param_totals_kernel. Rows of at most kLayerNormFusedColumns columns:
+// a thread block per row block (layernorm_backward_fused_kernel, below). Wider
+// rows: one warp per row block and chunk of kLayerNormFusedColumns columns, lane l
+// keeping the partials of columns l, l + 32, ... of the chunk in registers
+// (kColumnsPerLane of each sum).
 constexpr int kColumnsPerLane = static_cast<int>(kLayerNormFusedColumns / 32);
 static_assert(kLayerNormFusedColumns % 32 == 0, "a lane keeps whole runs of 32 columns");
 
