@@ -94,7 +94,7 @@ TEST_F(GcForecastCli, ForecastEqualsDeepMindAndDryRunEqualsTheRun) {
   EXPECT_FALSE(json::Value::parse(test::read_file(path("trace.json")))["traceEvents"].as_array().empty());
   EXPECT_TRUE(test::has_png_signature(path("trace.png")));
   for (const char* key : {"peak_allocated", "peak_reserved", "at_peak", "peak_label"})
-    EXPECT_EQ(cpu["memory"][key], meta["memory"][key]) << key;
+    EXPECT_EQ(cpu["memory"][key].dump(), meta["memory"][key].dump()) << key;  // JSON text in a failure
   EXPECT_EQ(cpu["params"]["total"].as_int(), 43816);
   EXPECT_EQ(cpu["graph"]["g2m_edges"].as_int(), 1236);
   EXPECT_EQ(cpu["graph"]["m2g_edges"].as_int(), 2052);
