@@ -12,7 +12,9 @@
 #      for the CUDA context and cuBLAS; each real run's peak_allocated and peak_reserved
 #      must equal its meta dry run to the byte, and its step time is set beside the dry
 #      run's modelled roofline for the card;
-#   5. an nsys profile of two 0.25 deg steps, when nsys is installed;
+#   5. graphcast-small's step op by op (gc_bench step --ops: each op's time beside its
+#      modelled cost and roofline, ops.txt); an nsys profile of two 0.25 deg steps, when
+#      nsys is installed;
 #   6. train the demo on the GPU for 200 steps (the loss must fall); NCCL's single-GPU
 #      path (tests/mpi/test_nccl.cpp under mpirun -np 1: the all-reduce and the
 #      model-parallel network on cuda against the cpu; they must run, not skip); and time
@@ -276,6 +278,19 @@ measure() {
 # The most telling first: a later step may be skipped when the budget runs out.
 measure graphcast-small.bf16.remat-none graphcast-small none 45
 measure graphcast.bf16.remat-auto graphcast auto 120
+
+say "op by op: graphcast-small in bf16 (gc_bench step --ops)"
+if time_left 40; then
+  if timeout $((90 * slow)) "$bench" step --ops --preset graphcast-small "${small[@]}" "${small_grid[@]}" --precision bf16 \
+      --remat none --device cuda "${card_flags[@]}" --warmup 1 --repeat 2 >"$out/ops.txt" 2>&1; then
+    check "op by op" ok "ops.txt ($(grep -m1 -o '^time on cuda: [0-9.]* ms a step' "$out/ops.txt"))"
+  else
+    tail -20 "$out/ops.txt"
+    check "op by op" FAILED "ops.txt"
+  fi
+else
+  check "op by op" skipped "time budget"
+fi
 
 say "nsys profile of two 0.25 deg steps"
 if ! command -v nsys >/dev/null; then
