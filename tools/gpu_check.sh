@@ -94,6 +94,22 @@ try:
 except Exception:
     print('')" "$1" 2>/dev/null; }
 gb() { [[ -n ${1:-} ]] && awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }
+# run_step NAME NEED LIMIT LOG COMMAND...: COMMAND into $out/LOG within LIMIT seconds
+# (times slow) when a step of NEED seconds still fits the budget. True when it ran
+# and exited 0 (the caller then judges it and records the verdict); otherwise the
+# verdict is recorded here (skipped for the budget; FAILED, the log's end shown).
+run_step() {
+  local name=$1 need=$2 limit=$3 log=$4
+  shift 4
+  if ! time_left "$need"; then
+    check "$name" skipped "time budget"
+    return 1
+  fi
+  timeout $((limit * slow)) "$@" >"$out/$log" 2>&1 && return 0
+  tail -30 "$out/$log"
+  check "$name" FAILED "$log"
+  return 1
+}
 
 summary() {
   trap - EXIT INT TERM
@@ -183,31 +199,17 @@ card_flags=()
 [[ -n $card ]] && card_flags=(--card "$card")
 
 say "cuda unit tests"
-if time_left 60; then
-  if timeout $((240 * slow)) "$bin/gc_tests" --gtest_brief=1 --gtest_filter='*Cuda*' >"$out/tests.log" 2>&1; then
-    if grep -q "no cuda device" "$out/tests.log"; then
-      check "cuda tests" FAILED "skipped: $(grep -m1 -o 'no cuda device.*' "$out/tests.log")"
-    else
-      check "cuda tests" ok "$(grep -o '[0-9]* tests\? from [0-9]* test suites\? ran' "$out/tests.log" | tail -1)"
-    fi
+if run_step "cuda tests" 60 240 tests.log "$bin/gc_tests" --gtest_brief=1 --gtest_filter='*Cuda*'; then
+  if grep -q "no cuda device" "$out/tests.log"; then
+    check "cuda tests" FAILED "skipped: $(grep -m1 -o 'no cuda device.*' "$out/tests.log")"
   else
-    tail -40 "$out/tests.log"
-    check "cuda tests" FAILED "tests.log"
+    check "cuda tests" ok "$(grep -o '[0-9]* tests\? from [0-9]* test suites\? ran' "$out/tests.log" | tail -1)"
   fi
-else
-  check "cuda tests" skipped "time budget"
 fi
 
 say "bf16 add and cast over $large_elements elements"
-if time_left 30; then
-  if timeout $((120 * slow)) "$bench" large --elements "$large_elements" >"$out/large.log" 2>&1; then
-    check "bf16 add + cast, $large_elements elements" ok "$(sed 's/^large: //' "$out/large.log" | tail -1)"
-  else
-    tail -20 "$out/large.log"
-    check "bf16 add + cast, $large_elements elements" FAILED "large.log"
-  fi
-else
-  check "bf16 add + cast" skipped "time budget"
+if run_step "bf16 add + cast, $large_elements elements" 30 120 large.log "$bench" large --elements "$large_elements"; then
+  check "bf16 add + cast, $large_elements elements" ok "$(sed 's/^large: //' "$out/large.log" | tail -1)"
 fi
 
 # train_on DEVICE FLAGS...: one gc_train run of configuration $name into
@@ -280,16 +282,9 @@ measure graphcast-small.bf16.remat-none graphcast-small none 45
 measure graphcast.bf16.remat-auto graphcast auto 120
 
 say "op by op: graphcast-small in bf16 (gc_bench step --ops)"
-if time_left 40; then
-  if timeout $((90 * slow)) "$bench" step --ops --preset graphcast-small "${small[@]}" "${small_grid[@]}" --precision bf16 \
-      --remat none --device cuda "${card_flags[@]}" --warmup 1 --repeat 2 >"$out/ops.txt" 2>&1; then
-    check "op by op" ok "ops.txt ($(grep -m1 -o '^time on cuda: [0-9.]* ms a step' "$out/ops.txt"))"
-  else
-    tail -20 "$out/ops.txt"
-    check "op by op" FAILED "ops.txt"
-  fi
-else
-  check "op by op" skipped "time budget"
+if run_step "op by op" 40 90 ops.txt "$bench" step --ops --preset graphcast-small "${small[@]}" "${small_grid[@]}" \
+    --precision bf16 --remat none --device cuda "${card_flags[@]}" --warmup 1 --repeat 2; then
+  check "op by op" ok "ops.txt ($(grep -m1 -o '^time on cuda: [0-9.]* ms a step' "$out/ops.txt"))"
 fi
 
 say "nsys profile of two 0.25 deg steps"
@@ -310,23 +305,16 @@ else
   fi
 fi
 say "demo on the GPU ($demo_steps steps)"
-if time_left 60; then
-  if timeout $((120 * slow)) "$train" --device cuda --steps "$demo_steps" "${small[@]}" "${demo_flags[@]}" --no-eval --quiet --overwrite \
-      --out "$out/demo" --report "$out/demo.json" >"$out/demo.log" 2>&1; then
-    first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
-    last=$(json "$out/demo.json" 'r["train"]["loss_last"]')
-    if python3 -c "import math, sys; f, l = map(float, sys.argv[1:]); sys.exit(0 if math.isfinite(l) and l < f else 1)" \
-        "$first" "$last" 2>/dev/null; then
-      check demo ok "loss $first -> $last, $(json "$out/demo.json" 'round(r["timing"]["step_ms_median"], 2)') ms/step"
-    else
-      check demo FAILED "the loss did not fall ($first -> $last)"
-    fi
+if run_step demo 60 120 demo.log "$train" --device cuda --steps "$demo_steps" "${small[@]}" "${demo_flags[@]}" --no-eval \
+    --quiet --overwrite --out "$out/demo" --report "$out/demo.json"; then
+  first=$(json "$out/demo.json" 'r["train"]["loss_first"]')
+  last=$(json "$out/demo.json" 'r["train"]["loss_last"]')
+  if python3 -c "import math, sys; f, l = map(float, sys.argv[1:]); sys.exit(0 if math.isfinite(l) and l < f else 1)" \
+      "$first" "$last" 2>/dev/null; then
+    check demo ok "loss $first -> $last, $(json "$out/demo.json" 'round(r["timing"]["step_ms_median"], 2)') ms/step"
   else
-    tail -20 "$out/demo.log"
-    check demo FAILED "demo.log"
+    check demo FAILED "the loss did not fall ($first -> $last)"
   fi
-else
-  check demo skipped "time budget"
 fi
 
 say "NCCL on one GPU (tests/mpi/test_nccl.cpp under mpirun -np 1)"
