@@ -20,6 +20,7 @@
 #include <initializer_list>
 
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/lane_columns.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/group_split.h"
 
@@ -123,26 +124,29 @@ __global__ void gather_row_packs_kernel(RowPack* out,          // [E, packs]
   }
 }
 
-// acc[j] += rows first .. last - 1 of a group (in CSR order), column c0 + lane + 32 j.
-// Two rows are loaded before either is added (the loads overlap); each column
-// still adds its rows one at a time in order, so the sums are the same.
-template <class S, class Acc>
+// The columns a lane holds in a group sum: packs of 16 bytes of the summed rows'
+// dtype S (lane_columns.h), a pass of 512 columns.
+template <class S>
+using GroupColumns = LaneColumns<S, kColumnsPerLane>;
+
+// acc[j] += rows first .. last - 1 of a group (in CSR order), at the lane's
+// slot j of the pass starting at column c0. Two rows are loaded before either is
+// added (the loads overlap); each column still adds its rows one at a time in
+// order, so the sums are the same.
+template <bool kPacked, class S, class Acc>
 __device__ __forceinline__ void add_group_rows(Acc (&acc)[kColumnsPerLane], const S* in, const int32_t* order,
                                                int64_t first, int64_t last, int64_t cols, int64_t c0, int lane) {
+  using Columns = GroupColumns<S>;
   int64_t i = first;
   for (; i + 1 < last; i += 2) {
     const S* row0 = in + (order ? static_cast<int64_t>(order[i]) : i) * cols;
     const S* row1 = in + (order ? static_cast<int64_t>(order[i + 1]) : i + 1) * cols;
     Acc v0[kColumnsPerLane], v1[kColumnsPerLane];
+    Columns::template load<kPacked>(v0, row0, cols, c0, lane);
+    Columns::template load<kPacked>(v1, row1, cols, c0, lane);
 #pragma unroll
     for (int j = 0; j < kColumnsPerLane; ++j) {
-      const int64_t c = c0 + lane + 32 * j;
-      v0[j] = c < cols ? static_cast<Acc>(load_value(row0[c])) : Acc(0);
-      v1[j] = c < cols ? static_cast<Acc>(load_value(row1[c])) : Acc(0);
-    }
-#pragma unroll
-    for (int j = 0; j < kColumnsPerLane; ++j) {
-      if (c0 + lane + 32 * j < cols) {
+      if (Columns::column(c0, lane, j) < cols) {
         acc[j] += v0[j];
         acc[j] += v1[j];
       }
@@ -150,11 +154,11 @@ __device__ __forceinline__ void add_group_rows(Acc (&acc)[kColumnsPerLane], cons
   }
   if (i < last) {
     const S* row = in + (order ? static_cast<int64_t>(order[i]) : i) * cols;
+    Acc v[kColumnsPerLane];
+    Columns::template load<kPacked>(v, row, cols, c0, lane);
 #pragma unroll
-    for (int j = 0; j < kColumnsPerLane; ++j) {
-      const int64_t c = c0 + lane + 32 * j;
-      if (c < cols) acc[j] += static_cast<Acc>(load_value(row[c]));
-    }
+    for (int j = 0; j < kColumnsPerLane; ++j)
+      if (Columns::column(c0, lane, j) < cols) acc[j] += v[j];
   }
 }
 
@@ -165,29 +169,32 @@ __device__ __forceinline__ void add_group_rows(Acc (&acc)[kColumnsPerLane], cons
 // first from the starting value, the others from zero) into shared memory and
 // warp 0 adds them to the first in order, kWarpsPerBlock at a time. The cpu sums
 // the same sub-ranges in the same order: bitwise the cpu's, whatever the grid.
-template <class S, class D>
+// kPacked (S == D, rows of whole 16-byte packs, both tensors aligned): the rows
+// move as packs; the sums are the same either way.
+template <bool kPacked, class S, class D>
 __global__ void sum_groups_kernel(D* out,                  // [N, C]
                                   const S* in,             // [E, C]
                                   const int32_t* order,    // [E] or null for the identity
                                   const int32_t* offsets,  // [N + 1]
                                   int64_t nodes, int64_t cols, bool accumulate) {
   using Acc = compute_t<S>;
-  constexpr int64_t kPassColumns = 32 * kColumnsPerLane;
+  using Columns = GroupColumns<S>;
+  constexpr int64_t kPassColumns = Columns::kPassColumns;
   __shared__ Acc parts[kWarpsPerBlock][kPassColumns];
   const int lane = lane_id(), warp = static_cast<int>(threadIdx.x) / 32;
   auto start = [&](Acc (&acc)[kColumnsPerLane], const D* out_row, int64_t c0, bool from_out) {
+    if (from_out) {
+      Columns::template load<kPacked>(acc, out_row, cols, c0, lane);
+    } else {
 #pragma unroll
-    for (int j = 0; j < kColumnsPerLane; ++j) {
-      const int64_t c = c0 + lane + 32 * j;
-      acc[j] = (from_out && c < cols) ? static_cast<Acc>(load_value(out_row[c])) : Acc(0);
+      for (int j = 0; j < kColumnsPerLane; ++j) acc[j] = Acc(0);
     }
   };
   auto store = [&](const Acc (&acc)[kColumnsPerLane], D* out_row, int64_t c0) {
+    D rounded[kColumnsPerLane];
 #pragma unroll
-    for (int j = 0; j < kColumnsPerLane; ++j) {
-      const int64_t c = c0 + lane + 32 * j;
-      if (c < cols) out_row[c] = to_storage<D>(acc[j]);
-    }
+    for (int j = 0; j < kColumnsPerLane; ++j) rounded[j] = to_storage<D>(acc[j]);
+    Columns::template store<kPacked>(out_row, rounded, cols, c0, lane);
   };
   // Every warp of a block runs the same batches (no early exit), so the block's barriers are uniform.
   for (int64_t first_group = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock; first_group < nodes;
@@ -198,7 +205,7 @@ __global__ void sum_groups_kernel(D* out,                  // [N, C]
       for (int64_t c0 = 0; c0 < cols; c0 += kPassColumns) {
         Acc acc[kColumnsPerLane];
         start(acc, out_row, c0, accumulate);
-        add_group_rows(acc, in, order, offsets[n], offsets[n + 1], cols, c0, lane);
+        add_group_rows<kPacked>(acc, in, order, offsets[n], offsets[n + 1], cols, c0, lane);
         store(acc, out_row, c0);
       }
     }
@@ -217,7 +224,7 @@ __global__ void sum_groups_kernel(D* out,                  // [N, C]
             start(acc, out_row, c0, accumulate && p == 0);
             const int64_t sub_begin = begin + p * kernels::kGroupSplit;
             const int64_t sub_end = sub_begin + kernels::kGroupSplit < end ? sub_begin + kernels::kGroupSplit : end;
-            add_group_rows(acc, in, order, sub_begin, sub_end, cols, c0, lane);
+            add_group_rows<kPacked>(acc, in, order, sub_begin, sub_end, cols, c0, lane);
 #pragma unroll
             for (int j = 0; j < kColumnsPerLane; ++j) parts[warp][lane + 32 * j] = acc[j];
           }
@@ -326,16 +333,6 @@ __global__ void index_add_row_packs_kernel(T* acc,               // [N, C]
   }
 }
 
-// Whether rows of `cols` elements of T, in tensors starting at these addresses,
-// are whole 16-byte packs.
-template <class T>
-bool row_packs_fit(int64_t cols, std::initializer_list<const void*> starts) {
-  if ((cols * static_cast<int64_t>(sizeof(T))) % 16 != 0) return false;
-  for (const void* p : starts)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  return true;
-}
-
 // acc row rows[u] += x row u: one warp per listed row (rows are distinct, so no
 // two warps write one row), the sum rounded once as accumulate rounds it.
 template <class T>
@@ -353,45 +350,41 @@ __global__ void index_add_rows_kernel(T* acc,               // [N, C]
 
 // grad_x rows of group n = grad_out row n (converted to D); with an addend, the
 // addend's row plus that, rounded again (as accumulate after the broadcast).
-template <class S, class D>
+// Rows of at most one pass (512 columns): the node's row is read once into
+// registers at the lane's slots (lane_columns.h, packs of D), then each edge's
+// row is written from them (kPacked: S == D, rows of whole 16-byte packs, every
+// tensor aligned: as packs). Wider rows: one element per lane at a time.
+template <bool kPacked, class S, class D>
 __global__ void broadcast_groups_kernel(D* grad_x,               // [E, C]
                                         const S* grad_out,       // [N, C]
                                         const int32_t* offsets,  // [N + 1]
                                         const D* addend,         // [E, C] or null
                                         int64_t nodes, int64_t cols) {
+  using Columns = LaneColumns<D, kColumnsPerLane>;
   for (int64_t n = global_warp(); n < nodes; n += total_warps()) {
     const S* source = grad_out + n * cols;
-    if (cols <= 32 * kColumnsPerLane) {
-      // The node's row once, in registers (its loads in flight together), then each edge's row:
-      // the same conversions and additions as below.
+    if (cols <= Columns::kPassColumns) {
       const int lane = lane_id();
       D row[kColumnsPerLane];
+      if constexpr (kPacked) {
+        Columns::template load_raw<true>(row, source, cols, 0, lane);
+      } else {
 #pragma unroll
-      for (int j = 0; j < kColumnsPerLane; ++j) {
-        const int64_t c = lane + 32 * j;
-        row[j] = c < cols ? convert_element<S, D>(source[c]) : D{};
+        for (int j = 0; j < kColumnsPerLane; ++j) {
+          const int64_t c = Columns::column(0, lane, j);
+          row[j] = c < cols ? convert_element<S, D>(source[c]) : D{};
+        }
       }
       for (int64_t e = offsets[n]; e < offsets[n + 1]; ++e) {
         D* destination = grad_x + e * cols;
         if (addend) {
-          const D* base = addend + e * cols;
           D b[kColumnsPerLane];
+          Columns::template load_raw<kPacked>(b, addend + e * cols, cols, 0, lane);
 #pragma unroll
-          for (int j = 0; j < kColumnsPerLane; ++j) {
-            const int64_t c = lane + 32 * j;
-            if (c < cols) b[j] = base[c];
-          }
-#pragma unroll
-          for (int j = 0; j < kColumnsPerLane; ++j) {
-            const int64_t c = lane + 32 * j;
-            if (c < cols) destination[c] = to_storage<D>(load_value(b[j]) + load_value(row[j]));
-          }
+          for (int j = 0; j < kColumnsPerLane; ++j) b[j] = to_storage<D>(load_value(b[j]) + load_value(row[j]));
+          Columns::template store<kPacked>(destination, b, cols, 0, lane);
         } else {
-#pragma unroll
-          for (int j = 0; j < kColumnsPerLane; ++j) {
-            const int64_t c = lane + 32 * j;
-            if (c < cols) destination[c] = row[j];
-          }
+          Columns::template store<kPacked>(destination, row, cols, 0, lane);
         }
       }
       continue;
@@ -439,9 +432,15 @@ void launch_sum_groups(const char* op, Tensor& out, const Tensor& in, const int3
     using S = decltype(s);
     using D = decltype(d);
     const S* rows = in.numel() ? in.data_as<S>() : nullptr;  // E may be 0
-    sum_groups_kernel<S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(out.data_as<D>(), rows, order,
-                                                                     offsets.data_as<int32_t>(), nodes, cols,
-                                                                     accumulate);
+    bool packed = false;
+    if constexpr (std::is_same_v<S, D>) packed = row_packs_fit<S>(cols, {out.data(), rows});
+    constexpr bool kSame = std::is_same_v<S, D>;  // the packed kernel exists for one dtype only
+    if (packed)
+      sum_groups_kernel<kSame, S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(
+          out.data_as<D>(), rows, order, offsets.data_as<int32_t>(), nodes, cols, accumulate);
+    else
+      sum_groups_kernel<false, S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(
+          out.data_as<D>(), rows, order, offsets.data_as<int32_t>(), nodes, cols, accumulate);
   });
   GC_CUDA_CHECK(cudaGetLastError());
 }
@@ -581,9 +580,17 @@ void segment_sum_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   visit_float_pair(op, grad_out.dtype(), grad_x.dtype(), [&](auto s, auto d) {
     using S = decltype(s);
     using D = decltype(d);
-    broadcast_groups_kernel<S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(
-        grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(),
-        addend.defined() ? addend.data_as<D>() : nullptr, nodes, cols);
+    const D* addend_rows = addend.defined() ? addend.data_as<D>() : nullptr;
+    bool packed = false;
+    if constexpr (std::is_same_v<S, D>)
+      packed = row_packs_fit<D>(cols, {grad_x.data(), grad_out.data(), addend_rows ? addend_rows : grad_x.data()});
+    constexpr bool kSame = std::is_same_v<S, D>;
+    if (packed)
+      broadcast_groups_kernel<kSame, S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(
+          grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(), addend_rows, nodes, cols);
+    else
+      broadcast_groups_kernel<false, S, D><<<row_blocks(nodes), kThreadsPerBlock>>>(
+          grad_x.data_as<D>(), grad_out.data_as<S>(), offsets.data_as<int32_t>(), addend_rows, nodes, cols);
   });
   GC_CUDA_CHECK(cudaGetLastError());
 }

@@ -16,10 +16,12 @@
 // terms in shared memory, from which each thread adds them, in row order, into
 // its columns' partials (registers); a small kernel folds the partials.
 // Wider rows run a grad_x kernel (one warp per row), then the partials kernel,
-// which reads x and grad_out again, and the same fold.
+// which reads x and grad_out again, and the same fold. The rows of the fused
+// kernels move as 16-byte packs when they are whole packs (lane_columns.h).
 #include "kernels/cuda/layernorm.h"
 
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/lane_columns.h"
 #include "kernels/cuda/scratch.h"
 
 namespace gc::cuda {
@@ -61,55 +63,53 @@ __global__ void layernorm_forward_kernel(T* out,              // [R, C]
 }
 
 // A row of at most kLayerNormFusedColumns columns, held in registers: lane l
-// holds columns l, l + 32, ... (kRowSlots of them), all loaded at once, so a
-// row costs one trip to memory instead of one per 32 columns.
+// holds kRowSlots columns, in packs of 16 bytes (lane_columns.h: columns
+// 8l .. 8l + 7 and 256 + 8l .. 256 + 8l + 7 of a bf16 row), all loaded at once,
+// so a row costs one trip to memory instead of one per 32 columns. kPacked (the
+// rows whole packs, the tensors 16-byte aligned) moves them as 16-byte loads and
+// stores, else one element at a time: the same slots, so the same sums and bits.
 constexpr int kRowSlots = static_cast<int>(kLayerNormFusedColumns / 32);
+template <class T>
+using RowColumns = LaneColumns<T, kRowSlots>;
 
-template <class T, class Acc>
-__device__ __forceinline__ void load_row(Acc (&v)[kRowSlots], const T* row, int64_t cols, int lane) {
-#pragma unroll
-  for (int j = 0; j < kRowSlots; ++j) {
-    const int64_t c = lane + 32 * j;
-    v[j] = c < cols ? static_cast<Acc>(load_value(row[c])) : Acc(0);
-  }
-}
-
-// layernorm_forward_kernel for rows of at most kLayerNormFusedColumns columns:
-// the same sums in the same order (lane l adds its columns in increasing order,
-// then warp_sum) and the same expressions, from registers.
-template <class T, class P>
+// layernorm_forward_kernel for rows of at most kLayerNormFusedColumns columns,
+// from registers: lane l adds its slots in order, then warp_sum (a different
+// order of the row sums from the wider rows' kernel, which no row takes both).
+template <bool kPacked, class T, class P>
 __global__ void layernorm_forward_short_kernel(T* out, compute_t<T>* mean, compute_t<T>* rstd, const T* x,
                                                const P* gamma, const P* beta, int64_t rows, int64_t cols,
                                                compute_t<T> eps, compute_t<T> inv_cols) {
   using Acc = compute_t<T>;
+  using Columns = RowColumns<T>;
   const int lane = lane_id();
   for (int64_t r = global_warp(); r < rows; r += total_warps()) {
     Acc v[kRowSlots];
-    load_row(v, x + r * cols, cols, lane);
+    Columns::template load<kPacked>(v, x + r * cols, cols, 0, lane);
     Acc sum = 0;
 #pragma unroll
     for (int j = 0; j < kRowSlots; ++j)
-      if (lane + 32 * j < cols) sum += v[j];
+      if (Columns::column(0, lane, j) < cols) sum += v[j];
     const Acc row_mean = warp_sum(sum) * inv_cols;
     Acc squares = 0;
 #pragma unroll
     for (int j = 0; j < kRowSlots; ++j) {
-      if (lane + 32 * j < cols) {
+      if (Columns::column(0, lane, j) < cols) {
         const Acc d = v[j] - row_mean;
         squares += d * d;
       }
     }
     const Acc row_var = warp_sum(squares) * inv_cols;
     const Acc row_rstd = Acc(1) / sqrt_compute(row_var + eps);
-    T* outr = out + r * cols;
+    T y[kRowSlots]{};
 #pragma unroll
     for (int j = 0; j < kRowSlots; ++j) {
-      const int64_t c = lane + 32 * j;
+      const int64_t c = Columns::column(0, lane, j);
       if (c < cols) {
         const Acc xhat = (v[j] - row_mean) * row_rstd;
-        outr[c] = to_storage<T>(xhat * static_cast<Acc>(load_value(gamma[c])) + static_cast<Acc>(load_value(beta[c])));
+        y[j] = to_storage<T>(xhat * static_cast<Acc>(load_value(gamma[c])) + static_cast<Acc>(load_value(beta[c])));
       }
     }
+    Columns::template store<kPacked>(out + r * cols, y, cols, 0, lane);
     if (lane == 0) {
       mean[r] = row_mean;
       rstd[r] = row_rstd;
@@ -206,20 +206,26 @@ __device__ __forceinline__ void store_param_partials(Acc* partials, const Acc (&
 // Rows of at most kLayerNormFusedColumns columns: one block per row block (a
 // grid-stride loop over row blocks), so a million rows give ~4,000 blocks and a
 // few thousand rows still fill the GPU. The block walks its row block
-// kTileRows rows at a time: warp w takes row tile + w and computes its grad_x
-// exactly as layernorm_backward_rows_kernel does (the same loops and
-// expressions; a row's grad_x does not depend on who computes it), leaving the
-// row's dy and xhat in shared memory; then thread t adds the tile's rows, in
-// order, into the partials of columns t, t + kThreadsPerBlock (registers). So
-// each column's partial takes the block's rows in order, as the cpu's does,
-// and x and grad_out are read once.
+// kTileRows rows at a time: warp w takes row tile + w, reads it into registers
+// at its lanes' slots (RowColumns, as the forward) and writes its grad_x from
+// the same expressions as layernorm_backward_rows_kernel (its row sums in the
+// slots' order), leaving the row's dy and xhat in shared memory; then thread t
+// adds the tile's rows, in order, into the partials of columns t, t +
+// kThreadsPerBlock (registers). So each column's partial takes the block's
+// rows in order, as the cpu's does, and x and grad_out are read once.
 // Rows a tile holds: one per warp (f64 sums: half the warps, within 48 KB of shared memory).
 template <class Acc>
 constexpr int kTileRows = sizeof(Acc) > 4 ? kWarpsPerBlock / 2 : kWarpsPerBlock;
 constexpr int kColumnsPerThread = static_cast<int>(kLayerNormFusedColumns / kThreadsPerBlock);
 static_assert(kLayerNormFusedColumns % kThreadsPerBlock == 0, "a thread keeps whole columns");
+// A tile row's column c sits at c + c / 32 in shared memory: a lane writes whole
+// packs (8 consecutive columns of a bf16 row), and the skipped word every 32
+// columns spreads one store instruction's 32 lanes over 32 banks; the threads
+// that read a column each still read consecutive words.
+constexpr int64_t kTileStride = kLayerNormFusedColumns + kLayerNormFusedColumns / 32;
+__device__ __forceinline__ int64_t tile_slot(int64_t c) { return c + c / 32; }
 
-template <class T, class P>
+template <bool kPacked, class T, class P>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     layernorm_backward_fused_kernel(T* grad_x,                  // [R, C]
                                     compute_t<T>* partials,     // [2, row_block_count, C]
@@ -231,9 +237,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
                                     int64_t rows, int64_t row_block_count, int64_t cols,
                                     compute_t<T> inv_cols) {
   using Acc = compute_t<T>;
+  using Columns = RowColumns<T>;
   constexpr int tile_size = kTileRows<Acc>;
-  __shared__ Acc tile_dy[tile_size][kLayerNormFusedColumns];
-  __shared__ Acc tile_xhat[tile_size][kLayerNormFusedColumns];
+  __shared__ Acc tile_dy[tile_size][kTileStride];
+  __shared__ Acc tile_xhat[tile_size][kTileStride];
   const int lane = lane_id(), warp = static_cast<int>(threadIdx.x) / 32;
   // Every thread of a block runs the same row blocks and tiles, so the barriers are uniform.
   for (int64_t block = blockIdx.x; block < row_block_count; block += gridDim.x) {
@@ -244,17 +251,15 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     for (int64_t tile = begin; tile < end; tile += tile_size) {
       const int64_t r = tile + warp;
       if (warp < tile_size && r < end) {
-        // The row in registers (one trip to memory), then the sums and grad_x of
-        // layernorm_backward_rows_kernel, the same expressions in the same order.
+        // The row in registers (one trip to memory), then the sums and grad_x.
         Acc xv[kRowSlots], dyv[kRowSlots];
-        load_row(xv, x + r * cols, cols, lane);
-        load_row(dyv, grad_out + r * cols, cols, lane);
-        T* dxr = grad_x + r * cols;
+        Columns::template load<kPacked>(xv, x + r * cols, cols, 0, lane);
+        Columns::template load<kPacked>(dyv, grad_out + r * cols, cols, 0, lane);
         const Acc row_mean = mean[r], row_rstd = rstd[r];
         Acc sum_g = 0, sum_g_xhat = 0;
 #pragma unroll
         for (int j = 0; j < kRowSlots; ++j) {
-          const int64_t c = lane + 32 * j;
+          const int64_t c = Columns::column(0, lane, j);
           if (c < cols) {
             const Acc xhat = (xv[j] - row_mean) * row_rstd;
             const Acc g = dyv[j] * static_cast<Acc>(load_value(gamma[c]));
@@ -264,18 +269,20 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
         }
         const Acc mean_g = warp_sum(sum_g) * inv_cols;
         const Acc mean_g_xhat = warp_sum(sum_g_xhat) * inv_cols;
+        T dx[kRowSlots]{};
 #pragma unroll
         for (int j = 0; j < kRowSlots; ++j) {
-          const int64_t c = lane + 32 * j;
+          const int64_t c = Columns::column(0, lane, j);
           if (c < cols) {
             const Acc xhat = (xv[j] - row_mean) * row_rstd;
             const Acc dy = dyv[j];
             const Acc g = dy * static_cast<Acc>(load_value(gamma[c]));
-            dxr[c] = to_storage<T>(row_rstd * (g - mean_g - xhat * mean_g_xhat));
-            tile_dy[warp][c] = dy;
-            tile_xhat[warp][c] = xhat;
+            dx[j] = to_storage<T>(row_rstd * (g - mean_g - xhat * mean_g_xhat));
+            tile_dy[warp][tile_slot(c)] = dy;
+            tile_xhat[warp][tile_slot(c)] = xhat;
           }
         }
+        Columns::template store<kPacked>(grad_x + r * cols, dx, cols, 0, lane);
       }
       __syncthreads();
       const int tile_rows = static_cast<int>(min(static_cast<int64_t>(tile_size), end - tile));
@@ -284,8 +291,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
         const int64_t c = threadIdx.x + static_cast<int64_t>(kThreadsPerBlock) * j;
         if (c < cols) {
           for (int i = 0; i < tile_rows; ++i) {
-            const Acc dy = tile_dy[i][c];
-            gamma_partial[j] = fma_compute(dy, tile_xhat[i][c], gamma_partial[j]);
+            const Acc dy = tile_dy[i][tile_slot(c)];
+            gamma_partial[j] = fma_compute(dy, tile_xhat[i][tile_slot(c)], gamma_partial[j]);
             beta_partial[j] += dy;
           }
         }
@@ -377,8 +384,12 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
     using T = decltype(x_tag);
     using P = decltype(gamma_tag);
     using Acc = compute_t<T>;
-    if (cols <= kLayerNormFusedColumns)
-      layernorm_forward_short_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
+    if (cols <= kLayerNormFusedColumns && row_packs_fit<T>(cols, {out.data(), x.data()}))
+      layernorm_forward_short_kernel<true, T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
+          out.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(), x.data_as<T>(), gamma.data_as<P>(),
+          beta.data_as<P>(), rows, cols, static_cast<Acc>(eps), Acc(1) / static_cast<Acc>(cols));
+    else if (cols <= kLayerNormFusedColumns)
+      layernorm_forward_short_kernel<false, T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
           out.data_as<T>(), mean.data_as<Acc>(), rstd.data_as<Acc>(), x.data_as<T>(), gamma.data_as<P>(),
           beta.data_as<P>(), rows, cols, static_cast<Acc>(eps), Acc(1) / static_cast<Acc>(cols));
     else
@@ -407,9 +418,14 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
     const Acc inv_cols = Acc(1) / static_cast<Acc>(cols);
     if (cols <= kLayerNormFusedColumns) {
       // One block per row block writes grad_x and the block partials.
-      layernorm_backward_fused_kernel<T, P><<<blocks_for(row_block_count, 1), kThreadsPerBlock>>>(
-          grad_x.data_as<T>(), partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
-          rstd.data_as<Acc>(), gamma.data_as<P>(), rows, row_block_count, cols, inv_cols);
+      if (row_packs_fit<T>(cols, {grad_x.data(), grad_out.data(), x.data()}))
+        layernorm_backward_fused_kernel<true, T, P><<<blocks_for(row_block_count, 1), kThreadsPerBlock>>>(
+            grad_x.data_as<T>(), partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
+            rstd.data_as<Acc>(), gamma.data_as<P>(), rows, row_block_count, cols, inv_cols);
+      else
+        layernorm_backward_fused_kernel<false, T, P><<<blocks_for(row_block_count, 1), kThreadsPerBlock>>>(
+            grad_x.data_as<T>(), partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
+            rstd.data_as<Acc>(), gamma.data_as<P>(), rows, row_block_count, cols, inv_cols);
       GC_CUDA_CHECK(cudaGetLastError());
     } else {
       layernorm_backward_rows_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(

@@ -371,9 +371,19 @@ bool check_kernel_pointer(const char* kernel, int parameter, const void* pointer
 }
 
 Counters stream_counters;
+std::map<std::string, uint64_t> launches_by_name;
 
 Counters counters() { return stream_counters; }
-void reset_counters() { stream_counters = Counters(); }
+void reset_counters() {
+  stream_counters = Counters();
+  launches_by_name.clear();
+}
+uint64_t kernel_launches_named(const char* part) {
+  uint64_t count = 0;
+  for (const auto& [name, launches] : launches_by_name)
+    if (name.find(part) != std::string::npos) count += launches;
+  return count;
+}
 
 // For sim_blas.cpp (sim_internal.h).
 void report(const std::string& message) { say(message); }
@@ -383,6 +393,7 @@ void count_gemm() { ++stream_counters.gemms; }
 
 void run_grid(const Config& config, const char* kernel, const std::function<void()>& thread_body) {
   ++stream_counters.kernels;
+  ++launches_by_name[kernel];
   Grid& g = grid_state;
   if (g.active && g.current != nullptr) {
     say(std::string(kernel) + ": launched from inside a kernel (dynamic parallelism is not used by gc)");

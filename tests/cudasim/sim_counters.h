@@ -19,5 +19,9 @@ struct Counters {
 
 Counters counters();
 void reset_counters();
+// Kernel launches since the last reset whose name, as written at the launch
+// (template arguments included, e.g. "sum_groups_kernel<kSame, S, D>"), contains
+// `part`: which of a kernel's variants ran.
+uint64_t kernel_launches_named(const char* part);
 
 }  // namespace gcsim

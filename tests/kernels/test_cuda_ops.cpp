@@ -29,6 +29,10 @@
 #include "model/graphcast.h"
 #include "tests/test_util.h"
 
+#ifdef GC_CUDA_SIM
+#include "sim_counters.h"
+#endif
+
 namespace gc {
 namespace {
 
@@ -446,6 +450,166 @@ TEST_F(CudaTest, SixteenByteAccessesGiveTheBitsOfOneElementAtATime) {
       kernels::index_add_rows(acc, part, i32_tensor(listed));
       kernels::index_add_rows(gacc, on_cuda(part), i32_tensor(listed, kCuda));
       EXPECT_TRUE(bitwise_equal(gacc, acc, "index_add_rows " + name + " x " + std::to_string(cols)));
+    }
+  }
+}
+
+// Launches of the 16-byte variants of the kernels below (cudasim names every
+// launch; on a GPU -1: not counted).
+int64_t packed_launches() {
+#ifdef GC_CUDA_SIM
+  return static_cast<int64_t>(gcsim::kernel_launches_named("<kSame") + gcsim::kernel_launches_named("<true") +
+                              gcsim::kernel_launches_named("cast_pack_kernel"));
+#else
+  return -1;
+#endif
+}
+
+// Runs `run` and says whether it launched a 16-byte variant (cudasim), or -1 (a GPU).
+template <class Run>
+int64_t packed_launches_of(Run&& run) {
+  const int64_t before = packed_launches();
+  run();
+  return before < 0 ? -1 : packed_launches() - before;
+}
+
+// The same values in a tensor that starts one element into its storage: never
+// 16-byte aligned, so the kernels take their one-element path.
+Tensor unaligned_copy(const Tensor& t) {
+  const int64_t n = t.numel();
+  Tensor view = Tensor::empty({n + 1}, t.dtype(), kCuda).slice_rows(1, n).reshape(t.shape());
+  view.copy_from(t);
+  return view;
+}
+
+// Cast, the group sums (segment sum, the gather's backward), the segment sum's
+// backward and LayerNorm's fused kernels move 16-byte packs when their rows are
+// whole packs and every tensor is aligned: the same values one element into
+// their storage take the one-element path, with the same slots of each lane, so
+// the bits are the same; cast and the group sums are also the cpu's. Rows of
+// 48 bytes (whole packs), of 3 elements (not), of 512 columns (one lane's whole
+// register row) and of 520 (two passes of the group sums; LayerNorm's wider
+// kernels); a group of 1,100 rows takes the split path.
+TEST_F(CudaTest, SixteenBytePacksOfCastGroupSumsAndLayerNormGiveTheOneElementBits) {
+#if defined(GC_CUDA_SIM) && !defined(GC_CUDA_MAX_BLOCKS)
+  GTEST_SKIP() << "a full grid is millions of simulated threads: lower the cap with GC_CUDA_MAX_BLOCKS";
+#endif
+  const std::vector<DType> dtypes{DType::bf16, DType::f16, DType::f32, DType::f64};
+  for (DType from : dtypes) {
+    const int64_t n = 8 * cuda::kMaxGridThreads + 13;  // packs beyond one grid, and a tail
+    const Tensor x = random_tensor({n}, from, 71);
+    for (DType to : dtypes) {
+      const std::string what = std::string("cast ") + dtype_name(from) + " -> " + dtype_name(to);
+      Tensor out = Tensor::empty({n}, to), packed = Tensor::empty({n}, to, kCuda);
+      Tensor single = unaligned_copy(Tensor::zeros({n}, to));
+      kernels::cast(out, x);
+      const Tensor gx = on_cuda(x), ux = unaligned_copy(x);
+      const int64_t packed_runs = packed_launches_of([&] { kernels::cast(packed, gx); });
+      const int64_t single_runs = packed_launches_of([&] { kernels::cast(single, ux); });
+      if (packed_runs >= 0) {  // cudasim: the aligned cast took the packs, the other did not
+        EXPECT_EQ(packed_runs, 1) << what;
+        EXPECT_EQ(single_runs, 0) << what;
+      }
+      EXPECT_TRUE(bitwise_equal(packed, out, what));
+      EXPECT_TRUE(bitwise_equal(single.clone(), out, what + ", unaligned"));
+    }
+  }
+
+  // Groups: node k receives k % 4 edges, and node 7 a long group of 1,100.
+  const int64_t nodes = 23;
+  std::vector<int32_t> offsets{0};
+  for (int64_t k = 0; k < nodes; ++k) offsets.push_back(offsets.back() + static_cast<int32_t>(k == 7 ? 1100 : k % 4));
+  const int64_t edges = offsets.back();
+  std::vector<int32_t> reversed(static_cast<size_t>(edges));  // a CSR order that is not the identity
+  for (int64_t e = 0; e < edges; ++e) reversed[static_cast<size_t>(e)] = static_cast<int32_t>(edges - 1 - e);
+  const Tensor csr_offsets = i32_tensor(offsets), gcsr_offsets = on_cuda(csr_offsets);
+  const Tensor order = i32_tensor(reversed), gorder = on_cuda(order);
+  for (DType dtype : dtypes) {
+    for (int64_t cols : {int64_t(48 / dtype_size(dtype)), int64_t(3), int64_t(512), int64_t(520)}) {
+      const std::string what = std::string(dtype_name(dtype)) + " x " + std::to_string(cols);
+      const bool whole_packs = cols * static_cast<int64_t>(dtype_size(dtype)) % 16 == 0;
+      int64_t packed_runs = 0, single_runs = 0;  // 16-byte launches of the aligned and the unaligned runs
+      auto aligned_run = [&](auto run) {
+        const int64_t k = packed_launches_of(run);
+        packed_runs = k < 0 ? -1 : packed_runs + k;
+      };
+      auto unaligned_run = [&](auto run) {
+        const int64_t k = packed_launches_of(run);
+        single_runs = k < 0 ? -1 : single_runs + k;
+      };
+      const Tensor edge_rows = random_tensor({edges, cols}, dtype, 72), node_rows = random_tensor({nodes, cols}, dtype, 73);
+      const Tensor gedge_rows = on_cuda(edge_rows), uedge_rows = unaligned_copy(edge_rows);
+      for (bool accumulate : {false, true}) {
+        Tensor sums = node_rows.clone(), gsums = on_cuda(node_rows), usums = unaligned_copy(node_rows);
+        kernels::segment_sum_forward(sums, edge_rows, csr_offsets, accumulate);
+        aligned_run([&] { kernels::segment_sum_forward(gsums, gedge_rows, gcsr_offsets, accumulate); });
+        unaligned_run([&] { kernels::segment_sum_forward(usums, uedge_rows, gcsr_offsets, accumulate); });
+        const std::string sum_what = "segment_sum_forward " + what + (accumulate ? " +=" : "");
+        EXPECT_TRUE(bitwise_equal(gsums, sums, sum_what));
+        EXPECT_TRUE(bitwise_equal(usums.clone(), sums, sum_what + ", unaligned"));
+      }
+      Tensor grouped = Tensor::empty({nodes, cols}, dtype), ggrouped = Tensor::empty({nodes, cols}, dtype, kCuda);
+      Tensor ugrouped = unaligned_copy(Tensor::zeros({nodes, cols}, dtype));
+      kernels::gather_rows_backward(grouped, edge_rows, order, csr_offsets);
+      aligned_run([&] { kernels::gather_rows_backward(ggrouped, gedge_rows, gorder, gcsr_offsets); });
+      unaligned_run([&] { kernels::gather_rows_backward(ugrouped, uedge_rows, gorder, gcsr_offsets); });
+      EXPECT_TRUE(bitwise_equal(ggrouped, grouped, "gather_rows_backward " + what));
+      EXPECT_TRUE(bitwise_equal(ugrouped.clone(), grouped, "gather_rows_backward " + what + ", unaligned"));
+      for (bool with_addend : {false, true}) {
+        const std::string spread_what = "segment_sum_backward " + what + (with_addend ? " + addend" : "");
+        Tensor spread = Tensor::empty({edges, cols}, dtype), gspread = Tensor::empty({edges, cols}, dtype, kCuda);
+        Tensor uspread = unaligned_copy(Tensor::zeros({edges, cols}, dtype));
+        const Tensor addend = random_tensor({edges, cols}, dtype, 74);
+        kernels::segment_sum_backward(spread, node_rows, csr_offsets, with_addend ? addend : Tensor());
+        const Tensor gnode_rows = on_cuda(node_rows), unode_rows = unaligned_copy(node_rows);
+        const Tensor gaddend = with_addend ? on_cuda(addend) : Tensor();
+        const Tensor uaddend = with_addend ? unaligned_copy(addend) : Tensor();
+        aligned_run([&] { kernels::segment_sum_backward(gspread, gnode_rows, gcsr_offsets, gaddend); });
+        unaligned_run([&] { kernels::segment_sum_backward(uspread, unode_rows, gcsr_offsets, uaddend); });
+        EXPECT_TRUE(bitwise_equal(gspread, spread, spread_what));
+        EXPECT_TRUE(bitwise_equal(uspread.clone(), spread, spread_what + ", unaligned"));
+      }
+
+      // LayerNorm over the edge rows: aligned and unaligned runs on the gpu, bitwise alike.
+      const DType param = dtype == DType::f64 ? DType::f64 : DType::f32;
+      const Tensor gamma = on_cuda(random_tensor({cols}, param, 75)), beta = on_cuda(random_tensor({cols}, param, 76));
+      const Tensor grad_rows = random_tensor({edges, cols}, dtype, 77);
+      struct Run {
+        Tensor out, mean, rstd, grad_x, grad_gamma, grad_beta;
+      };
+      auto layernorm = [&](const Tensor& x, const Tensor& dy, bool aligned) {
+        Run run;
+        run.out = aligned ? Tensor::empty({edges, cols}, dtype, kCuda) : unaligned_copy(Tensor::zeros({edges, cols}, dtype));
+        run.grad_x = aligned ? Tensor::empty({edges, cols}, dtype, kCuda)
+                             : unaligned_copy(Tensor::zeros({edges, cols}, dtype));
+        run.mean = Tensor::empty({edges}, param, kCuda);
+        run.rstd = Tensor::empty({edges}, param, kCuda);
+        run.grad_gamma = Tensor::zeros({cols}, param, kCuda);
+        run.grad_beta = Tensor::zeros({cols}, param, kCuda);
+        auto both = [&] {
+          kernels::layernorm_forward(run.out, run.mean, run.rstd, x, gamma, beta, 1e-5);
+          kernels::layernorm_backward(run.grad_x, run.grad_gamma, run.grad_beta, dy, x, run.mean, run.rstd, gamma);
+        };
+        if (aligned)
+          aligned_run(both);
+        else
+          unaligned_run(both);
+        return run;
+      };
+      const Tensor gdy = on_cuda(grad_rows), udy = unaligned_copy(grad_rows);
+      const Run packed = layernorm(gedge_rows, gdy, true);
+      const Run single = layernorm(uedge_rows, udy, false);
+      if (packed_runs >= 0) {  // cudasim: whole packs took the 16-byte kernels; the unaligned runs never did
+        // Each of the 5 group-sum calls, plus LayerNorm's forward and backward where a row fits one lane's registers.
+        EXPECT_EQ(packed_runs, whole_packs ? 5 + (cols <= 512 ? 2 : 0) : 0) << what;
+        EXPECT_EQ(single_runs, 0) << what;
+      }
+      EXPECT_TRUE(bitwise_equal(single.out.clone(), packed.out, "layernorm_forward " + what));
+      EXPECT_TRUE(bitwise_equal(single.mean, packed.mean, "layernorm_forward mean " + what));
+      EXPECT_TRUE(bitwise_equal(single.rstd, packed.rstd, "layernorm_forward rstd " + what));
+      EXPECT_TRUE(bitwise_equal(single.grad_x.clone(), packed.grad_x, "layernorm_backward " + what));
+      EXPECT_TRUE(bitwise_equal(single.grad_gamma, packed.grad_gamma, "layernorm_backward gamma " + what));
+      EXPECT_TRUE(bitwise_equal(single.grad_beta, packed.grad_beta, "layernorm_backward beta " + what));
     }
   }
 }
