@@ -1,7 +1,7 @@
 // gc_bench: micro-benchmarks of gc's kernels, one subcommand each.
 //
 //   ./gc_bench --help                 lists the subcommands
-//   ./gc_bench gemm [--json] [...]    GFLOP/s of the cpu GEMM on GraphCast's shapes
+//   ./gc_bench gemm [--json] [...]    GFLOP/s of the GEMM (cpu or cuda) on GraphCast's shapes
 //   ./gc_bench step [gc_train flags]  a training step's time by op family and module
 //   ./gc_bench device                 the cuda device: name, memory (cudaMemGetInfo), card
 //   ./gc_bench large [--elements N]   a bf16 add and cast over 2^31 + 1 elements (64-bit indexing)
@@ -87,20 +87,43 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 void print_gemm_usage(std::FILE* out) {
   std::fprintf(out,
       "usage: gc_bench gemm [--json] [--repeats N] [--threads N] [--op NAME] [--dtype NAME]\n"
-      "  GFLOP/s (2*m*n*k / best time) of the cpu GEMM, C[m,n] = op(A)[m,k] op(B)[k,n], on\n"
+      "                     [--device cpu|cuda] [--linear M,K,N ...]\n"
+      "  GFLOP/s (2*m*n*k / best time) of the GEMM, C[m,n] = op(A)[m,k] op(B)[k,n], on\n"
       "  GraphCast's shapes: forward x W, grad_x = grad_y W^T, grad_W = x^T grad_y.\n"
       "  --json        one JSON object per line (keys op, m, k, n, trans_a, trans_b, dtype,\n"
-      "                out_dtype, threads, ms, gflops) instead of a table\n"
+      "                out_dtype, device, threads, ms, gflops) instead of a table\n"
       "  --repeats N   timed runs per shape after one warm-up; the best counts (default 5)\n"
       "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
       "  --op NAME     only the shapes of forward, grad_x or grad_W\n"
-      "  --dtype NAME  only the shapes whose inputs are f32 or bf16\n");
+      "  --dtype NAME  only the shapes whose inputs are f32 or bf16\n"
+      "  --device D    cpu (default) or cuda (cuBLAS; each run waits for the device)\n"
+      "  --linear M,K,N  instead of the built-in shapes, the three products of a linear\n"
+      "                layer of K inputs and N outputs over M rows, in f32 and bf16 (repeat\n"
+      "                the flag for several layers; e.g. 1038240,477,512 against\n"
+      "                1038240,480,512: what a width that is not a multiple of 8 costs)\n");
+}
+
+// "M,K,N" of --linear: three positive integers.
+std::vector<GemmShape> linear_shapes(const std::string& text) {
+  long long m = 0, k = 0, n = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%lld,%lld,%lld%c", &m, &k, &n, &tail) != 3 || m < 1 || k < 1 || n < 1)
+    throw UsageError("--linear needs M,K,N (three positive integers), got '" + text + "'");
+  std::vector<GemmShape> shapes;
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    shapes.push_back({"forward", m, k, n, false, false, dtype, dtype});
+    shapes.push_back({"grad_x", m, n, k, false, true, dtype, dtype});
+    shapes.push_back({"grad_W", k, m, n, true, false, dtype, DType::f32});
+  }
+  return shapes;
 }
 
 int run_gemm(int argc, char** argv) {
   bool json = false;
   int repeats = 5;
   std::string only_op, only_dtype;
+  Device device = Device::cpu;
+  std::vector<GemmShape> shapes;
   for (int i = 0; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--json") {
@@ -117,6 +140,12 @@ int run_gemm(int argc, char** argv) {
       only_op = argv[++i];
     } else if (arg == "--dtype" && i + 1 < argc) {
       only_dtype = argv[++i];
+    } else if (arg == "--device" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      if (name != "cpu" && name != "cuda") throw UsageError("--device must be cpu or cuda, got '" + name + "'");
+      device = device_from_name(name);
+    } else if (arg == "--linear" && i + 1 < argc) {
+      for (const GemmShape& shape : linear_shapes(argv[++i])) shapes.push_back(shape);
     } else if (arg == "--help" || arg == "-h") {
       print_gemm_usage(stdout);
       return 0;
@@ -126,23 +155,40 @@ int run_gemm(int argc, char** argv) {
       return 2;
     }
   }
-  if (!json)
-    std::printf("cpu GEMM, %d threads, best of %d after a warm-up\n%-8s %7s %6s %5s %-5s %-11s %9s %9s\n",
-                omp_get_max_threads(), repeats, "op", "m", "k", "n", "op(A)", "dtype", "ms", "GFLOP/s");
-  for (const GemmShape& s : kGemmShapes) {
+  if (device == Device::cuda) {
+    std::string why;
+    if (!cuda_available(&why)) {
+      std::fprintf(stderr, "gc_bench gemm: --device cuda: %s\n", why.c_str());
+      return 1;
+    }
+  }
+  if (shapes.empty()) shapes.assign(std::begin(kGemmShapes), std::end(kGemmShapes));
+  if (!json) {
+    if (device == Device::cpu)
+      std::printf("cpu GEMM, %d threads, best of %d after a warm-up\n", omp_get_max_threads(), repeats);
+    else
+      std::printf("cuda GEMM (cuBLAS), best of %d after a warm-up\n", repeats);
+    std::printf("%-8s %7s %6s %5s %-5s %-11s %9s %9s\n", "op", "m", "k", "n", "op(A)", "dtype", "ms", "GFLOP/s");
+  }
+  for (const GemmShape& s : shapes) {
     if ((!only_op.empty() && only_op != s.op) || (!only_dtype.empty() && only_dtype != dtype_name(s.input_dtype)))
       continue;
     Tensor a = Tensor::empty(s.transpose_a ? Shape{s.k, s.m} : Shape{s.m, s.k}, s.input_dtype);
     Tensor b = Tensor::empty(s.transpose_b ? Shape{s.n, s.k} : Shape{s.k, s.n}, s.input_dtype);
-    Tensor c = Tensor::zeros({s.m, s.n}, s.output_dtype);
     fill_uniform(a, 1);
     fill_uniform(b, 2);
-    const size_t workspace_bytes = kernels::gemm_workspace_bytes(Device::cpu, s.m, s.n, s.k);
-    Tensor workspace = Tensor::empty({static_cast<int64_t>((workspace_bytes + 3) / 4)}, DType::i32);
+    if (device != Device::cpu) {
+      a = a.to(device);
+      b = b.to(device);
+    }
+    Tensor c = Tensor::zeros({s.m, s.n}, s.output_dtype, device);
+    const size_t workspace_bytes = kernels::gemm_workspace_bytes(device, s.m, s.n, s.k);
+    Tensor workspace = Tensor::empty({static_cast<int64_t>((workspace_bytes + 3) / 4)}, DType::i32, device);
     double best_s = 1e30;
     for (int run = 0; run <= repeats; ++run) {  // run 0 is the warm-up
       const auto start = std::chrono::steady_clock::now();
       kernels::matmul(c, a, s.transpose_a, b, s.transpose_b, 0.0, workspace);
+      if (device != Device::cpu) c.item(0);  // waits for the device
       if (run > 0) best_s = std::min(best_s, seconds_since(start));
     }
     const double gflops = 2.0 * s.m * s.n * s.k / best_s * 1e-9;
@@ -151,10 +197,10 @@ int run_gemm(int argc, char** argv) {
     if (json)
       std::printf(
           "{\"op\": \"%s\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"trans_a\": %s, \"trans_b\": %s, \"dtype\": "
-          "\"%s\", \"out_dtype\": \"%s\", \"threads\": %d, \"ms\": %.3f, \"gflops\": %.1f}\n",
+          "\"%s\", \"out_dtype\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"ms\": %.3f, \"gflops\": %.1f}\n",
           s.op, static_cast<long long>(s.m), static_cast<long long>(s.k), static_cast<long long>(s.n),
           s.transpose_a ? "true" : "false", s.transpose_b ? "true" : "false", dtype_name(s.input_dtype),
-          dtype_name(s.output_dtype), omp_get_max_threads(), best_s * 1e3, gflops);
+          dtype_name(s.output_dtype), device_name(device), omp_get_max_threads(), best_s * 1e3, gflops);
     else
       std::printf("%-8s %7lld %6lld %5lld %-5s %-11s %9.2f %9.1f\n", s.op, static_cast<long long>(s.m),
                   static_cast<long long>(s.k), static_cast<long long>(s.n), trans.c_str(), dtypes.c_str(),
@@ -410,7 +456,7 @@ struct Subcommand {
 };
 
 const Subcommand kSubcommands[] = {
-    {"gemm", "GFLOP/s of the cpu GEMM on GraphCast's shapes (forward, grad_x, grad_W)", run_gemm},
+    {"gemm", "GFLOP/s of the GEMM (cpu or cuda) on GraphCast's shapes (forward, grad_x, grad_W)", run_gemm},
     {"step", "a training step's time by op family and module (gc_train flags)", run_step},
     {"device", "the cuda device: name, memory from cudaMemGetInfo, matching --card", run_device},
     {"large", "a bf16 add and cast over 2^31 + 1 elements (64-bit indexing), checked", run_large},

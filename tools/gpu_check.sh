@@ -13,8 +13,10 @@
 #      must equal its meta dry run to the byte, and its step time is set beside the dry
 #      run's modelled roofline for the card;
 #   5. graphcast-small's step op by op (gc_bench step --ops: each op's time beside its
-#      modelled cost and roofline, ops.txt); an nsys profile of two 0.25 deg steps, when
-#      nsys is installed;
+#      modelled cost and roofline, ops.txt); the bf16 products of the 0.25 deg model's
+#      first and last layers at their widths (477 inputs, 227 outputs) and padded to
+#      multiples of 8 (480, 232), each product's rate ratio (gc_bench gemm --linear,
+#      gemm_widths.json); an nsys profile of two 0.25 deg steps, when nsys is installed;
 #   6. train the demo on the GPU for 200 steps (the loss must fall); NCCL's single-GPU
 #      path (tests/mpi/test_nccl.cpp under mpirun -np 1: the all-reduce and the
 #      model-parallel network on cuda against the cpu; they must run, not skip); and time
@@ -285,6 +287,33 @@ say "op by op: graphcast-small in bf16 (gc_bench step --ops)"
 if run_step "op by op" 40 90 ops.txt "$bench" step --ops --preset graphcast-small "${small[@]}" "${small_grid[@]}" \
     --precision bf16 --remat none --device cuda "${card_flags[@]}" --warmup 1 --repeat 2; then
   check "op by op" ok "ops.txt ($(grep -m1 -o '^time on cuda: [0-9.]* ms a step' "$out/ops.txt"))"
+fi
+
+say "GEMMs at the encoder's and decoder's widths (gc_bench gemm --linear)"
+# The 0.25 deg model's first and last layers: 477 inputs (474 + 3 structural) and 227
+# outputs, not multiples of 8, beside 480 and 232: what padding the widths would buy.
+gemm_rows=1038240
+((sim)) && gemm_rows=64
+if run_step "GEMM widths" 20 60 gemm_widths.json "$bench" gemm --device cuda --dtype bf16 --repeats 3 --json \
+    --linear "$gemm_rows,477,512" --linear "$gemm_rows,480,512" --linear "$gemm_rows,512,227" --linear "$gemm_rows,512,232"; then
+  # Each product's rate at the padded width over its rate at the model's.
+  widths=$(python3 -c '
+import json, sys
+rate = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    rate[(r["op"], r["m"], r["k"], r["n"])] = r["gflops"]
+def ratio(op, a, b):
+    return "%s %.2fx" % (op, rate[b] / rate[a]) if a in rate and b in rate else op + " ?"
+m = int(sys.argv[2])
+inputs = [ratio("forward", ("forward", m, 477, 512), ("forward", m, 480, 512)),
+          ratio("grad_W", ("grad_W", 477, m, 512), ("grad_W", 480, m, 512))]
+outputs = [ratio("forward", ("forward", m, 512, 227), ("forward", m, 512, 232)),
+           ratio("grad_x", ("grad_x", m, 227, 512), ("grad_x", m, 232, 512)),
+           ratio("grad_W", ("grad_W", 512, m, 227), ("grad_W", 512, m, 232))]
+print("rate at 480/477 inputs: " + ", ".join(inputs) + "; at 232/227 outputs: " + ", ".join(outputs))
+' "$out/gemm_widths.json" "$gemm_rows" 2>/dev/null)
+  check "GEMM widths" ok "gemm_widths.json (${widths:-unreadable})"
 fi
 
 say "nsys profile of two 0.25 deg steps"

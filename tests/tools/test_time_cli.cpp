@@ -136,7 +136,15 @@ TEST_F(TimeCli, BadCardsAndFlagsAreUsageErrors) {
   EXPECT_NE(r.err.find("--json"), std::string::npos) << r.err;
   r = run("./gc_bench", "large --elements 1");
   EXPECT_EQ(r.exit_code, 2);
-  for (const char* sub : {"step", "device", "large"}) {
+  for (const char* linear : {"64,7", "64,7,0", "64,7,5,1", "a,b,c"}) {
+    r = run("./gc_bench", std::string("gemm --linear ") + linear);
+    EXPECT_EQ(r.exit_code, 2) << linear;
+    EXPECT_NE(r.err.find("--linear needs M,K,N"), std::string::npos) << r.err;
+  }
+  r = run("./gc_bench", "gemm --device meta");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cpu or cuda"), std::string::npos) << r.err;
+  for (const char* sub : {"gemm", "step", "device", "large"}) {
     r = run("./gc_bench", std::string(sub) + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub;
     EXPECT_NE(r.out.find("usage: gc_bench"), std::string::npos) << sub;
@@ -168,6 +176,24 @@ TEST_F(TimeCli, BenchStepPrintsBothTablesOrOneJsonObject) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("by op (per step; time measured on cpu)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("linear_backward_weight"), std::string::npos) << r.out;
+  // A linear layer's three products, f32 and bf16, one JSON line each (the GPU check runs
+  // GraphCast's widths, 477 against 480 inputs, on cuda).
+  r = run("./gc_bench", "gemm --linear 96,7,5 --repeats 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> products;
+  for (size_t begin = 0, end; begin < r.out.size(); begin = end + 1) {
+    end = r.out.find('\n', begin);
+    if (end == std::string::npos) end = r.out.size();
+    if (end == begin) continue;
+    const Value line = Value::parse(r.out.substr(begin, end - begin));
+    products.push_back(line.at("op").as_string() + " " + line.at("dtype").as_string() + " " +
+                       std::to_string(line.at("m").as_int()) + "x" + std::to_string(line.at("k").as_int()) + "x" +
+                       std::to_string(line.at("n").as_int()) + " " + line.at("device").as_string());
+    EXPECT_GT(line.at("gflops").as_double(), 0.0);
+  }
+  EXPECT_EQ(products, (std::vector<std::string>{"forward f32 96x7x5 cpu", "grad_x f32 96x5x7 cpu", "grad_W f32 7x96x5 cpu",
+                                                "forward bf16 96x7x5 cpu", "grad_x bf16 96x5x7 cpu",
+                                                "grad_W bf16 7x96x5 cpu"}));
   // The cpu's large-tensor check on a small count (the GPU check runs 2^31 + 1 on cuda).
   r = run("./gc_bench", "large --device cpu --elements 70001");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
