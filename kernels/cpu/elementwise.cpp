@@ -5,10 +5,12 @@
 // Outputs may alias inputs element for element (out = a + out is fine).
 #include "kernels/cpu/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "kernels/cpu/dtype_dispatch.h"
+#include "kernels/cpu/exp_f32.h"
 #include "kernels/cpu/parallel.h"
 
 namespace gc::kernels::cpu {
@@ -27,9 +29,10 @@ inline bool is_finite_value(double v) { return std::isfinite(v); }
 inline bool is_finite_value(bf16_t v) { return (v.bits & 0x7f80u) != 0x7f80u; }
 inline bool is_finite_value(f16_t v) { return (v.bits & 0x7c00u) != 0x7c00u; }
 
+// sigmoid(x) from e = e^-x: 1 / (1 + e^-x).
 template <class C>
-inline C sigmoid(C x) {
-  return C(1) / (C(1) + std::exp(-x));
+inline C sigmoid_of_exp(C e) {
+  return C(1) / (C(1) + e);
 }
 
 // out[i] = op(a[i]) with a[i] loaded in the compute type C of (out, a) and the
@@ -63,6 +66,74 @@ void map_binary(Tensor& out, const Tensor& a, const Tensor& b, const Op& op) {
   });
 }
 
+// The ops built on e^-x (SiLU, sigmoid): out[i] = op(a[i], e) (or op(a[i], b[i], e))
+// with e = e^-a[i] in the compute type. In f32, e comes from exp_f32 a chunk at a
+// time (the values of std::exp's expf, bit for bit, many at once), in f64 from
+// std::exp; op's expression is the one the ops always had, so are the bits.
+constexpr int64_t kExpChunk = 256;
+
+template <class Op>
+void map_unary_exp(Tensor& out, const Tensor& a, const Op& op) {
+  visit_float_dtypes(out.dtype(), a.dtype(), [&](auto o_tag, auto a_tag) {
+    using O = decltype(o_tag);
+    using A = decltype(a_tag);
+    using C = common_compute_t<O, A>;
+    O* o = out.data_as<O>();        // [n]
+    const A* pa = a.data_as<A>();   // [n]
+    const int64_t n = out.numel();
+    if constexpr (std::is_same_v<C, double>) {
+      for_each_index(n, [=](int64_t i) {
+        const C v = static_cast<C>(to_compute(pa[i]));
+        o[i] = to_storage<O>(op(v, std::exp(-v)));
+      });
+    } else {
+      const int64_t chunks = (n + kExpChunk - 1) / kExpChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElements)
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t begin = c * kExpChunk, count = std::min(kExpChunk, n - begin);
+        float v[kExpChunk], e[kExpChunk];
+        for (int64_t j = 0; j < count; ++j) v[j] = static_cast<float>(to_compute(pa[begin + j]));
+        exp_f32(e, v, count, /*negate=*/true);
+        for (int64_t j = 0; j < count; ++j) o[begin + j] = to_storage<O>(op(v[j], e[j]));
+      }
+    }
+  });
+}
+
+// out[i] = op(a[i], b[i], e) with e = e^-b[i].
+template <class Op>
+void map_binary_exp(Tensor& out, const Tensor& a, const Tensor& b, const Op& op) {
+  visit_float_dtypes(out.dtype(), a.dtype(), b.dtype(), [&](auto o_tag, auto a_tag, auto b_tag) {
+    using O = decltype(o_tag);
+    using A = decltype(a_tag);
+    using B = decltype(b_tag);
+    using C = common_compute_t<O, A, B>;
+    O* o = out.data_as<O>();        // [n]
+    const A* pa = a.data_as<A>();   // [n]
+    const B* pb = b.data_as<B>();   // [n]
+    const int64_t n = out.numel();
+    if constexpr (std::is_same_v<C, double>) {
+      for_each_index(n, [=](int64_t i) {
+        const C v = static_cast<C>(to_compute(pb[i]));
+        o[i] = to_storage<O>(op(static_cast<C>(to_compute(pa[i])), v, std::exp(-v)));
+      });
+    } else {
+      const int64_t chunks = (n + kExpChunk - 1) / kExpChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElements)
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t begin = c * kExpChunk, count = std::min(kExpChunk, n - begin);
+        float u[kExpChunk], v[kExpChunk], e[kExpChunk];  // both read before out is written (it may alias them)
+        for (int64_t j = 0; j < count; ++j) {
+          u[j] = static_cast<float>(to_compute(pa[begin + j]));
+          v[j] = static_cast<float>(to_compute(pb[begin + j]));
+        }
+        exp_f32(e, v, count, /*negate=*/true);
+        for (int64_t j = 0; j < count; ++j) o[begin + j] = to_storage<O>(op(u[j], v[j], e[j]));
+      }
+    }
+  });
+}
+
 // Which way copy_column_blocks moves the bytes (concat_cols, split_cols).
 enum class BlockCopy { parts_into_whole, whole_into_parts };
 
@@ -93,6 +164,16 @@ void copy_column_blocks(const Tensor& whole, const std::vector<Tensor>& parts, B
 
 }  // namespace
 
+const exp_detail::Table& exp_detail::table() {
+  static const Table filled;
+  return filled;
+}
+
+exp_detail::Table::Table() {
+  for (int i = 0; i < kTableSize; ++i)
+    entry[i] = bits_of(std::exp2(static_cast<double>(i) / kTableSize)) - (static_cast<uint64_t>(i) << (52 - kTableBits));
+}
+
 void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   map_binary(out, a, b, [](auto x, auto y) { return x + y; });
 }
@@ -119,20 +200,20 @@ void fill(Tensor& x, double value) {
 }
 
 void silu_forward(Tensor& out, const Tensor& x) {
-  map_unary(out, x, [](auto v) { return v * sigmoid(v); });
+  map_unary_exp(out, x, [](auto v, auto e) { return v * sigmoid_of_exp(e); });
 }
 
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
-  map_binary(grad_x, grad_out, x, [](auto go, auto v) {
+  map_binary_exp(grad_x, grad_out, x, [](auto go, auto v, auto e) {
     using C = decltype(v);
-    const C s = sigmoid(v);
+    const C s = sigmoid_of_exp(e);
     // d/dx x s(x) = s + x s (1 - s)
     return go * (s * (C(1) + v * (C(1) - s)));
   });
 }
 
 void sigmoid_forward(Tensor& out, const Tensor& x) {
-  map_unary(out, x, [](auto v) { return sigmoid(v); });
+  map_unary_exp(out, x, [](auto, auto e) { return sigmoid_of_exp(e); });
 }
 
 void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y) {
