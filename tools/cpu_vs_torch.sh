@@ -19,6 +19,13 @@ done
 [ -x ./gc_train ] || { echo "build first: make" >&2; exit 1; }
 py=/usr/bin/python3
 $py -c "import torch" 2>/dev/null || { echo "needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 1; }
+# Debian's torch takes its BLAS from the libblas.so.3 alternative: the reference BLAS
+# (libblas3, what python3-torch pulls in alone) is ~6x slower than OpenBLAS on these GEMMs.
+blas=$($py -c "import torch; print(next((l.split()[-1] for l in open('/proc/self/maps') if 'blas' in l), 'none'))")
+case $blas in
+  *openblas*) echo "PyTorch's BLAS: $blas" >&2 ;;
+  *) echo "PyTorch would run on $blas, not OpenBLAS (apt-get install libopenblas0-pthread)" >&2; exit 1 ;;
+esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
