@@ -40,28 +40,9 @@ struct LaneColumns {
   }
   __device__ static int64_t column(int64_t c0, int lane, int j) { return pack_column(c0, lane, j / kPack) + j % kPack; }
 
-  // v[j] = row[column j] in Acc (0 past the end). Packed: cols % kPack == 0 and
-  // row 16-byte aligned (so a pack that starts inside the row ends inside it).
-  template <bool kPacked, class T, class Acc>
-  __device__ static void load(Acc (&v)[Slots], const T* row, int64_t cols, int64_t c0, int lane) {
-    static_assert(!kPacked || sizeof(T) == sizeof(M), "packs of 16 bytes");
-#pragma unroll
-    for (int p = 0; p < kPacks; ++p) {
-      const int64_t first = pack_column(c0, lane, p);
-      if constexpr (kPacked) {
-        LanePack<T> pack{};
-        if (first < cols) pack = *reinterpret_cast<const LanePack<T>*>(row + first);
-#pragma unroll
-        for (int i = 0; i < kPack; ++i) v[p * kPack + i] = first < cols ? static_cast<Acc>(load_value(pack.v[i])) : Acc(0);
-      } else {
-#pragma unroll
-        for (int i = 0; i < kPack; ++i)
-          v[p * kPack + i] = first + i < cols ? static_cast<Acc>(load_value(row[first + i])) : Acc(0);
-      }
-    }
-  }
-
-  // The raw stored values (no conversion), T{} past the end.
+  // The raw stored values (no conversion), T{} (zero) past the end. Packed:
+  // cols % kPack == 0 and row 16-byte aligned (so a pack that starts inside the
+  // row ends inside it).
   template <bool kPacked, class T>
   __device__ static void load_raw(T (&v)[Slots], const T* row, int64_t cols, int64_t c0, int lane) {
     static_assert(!kPacked || sizeof(T) == sizeof(M), "packs of 16 bytes");
@@ -78,6 +59,15 @@ struct LaneColumns {
         for (int i = 0; i < kPack; ++i) v[p * kPack + i] = first + i < cols ? row[first + i] : T{};
       }
     }
+  }
+
+  // v[j] = row[column j] in Acc (0 past the end): the raw values, widened.
+  template <bool kPacked, class T, class Acc>
+  __device__ static void load(Acc (&v)[Slots], const T* row, int64_t cols, int64_t c0, int lane) {
+    T raw[Slots];
+    load_raw<kPacked>(raw, row, cols, c0, lane);
+#pragma unroll
+    for (int j = 0; j < Slots; ++j) v[j] = static_cast<Acc>(load_value(raw[j]));
   }
 
   // row[column j] = v[j] for the columns inside the row.
