@@ -273,9 +273,21 @@ void validate(const GemmProblem& g) {
 int gemm_cpu_micro_rows() { return kMR; }
 int gemm_cpu_micro_cols() { return kNR; }
 
-size_t gemm_cpu_workspace_bytes(int64_t m, int64_t n, int64_t k) {
+namespace {
+// The team at start-up: read during static initialization, before main can
+// lower it (libgomp has read OMP_NUM_THREADS by then: its constructor runs first).
+const int g_threads_at_start = std::max(1, omp_get_max_threads());
+}  // namespace
+
+int gemm_cpu_workspace_threads() { return std::max(g_threads_at_start, omp_get_max_threads()); }
+
+size_t gemm_cpu_workspace_bytes_for(int64_t m, int64_t n, int64_t k, int threads) {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
-  return make_layout(m, n, k, std::max(1, omp_get_max_threads())).total_bytes();
+  return make_layout(m, n, k, std::max(1, threads)).total_bytes();
+}
+
+size_t gemm_cpu_workspace_bytes(int64_t m, int64_t n, int64_t k) {
+  return gemm_cpu_workspace_bytes_for(m, n, k, gemm_cpu_workspace_threads());
 }
 
 void gemm_cpu(const GemmProblem& g, void* workspace, size_t workspace_bytes) {

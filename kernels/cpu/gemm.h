@@ -11,8 +11,9 @@
 //     (m, n, k) alone, never by the thread count, so 1 and 2 threads agree bitwise;
 //   - no allocation: packing buffers live in the caller's workspace of at least
 //     gemm_cpu_workspace_bytes(m, n, k) bytes (any alignment). That figure depends
-//     only on (m, n, k) and omp_get_max_threads(), is a few MiB at most, and does not
-//     grow with k (a long reduction such as x^T grad_y needs no more than a short one);
+//     only on (m, n, k) and gemm_cpu_workspace_threads(), is a few MiB at most, and
+//     does not grow with k (a long reduction such as x^T grad_y needs no more than a
+//     short one);
 //   - beta == 0 never reads C (it may hold garbage or NaN).
 #pragma once
 
@@ -23,10 +24,19 @@
 
 namespace gc::kernels::cpu {
 
+// The team the workspace is sized for: the most threads this process started
+// with (OMP_NUM_THREADS, else the processor count), or more when the process has
+// since asked for more. A process that gives cores back to a busy machine
+// (tools/train/cpu_share.h: fewer threads when others run) keeps the same
+// workspace, so its memory figures do not depend on the machine's load; they
+// equal a dry run's, which sizes it the same way.
+int gemm_cpu_workspace_threads();
+
 // Workspace the f32-accumulating path needs for any dtypes and transposes of an
-// [m, k] x [k, n] product with the current omp_get_max_threads() (the f64 path
-// needs none, but the figure does not depend on dtypes).
+// [m, k] x [k, n] product with gemm_cpu_workspace_threads() threads (the f64 path
+// needs none, but the figure does not depend on dtypes); _for: with `threads`.
 size_t gemm_cpu_workspace_bytes(int64_t m, int64_t n, int64_t k);
+size_t gemm_cpu_workspace_bytes_for(int64_t m, int64_t n, int64_t k, int threads);
 
 // Throws std::invalid_argument on bad shapes, strides, dtypes, null pointers or a
 // workspace smaller than the problem needs (with fewer threads than

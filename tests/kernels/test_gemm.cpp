@@ -20,6 +20,8 @@ namespace {
 
 using kernels::cpu::gemm_cpu;
 using kernels::cpu::gemm_cpu_workspace_bytes;
+using kernels::cpu::gemm_cpu_workspace_bytes_for;
+using kernels::cpu::gemm_cpu_workspace_threads;
 using kernels::GemmProblem;
 
 struct Case {
@@ -283,6 +285,31 @@ TEST(Gemm, WorkspaceDoesNotGrowWithTheReduction) {
   EXPECT_EQ(0u, gemm_cpu_workspace_bytes(0, 5, 5));
 }
 
+// The workspace is sized for the team the process started with, not the team of
+// the moment: gc_train and gc_forecast give cores back to a busy machine
+// (tools/train/cpu_share.h), and their memory figures (and a dry run's, which
+// sizes it alike) must not follow the machine's load. (They did: gc_forecast's
+// peak was 1,428,480 B with one thread and 1,557,504 B with two, and its cpu run
+// and dry run disagreed when the load changed between them.) A larger team than
+// the start's gets room for itself.
+TEST(Gemm, WorkspaceIsSizedForTheTeamTheProcessStartedWith) {
+  const int start = gemm_cpu_workspace_threads();
+  if (start < 2) GTEST_SKIP() << "one thread at start: nothing to give back";
+  const size_t bytes = gemm_cpu_workspace_bytes(1000, 300, 600);
+  EXPECT_EQ(bytes, gemm_cpu_workspace_bytes_for(1000, 300, 600, start));
+  ASSERT_LT(gemm_cpu_workspace_bytes_for(1000, 300, 600, 1), bytes) << "the team must matter for this shape";
+  {
+    ThreadCount fewer(1);
+    EXPECT_EQ(gemm_cpu_workspace_threads(), start);
+    EXPECT_EQ(gemm_cpu_workspace_bytes(1000, 300, 600), bytes);
+  }
+  {
+    ThreadCount more(start + 1);
+    EXPECT_EQ(gemm_cpu_workspace_threads(), start + 1);
+    EXPECT_EQ(gemm_cpu_workspace_bytes(1000, 300, 600), gemm_cpu_workspace_bytes_for(1000, 300, 600, start + 1));
+  }
+}
+
 // Guard bytes around an exactly sized workspace (at an odd address) stay untouched,
 // with one thread (its buffers end the workspace) and with two.
 TEST(Gemm, StaysInsideItsWorkspace) {
@@ -292,7 +319,7 @@ TEST(Gemm, StaysInsideItsWorkspace) {
     for (const Case& c : cases) {
       ThreadCount team(threads);
       Operands o = make_operands(c, 41);
-      const size_t bytes = gemm_cpu_workspace_bytes(c.m, c.n, c.k), guard = 256, start = guard + 3;
+      const size_t bytes = gemm_cpu_workspace_bytes_for(c.m, c.n, c.k, threads), guard = 256, start = guard + 3;
       std::vector<unsigned char> buffer(start + bytes + guard, 0xa5);
       GemmProblem g;
       g.m = c.m, g.n = c.n, g.k = c.k;
