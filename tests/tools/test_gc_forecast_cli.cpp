@@ -9,10 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/test_util.h"
 #include "tools/io/json.h"
@@ -98,6 +101,38 @@ TEST_F(GcForecastCli, ForecastEqualsDeepMindAndDryRunEqualsTheRun) {
   EXPECT_EQ(cpu["params"]["total"].as_int(), 43816);
   EXPECT_EQ(cpu["graph"]["g2m_edges"].as_int(), 1236);
   EXPECT_EQ(cpu["graph"]["m2g_edges"].as_int(), 2052);
+}
+
+// gc_forecast gives cores back to a busy machine (tools/train/cpu_share.h); its
+// memory figures must not follow. The dry run starts on a quiet machine, the cpu
+// run beside as many spinning threads as there are cores (so it takes one thread):
+// their peaks are equal (the cpu GEMM's workspace is sized for the team a process
+// starts with). With OMP_NUM_THREADS set neither would look at the load, so it is
+// unset for both.
+TEST_F(GcForecastCli, PeaksDoNotDependOnTheMachinesLoad) {
+  const char* user_threads = std::getenv("OMP_NUM_THREADS");
+  const std::string saved = user_threads ? user_threads : "";
+  unsetenv("OMP_NUM_THREADS");
+  const std::string base = kBase + " --forcings " + kDir + "forcings.npz --steps 1";
+  std::string err;
+  const int dry = run(base + " --device meta --meta-target cpu --report " + path("meta.json"), &err);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> spinners;
+  for (unsigned i = 0; i < std::max(1u, std::thread::hardware_concurrency()); ++i)
+    spinners.emplace_back([&stop] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  const int real = run(base + " --out " + path("f.safetensors") + " --report " + path("cpu.json"), &err);
+  stop = true;
+  for (std::thread& t : spinners) t.join();
+  if (user_threads) setenv("OMP_NUM_THREADS", saved.c_str(), 1);
+  ASSERT_EQ(dry, 0);
+  ASSERT_EQ(real, 0) << err;
+  json::Value cpu = json::Value::parse(test::read_file(path("cpu.json")));
+  json::Value meta = json::Value::parse(test::read_file(path("meta.json")));
+  for (const char* key : {"peak_allocated", "peak_reserved", "at_peak"})
+    EXPECT_EQ(cpu["memory"][key].dump(), meta["memory"][key].dump()) << key;
 }
 
 TEST_F(GcForecastCli, ComputedForcingsAndConvertedCheckpoint) {
