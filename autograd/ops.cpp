@@ -50,7 +50,7 @@ double scalar_value(const Tensor& t) {
 
 // ---- linear ----------------------------------------------------------------------
 
-Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
+Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start, bool bias_gradient_by_consumer) {
   require(x.value().dim() == 2 && W.value().dim() == 2 && w_row_start >= 0 &&
               w_row_start + x.shape()[1] <= W.shape()[0],
           "linear: x [R, K] and W [>= K, N] expected, got " + shapes(x, W));
@@ -80,7 +80,10 @@ Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
   node->save(need_w ? x.value() : Tensor());
   node->save(need_x ? w : Tensor());
   const bool has_bias = b.defined();
-  node->set_backward([need_x, need_w, has_bias, rows, in, out_features, whole, w_row_start](BackwardContext& ctx) {
+  // Summed by the consumer's backward (silu or layernorm given b) on cuda.
+  const bool bias_elsewhere = has_bias && bias_gradient_by_consumer && kernels::bias_gradient_folds(x.device());
+  node->set_backward([need_x, need_w, has_bias, bias_elsewhere, rows, in, out_features, whole,
+                      w_row_start](BackwardContext& ctx) {
     const Tensor& grad_y = ctx.grad_output();  // [R, N]
     if (need_x) {
       const Tensor& w_used = ctx.saved(1);
@@ -107,11 +110,12 @@ Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start) {
       if (into_pending && !owned) ctx.replace_grad(0, grad_x);
       if (!into_pending) ctx.add_grad(0, grad_x);
     }
-    bool bias_done = false;
+    bool bias_done = bias_elsewhere;
     if (need_w) {
       Tensor grad_w = whole ? ctx.grad_buffer(1) : ctx.grad_buffer(1).slice_rows(w_row_start, in);
       Tensor ws = gemm_workspace(grad_y.device(), in, out_features, rows);
-      if (has_bias && ctx.needs_grad(2) && kernels::bias_gradient_in_weight_product(grad_y.device(), grad_w.dtype())) {
+      if (has_bias && !bias_done && ctx.needs_grad(2) &&
+          kernels::bias_gradient_in_weight_product(grad_y.device(), grad_w.dtype())) {
         // On cuda the bias gradient follows the weight product inside one op, its
         // row sums' partials in the product's workspace (its buffer is made while
         // the workspace is held: the dry run makes it there too).
@@ -209,21 +213,42 @@ Var scale(const Var& x, double factor) {
   return out;
 }
 
-Var silu(const Var& x) {
+namespace {
+
+// Whether an op whose input x holds a linear's bias sums that bias's gradient
+// (linear's bias_gradient_by_consumer decides the same on the same device).
+bool folds_bias_of(const Var& x, const Var& bias, const char* op) {
+  if (!bias.defined() || !kernels::bias_gradient_folds(x.device())) return false;
+  require(x.value().dim() == 2 && bias.value().dim() == 1 && bias.shape()[0] == x.shape()[1],
+          std::string(op) + ": a bias of x's " + (x.value().dim() == 2 ? std::to_string(x.shape()[1]) : "?") +
+              " columns expected, got " + shapes(x, bias));
+  require(accumulation_dtype(bias.dtype()) == accumulation_dtype(x.dtype()),
+          std::string(op) + ": the bias's gradient must be x's accumulation dtype, got " + shapes(x, bias));
+  return bias.requires_grad();
+}
+
+}  // namespace
+
+Var silu(const Var& x, const Var& bias_in_x) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   kernels::silu_forward(y, x.value());
   const bool record = should_record({&x});
   Var out = Var::make_output(y, record);
   if (!record) return out;
+  const bool fold = folds_bias_of(x, bias_in_x, "silu");
   auto node = make_node("silu");
   node->add_input(x);
+  if (fold) node->add_input(bias_in_x);
   node->add_output(out);
   node->save(x.value());
-  node->set_backward([](BackwardContext& ctx) {
+  node->set_backward([fold](BackwardContext& ctx) {
     const Tensor& g = ctx.grad_output();
     const Tensor& xs = ctx.saved(0);
     Tensor gx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
-    kernels::silu_backward(gx, g, xs);
+    if (fold && ctx.needs_grad(1))
+      kernels::silu_backward_bias(gx, ctx.grad_buffer(1), g, xs);  // and the bias's gradient, in the same pass
+    else
+      kernels::silu_backward(gx, g, xs);
     ctx.add_grad(0, gx);
   });
   record_node(std::move(node));
@@ -253,7 +278,7 @@ Var sigmoid(const Var& x) {
 
 // ---- LayerNorm -------------------------------------------------------------------------
 
-Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
+Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps, const Var& bias_in_x) {
   require(x.value().dim() == 2, "layernorm: x [R, C] expected, got " + x.value().describe());
   const int64_t rows = x.shape()[0], cols = x.shape()[1];
   require(gamma.value().numel() == cols && beta.value().numel() == cols,
@@ -265,16 +290,18 @@ Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
   const bool record = should_record({&x, &gamma, &beta});
   Var out = Var::make_output(y, record);
   if (!record) return out;
+  const bool fold = folds_bias_of(x, bias_in_x, "layernorm");
   auto node = make_node("layernorm");
   node->add_input(x);
   node->add_input(gamma);
   node->add_input(beta);
+  if (fold) node->add_input(bias_in_x);
   node->add_output(out);
   node->save(x.value());
   node->save(mean);
   node->save(rstd);
   node->save(gamma.value());
-  node->set_backward([cols](BackwardContext& ctx) {
+  node->set_backward([cols, fold](BackwardContext& ctx) {
     const Tensor& g = ctx.grad_output();
     const Tensor& xs = ctx.saved(0);
     Tensor gx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
@@ -286,7 +313,11 @@ Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps) {
     else scratch_gamma = Tensor::zeros({cols}, sd, xs.device());
     if (ctx.needs_grad(2)) gb = &ctx.grad_buffer(2);
     else scratch_beta = Tensor::zeros({cols}, sd, xs.device());
-    kernels::layernorm_backward(gx, *gg, *gb, g, xs, ctx.saved(1), ctx.saved(2), ctx.saved(3));
+    if (fold && ctx.needs_grad(3))  // and the bias's gradient, in the same pass
+      kernels::layernorm_backward_bias(gx, *gg, *gb, ctx.grad_buffer(3), g, xs, ctx.saved(1), ctx.saved(2),
+                                       ctx.saved(3));
+    else
+      kernels::layernorm_backward(gx, *gg, *gb, g, xs, ctx.saved(1), ctx.saved(2), ctx.saved(3));
     if (ctx.needs_grad(0)) ctx.add_grad(0, gx);
   });
   record_node(std::move(node));

@@ -20,15 +20,22 @@ class Communicator;
 // undefined Var. A row block of W lets a layer whose input is a concatenation
 // [a, b, c] be computed as a Wa + b Wb + c Wc without building the concatenation
 // (the concat trick); the gradient lands in the same block of W's gradient.
-Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start = 0);
+// bias_gradient_by_consumer: y (plus, maybe, other terms) feeds silu or layernorm
+// given b as bias_in_x, which sum b's gradient from the gradient they compute where
+// kernels::bias_gradient_folds holds (cuda): then this op's backward leaves it to
+// them. Elsewhere it sums it itself. The gradient that reaches y must be the one
+// that op computes for its input (adds pass it through unchanged).
+Var linear(const Var& x, const Var& W, const Var& b, int64_t w_row_start = 0, bool bias_gradient_by_consumer = false);
 Var add(const Var& a, const Var& b);
 Var mul(const Var& a, const Var& b);
 Var scale(const Var& x, double factor);
-Var silu(const Var& x);
+// bias_in_x: the bias of a linear(..., bias_gradient_by_consumer = true) added into x.
+Var silu(const Var& x, const Var& bias_in_x = Var());
 // 1 / (1 + exp(-x)); saves its output (the gates multiply by it anyway).
 Var sigmoid(const Var& x);
 // LayerNorm over the last dim; statistics in f32.
-Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps = 1e-5);
+// bias_in_x: as silu's.
+Var layernorm(const Var& x, const Var& gamma, const Var& beta, double eps = 1e-5, const Var& bias_in_x = Var());
 
 // Rows of a node set picked by an edge index, with the grouping of edges by that
 // index that the backward's deterministic scatter-sum needs.

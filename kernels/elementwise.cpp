@@ -12,6 +12,7 @@
 #include <string>
 
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/reduce.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/scratch.h"
@@ -137,6 +138,30 @@ void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
                       traffic::silu_backward(grad_x, grad_out, x));
   if (runs_on_cuda(grad_x)) GC_CUDA_RUN("silu_backward", cuda::silu_backward(grad_x, grad_out, x));
   else if (runs_on_cpu(grad_x)) cpu::silu_backward(grad_x, grad_out, x);
+}
+
+void silu_backward_bias(Tensor& grad_x, Tensor& grad_bias, const Tensor& grad_out, const Tensor& x) {
+  const char* op = "silu_backward_bias";
+  check_operands(op, {{"grad_x", grad_x}, {"grad_out", grad_out}, {"x", x}});
+  check_columns(op, "x", x);
+  for (const Tensor* t : {static_cast<const Tensor*>(&grad_x), &grad_out})
+    if (t->dtype() != x.dtype() || t->shape() != x.shape())
+      fail(op, "grad_x and grad_out must have x's dtype and shape " + x.describe() + ", got " + t->describe());
+  const int64_t cols = x.size(1);
+  const DType acc = accumulation_dtype(x.dtype());
+  if (!grad_bias.defined() || grad_bias.dtype() != acc || grad_bias.numel() != cols ||
+      grad_bias.device() != x.device())
+    fail(op, std::string("grad_bias must be ") + dtype_name(acc) + " [" + std::to_string(cols) + "] on x's device " +
+                 x.describe() + ", got " + (grad_bias.defined() ? grad_bias.describe() : std::string("undefined")));
+  if (x.numel() == 0) return;
+  const Tensor scratch = cuda::allocate_scratch(x.device(), cuda::sum_rows_scratch_bytes(cols));
+  const OpScope scope(OpFamily::elementwise, op, x.device(), traffic::silu_backward_bias(grad_x, grad_bias, grad_out, x));
+  if (runs_on_cuda(x)) {
+    GC_CUDA_RUN(op, cuda::silu_backward_bias(grad_x, grad_bias, grad_out, x, scratch));
+  } else if (runs_on_cpu(x)) {
+    cpu::silu_backward(grad_x, grad_out, x);
+    cpu::sum_rows(grad_bias, grad_x, true);
+  }
 }
 
 void sigmoid_forward(Tensor& out, const Tensor& x) {

@@ -18,6 +18,13 @@ void fill(Tensor& x, double value);
 void silu_forward(Tensor& out, const Tensor& x);  // out = x * sigmoid(x)
 // grad_x = grad_out * silu'(x)  (assigned)
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x);
+// The same, and grad_bias [C] += grad_x's rows summed (x [R, C]; grad_x, grad_out
+// and x of one dtype; grad_bias f32, f64 for f64): the gradient of a bias that was
+// added into x, bitwise silu_backward then sum_rows(grad_bias, grad_x, true) on
+// each device. On cuda one pass writes grad_x and sums what it wrote (sum_rows'
+// order), where the bias's own linear would read grad_x again (autograd, where
+// kernels::bias_gradient_folds holds).
+void silu_backward_bias(Tensor& grad_x, Tensor& grad_bias, const Tensor& grad_out, const Tensor& x);
 
 void sigmoid_forward(Tensor& out, const Tensor& x);  // out = 1 / (1 + exp(-x))
 // grad_x = grad_out * y (1 - y) from the forward's output y (assigned): the gates

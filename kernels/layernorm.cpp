@@ -11,6 +11,7 @@
 #include <string>
 
 #include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/reduce.h"
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/layernorm.h"
 #include "kernels/cuda/scratch.h"
@@ -64,11 +65,14 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
   else if (runs_on_cpu(x)) cpu::layernorm_forward(out, mean, rstd, x, gamma, beta, eps);
 }
 
-void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
-                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma) {
-  const char* op = "layernorm_backward";
+namespace {
+
+void layernorm_backward_checked(const char* op, Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta,
+                                Tensor* grad_bias, const Tensor& grad_out, const Tensor& x, const Tensor& mean,
+                                const Tensor& rstd, const Tensor& gamma) {
   require_defined(op, {{"grad_x", &grad_x}, {"grad_gamma", &grad_gamma}, {"grad_beta", &grad_beta},
                        {"grad_out", &grad_out}, {"x", &x}, {"mean", &mean}, {"rstd", &rstd}, {"gamma", &gamma}});
+  if (grad_bias) require_defined(op, {{"grad_bias", grad_bias}});
   check_common(op, x, gamma, nullptr, mean, rstd);
   require_like_x(op, "grad_x", grad_x, x);
   require_like_x(op, "grad_out", grad_out, x);
@@ -77,16 +81,41 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
     require(g->dtype() == sd && g->numel() == gamma.numel(), op,
             std::string("grad_gamma and grad_beta must be ") + dtype_name(sd) + " like gamma " + gamma.describe() +
                 "; got " + g->describe());
+  if (grad_bias)
+    require(grad_bias->dtype() == sd && grad_bias->numel() == gamma.numel(), op,
+            std::string("grad_bias must be ") + dtype_name(sd) + " like gamma " + gamma.describe() + "; got " +
+                grad_bias->describe());
   require_same_device(op, x, {&grad_x, &grad_gamma, &grad_beta, &grad_out, &mean, &rstd, &gamma});
-  const int64_t cols = x.size(-1);
-  const Tensor scratch =
-      cuda::allocate_scratch(x.device(), cuda::layernorm_backward_scratch_bytes(x.numel() / cols, cols, x.dtype()));
-  const OpScope scope(OpFamily::layernorm, op, x.device(), traffic::layernorm_backward(x, gamma));
-  if (runs_on_cuda(x))
-    GC_CUDA_RUN(op,
-                cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma, scratch));
-  else if (runs_on_cpu(x))
+  if (grad_bias) require_same_device(op, x, {grad_bias});
+  const int64_t cols = x.size(-1), rows = x.numel() / cols;
+  const Tensor scratch = cuda::allocate_scratch(
+      x.device(), cuda::layernorm_backward_scratch_bytes(rows, cols, x.dtype(), grad_bias != nullptr));
+  const OpScope scope(OpFamily::layernorm, op, x.device(), traffic::layernorm_backward(x, gamma, grad_bias != nullptr));
+  if (runs_on_cuda(x)) {
+    if (grad_bias)
+      GC_CUDA_RUN(op, cuda::layernorm_backward_bias(grad_x, grad_gamma, grad_beta, *grad_bias, grad_out, x, mean, rstd,
+                                                    gamma, scratch));
+    else
+      GC_CUDA_RUN(op, cuda::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma, scratch));
+  } else if (runs_on_cpu(x)) {
     cpu::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma);
+    if (grad_bias && rows > 0) cpu::sum_rows(*grad_bias, grad_x.reshape({rows, cols}), true);
+  }
+}
+
+}  // namespace
+
+void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
+                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma) {
+  layernorm_backward_checked("layernorm_backward", grad_x, grad_gamma, grad_beta, nullptr, grad_out, x, mean, rstd,
+                             gamma);
+}
+
+void layernorm_backward_bias(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, Tensor& grad_bias,
+                             const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                             const Tensor& gamma) {
+  layernorm_backward_checked("layernorm_backward_bias", grad_x, grad_gamma, grad_beta, &grad_bias, grad_out, x, mean,
+                             rstd, gamma);
 }
 
 }  // namespace gc::kernels

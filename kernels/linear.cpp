@@ -227,6 +227,11 @@ uint64_t bias_epilogue_fallbacks() {
 #endif
 }
 
+bool bias_gradient_folds(Device device) {
+  if (device == Device::meta) device = meta_target();
+  return device == Device::cuda;
+}
+
 bool bias_gradient_in_weight_product(Device device, DType grad_W_dtype) {
   if (device == Device::meta) device = meta_target();
   return device == Device::cuda && grad_W_dtype == DType::f32;

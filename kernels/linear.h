@@ -49,6 +49,13 @@ void linear_backward_weight(Tensor& grad_W, const Tensor& x, const Tensor& grad_
 void linear_backward_weight_and_bias(Tensor& grad_W, Tensor& grad_b, const Tensor& x, const Tensor& grad_y,
                                      Tensor& workspace);
 bool bias_gradient_in_weight_product(Device device, DType grad_W_dtype);
+// True where a linear's bias gradient is summed by the op that consumes its output
+// (cuda, or meta standing for it): SiLU's and LayerNorm's backward kernels write
+// their input gradient and sum its rows in the same pass (silu_backward_bias,
+// layernorm_backward_bias), where the product's backward would read it again
+// (autograd: linear(..., bias_gradient_by_consumer) with silu / layernorm given
+// the bias). On the cpu the linear sums it, with the bits it always had.
+bool bias_gradient_folds(Device device);
 // Products with a bias or a bias gradient that cuBLASLt offered no algorithm for,
 // so far in this process (kernels/cuda/linear.h); 0 in a build without CUDA.
 uint64_t bias_epilogue_fallbacks();

@@ -31,6 +31,16 @@ OpCost column_sums(int sums, int64_t cols) {
   return c;
 }
 
+// sum_rows of x [rows, cols] into out [cols].
+OpCost row_sums(int64_t rows, int64_t cols, DType x, DType out, bool accumulate) {
+  if (cols == 0) return OpCost();
+  OpCost c = column_sums(1, cols);
+  c.bytes += static_cast<double>(rows) * static_cast<double>(cols) * size_of(x) +
+             static_cast<double>(cols) * size_of(out) * (accumulate ? 2 : 1);
+  c.flops = static_cast<double>(rows) * static_cast<double>(cols);
+  return c;
+}
+
 }  // namespace
 
 // ---- elementwise.cu ----------------------------------------------------------------------
@@ -69,6 +79,15 @@ OpCost fill(const Tensor& x) {
 // sigmoid (exp, add, divide) and the product rule: about 8 operations an element.
 OpCost silu_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
   return binary(grad_x, grad_out, x, 8);
+}
+
+OpCost silu_backward_bias(const Tensor& grad_x, const Tensor& grad_bias, const Tensor& grad_out, const Tensor& x) {
+  if (x.numel() == 0) return OpCost();
+  OpCost c = column_sums(1, x.size(1));  // the launches and the partials
+  const OpCost silu = silu_backward(grad_x, grad_out, x);
+  c.bytes += silu.bytes + 2.0 * static_cast<double>(grad_bias.numel()) * size_of(grad_bias.dtype());
+  c.flops = silu.flops + static_cast<double>(x.numel());
+  return c;
 }
 
 // y (1 - y) times the gradient: 3 operations an element.
@@ -319,23 +338,35 @@ OpCost layernorm_forward(const Tensor& x, const Tensor& gamma) {
 // 2 launches. Wider rows: the grad_x kernel (the same reads and writes), the
 // partials kernel (grad_out and x read again, the statistics once per chunk of
 // kLayerNormFusedColumns columns), the fold: 3 launches.
-OpCost layernorm_backward(const Tensor& x, const Tensor& gamma) {
+// With input_bias, rows of at most kLayerNormFusedColumns add a third sum (grad_x's
+// columns, its rows read back from the cache right after the block stored them:
+// no memory traffic counted) to the partials and the fold; wider rows add
+// sum_rows over grad_x.
+OpCost layernorm_backward(const Tensor& x, const Tensor& gamma, bool input_bias) {
   OpCost c;
   const int64_t cols = x.dim() > 0 ? x.size(-1) : 0;
   if (cols <= 0 || x.numel() == 0) return c;
   const double rows = static_cast<double>(x.numel() / cols), elements = static_cast<double>(x.numel());
   const double es = size_of(x.dtype()), acc = acc_size(x.dtype());
-  const double partials = 2.0 * static_cast<double>(cuda::layernorm_row_blocks(x.numel() / cols)) *
+  const bool fused = cols <= cuda::kLayerNormFusedColumns;
+  const double sums = input_bias && fused ? 3.0 : 2.0;
+  const double partials = sums * static_cast<double>(cuda::layernorm_row_blocks(x.numel() / cols)) *
                           static_cast<double>(cols);
   c.bytes = 3 * elements * es + 2 * rows * acc + static_cast<double>(cols) * size_of(gamma.dtype()) +
-            2 * partials * acc + 2 * 2 * static_cast<double>(cols) * acc;
-  c.flops = 16 * elements + partials;
-  if (cols <= cuda::kLayerNormFusedColumns) {
+            2 * partials * acc + sums * 2 * static_cast<double>(cols) * acc;
+  c.flops = 16 * elements + partials + (input_bias && fused ? elements : 0);
+  if (fused) {
     c.launches = 2;
   } else {
     const double chunks = static_cast<double>((cols + cuda::kLayerNormFusedColumns - 1) / cuda::kLayerNormFusedColumns);
     c.launches = 3;
     c.bytes += 2 * elements * es + chunks * 2 * rows * acc;
+    if (input_bias) {
+      const OpCost after = row_sums(x.numel() / cols, cols, x.dtype(), accumulation_dtype(x.dtype()), true);
+      c.launches += after.launches;
+      c.bytes += after.bytes;
+      c.flops += after.flops;
+    }
   }
   return c;
 }
@@ -374,12 +405,8 @@ OpCost sum_squares_many(const std::vector<Tensor>& xs) {
 }
 
 OpCost sum_rows(const Tensor& out, const Tensor& x, bool accumulate) {
-  if (out.numel() == 0 || x.size(1) == 0) return OpCost();
-  OpCost c = column_sums(1, x.size(1));
-  c.bytes += static_cast<double>(x.numel()) * size_of(x.dtype()) +
-             static_cast<double>(out.numel()) * size_of(out.dtype()) * (accumulate ? 2 : 1);
-  c.flops = static_cast<double>(x.numel());
-  return c;
+  if (out.numel() == 0) return OpCost();
+  return row_sums(x.size(0), x.size(1), x.dtype(), out.dtype(), accumulate);
 }
 
 OpCost weighted_mse_forward(const Tensor& pred, const Tensor& target, const Tensor& row_weight) {

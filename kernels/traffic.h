@@ -28,6 +28,9 @@ OpCost unary(const Tensor& out, const Tensor& x, double flops_per_element);  // 
 OpCost accumulate(const Tensor& acc, const Tensor& x);
 OpCost fill(const Tensor& x);
 OpCost silu_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& x);
+// silu_backward's reads and writes in the column sums' passes (column_sums.h),
+// their partials, and grad_bias read and written.
+OpCost silu_backward_bias(const Tensor& grad_x, const Tensor& grad_bias, const Tensor& grad_out, const Tensor& x);
 OpCost sigmoid_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& y);
 OpCost column_copy(const Tensor& whole, const std::vector<Tensor>& parts);  // concat_cols, split_cols
 OpCost all_finite(const Tensor& x);
@@ -59,7 +62,8 @@ OpCost gemm_with_bias_gradient(int64_t m, int64_t n, int64_t k, DType a, DType b
 
 // layernorm.h
 OpCost layernorm_forward(const Tensor& x, const Tensor& gamma);
-OpCost layernorm_backward(const Tensor& x, const Tensor& gamma);
+// input_bias: layernorm_backward_bias (grad_x's column sums as well).
+OpCost layernorm_backward(const Tensor& x, const Tensor& gamma, bool input_bias = false);
 
 // reduce.h, loss.h, optim.h
 OpCost whole_sum(const Tensor& x, double flops_per_element);  // sum_all, mean_all, sum_squares

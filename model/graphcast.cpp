@@ -8,6 +8,12 @@
 // --edge-chunks only groups into checkpointed chunks: blocks fix the arithmetic,
 // chunks only what is kept for backward.
 //
+// Every MLP's first linear feeds its SiLU (through the concat trick's adds, which
+// pass the gradient on unchanged) and its second its LayerNorm: on cuda those two
+// ops' backward kernels sum the biases' gradients (linear's
+// bias_gradient_by_consumer), so the finish_mlp below must receive the output of
+// the first linear of the same MLP.
+//
 // The order of operations here fixes the order, sizes and labels of allocations,
 // which meta dry runs reproduce and the published memory figures were measured
 // with: a reordering changes them even where the arithmetic stays the same.
@@ -191,15 +197,15 @@ Var GraphCastNet::finish_mlp(const Mlp& mlp, const Var& first_linear_output) con
   Var h;
   {
     MemoryScope scope("silu");
-    h = silu(first_linear_output);
+    h = silu(first_linear_output, mlp.b0);  // b0's gradient from SiLU's backward on cuda
   }
   {
     MemoryScope scope("linear1");
-    h = linear(h, mlp.w1, mlp.b1);
+    h = linear(h, mlp.w1, mlp.b1, 0, mlp.layernorm);
   }
   if (mlp.layernorm) {
     MemoryScope scope("layernorm");
-    h = layernorm(h, mlp.gamma, mlp.beta, 1e-5);
+    h = layernorm(h, mlp.gamma, mlp.beta, 1e-5, mlp.b1);  // b1's gradient from LayerNorm's backward on cuda
   }
   return h;
 }
@@ -209,7 +215,7 @@ Var GraphCastNet::apply_mlp(const Mlp& mlp, const Var& x) const {
   Var h;
   {
     MemoryScope s("linear0");
-    h = linear(x, mlp.w0, mlp.b0);
+    h = linear(x, mlp.w0, mlp.b0, 0, true);
   }
   return finish_mlp(mlp, h);
 }
@@ -219,7 +225,7 @@ Var GraphCastNet::first_linear_of_concat(const Mlp& mlp, const Var& first_part,
   // Each partial sum lives to the end and they go newest first, as the temporaries
   // of one add(add(...)) expression do: the allocator sees the requests and
   // releases that the published memory figures were measured with.
-  std::vector<Var> sums = {linear(first_part, mlp.w0, mlp.b0, 0)};
+  std::vector<Var> sums = {linear(first_part, mlp.w0, mlp.b0, 0, true)};
   for (const Var& product : other_products) sums.push_back(add(sums.back(), product));
   Var h = sums.back();
   while (!sums.empty()) sums.pop_back();
@@ -243,11 +249,12 @@ Var GraphCastNet::edge_mlp_forward(const Mlp& mlp, const Var& edges, const Var& 
       receiver_side = linear(receivers_latent, mlp.w0, Var(), 2 * L);
     }
     // E W_e + b, plus each edge's sender and receiver projection rows, in one pass.
-    h = add_gathered(linear(edges, mlp.w0, mlp.b0, 0), sender_side, graph.senders, receiver_side, graph.receivers);
+    h = add_gathered(linear(edges, mlp.w0, mlp.b0, 0, true), sender_side, graph.senders, receiver_side,
+                     graph.receivers);
   } else {
     MemoryScope s("linear0");
     Var cat = concat_cols({edges, gather_rows(senders_latent, graph.senders), gather_rows(receivers_latent, graph.receivers)});
-    h = linear(cat, mlp.w0, mlp.b0);
+    h = linear(cat, mlp.w0, mlp.b0, 0, true);
   }
   return finish_mlp(mlp, h);
 }
@@ -264,7 +271,7 @@ Var GraphCastNet::node_mlp_forward(const Mlp& mlp, const Var& nodes, const Var& 
       Var aggregated_product = linear(agg, mlp.w0, Var(), L);
       h = first_linear_of_concat(mlp, nodes, {aggregated_product});
     } else {
-      h = linear(concat_cols({nodes, agg}), mlp.w0, mlp.b0);
+      h = linear(concat_cols({nodes, agg}), mlp.w0, mlp.b0, 0, true);
     }
   }
   return finish_mlp(mlp, h);
@@ -283,11 +290,11 @@ Var GraphCastNet::block_messages(const Mlp& edge_embed, const Mlp& edge_mlp, con
     if (config_.concat_trick) {
       // sender_side / receiver_side are the node projections V_s W_s, V_r W_r:
       // E W_e + b plus each edge's rows of them, in one pass.
-      h = add_gathered(linear(edges, edge_mlp.w0, edge_mlp.b0, 0), sender_side, block.senders, receiver_side,
+      h = add_gathered(linear(edges, edge_mlp.w0, edge_mlp.b0, 0, true), sender_side, block.senders, receiver_side,
                        block.receivers_csr);
     } else {
       h = linear(concat_cols({edges, gather_rows(sender_side, block.senders), gather_rows(receiver_side, block.receivers_csr)}),
-                 edge_mlp.w0, edge_mlp.b0);
+                 edge_mlp.w0, edge_mlp.b0, 0, true);
     }
   }
   Var messages = finish_mlp(edge_mlp, h);

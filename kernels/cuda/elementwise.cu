@@ -6,6 +6,7 @@
 // passes (sigmoid recomputed in place), so no activation but x is ever stored.
 #include "kernels/cuda/elementwise.h"
 
+#include "kernels/cuda/column_sums.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/scratch.h"
 
@@ -278,6 +279,47 @@ void silu_forward(Tensor& out, const Tensor& x) {
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x) {
   require_on_cuda("silu_backward", {&grad_x, &grad_out, &x});
   launch_binary("silu_backward", SiluBackwardOp{}, grad_x, grad_out, x);
+}
+
+// SiLU's backward as a column-sum term (column_sums.h visits every element of
+// [R, C] once): the element as silu_backward's kernels write it (the same
+// functor, one rounding), stored, and its stored value handed to the sum, as
+// sum_rows would load it. So grad_x is silu_backward's and the total sum_rows',
+// bit for bit, in one pass over the rows.
+template <class T, class Acc>
+struct SiluBackwardColumnTerm {
+  T* grad_x;          // [R, C]
+  const T* grad_out;  // [R, C]
+  const T* x;         // [R, C]
+  int64_t cols;
+  __device__ void operator()(int64_t r, int64_t c, Acc (&terms)[1]) const {
+    using C = compute_t<T>;
+    const int64_t i = r * cols + c;
+    const T g = to_storage<T>(SiluBackwardOp{}(static_cast<C>(load_value(grad_out[i])), static_cast<C>(load_value(x[i]))));
+    grad_x[i] = g;
+    terms[0] = static_cast<Acc>(load_value(g));
+  }
+};
+
+template <class Acc>
+struct AccumulateColumnTotal {
+  Acc* out;  // [C]
+  __device__ void operator()(int64_t c, const Acc (&totals)[1]) const { out[c] = out[c] + totals[0]; }
+};
+
+void silu_backward_bias(Tensor& grad_x, Tensor& grad_bias, const Tensor& grad_out, const Tensor& x,
+                        const Tensor& scratch) {
+  const char* op = "silu_backward_bias";
+  require_on_cuda(op, {&grad_x, &grad_bias, &grad_out, &x});
+  const int64_t rows = x.size(0), cols = x.size(1);
+  if (rows == 0 || cols == 0) return;
+  require_scratch(op, scratch, sum_rows_scratch_bytes(cols));
+  visit_float_dtype(op, x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    using Acc = compute_t<T>;
+    const SiluBackwardColumnTerm<T, Acc> term{grad_x.data_as<T>(), grad_out.data_as<T>(), x.data_as<T>(), cols};
+    launch_column_sums<1, Acc>(scratch, rows, cols, term, AccumulateColumnTotal<Acc>{grad_bias.data_as<Acc>()});
+  });
 }
 
 void sigmoid_forward(Tensor& out, const Tensor& x) {

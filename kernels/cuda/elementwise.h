@@ -21,6 +21,11 @@ void scale_inplace(Tensor& x, double factor);                          // x [n]
 void fill(Tensor& x, double value);                                    // x [n]
 void silu_forward(Tensor& out, const Tensor& x);                       // out, x [n]
 void silu_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& x);  // all [n]
+// grad_x [R, C] as silu_backward, grad_bias [C] += its rows summed in sum_rows'
+// order (column_sums.h); grad_out, x [R, C] of grad_x's dtype. scratch: a cuda
+// tensor of at least sum_rows_scratch_bytes(C) (kernels/cuda/scratch.h).
+void silu_backward_bias(Tensor& grad_x, Tensor& grad_bias, const Tensor& grad_out, const Tensor& x,
+                        const Tensor& scratch);
 void sigmoid_forward(Tensor& out, const Tensor& x);                    // out, x [n]
 void sigmoid_backward(Tensor& grad_x, const Tensor& grad_out, const Tensor& y);  // all [n]
 void cast(Tensor& out, const Tensor& x);                               // out, x [n]

@@ -18,10 +18,15 @@
 // Wider rows run a grad_x kernel (one warp per row), then the partials kernel,
 // which reads x and grad_out again, and the same fold. The rows of the fused
 // kernels move as 16-byte packs when they are whole packs (lane_columns.h).
+// layernorm_backward_bias also sums grad_x's columns (the gradient of the bias of
+// the product that made x): the fused kernel adds the grad_x rows it has just
+// stored as a third partial in the same order, so no later pass reads grad_x for
+// it; wider rows run sum_rows afterwards.
 #include "kernels/cuda/layernorm.h"
 
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/lane_columns.h"
+#include "kernels/cuda/reduce.h"
 #include "kernels/cuda/scratch.h"
 
 namespace gc::cuda {
@@ -225,10 +230,10 @@ static_assert(kLayerNormFusedColumns % kThreadsPerBlock == 0, "a thread keeps wh
 constexpr int64_t kTileStride = kLayerNormFusedColumns + kLayerNormFusedColumns / 32;
 __device__ __forceinline__ int64_t tile_slot(int64_t c) { return c + c / 32; }
 
-template <bool kPacked, class T, class P>
+template <bool kPacked, bool kBias, class T, class P>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     layernorm_backward_fused_kernel(T* grad_x,                  // [R, C]
-                                    compute_t<T>* partials,     // [2, row_block_count, C]
+                                    compute_t<T>* partials,     // [kBias ? 3 : 2, row_block_count, C]
                                     const T* grad_out,          // [R, C]
                                     const T* x,                 // [R, C]
                                     const compute_t<T>* mean,   // [R]
@@ -245,9 +250,9 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   // Every thread of a block runs the same row blocks and tiles, so the barriers are uniform.
   for (int64_t block = blockIdx.x; block < row_block_count; block += gridDim.x) {
     const int64_t begin = block * kLayerNormRowBlock, end = min(rows, begin + kLayerNormRowBlock);
-    Acc gamma_partial[kColumnsPerThread], beta_partial[kColumnsPerThread];
+    Acc gamma_partial[kColumnsPerThread], beta_partial[kColumnsPerThread], bias_partial[kColumnsPerThread];
 #pragma unroll
-    for (int j = 0; j < kColumnsPerThread; ++j) gamma_partial[j] = beta_partial[j] = 0;
+    for (int j = 0; j < kColumnsPerThread; ++j) gamma_partial[j] = beta_partial[j] = bias_partial[j] = 0;
     for (int64_t tile = begin; tile < end; tile += tile_size) {
       const int64_t r = tile + warp;
       if (warp < tile_size && r < end) {
@@ -294,6 +299,9 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
             const Acc dy = tile_dy[i][tile_slot(c)];
             gamma_partial[j] = fma_compute(dy, tile_xhat[i][tile_slot(c)], gamma_partial[j]);
             beta_partial[j] += dy;
+            // The bias gradient sums the grad_x this block just stored (visible after
+            // the barrier; a tile of rows, read back from the cache), as sum_rows would load it.
+            if constexpr (kBias) bias_partial[j] += static_cast<Acc>(load_value(grad_x[(tile + i) * cols + c]));
           }
         }
       }
@@ -305,6 +313,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
       if (c < cols) {
         partials[param_partial_index(0, block, c, cols, row_block_count)] = gamma_partial[j];
         partials[param_partial_index(1, block, c, cols, row_block_count)] = beta_partial[j];
+        if constexpr (kBias) partials[param_partial_index(2, block, c, cols, row_block_count)] = bias_partial[j];
       }
     }
   }
@@ -350,9 +359,11 @@ constexpr int kTotalsBatch = 16;
 template <class Acc>
 __global__ void layernorm_param_totals_kernel(Acc* grad_gamma,        // [C]
                                               Acc* grad_beta,         // [C]
-                                              const Acc* partials,    // [2, row_block_count, C]
+                                              Acc* grad_bias,         // [C], or null: two sums
+                                              const Acc* partials,    // [2 or 3, row_block_count, C]
                                               int64_t row_block_count, int64_t cols) {
-  for (int64_t item = global_thread(); item < 2 * cols; item += total_threads()) {
+  const int sums = grad_bias ? 3 : 2;
+  for (int64_t item = global_thread(); item < sums * cols; item += total_threads()) {
     const int sum = static_cast<int>(item / cols);
     const int64_t c = item % cols;
     const Acc* column = partials + param_partial_index(sum, 0, c, cols, row_block_count);
@@ -366,7 +377,7 @@ __global__ void layernorm_param_totals_kernel(Acc* grad_gamma,        // [C]
       for (int k = 0; k < kTotalsBatch; ++k) total += batch[k];
     }
     for (; block < row_block_count; ++block) total += column[block * cols];
-    Acc* grad = sum == 0 ? grad_gamma : grad_beta;
+    Acc* grad = sum == 0 ? grad_gamma : sum == 1 ? grad_beta : grad_bias;
     grad[c] += total;
   }
 }
@@ -400,32 +411,48 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
   GC_CUDA_CHECK(cudaGetLastError());
 }
 
-void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
-                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma,
-                        const Tensor& scratch) {
-  const char* op = "layernorm_backward";
+namespace {
+
+// grad_bias null: the plain backward; else also grad_bias += grad_x's column sums.
+void layernorm_backward_impl(const char* op, Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, Tensor* grad_bias,
+                             const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                             const Tensor& gamma, const Tensor& scratch) {
   require_on_cuda(op, {&grad_x, &grad_gamma, &grad_beta, &grad_out, &x, &mean, &rstd, &gamma});
+  if (grad_bias) require_on_cuda(op, {grad_bias});
   const int64_t cols = x.size(-1);
   const int64_t rows = x.numel() / cols;
   if (rows == 0) return;
-  require_scratch(op, scratch, layernorm_backward_scratch_bytes(rows, cols, x.dtype()));
+  require_scratch(op, scratch, layernorm_backward_scratch_bytes(rows, cols, x.dtype(), grad_bias != nullptr));
   const int64_t row_block_count = layernorm_row_blocks(rows);
+  const bool fused = cols <= kLayerNormFusedColumns;
   visit_float_dtypes(op, x.dtype(), gamma.dtype(), [&](auto x_tag, auto gamma_tag) {
     using T = decltype(x_tag);
     using P = decltype(gamma_tag);
     using Acc = compute_t<T>;
-    Acc* partials = static_cast<Acc*>(scratch.data());  // [2, row_block_count, cols]
+    Acc* partials = static_cast<Acc*>(scratch.data());  // [2 or 3, row_block_count, cols]
     const Acc inv_cols = Acc(1) / static_cast<Acc>(cols);
-    if (cols <= kLayerNormFusedColumns) {
+    if (fused) {
       // One block per row block writes grad_x and the block partials.
-      if (row_packs_fit<T>(cols, {grad_x.data(), grad_out.data(), x.data()}))
-        layernorm_backward_fused_kernel<true, T, P><<<blocks_for(row_block_count, 1), kThreadsPerBlock>>>(
-            grad_x.data_as<T>(), partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
-            rstd.data_as<Acc>(), gamma.data_as<P>(), rows, row_block_count, cols, inv_cols);
+      const bool packed = row_packs_fit<T>(cols, {grad_x.data(), grad_out.data(), x.data()});
+      const unsigned grid = blocks_for(row_block_count, 1);
+      T* gx = grad_x.data_as<T>();
+      const T* dy = grad_out.data_as<T>();
+      const T* xs = x.data_as<T>();
+      const Acc* mu = mean.data_as<Acc>();
+      const Acc* rs = rstd.data_as<Acc>();
+      const P* g = gamma.data_as<P>();
+      if (packed && grad_bias)
+        layernorm_backward_fused_kernel<true, true, T, P><<<grid, kThreadsPerBlock>>>(
+            gx, partials, dy, xs, mu, rs, g, rows, row_block_count, cols, inv_cols);
+      else if (packed)
+        layernorm_backward_fused_kernel<true, false, T, P><<<grid, kThreadsPerBlock>>>(
+            gx, partials, dy, xs, mu, rs, g, rows, row_block_count, cols, inv_cols);
+      else if (grad_bias)
+        layernorm_backward_fused_kernel<false, true, T, P><<<grid, kThreadsPerBlock>>>(
+            gx, partials, dy, xs, mu, rs, g, rows, row_block_count, cols, inv_cols);
       else
-        layernorm_backward_fused_kernel<false, T, P><<<blocks_for(row_block_count, 1), kThreadsPerBlock>>>(
-            grad_x.data_as<T>(), partials, grad_out.data_as<T>(), x.data_as<T>(), mean.data_as<Acc>(),
-            rstd.data_as<Acc>(), gamma.data_as<P>(), rows, row_block_count, cols, inv_cols);
+        layernorm_backward_fused_kernel<false, false, T, P><<<grid, kThreadsPerBlock>>>(
+            gx, partials, dy, xs, mu, rs, g, rows, row_block_count, cols, inv_cols);
       GC_CUDA_CHECK(cudaGetLastError());
     } else {
       layernorm_backward_rows_kernel<T, P><<<row_blocks(rows), kThreadsPerBlock>>>(
@@ -438,10 +465,31 @@ void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, c
           row_block_count, cols);
       GC_CUDA_CHECK(cudaGetLastError());
     }
-    layernorm_param_totals_kernel<Acc><<<blocks_for(2 * cols, kTotalsThreads), kTotalsThreads>>>(
-        grad_gamma.data_as<Acc>(), grad_beta.data_as<Acc>(), partials, row_block_count, cols);
+    Acc* bias_total = fused && grad_bias ? grad_bias->data_as<Acc>() : nullptr;
+    const int sums = bias_total ? 3 : 2;
+    layernorm_param_totals_kernel<Acc><<<blocks_for(sums * cols, kTotalsThreads), kTotalsThreads>>>(
+        grad_gamma.data_as<Acc>(), grad_beta.data_as<Acc>(), bias_total, partials, row_block_count, cols);
     GC_CUDA_CHECK(cudaGetLastError());
   });
+  // Wider rows: the bias gradient by sum_rows, its partials in the same scratch
+  // (one stream: the fold above has read the parameter partials by then).
+  if (grad_bias && !fused) sum_rows(*grad_bias, grad_x.reshape({rows, cols}), true, scratch);
+}
+
+}  // namespace
+
+void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
+                        const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma,
+                        const Tensor& scratch) {
+  layernorm_backward_impl("layernorm_backward", grad_x, grad_gamma, grad_beta, nullptr, grad_out, x, mean, rstd, gamma,
+                          scratch);
+}
+
+void layernorm_backward_bias(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, Tensor& grad_bias,
+                             const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                             const Tensor& gamma, const Tensor& scratch) {
+  layernorm_backward_impl("layernorm_backward_bias", grad_x, grad_gamma, grad_beta, &grad_bias, grad_out, x, mean,
+                          rstd, gamma, scratch);
 }
 
 }  // namespace gc::cuda

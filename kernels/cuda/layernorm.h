@@ -19,5 +19,13 @@ void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
 void layernorm_backward(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, const Tensor& grad_out,
                         const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma,
                         const Tensor& scratch);
+// The same, and grad_bias [C] (+=, grad_gamma's dtype) the rows of grad_x summed:
+// the gradient of a bias that was added into x. Rows of at most
+// kLayerNormFusedColumns: the fused kernel sums the grad_x it wrote as a third
+// parameter partial (the row blocks' order); wider rows: sum_rows afterwards.
+// scratch: layernorm_backward_scratch_bytes(R, C, x.dtype(), true).
+void layernorm_backward_bias(Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, Tensor& grad_bias,
+                             const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                             const Tensor& gamma, const Tensor& scratch);
 
 }  // namespace gc::cuda

@@ -81,10 +81,15 @@ inline int64_t layernorm_row_blocks(int64_t rows) { return (rows + kLayerNormRow
 // grad_beta, [2, ceil(rows / kLayerNormRowBlock), cols] in x's accumulation type
 // (f32; f64 for f64 x), so the scratch grows with R: 1/256 of x's elements per
 // sum. None when there is no row (the kernels do not run).
-inline size_t layernorm_backward_scratch_bytes(int64_t rows, int64_t cols, DType x_dtype) {
+// With the gradient of a bias added into x (layernorm_backward_bias): rows of at
+// most kLayerNormFusedColumns sum grad_x's columns as a third partial ([3, ...]);
+// wider rows run sum_rows after the backward, in the same scratch.
+inline size_t layernorm_backward_scratch_bytes(int64_t rows, int64_t cols, DType x_dtype, bool input_bias = false) {
   if (rows <= 0 || cols <= 0) return 0;
-  return 2 * static_cast<size_t>(layernorm_row_blocks(rows)) * static_cast<size_t>(cols) *
-         dtype_size(accumulation_dtype(x_dtype));
+  const size_t sums = input_bias && cols <= kLayerNormFusedColumns ? 3 : 2;
+  const size_t partials =
+      sums * static_cast<size_t>(layernorm_row_blocks(rows)) * static_cast<size_t>(cols) * dtype_size(accumulation_dtype(x_dtype));
+  return input_bias && cols > kLayerNormFusedColumns ? std::max(partials, sum_rows_scratch_bytes(cols)) : partials;
 }
 
 // all_finite of n elements: one 32-bit flag, set by any thread that meets a

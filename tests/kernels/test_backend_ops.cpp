@@ -442,6 +442,42 @@ const std::vector<OpRow>& op_table() {
          r.call([&] { kernels::silu_backward(grad_x, grad_out, x); });
          r.output("grad_x", grad_x, within(tolerance_for(r.dtype, 8)));
        }},
+      // With the bias gradient (grad_x's rows summed into grad_b): shapes {rows, cols},
+      // one pass of the column sums or two (1031 columns), no row. On each device
+      // grad_x is silu_backward's and grad_b sum_rows' (accumulated), bit for bit.
+      {"silu_backward_bias", kFloats, {{1, 1}, {0, 5}, {31, 33}, {2015, 31}, {37, 1031}, {4097, 16}},
+       [](const Shape& s, DType) { return s[0] * s[1] == 0 ? size_t(0) : cuda::sum_rows_scratch_bytes(s[1]); },
+       [](OpRun& r) {
+         const int64_t rows = r.dim(0), cols = r.dim(1);
+         const DType acc = accumulation_dtype(r.dtype);
+         const Tensor cpu_x = test::random_tensor({rows, cols}, r.dtype, 4, 6.0);
+         const Tensor cpu_grad_out = test::random_tensor({rows, cols}, r.dtype, 5);
+         const Tensor cpu_init = test::random_tensor({cols}, acc, 6);
+         const Tensor x = r.copy_of(cpu_x), grad_out = r.copy_of(cpu_grad_out);
+         Tensor grad_x = r.empty({rows, cols}, r.dtype), grad_b = r.copy_of(cpu_init);
+         r.call([&] { kernels::silu_backward_bias(grad_x, grad_b, grad_out, x); });
+         // The two ops it stands for, on the same device (not traced: the row's scratch is per call).
+         Tensor alone_x = r.empty({rows, cols}, r.dtype), alone_b = r.copy_of(cpu_init);
+         kernels::silu_backward(alone_x, grad_out, x);
+         if (rows * cols > 0) kernels::sum_rows(alone_b, alone_x, true);
+         r.keep("silu_backward's grad_x", alone_x);
+         r.keep("sum_rows of it", alone_b);
+         // Against the cpu: SiLU's terms are a few roundings apart (expf), the sums relative to their terms.
+         Tensor cpu_grad_x = Tensor::empty({rows, cols}, r.dtype);
+         if (rows * cols > 0) kernels::silu_backward(cpu_grad_x, cpu_grad_out, cpu_x);
+         const std::vector<double> gx = cpu_grad_x.to_doubles(), init = cpu_init.to_doubles();
+         std::vector<double> term_scale(static_cast<size_t>(cols));
+         for (int64_t c = 0; c < cols; ++c) {
+           double scale = std::fabs(init[c]);
+           for (int64_t row = 0; row < rows; ++row) scale += std::fabs(gx[row * cols + c]);
+           term_scale[c] = scale;
+         }
+         r.output("grad_x", grad_x, within(tolerance_for(r.dtype, 8)));
+         r.output("grad_b", grad_b,
+                  within_sums(tolerance_for(r.dtype, static_cast<double>(rows + 8)), std::move(term_scale)));
+         r.output("grad_x is silu_backward's", grad_x, repeats("silu_backward's grad_x"));
+         r.output("grad_b is sum_rows'", grad_b, repeats("sum_rows of it"));
+       }},
       {"sigmoid_forward", kFloats, {{1}, {31}, {4097}}, nullptr,
        [](OpRun& r) {
          Tensor x = r.random({r.dim(0)}, r.dtype, 4, 8.0), out = r.empty({r.dim(0)}, r.dtype);
@@ -664,6 +700,88 @@ const std::vector<OpRow>& op_table() {
              r.output("grad_beta from zero again", dbeta, repeats("grad_beta from zero"));
            }
          }
+       }},
+
+      // With the bias gradient (grad_x's rows summed into grad_bias): grad_x, grad_gamma
+      // and grad_beta are layernorm_backward's on each device, bit for bit; grad_bias is
+      // sum_rows' on the cpu and, on cuda, for rows of up to 512 columns, the row blocks'
+      // order of grad_gamma (blocks of 256 rows each from 0, folded from 0 in block order,
+      // added once), for wider rows sum_rows', bit for bit, and the cpu's within its sums.
+      {"layernorm_backward_bias", kFloats, kLayerNormShapes,
+       [](const Shape& s, DType d) {
+         return cuda::layernorm_backward_scratch_bytes(layernorm_rows(s), s.back(), d, true);
+       },
+       [](OpRun& r) {
+         const int64_t cols = r.shape.back(), rows = layernorm_rows(r.shape);
+         const DType s = accumulation_dtype(r.dtype);
+         const Tensor cpu_x = test::random_tensor(r.shape, r.dtype, 21, 2.0);
+         const Tensor cpu_gamma = test::random_tensor({cols}, s, 22), cpu_beta = test::random_tensor({cols}, s, 23);
+         Tensor cpu_out = Tensor::empty(r.shape, r.dtype), cpu_mean = Tensor::empty({rows}, s),
+                cpu_rstd = Tensor::empty({rows}, s);
+         kernels::layernorm_forward(cpu_out, cpu_mean, cpu_rstd, cpu_x, cpu_gamma, cpu_beta, 1e-5);
+         const Tensor cpu_grad_out = test::random_tensor(r.shape, r.dtype, 24);
+         const Tensor cpu_init_bias = test::random_tensor({cols}, s, 27);
+         const Tensor x = r.copy_of(cpu_x), gamma = r.copy_of(cpu_gamma), mean = r.copy_of(cpu_mean),
+                      rstd = r.copy_of(cpu_rstd), grad_out = r.copy_of(cpu_grad_out);
+         const Tensor init_gamma = test::random_tensor({cols}, s, 25), init_beta = test::random_tensor({cols}, s, 26);
+         Tensor grad_x = r.empty(r.shape, r.dtype), grad_gamma = r.copy_of(init_gamma), grad_beta = r.copy_of(init_beta),
+                grad_bias = r.copy_of(cpu_init_bias);
+         r.call([&] {
+           kernels::layernorm_backward_bias(grad_x, grad_gamma, grad_beta, grad_bias, grad_out, x, mean, rstd, gamma);
+         });
+         // layernorm_backward alone on the same device (not traced: the row's scratch is per call).
+         Tensor alone_x = r.empty(r.shape, r.dtype), alone_gamma = r.copy_of(init_gamma),
+                alone_beta = r.copy_of(init_beta);
+         kernels::layernorm_backward(alone_x, alone_gamma, alone_beta, grad_out, x, mean, rstd, gamma);
+         r.keep("layernorm_backward's grad_x", alone_x);
+         r.keep("layernorm_backward's grad_gamma", alone_gamma);
+         r.keep("layernorm_backward's grad_beta", alone_beta);
+         // grad_bias in this device's order, from the grad_x it wrote.
+         Tensor in_order = r.copy_of(cpu_init_bias);
+         if (r.device != Device::cuda || cols > cuda::kLayerNormFusedColumns) {
+           if (rows > 0) kernels::sum_rows(in_order, alone_x.reshape({rows, cols}), true);
+         } else if (rows > 0) {
+           const std::vector<double> gx = host_copy(alone_x).to_doubles();
+           std::vector<double> totals = cpu_init_bias.to_doubles();
+           auto fold = [&](auto zero) {
+             using Acc = decltype(zero);
+             for (int64_t c = 0; c < cols; ++c) {
+               Acc total = 0;
+               for (int64_t begin = 0; begin < rows; begin += cuda::kLayerNormRowBlock) {
+                 Acc partial = 0;
+                 for (int64_t row = begin; row < std::min(rows, begin + cuda::kLayerNormRowBlock); ++row)
+                   partial += static_cast<Acc>(gx[row * cols + c]);
+                 total += partial;
+               }
+               totals[c] = static_cast<double>(static_cast<Acc>(totals[c]) + total);
+             }
+           };
+           if (s == DType::f64) fold(0.0);
+           else fold(0.0f);
+           in_order = r.copy_of(Tensor::from_doubles(totals, {cols}, s));
+         }
+         r.keep("grad_bias in this device's order", in_order);
+         std::vector<double> term_scale(static_cast<size_t>(cols));
+         {
+           Tensor cpu_grad_x = Tensor::empty(r.shape, r.dtype), g = init_gamma.clone(), b = init_beta.clone();
+           if (rows > 0) kernels::layernorm_backward(cpu_grad_x, g, b, cpu_grad_out, cpu_x, cpu_mean, cpu_rstd, cpu_gamma);
+           const std::vector<double> gx = cpu_grad_x.to_doubles(), init = cpu_init_bias.to_doubles();
+           for (int64_t c = 0; c < cols; ++c) {
+             double scale = std::fabs(init[c]);
+             for (int64_t row = 0; row < rows; ++row) scale += std::fabs(gx[row * cols + c]);
+             term_scale[c] = scale;
+           }
+         }
+         r.output("grad_x", grad_x, within(tolerance_for(r.dtype, 4.0 * static_cast<double>(cols))));
+         r.output("grad_gamma", grad_gamma, bitwise());
+         r.output("grad_beta", grad_beta, bitwise());
+         r.output("grad_bias", grad_bias,
+                  within_sums(tolerance_for(r.dtype, 4.0 * static_cast<double>(cols) + static_cast<double>(rows)),
+                              std::move(term_scale)));
+         r.output("grad_x is layernorm_backward's", grad_x, repeats("layernorm_backward's grad_x"));
+         r.output("grad_gamma is layernorm_backward's", grad_gamma, repeats("layernorm_backward's grad_gamma"));
+         r.output("grad_beta is layernorm_backward's", grad_beta, repeats("layernorm_backward's grad_beta"));
+         r.output("grad_bias in its order", grad_bias, repeats("grad_bias in this device's order"));
        }},
 
       // ---- graph ops: shapes {edges, cols} of the edge rows (Graph) ---------------------------------
