@@ -13,6 +13,7 @@
 #include "autograd/precision.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
+#include "runtime/profile.h"
 #include "tests/test_util.h"
 
 using namespace gc;
@@ -487,4 +488,46 @@ TEST(Autograd, CompositeGnnTrainsAndMetaPeakEqualsCpu) {
   auto meta = train(Device::meta, 3, nullptr, nullptr);
   EXPECT_EQ(cpu_short.first, meta.first);
   EXPECT_EQ(cpu.first, meta.first);
+}
+
+// An MLP's biases (linear -> silu -> linear -> layernorm): on meta standing for
+// cuda, SiLU's and LayerNorm's backward sum them (silu_backward_bias,
+// layernorm_backward_bias) and no product's backward reads the gradient again for
+// them; on meta standing for the cpu the products sum them, as they always did.
+// The modelled launches say which kernels ran.
+TEST(Autograd, AnMlpsBiasGradientsAreSummedByItsSiluAndLayerNormOnCuda) {
+  for (Device target : {Device::cuda, Device::cpu}) {
+    const test::MetaTargetGuard guard(target);
+    const Device meta = Device::meta;
+    Var x(Tensor::empty({300, 8}, DType::bf16, meta));
+    Var w0(Tensor::empty({8, 16}, DType::f32, meta), true, "w0"), b0(Tensor::empty({16}, DType::f32, meta), true, "b0");
+    Var w1(Tensor::empty({16, 16}, DType::f32, meta), true, "w1"), b1(Tensor::empty({16}, DType::f32, meta), true, "b1");
+    Var gamma(Tensor::empty({16}, DType::f32, meta), true, "gamma"), beta(Tensor::empty({16}, DType::f32, meta), true, "beta");
+    Var h = silu(linear(x, w0, b0, 0, true), b0);
+    Var y = layernorm(linear(h, w1, b1, 0, true), gamma, beta, 1e-5, b1);
+    profile_enable(true);
+    profile_reset();
+    backward(sum_all(y));
+    const Profile p = profile_collect();
+    profile_enable(false);
+    auto launches = [&](const char* op) { return p.ops.count(op) ? p.ops.at(op).cost.launches : 0.0; };
+    const std::string where = std::string("meta standing for ") + device_name(target);
+    if (target == Device::cuda) {
+      EXPECT_EQ(launches("silu_backward_bias"), 2) << where;       // the column sums' two kernels
+      EXPECT_EQ(launches("layernorm_backward_bias"), 2) << where;  // the fused backward and the fold
+      EXPECT_EQ(launches("silu_backward") + launches("layernorm_backward") + launches("sum_rows") +
+                    launches("linear_backward_weight_and_bias"),
+                0)
+          << where;
+    } else {
+      EXPECT_EQ(p.ops.count("silu_backward_bias") + p.ops.count("layernorm_backward_bias"), 0u) << where;
+      EXPECT_EQ(p.ops.count("silu_backward") + p.ops.count("layernorm_backward"), 2u) << where;
+      EXPECT_EQ(p.ops.count("sum_rows"), 1u) << where;  // both biases, through the one op
+    }
+    for (const Var* b : {&b0, &b1}) {
+      ASSERT_TRUE(b->grad().defined()) << where << " " << b->name();
+      EXPECT_EQ(b->grad().shape(), Shape({16})) << where;
+    }
+    release_compute_copies();
+  }
 }

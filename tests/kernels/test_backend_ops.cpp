@@ -395,6 +395,33 @@ const std::vector<Shape> kLayerNormShapes = {{1, 1},  {0, 65},    {0, 700}, {33,
                                              {65, 31}, {3, 5, 33}, {7, 700}, {7001, 64}, {2049, 1100}};
 int64_t layernorm_rows(const Shape& s) { return shape_numel(s) / s.back(); }
 
+// LayerNorm's backward from the cpu's statistics on every device, so that only the
+// backward differs: the cpu's values (cpu_*) and their copies on the run's device.
+struct LayerNormBackwardInputs {
+  int64_t cols, rows;
+  DType stats;
+  Tensor cpu_x, cpu_gamma, cpu_mean, cpu_rstd, cpu_grad_out, init_gamma, init_beta;
+  Tensor x, gamma, mean, rstd, grad_out;
+  explicit LayerNormBackwardInputs(const OpRun& r)
+      : cols(r.shape.back()), rows(layernorm_rows(r.shape)), stats(accumulation_dtype(r.dtype)) {
+    cpu_x = test::random_tensor(r.shape, r.dtype, 21, 2.0);
+    cpu_gamma = test::random_tensor({cols}, stats, 22);
+    const Tensor cpu_beta = test::random_tensor({cols}, stats, 23);
+    Tensor cpu_out = Tensor::empty(r.shape, r.dtype);
+    cpu_mean = Tensor::empty({rows}, stats);
+    cpu_rstd = Tensor::empty({rows}, stats);
+    kernels::layernorm_forward(cpu_out, cpu_mean, cpu_rstd, cpu_x, cpu_gamma, cpu_beta, 1e-5);
+    cpu_grad_out = test::random_tensor(r.shape, r.dtype, 24);
+    init_gamma = test::random_tensor({cols}, stats, 25);  // what grad_gamma and grad_beta accumulate onto
+    init_beta = test::random_tensor({cols}, stats, 26);
+    x = r.copy_of(cpu_x);
+    gamma = r.copy_of(cpu_gamma);
+    mean = r.copy_of(cpu_mean);
+    rstd = r.copy_of(cpu_rstd);
+    grad_out = r.copy_of(cpu_grad_out);
+  }
+};
+
 // Linear shapes {rows, in, out}; in = 0 is a layer without input features (y = b).
 const std::vector<Shape> kLinearShapes = {{1, 1, 1}, {33, 0, 31}, {33, 65, 31}, {65, 31, 33}, {3001, 129, 65}};
 
@@ -673,17 +700,12 @@ const std::vector<OpRow>& op_table() {
       {"layernorm_backward", kFloats, kLayerNormShapes,
        [](const Shape& s, DType d) { return cuda::layernorm_backward_scratch_bytes(layernorm_rows(s), s.back(), d); },
        [](OpRun& r) {
-         const int64_t cols = r.shape.back(), rows = layernorm_rows(r.shape);
-         const DType s = accumulation_dtype(r.dtype);
-         const Tensor cpu_x = test::random_tensor(r.shape, r.dtype, 21, 2.0);
-         const Tensor cpu_gamma = test::random_tensor({cols}, s, 22), cpu_beta = test::random_tensor({cols}, s, 23);
-         Tensor cpu_out = Tensor::empty(r.shape, r.dtype), cpu_mean = Tensor::empty({rows}, s),
-                cpu_rstd = Tensor::empty({rows}, s);
-         kernels::layernorm_forward(cpu_out, cpu_mean, cpu_rstd, cpu_x, cpu_gamma, cpu_beta, 1e-5);
-         const Tensor x = r.copy_of(cpu_x), gamma = r.copy_of(cpu_gamma), mean = r.copy_of(cpu_mean),
-                      rstd = r.copy_of(cpu_rstd), grad_out = r.random(r.shape, r.dtype, 24);
-         Tensor grad_x = r.empty(r.shape, r.dtype), grad_gamma = r.random({cols}, s, 25),
-                grad_beta = r.random({cols}, s, 26);
+         const LayerNormBackwardInputs in(r);
+         const int64_t cols = in.cols;
+         const DType s = in.stats;
+         const Tensor &x = in.x, &gamma = in.gamma, &mean = in.mean, &rstd = in.rstd, &grad_out = in.grad_out;
+         Tensor grad_x = r.empty(r.shape, r.dtype), grad_gamma = r.copy_of(in.init_gamma),
+                grad_beta = r.copy_of(in.init_beta);
          r.call([&] { kernels::layernorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, mean, rstd, gamma); });
          r.output("grad_x", grad_x, within(tolerance_for(r.dtype, 4.0 * static_cast<double>(cols))));
          r.output("grad_gamma", grad_gamma, bitwise());
@@ -712,18 +734,12 @@ const std::vector<OpRow>& op_table() {
          return cuda::layernorm_backward_scratch_bytes(layernorm_rows(s), s.back(), d, true);
        },
        [](OpRun& r) {
-         const int64_t cols = r.shape.back(), rows = layernorm_rows(r.shape);
-         const DType s = accumulation_dtype(r.dtype);
-         const Tensor cpu_x = test::random_tensor(r.shape, r.dtype, 21, 2.0);
-         const Tensor cpu_gamma = test::random_tensor({cols}, s, 22), cpu_beta = test::random_tensor({cols}, s, 23);
-         Tensor cpu_out = Tensor::empty(r.shape, r.dtype), cpu_mean = Tensor::empty({rows}, s),
-                cpu_rstd = Tensor::empty({rows}, s);
-         kernels::layernorm_forward(cpu_out, cpu_mean, cpu_rstd, cpu_x, cpu_gamma, cpu_beta, 1e-5);
-         const Tensor cpu_grad_out = test::random_tensor(r.shape, r.dtype, 24);
+         const LayerNormBackwardInputs in(r);
+         const int64_t cols = in.cols, rows = in.rows;
+         const DType s = in.stats;
+         const Tensor &x = in.x, &gamma = in.gamma, &mean = in.mean, &rstd = in.rstd, &grad_out = in.grad_out;
+         const Tensor &init_gamma = in.init_gamma, &init_beta = in.init_beta;
          const Tensor cpu_init_bias = test::random_tensor({cols}, s, 27);
-         const Tensor x = r.copy_of(cpu_x), gamma = r.copy_of(cpu_gamma), mean = r.copy_of(cpu_mean),
-                      rstd = r.copy_of(cpu_rstd), grad_out = r.copy_of(cpu_grad_out);
-         const Tensor init_gamma = test::random_tensor({cols}, s, 25), init_beta = test::random_tensor({cols}, s, 26);
          Tensor grad_x = r.empty(r.shape, r.dtype), grad_gamma = r.copy_of(init_gamma), grad_beta = r.copy_of(init_beta),
                 grad_bias = r.copy_of(cpu_init_bias);
          r.call([&] {
@@ -764,7 +780,9 @@ const std::vector<OpRow>& op_table() {
          std::vector<double> term_scale(static_cast<size_t>(cols));
          {
            Tensor cpu_grad_x = Tensor::empty(r.shape, r.dtype), g = init_gamma.clone(), b = init_beta.clone();
-           if (rows > 0) kernels::layernorm_backward(cpu_grad_x, g, b, cpu_grad_out, cpu_x, cpu_mean, cpu_rstd, cpu_gamma);
+           if (rows > 0)
+             kernels::layernorm_backward(cpu_grad_x, g, b, in.cpu_grad_out, in.cpu_x, in.cpu_mean, in.cpu_rstd,
+                                         in.cpu_gamma);
            const std::vector<double> gx = cpu_grad_x.to_doubles(), init = cpu_init_bias.to_doubles();
            for (int64_t c = 0; c < cols; ++c) {
              double scale = std::fabs(init[c]);
