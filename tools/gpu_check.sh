@@ -12,8 +12,9 @@
 #      for the CUDA context and cuBLAS; each real run's peak_allocated and peak_reserved
 #      must equal its meta dry run to the byte, and its step time is set beside the dry
 #      run's modelled roofline for the card;
-#   5. graphcast-small's step op by op (gc_bench step --ops: each op's time beside its
-#      modelled cost and roofline, ops.txt); the bf16 products of the 0.25 deg model's
+#   5. graphcast-small's and graphcast's (0.25 deg, planned as in 4) steps op by op
+#      (gc_bench step --ops: each op's time beside its modelled cost and roofline,
+#      ops.txt, ops_graphcast.txt); the bf16 products of the 0.25 deg model's
 #      first and last layers at their widths (477 inputs, 227 outputs) and padded to
 #      multiples of 8 (480, 232), each product's rate ratio (gc_bench gemm --linear,
 #      gemm_widths.json); an nsys profile of two 0.25 deg steps, when nsys is installed;
@@ -287,6 +288,15 @@ say "op by op: graphcast-small in bf16 (gc_bench step --ops)"
 if run_step "op by op" 40 90 ops.txt "$bench" step --ops --preset graphcast-small "${small[@]}" "${small_grid[@]}" \
     --precision bf16 --remat none --device cuda "${card_flags[@]}" --warmup 1 --repeat 2; then
   check "op by op" ok "ops.txt ($(grep -m1 -o '^time on cuda: [0-9.]* ms a step' "$out/ops.txt"))"
+fi
+
+say "op by op: graphcast (0.25 deg) in bf16, planned as above (gc_bench step --ops)"
+# Where the full model's step falls short of its roofline, kernel by kernel: the
+# graph kernels, LayerNorm and the bias-gradient folds at their real sizes.
+if run_step "op by op, 0.25 deg" 90 180 ops_graphcast.txt "$bench" step --ops --preset graphcast "${small[@]}" \
+    "${small_grid[@]}" --precision bf16 --remat auto --mem-budget "$((gpu_bytes - context_margin))" --device cuda \
+    "${card_flags[@]}" --warmup 1 --repeat 1; then
+  check "op by op, 0.25 deg" ok "ops_graphcast.txt ($(grep -m1 -o '^time on cuda: [0-9.]* ms a step' "$out/ops_graphcast.txt"))"
 fi
 
 say "GEMMs at the encoder's and decoder's widths (gc_bench gemm --linear)"
